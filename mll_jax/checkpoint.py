@@ -1,0 +1,58 @@
+"""Model parameters on disk: one orbax checkpoint per model, plus a checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+
+def checksum(tree) -> str:
+    """sha256 over every leaf's path, dtype, shape and bytes (order-independent of dict order)."""
+    digest = hashlib.sha256()
+    for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(tree), key=lambda pl: jax.tree_util.keystr(pl[0])):
+        leaf = np.asarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}|{leaf.dtype}|{leaf.shape}|".encode())
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    return digest.hexdigest()
+
+
+def save(directory: Path, model: nnx.Module) -> str:
+    """Write `model`'s state to `directory` atomically; returns its checksum."""
+    pure = nnx.state(model).to_pure_dict()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(staging / "state", pure)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return checksum(pure)
+
+
+def restore(directory: Path, abstract_model: nnx.Module, expected_checksum: str | None = None) -> nnx.Module:
+    """Load parameters into `abstract_model` (from `models.abstract`), checking the checksum."""
+    if not (directory / "state").is_dir():
+        raise FileNotFoundError(f"no checkpoint at {directory}")
+    graphdef, abstract_state = nnx.split(abstract_model)
+    target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), abstract_state.to_pure_dict())
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            pure = checkpointer.restore(directory / "state", target)
+    except Exception as error:
+        raise ValueError(f"checkpoint {directory} is unreadable ({type(error).__name__}: {error})") from error
+    if expected_checksum is not None and checksum(pure) != expected_checksum:
+        raise ValueError(f"checkpoint {directory} does not match its registry checksum; the file is corrupt")
+    nnx.replace_by_pure_dict(abstract_state, pure)
+    return nnx.merge(graphdef, abstract_state)

@@ -1,0 +1,189 @@
+"""The hub: a directory of models, their registry, label records and the SDAG.
+
+    hub/registry.json      format version, sample-store spec, one entry per model
+    hub/models/<id>/       orbax checkpoint
+    hub/labels/<id>.npz    label record (see labeling.py)
+    hub/sdag.json, hub/sdag_samples.npz
+
+Every write goes to a temporary path and is renamed into place under a file lock,
+so readers never see a half-written hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from mll_jax import checkpoint, models, paths
+from mll_jax import sdag as sdag_lib
+from mll_jax import store as store_lib
+
+FORMAT_VERSION = 1
+ROLES = ("expert", "general")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class Hub:
+    """A hub on disk. Open an existing one with `Hub.open`, make one with `Hub.create`."""
+
+    def __init__(self, path: Path, registry: dict):
+        self.path = path
+        self._registry = registry
+        self._sdag: sdag_lib.SDAG | None = None
+        self._store: store_lib.SampleStore | None = None
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> Hub:
+        path = Path(path or paths.default_hub()).expanduser()
+        registry_path = path / "registry.json"
+        if not registry_path.is_file():
+            raise FileNotFoundError(f"no hub at {path} (no registry.json); build one with `mll-jax hub build`")
+        try:
+            registry = json.loads(registry_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{registry_path} is not valid JSON ({error}); restore it or rebuild the hub") from None
+        version = registry.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{registry_path} has format version {version}; this mll_jax reads version {FORMAT_VERSION}"
+            )
+        return cls(path, registry)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, store_spec: store_lib.StoreSpec = store_lib.StoreSpec()) -> Hub:
+        """A new empty hub with its SDAG built from the sample store."""
+        path = Path(path).expanduser()
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"hub path {path} is a file; choose a directory")
+        if (path / "registry.json").exists():
+            raise FileExistsError(f"a hub already exists at {path}; open it with Hub.open")
+        path.mkdir(parents=True, exist_ok=True)
+        store = store_lib.load(store_spec)
+        sdag_lib.build(store).save(path)
+        hub = cls(path, {"format_version": FORMAT_VERSION, "store": store_spec.to_json(), "models": {}})
+        with hub._locked():
+            hub._write_registry()
+        hub._store = store
+        return hub
+
+    # -- reading ----------------------------------------------------------------
+    @property
+    def entries(self) -> dict[str, dict]:
+        return self._registry["models"]
+
+    def ids(self, role: str = "expert") -> list[str]:
+        return [i for i, e in self.entries.items() if e["role"] == role]
+
+    @property
+    def general_id(self) -> str | None:
+        general = self.ids("general")
+        return general[0] if general else None
+
+    def entry(self, model_id: str) -> dict:
+        if model_id not in self.entries:
+            raise KeyError(f"no model {model_id!r} in hub {self.path}; `mll-jax hub list` shows what is there")
+        return self.entries[model_id]
+
+    @property
+    def sdag(self) -> sdag_lib.SDAG:
+        if self._sdag is None:
+            self._sdag = sdag_lib.SDAG.load(self.path)
+        return self._sdag
+
+    @property
+    def store(self) -> store_lib.SampleStore:
+        if self._store is None:
+            self._store = store_lib.load(store_lib.StoreSpec(**self._registry["store"]))
+        return self._store
+
+    def load_model(self, model_id: str) -> nnx.Module:
+        e = self.entry(model_id)
+        abstract = models.abstract(e["arch"], e["config"], len(e["heads"]))
+        return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
+
+    def labels(self, model_id: str) -> dict[str, np.ndarray] | None:
+        """The label record of `model_id`, or None if it is not labelled yet."""
+        path = self.path / "labels" / f"{model_id}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as record:
+            return dict(record)
+
+    # -- writing ------------------------------------------------------------------
+    def add(
+        self,
+        model_id: str,
+        model: nnx.Module,
+        arch: str,
+        config: dict,
+        heads: list[str],
+        input_spec: dict,
+        role: str = "expert",
+        provenance: dict | None = None,
+    ) -> None:
+        """Store `model` under `model_id` (replacing an older one of that id)."""
+        if not _ID.match(model_id):
+            raise ValueError(f"model id {model_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} must be one of {ROLES}")
+        if len(heads) != model.head.out_features:
+            raise ValueError(f"{model_id}: {len(heads)} head names for {model.head.out_features} heads")
+        with self._locked():
+            self._reload()
+            digest = checkpoint.save(self.path / "models" / model_id, model)
+            self._drop_labels(model_id)
+            self.entries[model_id] = {
+                "arch": arch,
+                "config": config,
+                "heads": list(heads),
+                "input_spec": input_spec,
+                "role": role,
+                "params": models.num_params(model),
+                "checksum": digest,
+                "provenance": provenance or {},
+                "added": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            }
+            self._write_registry()
+
+    def save_labels(self, model_id: str, record: dict[str, np.ndarray]) -> None:
+        self.entry(model_id)
+        directory = self.path / "labels"
+        directory.mkdir(exist_ok=True)
+        with self._locked():
+            tmp = directory / f".{model_id}.tmp.npz"
+            np.savez(tmp, **record)
+            os.replace(tmp, directory / f"{model_id}.npz")
+
+    def _drop_labels(self, model_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / "labels" / f"{model_id}.npz").unlink()
+
+    def _reload(self) -> None:
+        """Re-read the registry (under the lock) so concurrent writers don't drop entries."""
+        self._registry = Hub.open(self.path)._registry
+
+    def _write_registry(self) -> None:
+        tmp = self.path / ".registry.json.tmp"
+        tmp.write_text(json.dumps(self._registry, indent=1))
+        os.replace(tmp, self.path / "registry.json")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if not os.access(self.path, os.W_OK):
+            raise PermissionError(f"no write permission on hub {self.path}")
+        with open(self.path / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,122 @@
+"""Model labelling (DESIGN 3.1): what each head of each model really recognises.
+
+Every model runs once on every store sample; its probabilities P [N, H] are kept
+in fp16 (the label cache). For head j and concept c (a node with samples of its
+own) the response is r(j, c) = mean of P[x, j] over the samples x of c.
+
+Selectivity rule: head j is labelled with concept c iff r(j, c) >= THRESHOLD (0.5).
+Since a model's heads share one softmax, at most one head per model can pass on a
+concept: a head is labelled with the concepts on which it takes the majority of the
+model's belief, and is low (< 0.5) on every other concept, siblings included. The
+head's node label is the smallest set of SDAG nodes whose concepts are exactly its
+labelled concepts (e.g. sandal + sneaker -> shoe.n.01).
+
+Declared head names are matched to nodes too; a head whose declared node does not
+contain the concept it responds to most is reported as mislabelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mll_jax import engine, matching
+from mll_jax.hub import Hub
+from mll_jax.sdag import SDAG
+
+THRESHOLD = 0.5
+
+
+def responses(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
+    """r [H, num_concepts]: mean probability of each head over each concept's samples."""
+    onehot = np.eye(num_concepts, dtype=np.float32)[concepts]  # [N, K]
+    counts = np.maximum(onehot.sum(0), 1)
+    return (probs.astype(np.float32).T @ onehot) / counts
+
+
+def confusion(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
+    """[num_concepts, H]: fraction of each concept's samples on which each head is the argmax."""
+    hits = np.eye(probs.shape[1], dtype=np.float32)[probs.argmax(1)]
+    onehot = np.eye(num_concepts, dtype=np.float32)[concepts]
+    return (onehot.T @ hits) / np.maximum(onehot.sum(0), 1)[:, None]
+
+
+def node_cover(sdag: SDAG, concepts: set[str] | frozenset[str]) -> list[str]:
+    """Fewest, highest SDAG nodes whose concept sets together are exactly `concepts`."""
+    fits = [v for v in sdag.graph if (under := sdag.concepts_under(v)) and under <= concepts]
+    top = {v for v in fits if not any(sdag.concepts_under(v) < sdag.concepts_under(u) for u in fits)}
+    # A concept whose node also covers other concepts (shirt.n.01 over T-shirts) stands for itself.
+    return sorted(top | {c for c in concepts if not any(c in sdag.concepts_under(v) for v in top)})
+
+
+def label_record(sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str]) -> dict:
+    num_concepts = len(sdag.concept_nodes)
+    nodes = [matching.match_one(sdag, name).node or "" for name in declared]
+    return {
+        "probs": probs.astype(np.float16),
+        "response": responses(probs, store_concepts, num_concepts),
+        "confusion": confusion(probs, store_concepts, num_concepts),
+        "declared_nodes": np.array(nodes, dtype=str),
+    }
+
+
+def label(hub: Hub, model_ids: list[str] | None = None, force: bool = False, batch_size: int = 1000) -> list[str]:
+    """Label the models that have no label record yet (or `model_ids`); returns those labelled."""
+    ids = model_ids or list(hub.entries)
+    todo = [i for i in ids if force or hub.labels(i) is None]
+    store = hub.store
+    for model_id in tqdm(todo, desc="labelling models", disable=not todo):
+        entry = hub.entry(model_id)
+        probs = engine.probabilities(hub.load_model(model_id), entry["input_spec"], store.images, batch_size)
+        hub.save_labels(model_id, label_record(hub.sdag, store.concepts, probs, entry["heads"]))
+    return todo
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadLabel:
+    model: str
+    head: int
+    declared: str
+    declared_node: str
+    concepts: tuple[str, ...]  # concepts the head is selective for
+    nodes: tuple[str, ...]  # the smallest node cover of `concepts`
+    response: float  # r on its best concept
+    accuracy: float  # argmax hit rate on its labelled concepts
+    mislabelled: bool
+
+
+def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
+    record = hub.labels(model_id)
+    if record is None:
+        raise ValueError(f"model {model_id!r} is not labelled yet; run `mll-jax label`")
+    sdag, heads = hub.sdag, hub.entry(model_id)["heads"]
+    concept_nodes = sdag.concept_nodes
+    out = []
+    for j, name in enumerate(heads):
+        r = record["response"][j]
+        fired = tuple(concept_nodes[c] for c in np.flatnonzero(r >= THRESHOLD))
+        declared_node = str(record["declared_nodes"][j])
+        best = concept_nodes[int(r.argmax())]
+        declared_concepts = sdag.concepts_under(declared_node) if declared_node else set()
+        hits = [record["confusion"][concept_nodes.index(c), j] for c in fired]
+        out.append(
+            HeadLabel(
+                model=model_id,
+                head=j,
+                declared=name,
+                declared_node=declared_node,
+                concepts=fired,
+                nodes=tuple(node_cover(sdag, set(fired))),
+                response=float(r.max()),
+                accuracy=float(np.mean(hits)) if hits else 0.0,
+                mislabelled=bool(fired) and best not in declared_concepts,
+            )
+        )
+    return out
+
+
+def mislabel_report(hub: Hub) -> list[HeadLabel]:
+    """Heads whose measured label disagrees with their declared name."""
+    return [h for i in hub.ids("expert") if hub.labels(i) is not None for h in head_labels(hub, i) if h.mislabelled]

@@ -1,0 +1,90 @@
+"""Matching task class names to SDAG nodes (DESIGN 3.2, lexical rule).
+
+A name is normalised (case, spaces/hyphens/underscores), then looked up:
+  1. among the SDAG's own lemmas (WordNet lemmas plus the dataset's class names);
+  2. through WordNet with morphological normalisation (plurals: 'sneakers' ->
+     'sneaker'), keeping only senses present in the SDAG.
+Among several senses in the SDAG the rule prefers a concept node (one with samples
+of its own), then WordNet's sense order (most frequent first). A name that matches
+nothing is uncovered: `node` is None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from mll_jax import wordnet
+from mll_jax.sdag import SDAG, normalise
+
+MAX_NAME_LENGTH = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    name: str
+    node: str | None
+    confidence: float
+    how: str  # 'lemma', 'wordnet', 'none'
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def covered(self) -> bool:
+        return self.node is not None
+
+
+def check_name(name: str) -> str:
+    """The name stripped, or a ValueError saying what is wrong with it."""
+    if not isinstance(name, str):
+        raise TypeError(f"class names must be strings, got {type(name).__name__}: {name!r}")
+    stripped = name.strip()
+    if not stripped:
+        raise ValueError("a class name is empty; give every class a name such as 'sandal'")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise ValueError(f"class name {stripped[:30]!r}... is {len(stripped)} characters; the limit is {MAX_NAME_LENGTH}")
+    if not any(ch.isalnum() for ch in stripped):
+        raise ValueError(f"class name {stripped!r} has no letters or digits; name a concept such as 'sandal'")
+    return stripped
+
+
+@functools.lru_cache(maxsize=4096)
+def _wordnet_senses(key: str) -> tuple[str, ...]:
+    wn = wordnet.wordnet()
+    seen: list[str] = []
+    forms = [key, *(wn._morphy(key, "n") or [])]
+    for form in forms:
+        for synset in wn.synsets(form, pos="n"):
+            if synset.name() not in seen:
+                seen.append(synset.name())
+    return tuple(seen)
+
+
+def _rank(sdag: SDAG, nodes: list[str]) -> list[str]:
+    concept = sdag.graph.nodes(data="concept")
+    return sorted(dict.fromkeys(nodes), key=lambda v: (concept[v] < 0, nodes.index(v)))
+
+
+def match_one(sdag: SDAG, name: str) -> Match:
+    name = check_name(name)
+    key = normalise(name)
+    by_lemma = _lemma_index(sdag).get(key, [])
+    if by_lemma:
+        ranked = _rank(sdag, by_lemma)
+        return Match(name, ranked[0], 1.0 / len(ranked), "lemma", tuple(ranked[1:]))
+    in_sdag = [s for s in _wordnet_senses(key) if s in sdag.graph]
+    if in_sdag:
+        ranked = _rank(sdag, in_sdag)
+        return Match(name, ranked[0], 0.9 / len(ranked), "wordnet", tuple(ranked[1:]))
+    return Match(name, None, 0.0, "none")
+
+
+def match(sdag: SDAG, names: list[str]) -> list[Match]:
+    return [match_one(sdag, n) for n in names]
+
+
+def _lemma_index(sdag: SDAG) -> dict[str, list[str]]:
+    # Cached on the SDAG object: the index is a pure function of the graph.
+    index = sdag.__dict__.get("_lemma_index_cache")
+    if index is None:
+        index = sdag.__dict__["_lemma_index_cache"] = sdag.lemma_index()
+    return index

@@ -1,0 +1,85 @@
+"""Architecture registry: name -> Flax NNX module class, built from a config dict.
+
+Every expert maps preprocessed images [B, H, W, C] (float32) to head logits [B, H].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ARCHITECTURES: dict[str, type[nnx.Module]] = {}
+
+
+def register(name: str) -> Callable[[type[nnx.Module]], type[nnx.Module]]:
+    def add(cls: type[nnx.Module]) -> type[nnx.Module]:
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return add
+
+
+@register("mlp")
+class MLP(nnx.Module):
+    def __init__(self, num_heads: int, in_features: int = 784, hidden: Sequence[int] = (256,), *, rngs: nnx.Rngs):
+        sizes = [in_features, *hidden]
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.head = nnx.Linear(sizes[-1], num_heads, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape(x.shape[0], -1)
+        for layer in self.layers:
+            x = jax.nn.relu(layer(x))
+        return self.head(x)
+
+
+@register("cnn")
+class CNN(nnx.Module):
+    """Conv-ReLU-maxpool blocks, then a dense layer and the heads."""
+
+    def __init__(
+        self,
+        num_heads: int,
+        in_channels: int = 1,
+        channels: Sequence[int] = (16, 32),
+        dense: int = 128,
+        image_size: int = 28,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        sizes = [in_channels, *channels]
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        side = image_size // 2 ** len(channels)
+        self.dense = nnx.Linear(side * side * channels[-1], dense, rngs=rngs)
+        self.head = nnx.Linear(dense, num_heads, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for conv in self.convs:
+            x = nnx.max_pool(jax.nn.relu(conv(x)), (2, 2), (2, 2))
+        x = jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+        return self.head(x)
+
+
+def build(arch: str, config: dict, num_heads: int, seed: int = 0) -> nnx.Module:
+    """A freshly initialised model of architecture `arch`."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; registered: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](num_heads, **config, rngs=nnx.Rngs(seed))
+
+
+def abstract(arch: str, config: dict, num_heads: int) -> nnx.Module:
+    """The model's structure without allocating parameters (for restoring)."""
+    return nnx.eval_shape(lambda: build(arch, config, num_heads))
+
+
+def num_params(model: nnx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def preprocess(images: jax.Array, spec: dict) -> jax.Array:
+    """uint8 images -> float32 per the model's input spec (scale to [0, 1], then normalise)."""
+    x = images.astype(jnp.float32) / 255.0
+    return (x - spec.get("mean", 0.0)) / spec.get("std", 1.0)

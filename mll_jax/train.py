@@ -1,0 +1,60 @@
+"""Supervised training of one model with optax; one jitted `lax.scan` per epoch."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from mll_jax import models
+
+
+def _loss(graphdef, params, images, labels, spec):
+    logits = nnx.merge(graphdef, params)(models.preprocess(images, spec))
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "spec_items"))
+def _epoch(graphdef, optimizer, spec_items, params, opt_state, images, labels):
+    spec = dict(spec_items)
+
+    def step(carry, batch):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(_loss, argnums=1)(graphdef, params, *batch, spec)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (images, labels))
+    return params, opt_state, losses.mean()
+
+
+def fit(
+    model: nnx.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    input_spec: dict,
+    epochs: int = 3,
+    batch_size: int = 128,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+) -> nnx.Module:
+    """Train `model` in place on (uint8 images, int labels) with Adam; returns it."""
+    if len(images) < batch_size:
+        batch_size = len(images)
+    graphdef, params = nnx.split(model)
+    optimizer = optax.adam(learning_rate)
+    opt_state = optimizer.init(params)
+    rng = np.random.default_rng(seed)
+    steps = len(images) // batch_size
+    spec_items = tuple(sorted((k, v) for k, v in input_spec.items() if isinstance(v, float)))
+    for _ in range(epochs):
+        order = rng.permutation(len(images))[: steps * batch_size].reshape(steps, batch_size)
+        params, opt_state, _ = _epoch(
+            graphdef, optimizer, spec_items, params, opt_state, jnp.asarray(images[order]), jnp.asarray(labels[order])
+        )
+    nnx.update(model, params)
+    return model
