@@ -40,6 +40,7 @@ class Hub:
         self._registry = registry
         self._sdag: sdag_lib.SDAG | None = None
         self._store: store_lib.SampleStore | None = None
+        self._labels: dict[str, dict[str, np.ndarray]] = {}
 
     # -- opening ---------------------------------------------------------------
     @classmethod
@@ -112,12 +113,14 @@ class Hub:
         return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
 
     def labels(self, model_id: str) -> dict[str, np.ndarray] | None:
-        """The label record of `model_id`, or None if it is not labelled yet."""
-        path = self.path / "labels" / f"{model_id}.npz"
-        if not path.is_file():
-            return None
-        with np.load(path, allow_pickle=False) as record:
-            return dict(record)
+        """The label record of `model_id` (cached), or None if it is not labelled yet."""
+        if model_id not in self._labels:
+            path = self.path / "labels" / f"{model_id}.npz"
+            if not path.is_file():
+                return None
+            with np.load(path, allow_pickle=False) as record:
+                self._labels[model_id] = dict(record)
+        return self._labels[model_id]
 
     # -- writing ------------------------------------------------------------------
     def add(
@@ -163,8 +166,10 @@ class Hub:
             tmp = directory / f".{model_id}.tmp.npz"
             np.savez(tmp, **record)
             os.replace(tmp, directory / f"{model_id}.npz")
+        self._labels[model_id] = dict(record)
 
     def _drop_labels(self, model_id: str) -> None:
+        self._labels.pop(model_id, None)
         with contextlib.suppress(FileNotFoundError):
             (self.path / "labels" / f"{model_id}.npz").unlink()
 

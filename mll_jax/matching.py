@@ -1,6 +1,7 @@
 """Matching task class names to SDAG nodes (DESIGN 3.2, lexical rule).
 
 A name is normalised (case, spaces/hyphens/underscores), then looked up:
+  0. a node id as such ('sandal.n.01');
   1. among the SDAG's own lemmas (WordNet lemmas plus the dataset's class names);
   2. through WordNet with morphological normalisation (plurals: 'sneakers' ->
      'sneaker'), keeping only senses present in the SDAG.
@@ -25,7 +26,7 @@ class Match:
     name: str
     node: str | None
     confidence: float
-    how: str  # 'lemma', 'wordnet', 'none'
+    how: str  # 'node', 'lemma', 'wordnet', 'none'
     alternatives: tuple[str, ...] = ()
 
     @property
@@ -66,7 +67,17 @@ def _rank(sdag: SDAG, nodes: list[str]) -> list[str]:
 
 def match_one(sdag: SDAG, name: str) -> Match:
     name = check_name(name)
-    key = normalise(name)
+    if name in sdag.graph:
+        return Match(name, name, 1.0, "node")
+    found = _match_key(sdag, name, normalise(name))
+    if not found.covered and "/" in name:  # dataset names such as 'T-shirt/top'
+        for part in filter(str.strip, name.split("/")):
+            if (found := _match_key(sdag, name, normalise(part))).covered:
+                break
+    return found
+
+
+def _match_key(sdag: SDAG, name: str, key: str) -> Match:
     by_lemma = _lemma_index(sdag).get(key, [])
     if by_lemma:
         ranked = _rank(sdag, by_lemma)

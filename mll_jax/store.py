@@ -32,6 +32,11 @@ def split_indices(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.nda
     return store, pool
 
 
+def fit_mask(n: int) -> np.ndarray:
+    """The fixed fit/validation halves of the store: True = fit (even positions)."""
+    return np.arange(n) % 2 == 0
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleStore:
     spec: StoreSpec

@@ -1,0 +1,160 @@
+"""Classification head combination optimisation (DESIGN 3.2): the math, on padded arrays.
+
+Problem arrays (one task, padded; a leading task axis is added by vmap):
+  scores      S  [N, K, C]  candidate scores s_c(x) = log sum_{j in J_c} p_m(x)_j
+  cand_mask      [K, C]     real candidates
+  cand_model     [K, C]     index of each candidate's model in 0..M-1
+  labels      y  [N]        class of each node sample
+  sample_mask    [N]        1 for fit samples, 0 for padding (a second mask validates)
+  model_cost     [M]        relative cost of running each model
+Parameters: combination logits a [K, C], log-temperatures t [M], biases b [K].
+  w_k    = masked softmax(a_k)
+  z_k(x) = sum_c w_kc * s_c(x) * exp(-t_m(c)) + b_k
+  loss   = CE(z, y) + l_H * mean_k H(w_k)
+           + l_cost * sum_m cost_m * (1 - prod_{(k,c) in m} (1 - w_kc)) + l_t * |t|^2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+NEG = -1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    restarts: int = 16
+    steps: int = 300
+    refit_steps: int = 200
+    learning_rate: float = 0.05
+    entropy_weight: float = 0.1
+    cost_weight: float = 0.01
+    temperature_weight: float = 1e-3
+    init_scale: float = 2.0
+    top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
+
+
+def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
+    return jax.nn.softmax(jnp.where(mask, a, NEG), axis=-1) * mask
+
+
+def logits(w, t, b, problem) -> jax.Array:
+    """z [N, K]; padded classes get a very low logit."""
+    scale = jnp.exp(-t)[problem["cand_model"]]  # [K, C]
+    z = jnp.einsum("kc,nkc->nk", w * scale, problem["scores"]) + b
+    return jnp.where(problem["cand_mask"].any(-1), z, NEG)
+
+
+def cross_entropy(z, problem, weights) -> jax.Array:
+    ce = optax.softmax_cross_entropy_with_integer_labels(z, problem["labels"])
+    return (ce * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+
+
+def accuracy(z, problem, weights) -> jax.Array:
+    hit = (z.argmax(-1) == problem["labels"]).astype(jnp.float32)
+    return (hit * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+
+
+def model_usage(w, problem) -> jax.Array:
+    """[M]: probability that each model is used, 1 - prod over its candidates of (1 - w)."""
+    num_models = problem["model_cost"].shape[0]
+    onehot = jax.nn.one_hot(problem["cand_model"], num_models) * problem["cand_mask"][..., None]
+    log_unused = jnp.einsum("kcm,kc->m", onehot, jnp.log1p(-jnp.clip(w, 0.0, 1.0 - 1e-6)))
+    return 1.0 - jnp.exp(log_unused)
+
+
+def loss(params, problem, config: Config, weights) -> jax.Array:
+    w = masked_softmax(params["a"], problem["cand_mask"])
+    z = logits(w, params["t"], params["b"], problem)
+    class_mask = problem["cand_mask"].any(-1)
+    entropy = -(w * jnp.log(jnp.where(w > 0, w, 1.0))).sum(-1)
+    mean_entropy = (entropy * class_mask).sum() / jnp.maximum(class_mask.sum(), 1)
+    cost = (problem["model_cost"] * model_usage(w, problem)).sum()
+    return (
+        cross_entropy(z, problem, weights)
+        + config.entropy_weight * mean_entropy
+        + config.cost_weight * cost
+        + config.temperature_weight * (params["t"] ** 2).sum()
+    )
+
+
+def refit_loss(tb, w, problem, config: Config, weights) -> jax.Array:
+    z = logits(w, tb["t"], tb["b"], problem)
+    return cross_entropy(z, problem, weights) + config.temperature_weight * (tb["t"] ** 2).sum()
+
+
+def _adam(loss_fn, params, steps: int, learning_rate: float):
+    optimizer = optax.adam(learning_rate)
+
+    def step(carry, _):
+        params, state = carry
+        grads = jax.grad(loss_fn)(params)
+        updates, state = optimizer.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), None, length=steps)
+    return params
+
+
+def discretise(w: jax.Array, mask: jax.Array, top_mass: float | None) -> jax.Array:
+    """Top-1 candidate per class (renormalised weights of the top-mass set if `top_mass`)."""
+    if top_mass is None:
+        return jax.nn.one_hot(jnp.where(mask, w, -1.0).argmax(-1), w.shape[-1]) * mask
+    order = jnp.argsort(-w, axis=-1)
+    sorted_w = jnp.take_along_axis(w, order, -1)
+    keep_sorted = (jnp.cumsum(sorted_w, -1) - sorted_w) < top_mass
+    keep = jnp.zeros_like(w).at[jnp.arange(w.shape[0])[:, None], order].set(keep_sorted) * mask
+    kept = w * keep
+    return kept / jnp.maximum(kept.sum(-1, keepdims=True), 1e-9)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
+    """CHCO on one padded problem.
+
+    Each restart (vmapped) optimises the continuous weights, discretises them and
+    refits t and b; the restart whose discrete selection scores best on the
+    validation half wins (accuracy, then cross-entropy). `problem` also holds `fit`
+    and `val` sample weights [N]. Returns discrete weights w [K, C], t [M], b [K] and
+    validation accuracy overall and per class.
+    """
+    K, C = problem["cand_mask"].shape
+    M = problem["model_cost"].shape[0]
+    fit, val = problem["fit"], problem["val"]
+
+    def one_restart(key):
+        init = {
+            "a": config.init_scale * jax.random.normal(key, (K, C)),
+            "t": jnp.zeros(M),
+            "b": jnp.zeros(K),
+        }
+        params = _adam(lambda p: loss(p, problem, config, fit), init, config.steps, config.learning_rate)
+        continuous = masked_softmax(params["a"], problem["cand_mask"])
+        w = discretise(continuous, problem["cand_mask"], config.top_mass)
+        tb = _adam(
+            lambda tb: refit_loss(tb, w, problem, config, fit),
+            {"t": params["t"], "b": params["b"]},
+            config.refit_steps,
+            config.learning_rate,
+        )
+        z = logits(w, tb["t"], tb["b"], problem)
+        return {"w": w, "continuous_w": continuous, **tb}, accuracy(z, problem, val), cross_entropy(z, problem, val)
+
+    restarts, val_acc, val_ce = jax.vmap(one_restart)(jax.random.split(key, config.restarts))
+    winner = jnp.lexsort((val_ce, -val_acc))[0]
+    best = jax.tree.map(lambda x: x[winner], restarts)
+    z = logits(best["w"], best["t"], best["b"], problem)
+    per_class_weights = jax.nn.one_hot(problem["labels"], K) * val[:, None]  # [N, K]
+    hits = (z.argmax(-1) == problem["labels"]).astype(jnp.float32)[:, None]
+    per_class = (hits * per_class_weights).sum(0) / jnp.maximum(per_class_weights.sum(0), 1.0)
+    return {
+        **best,
+        "val_accuracy": val_acc[winner],
+        "val_loss": val_ce[winner],
+        "val_accuracy_per_class": per_class,
+    }
