@@ -88,7 +88,7 @@ def refit_loss(tb, w, problem, config: Config, weights) -> jax.Array:
     return cross_entropy(z, problem, weights) + config.temperature_weight * (tb["t"] ** 2).sum()
 
 
-def _adam(loss_fn, params, steps: int, learning_rate: float):
+def adam_fit(loss_fn, params, steps: int, learning_rate: float):
     optimizer = optax.adam(learning_rate)
 
     def step(carry, _):
@@ -113,6 +113,34 @@ def discretise(w: jax.Array, mask: jax.Array, top_mass: float | None) -> jax.Arr
     return kept / jnp.maximum(kept.sum(-1, keepdims=True), 1e-9)
 
 
+def refit(problem: dict, w: jax.Array, tb: dict, config: Config) -> dict:
+    """Temperatures and biases refitted on the fit half for fixed weights `w`."""
+    return adam_fit(
+        lambda tb: refit_loss(tb, w, problem, config, problem["fit"]), tb, config.refit_steps, config.learning_rate
+    )
+
+
+def report(problem: dict, w: jax.Array, tb: dict) -> dict:
+    """Validation accuracy (overall and per class) and cross-entropy of a discrete selection."""
+    K = w.shape[0]
+    z = logits(w, tb["t"], tb["b"], problem)
+    per_class_weights = jax.nn.one_hot(problem["labels"], K) * problem["val"][:, None]  # [N, K]
+    hits = (z.argmax(-1) == problem["labels"]).astype(jnp.float32)[:, None]
+    return {
+        "val_accuracy": accuracy(z, problem, problem["val"]),
+        "val_accuracy_per_class": (hits * per_class_weights).sum(0) / jnp.maximum(per_class_weights.sum(0), 1.0),
+        "val_loss": cross_entropy(z, problem, problem["val"]),
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def solve_fixed(problem: dict, w: jax.Array, config: Config = Config()) -> dict:
+    """Refit and report a given discrete selection `w` [K, C] (baselines, brute force)."""
+    M, K = problem["model_cost"].shape[0], w.shape[0]
+    tb = refit(problem, w, {"t": jnp.zeros(M), "b": jnp.zeros(K)}, config)
+    return {"w": w, **tb, **report(problem, w, tb)}
+
+
 @functools.partial(jax.jit, static_argnames=("config",))
 def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
     """CHCO on one padded problem.
@@ -125,7 +153,6 @@ def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
     """
     K, C = problem["cand_mask"].shape
     M = problem["model_cost"].shape[0]
-    fit, val = problem["fit"], problem["val"]
 
     def one_restart(key):
         init = {
@@ -133,28 +160,12 @@ def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
             "t": jnp.zeros(M),
             "b": jnp.zeros(K),
         }
-        params = _adam(lambda p: loss(p, problem, config, fit), init, config.steps, config.learning_rate)
+        params = adam_fit(lambda p: loss(p, problem, config, problem["fit"]), init, config.steps, config.learning_rate)
         continuous = masked_softmax(params["a"], problem["cand_mask"])
         w = discretise(continuous, problem["cand_mask"], config.top_mass)
-        tb = _adam(
-            lambda tb: refit_loss(tb, w, problem, config, fit),
-            {"t": params["t"], "b": params["b"]},
-            config.refit_steps,
-            config.learning_rate,
-        )
-        z = logits(w, tb["t"], tb["b"], problem)
-        return {"w": w, "continuous_w": continuous, **tb}, accuracy(z, problem, val), cross_entropy(z, problem, val)
+        tb = refit(problem, w, {"t": params["t"], "b": params["b"]}, config)
+        return {"w": w, "continuous_w": continuous, **tb, **report(problem, w, tb)}
 
-    restarts, val_acc, val_ce = jax.vmap(one_restart)(jax.random.split(key, config.restarts))
-    winner = jnp.lexsort((val_ce, -val_acc))[0]
-    best = jax.tree.map(lambda x: x[winner], restarts)
-    z = logits(best["w"], best["t"], best["b"], problem)
-    per_class_weights = jax.nn.one_hot(problem["labels"], K) * val[:, None]  # [N, K]
-    hits = (z.argmax(-1) == problem["labels"]).astype(jnp.float32)[:, None]
-    per_class = (hits * per_class_weights).sum(0) / jnp.maximum(per_class_weights.sum(0), 1.0)
-    return {
-        **best,
-        "val_accuracy": val_acc[winner],
-        "val_loss": val_ce[winner],
-        "val_accuracy_per_class": per_class,
-    }
+    restarts = jax.vmap(one_restart)(jax.random.split(key, config.restarts))
+    winner = jnp.lexsort((restarts["val_loss"], -restarts["val_accuracy"]))[0]
+    return jax.tree.map(lambda x: x[winner], restarts)

@@ -48,9 +48,7 @@ def catalog(name: str) -> dict:
 
 def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
     if not path.is_file():
-        raise FileNotFoundError(
-            f"Fashion-MNIST file {path} is missing. Install it with: {FASHION_MNIST_HINT}"
-        )
+        raise FileNotFoundError(f"Fashion-MNIST file {path} is missing. Install it with: {FASHION_MNIST_HINT}")
     with gzip.open(path, "rb") as f:
         raw = f.read()
     header = np.frombuffer(raw[:8], dtype=">i4")
@@ -93,9 +91,7 @@ def _tfds(name: str, split: str) -> Dataset:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise ImportError(
-            f"source 'tfds:{name}' needs tensorflow-datasets: pip install 'mll_jax[tfds]'"
-        ) from None
+        raise ImportError(f"source 'tfds:{name}' needs tensorflow-datasets: pip install 'mll_jax[tfds]'") from None
     images, labels = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True))
     return Dataset(
         images=np.asarray(images, np.uint8),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import networkx as nx
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -49,10 +50,9 @@ def confusion(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.
 def node_cover(sdag: SDAG, concepts: set[str] | frozenset[str]) -> list[str]:
     """Fewest, highest SDAG nodes whose concept sets together are exactly `concepts`."""
     fits = [v for v in sdag.graph if (under := sdag.concepts_under(v)) and under <= concepts]
-    depth = sdag.graph.nodes(data="depth")
     top = {v for v in fits if not any(sdag.concepts_under(v) < sdag.concepts_under(u) for u in fits)}
     # Of nodes with the same concepts (bag.n.04 and its lone ancestors) keep the most specific.
-    top = {v for v in top if not any(sdag.concepts_under(u) == sdag.concepts_under(v) and depth[u] > depth[v] for u in top)}
+    top = {v for v in top if not any(u != v and nx.has_path(sdag.graph, v, u) for u in top)}
     # A concept whose node also covers other concepts (shirt.n.01 over T-shirts) stands for itself.
     return sorted(top | {c for c in concepts if not any(c in sdag.concepts_under(v) for v in top)})
 

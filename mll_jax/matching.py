@@ -2,8 +2,9 @@
 
 A name is normalised (case, spaces/hyphens/underscores), then looked up:
   0. a node id as such ('sandal.n.01');
-  1. among the SDAG's own lemmas (WordNet lemmas plus the dataset's class names);
-  2. through WordNet with morphological normalisation (plurals: 'sneakers' ->
+  1. among the SDAG's own lemmas (WordNet lemmas plus the dataset's class names),
+     as typed or in base form (plurals: 'ankle boots' -> 'ankle boot');
+  2. through WordNet with the same morphological normalisation ('sneakers' ->
      'sneaker'), keeping only senses present in the SDAG.
 Among several senses in the SDAG the rule prefers a concept node (one with samples
 of its own), then WordNet's sense order (most frequent first). A name that matches
@@ -42,22 +43,29 @@ def check_name(name: str) -> str:
     if not stripped:
         raise ValueError("a class name is empty; give every class a name such as 'sandal'")
     if len(stripped) > MAX_NAME_LENGTH:
-        raise ValueError(f"class name {stripped[:30]!r}... is {len(stripped)} characters; the limit is {MAX_NAME_LENGTH}")
+        raise ValueError(
+            f"class name {stripped[:30]!r}... is {len(stripped)} characters; the limit is {MAX_NAME_LENGTH}"
+        )
     if not any(ch.isalnum() for ch in stripped):
         raise ValueError(f"class name {stripped!r} has no letters or digits; name a concept such as 'sandal'")
     return stripped
 
 
 @functools.lru_cache(maxsize=4096)
+def _forms(key: str) -> tuple[str, ...]:
+    """`key` and its base forms ('ankle_boots' -> 'ankle_boot'): the whole, then the last word."""
+    wn = wordnet.wordnet()
+    forms = [key, *wn._morphy(key, "n")]
+    head, _, last = key.rpartition("_")
+    if head:
+        forms += [f"{head}_{base}" for base in wn._morphy(last, "n")]
+    return tuple(dict.fromkeys(forms))
+
+
+@functools.lru_cache(maxsize=4096)
 def _wordnet_senses(key: str) -> tuple[str, ...]:
     wn = wordnet.wordnet()
-    seen: list[str] = []
-    forms = [key, *(wn._morphy(key, "n") or [])]
-    for form in forms:
-        for synset in wn.synsets(form, pos="n"):
-            if synset.name() not in seen:
-                seen.append(synset.name())
-    return tuple(seen)
+    return tuple(dict.fromkeys(s.name() for form in _forms(key) for s in wn.synsets(form, pos="n")))
 
 
 def _rank(sdag: SDAG, nodes: list[str]) -> list[str]:
@@ -78,10 +86,12 @@ def match_one(sdag: SDAG, name: str) -> Match:
 
 
 def _match_key(sdag: SDAG, name: str, key: str) -> Match:
-    by_lemma = _lemma_index(sdag).get(key, [])
-    if by_lemma:
-        ranked = _rank(sdag, by_lemma)
-        return Match(name, ranked[0], 1.0 / len(ranked), "lemma", tuple(ranked[1:]))
+    index = _lemma_index(sdag)
+    for form in _forms(key):
+        if by_lemma := index.get(form, []):
+            ranked = _rank(sdag, by_lemma)
+            confidence = (1.0 if form == key else 0.9) / len(ranked)
+            return Match(name, ranked[0], confidence, "lemma", tuple(ranked[1:]))
     in_sdag = [s for s in _wordnet_senses(key) if s in sdag.graph]
     if in_sdag:
         ranked = _rank(sdag, in_sdag)

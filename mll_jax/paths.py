@@ -12,3 +12,11 @@ def cache_dir() -> Path:
 
 def default_hub() -> Path:
     return cache_dir() / "hub"
+
+
+def enable_compile_cache() -> None:
+    """Keep XLA compilations on disk so repeated runs skip them."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)

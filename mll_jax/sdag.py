@@ -43,9 +43,7 @@ class SDAG:
     @functools.cached_property
     def _concepts_under(self) -> dict[str, frozenset[str]]:
         concept = self.graph.nodes(data="concept")
-        return {
-            v: frozenset(u for u in nx.descendants(self.graph, v) | {v} if concept[u] >= 0) for v in self.graph
-        }
+        return {v: frozenset(u for u in nx.descendants(self.graph, v) | {v} if concept[u] >= 0) for v in self.graph}
 
     def lemma_index(self) -> dict[str, list[str]]:
         """Lower-case lemma (spaces as '_') -> nodes that carry it."""

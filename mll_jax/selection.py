@@ -114,7 +114,9 @@ def _bucket(n: int, smallest: int = 2) -> int:
     return max(smallest, 1 << (n - 1).bit_length())
 
 
-def node_samples(hub: Hub, classes: list[task_lib.TaskClass], per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def node_samples(
+    hub: Hub, classes: list[task_lib.TaskClass], per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Store indices and class labels: up to `per_class` items per class, stratified over its concepts."""
     rng = np.random.default_rng(seed)
     index, labels = [], []
@@ -175,10 +177,11 @@ def select(hub: Hub, names: list[str], config: chco.Config = chco.Config(), seed
         raise task_lib.TaskError(f"no expert or general model can score {empty}; add a general model to the hub")
     problem, models = build_problem(hub, classes, cands, seed=seed)
     result = jax.device_get(chco.solve(problem, jax.random.key(seed), config))
-    return _selection(hub, classes, cands, models, result)
+    return make_selection(hub, classes, cands, models, result)
 
 
-def _selection(hub, classes, cands, models, result) -> Selection:
+def make_selection(hub: Hub, classes, cands, models: list[str], result: dict) -> Selection:
+    """A Selection from solver output (discrete `w`, `t`, `b`, validation accuracies)."""
     general = hub.general_id
     choices = []
     for k, cs in enumerate(cands):
@@ -186,7 +189,9 @@ def _selection(hub, classes, cands, models, result) -> Selection:
         for c, cand in enumerate(cs):
             if result["w"][k, c] > 0:
                 heads = hub.entry(cand.model)["heads"]
-                chosen.append(Choice(cand.model, list(cand.heads), [heads[j] for j in cand.heads], float(result["w"][k, c])))
+                chosen.append(
+                    Choice(cand.model, list(cand.heads), [heads[j] for j in cand.heads], float(result["w"][k, c]))
+                )
         choices.append(chosen)
     used = {c.model for cs in choices for c in cs}
     return Selection(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
+import numpy as np
+
 from mll_jax import matching
 from mll_jax.sdag import SDAG, normalise
 
@@ -44,7 +46,9 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(normalise(name), vocabulary, n=3, cutoff=0.6)
-            hints.append(f"{name!r}" + (f" (did you mean {', '.join(c.replace('_', ' ') for c in close)}?)" if close else ""))
+            hints.append(
+                f"{name!r}" + (f" (did you mean {', '.join(c.replace('_', ' ') for c in close)}?)" if close else "")
+            )
         raise TaskError(
             f"unknown class name(s) {', '.join(hints)}: no concept of the SDAG matches. "
             "`mll-jax sdag show <node>` lists what a node is called."
@@ -67,3 +71,11 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
             if a is not b and a.concepts & b.concepts:
                 raise TaskError(f"classes {a.name!r} and {b.name!r} overlap ({sorted(a.concepts & b.concepts)})")
     return classes
+
+
+def targets(item_synsets: np.ndarray, classes: list[TaskClass]) -> np.ndarray:
+    """Class index of each item given its concept synset, or -1 if it is in no class of the task."""
+    y = np.full(len(item_synsets), -1, np.int32)
+    for k, cls in enumerate(classes):
+        y[np.isin(item_synsets, list(cls.concepts))] = k
+    return y

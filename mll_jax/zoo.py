@@ -106,9 +106,7 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert") -> None:
     hub.add(spec.id, model, spec.arch, spec.config, declared_heads(spec, names), INPUT_SPEC, role, provenance)
 
 
-def build(
-    path, experts: tuple[ExpertSpec, ...] = DEMO_EXPERTS, general: ExpertSpec | None = GENERAL
-) -> Hub:
+def build(path, experts: tuple[ExpertSpec, ...] = DEMO_EXPERTS, general: ExpertSpec | None = GENERAL) -> Hub:
     """Create (or complete) the hub at `path`: trains only the models it lacks."""
     try:
         hub = Hub.open(path)

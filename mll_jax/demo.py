@@ -1,0 +1,142 @@
+"""The demo: build the hub, label it, then solve the suite with MLL and every baseline."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mll_jax import baselines, data, engine, labeling, reuse, selection, suite, zoo
+from mll_jax import task as task_lib
+from mll_jax.hub import Hub
+
+METHODS = ("mll", "oracle", "patch_only", "f1_topk", "declared", "random")
+
+
+def _accuracy(scores, labels: np.ndarray) -> float:
+    return float(np.mean(np.asarray(scores).argmax(1) == labels))
+
+
+def evaluate_task(hub: Hub, names, test: data.Dataset, test_probs: dict, seconds: dict, seed: int = 0) -> dict:
+    """Accuracy of every method on the test images of one task."""
+    classes = task_lib.resolve(hub.sdag, names)
+    y = task_lib.targets(np.array(test.synsets)[test.labels], classes)
+    keep = y >= 0
+    images, y = test.images[keep], y[keep]
+    probs = {m: p[keep] for m, p in test_probs.items()}
+    acc = {}
+
+    clock = time.perf_counter()
+    sel = selection.select(hub, list(names), seed=seed)
+    seconds["select"] += time.perf_counter() - clock
+    clock = time.perf_counter()
+    acc["mll"] = _accuracy(reuse.reuse(hub, sel)(images), y)
+    seconds["reuse"] += time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    cands = selection.candidates(hub, classes)
+    patch = baselines.patch_candidates(hub, classes)
+    acc["patch_only"] = _accuracy(
+        reuse.reuse(hub, baselines.fixed_selection(hub, classes, patch, [0] * len(classes)))(images), y
+    )
+    random_sel = baselines.fixed_selection(hub, classes, cands, baselines.random_pick(cands, seed))
+    acc["random"] = _accuracy(reuse.reuse(hub, random_sel)(images), y)
+    members = baselines.f1_topk_members(hub, classes, cands, seed=seed)
+    acc["f1_topk"] = _accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
+    declared = baselines.declared_candidates(hub, classes)
+    acc["declared"] = _accuracy(
+        baselines.ensemble(probs, declared, [[c.model for c in cs] for cs in declared], False), y
+    )
+    seconds["baselines"] += time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    acc["oracle"] = _accuracy(baselines.oracle_logits(hub, classes, images), y)
+    seconds["oracle"] += time.perf_counter() - clock
+    return {
+        "classes": list(names),
+        "nodes": sel.nodes,
+        "test_items": int(len(y)),
+        "accuracy": {m: acc[m] for m in METHODS},
+        "selection": sel.to_json(),
+    }
+
+
+def run(hub_path: Path, tasks=suite.DEMO_TASKS, seed: int = 0) -> dict:
+    seconds: dict[str, float] = defaultdict(float)
+    start = clock = time.perf_counter()
+    hub = zoo.build(hub_path)
+    seconds["hub"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    labeling.label(hub)
+    seconds["label"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    test = data.load(hub._registry["store"]["source"], "test")
+    test_probs = {
+        m: engine.probabilities(hub.load_model(m), hub.entry(m)["input_spec"], test.images) for m in hub.entries
+    }
+    seconds["test_inference"] = time.perf_counter() - clock
+
+    results = [evaluate_task(hub, names, test, test_probs, seconds, seed) for names in tqdm(tasks, desc="tasks")]
+    summary = {m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}
+    seconds["total"] = time.perf_counter() - start
+    return {
+        "summary": summary,
+        "tasks": results,
+        "seconds": dict(seconds),
+        "hub": {"path": str(hub_path), "experts": len(hub.ids("expert")), "general": hub.general_id},
+        "mislabelled": [
+            {"model": h.model, "head": h.head, "declared": h.declared, "measured": list(h.nodes)}
+            for h in labeling.mislabel_report(hub)
+        ],
+    }
+
+
+def table(result: dict) -> str:
+    header = f"{'task':52s} " + " ".join(f"{m:>10s}" for m in METHODS)
+    lines = [header, "-" * len(header)]
+    for r in result["tasks"]:
+        name = ", ".join(r["classes"])
+        name = name if len(name) <= 52 else name[:49] + "..."
+        lines.append(f"{name:52s} " + " ".join(f"{r['accuracy'][m]:10.3f}" for m in METHODS))
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'mean over ' + str(len(result['tasks'])) + ' tasks':52s} "
+        + " ".join(f"{result['summary'][m]:10.3f}" for m in METHODS)
+    )
+    lines.append("")
+    lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items()))
+    for h in result["mislabelled"]:
+        lines.append(
+            f"mislabelled head: {h['model']} head {h['head']} declared {h['declared']!r}, measured {h['measured']}"
+        )
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    values = [result["summary"][m] for m in METHODS]
+    bars = ax.bar(METHODS, values, color=["tab:blue"] + ["tab:gray"] * (len(METHODS) - 1))
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylim(min(values) - 0.1, 1.0)
+    ax.set_ylabel("mean test accuracy")
+    ax.set_title(f"Zero-shot accuracy over {len(result['tasks'])} Fashion-MNIST tasks")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_json(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
