@@ -167,5 +167,5 @@ def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
         return {"w": w, "continuous_w": continuous, **tb, **report(problem, w, tb)}
 
     restarts = jax.vmap(one_restart)(jax.random.split(key, config.restarts))
-    winner = jnp.lexsort((restarts["val_loss"], -restarts["val_accuracy"]))[0]
+    winner = jnp.argmin(restarts["val_loss"])
     return jax.tree.map(lambda x: x[winner], restarts)

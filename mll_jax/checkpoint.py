@@ -26,7 +26,7 @@ def checksum(tree) -> str:
 
 def save(directory: Path, model: nnx.Module) -> str:
     """Write `model`'s state to `directory` atomically; returns its checksum."""
-    pure = nnx.state(model).to_pure_dict()
+    pure = nnx.to_pure_dict(nnx.state(model))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -46,7 +46,7 @@ def restore(directory: Path, abstract_model: nnx.Module, expected_checksum: str 
     if not (directory / "state").is_dir():
         raise FileNotFoundError(f"no checkpoint at {directory}")
     graphdef, abstract_state = nnx.split(abstract_model)
-    target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), abstract_state.to_pure_dict())
+    target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), nnx.to_pure_dict(abstract_state))
     try:
         with ocp.StandardCheckpointer() as checkpointer:
             pure = checkpointer.restore(directory / "state", target)

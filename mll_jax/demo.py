@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import baselines, data, engine, labeling, reuse, selection, suite, zoo
+from mll_jax import baselines, data, engine, labeling, selection, suite, zoo
 from mll_jax import task as task_lib
 from mll_jax.hub import Hub
+from mll_jax.reuse import reuse
 
 METHODS = ("mll", "oracle", "patch_only", "f1_topk", "declared", "random")
 
@@ -34,17 +35,17 @@ def evaluate_task(hub: Hub, names, test: data.Dataset, test_probs: dict, seconds
     sel = selection.select(hub, list(names), seed=seed)
     seconds["select"] += time.perf_counter() - clock
     clock = time.perf_counter()
-    acc["mll"] = _accuracy(reuse.reuse(hub, sel)(images), y)
+    acc["mll"] = _accuracy(reuse(hub, sel)(images), y)
     seconds["reuse"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
     cands = selection.candidates(hub, classes)
     patch = baselines.patch_candidates(hub, classes)
     acc["patch_only"] = _accuracy(
-        reuse.reuse(hub, baselines.fixed_selection(hub, classes, patch, [0] * len(classes)))(images), y
+        reuse(hub, baselines.fixed_selection(hub, classes, patch, [0] * len(classes)))(images), y
     )
     random_sel = baselines.fixed_selection(hub, classes, cands, baselines.random_pick(cands, seed))
-    acc["random"] = _accuracy(reuse.reuse(hub, random_sel)(images), y)
+    acc["random"] = _accuracy(reuse(hub, random_sel)(images), y)
     members = baselines.f1_topk_members(hub, classes, cands, seed=seed)
     acc["f1_topk"] = _accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
     declared = baselines.declared_candidates(hub, classes)

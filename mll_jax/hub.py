@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,6 +158,16 @@ class Hub:
                 "added": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             }
             self._write_registry()
+
+    def remove(self, model_id: str) -> None:
+        """Delete a model, its checkpoint and its label record."""
+        with self._locked():
+            self._reload()
+            self.entry(model_id)
+            del self.entries[model_id]
+            self._write_registry()
+            self._drop_labels(model_id)
+            shutil.rmtree(self.path / "models" / model_id, ignore_errors=True)
 
     def save_labels(self, model_id: str, record: dict[str, np.ndarray]) -> None:
         self.entry(model_id)

@@ -60,8 +60,9 @@ def node_cover(sdag: SDAG, concepts: set[str] | frozenset[str]) -> list[str]:
 def label_record(sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str]) -> dict:
     num_concepts = len(sdag.concept_nodes)
     nodes = [matching.match_one(sdag, name).node or "" for name in declared]
+    probs = probs.astype(np.float16)  # the label cache; everything below derives from it
     return {
-        "probs": probs.astype(np.float16),
+        "probs": probs,
         "response": responses(probs, store_concepts, num_concepts),
         "confusion": confusion(probs, store_concepts, num_concepts),
         "declared_nodes": np.array(nodes, dtype=str),

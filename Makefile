@@ -1,0 +1,34 @@
+# make demo: install, build the hub, label, select, reuse, print the accuracy table
+# make test: install, lint, run the test suite
+VENV ?= .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSTEM_FILES := /usr/share/wordnet/data.noun /usr/share/wordnet/index.sense \
+	/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: demo test setup system lint bench clean-cache
+
+demo: setup
+	$(VENV)/bin/mll-jax demo --json out/demo.json --plot out/demo.png
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -ra
+
+setup: system $(VENV)/.installed
+
+system:
+	@for f in $(SYSTEM_FILES); do [ -f $$f ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			wordnet-base wordnet-sense-index dataset-fashion-mnist; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+clean-cache:
+	rm -rf $${MLL_JAX_CACHE:-$$HOME/.cache/mll_jax}

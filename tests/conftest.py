@@ -1,0 +1,44 @@
+"""Shared fixtures: one real demo hub (trained experts, real checkpoints) per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Everything the tests write (WordNet copy, oracles, compile cache) goes to a fresh folder.
+os.environ["MLL_JAX_CACHE"] = tempfile.mkdtemp(prefix="mll_jax_test_cache_")
+
+
+@pytest.fixture(scope="session")
+def hub_path(tmp_path_factory) -> Path:
+    from mll_jax import labeling, zoo
+
+    path = tmp_path_factory.mktemp("hub") / "hub"
+    labeling.label(zoo.build(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def hub(hub_path):
+    from mll_jax.hub import Hub
+
+    return Hub.open(hub_path)
+
+
+@pytest.fixture
+def hub_copy(hub_path, tmp_path):
+    """A private copy of the session hub, for tests that change it."""
+    from mll_jax.hub import Hub
+
+    return Hub.open(shutil.copytree(hub_path, tmp_path / "hub"))
+
+
+@pytest.fixture(scope="session")
+def test_split():
+    from mll_jax import data
+
+    return data.load("fashion_mnist", "test")

@@ -1,0 +1,79 @@
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mll_jax import chco
+
+
+def constructed_problem(seed=0, n_per_class=60, K=3, C=4):
+    """Candidate 2 of every class is informative; the others are noise. Model k*C + c per candidate."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(K), n_per_class)
+    N = len(labels)
+    scores = rng.normal(-2.0, 1.0, (N, K, C)).astype(np.float32)
+    # informative but overlapping: each class needs its own informative candidate
+    scores[:, :, 2] = np.where(np.eye(K)[labels] > 0, -0.5, -2.0) + rng.normal(0, 0.7, (N, K))
+    M = K * C
+    return {
+        "scores": scores,
+        "cand_mask": np.ones((K, C), bool),
+        "cand_model": np.arange(M).reshape(K, C).astype(np.int32),
+        "labels": labels.astype(np.int32),
+        "model_cost": np.full(M, 0.1, np.float32),
+        "fit": (np.arange(N) % 2 == 0).astype(np.float32),
+        "val": (np.arange(N) % 2 == 1).astype(np.float32),
+    }
+
+
+def test_recovers_the_known_best_combination():
+    problem = constructed_problem()
+    K, C = problem["cand_mask"].shape
+    brute = {}
+    for pick in itertools.product(range(C), repeat=K):
+        w = jnp.zeros((K, C)).at[jnp.arange(K), jnp.array(pick)].set(1.0)
+        brute[pick] = float(chco.solve_fixed(problem, w)["val_loss"])
+    assert min(brute, key=brute.get) == (2, 2, 2)
+    out = jax.device_get(chco.solve(problem, jax.random.key(0)))
+    assert out["w"].argmax(1).tolist() == [2, 2, 2]
+    assert out["val_accuracy"] > 0.8
+
+
+def test_respects_the_candidate_mask():
+    problem = constructed_problem()
+    problem["cand_mask"][1, 2] = False  # the best candidate of class 1 is not allowed
+    out = jax.device_get(chco.solve(problem, jax.random.key(0)))
+    assert out["w"][1, 2] == 0 and out["w"][1].sum() == 1.0
+
+
+def test_padding_does_not_change_the_answer():
+    problem = constructed_problem(K=3, C=4)
+    padded = {k: np.array(v) for k, v in problem.items()}
+    K, C = 4, 8
+    N = len(problem["labels"])
+    padded["scores"] = np.zeros((N + 20, K, C), np.float32)
+    padded["scores"][:N, :3, :4] = problem["scores"]
+    padded["cand_mask"] = np.zeros((K, C), bool)
+    padded["cand_mask"][:3, :4] = True
+    padded["cand_model"] = np.zeros((K, C), np.int32)
+    padded["cand_model"][:3, :4] = problem["cand_model"]
+    for key in ("labels", "fit", "val"):
+        padded[key] = np.concatenate([problem[key], np.zeros(20, problem[key].dtype)])
+    out = jax.device_get(chco.solve(padded, jax.random.key(0)))
+    assert out["w"][:3].argmax(1).tolist() == [2, 2, 2] and out["w"][3].sum() == 0
+
+
+def test_masked_softmax_and_model_usage():
+    mask = jnp.array([[True, True, False]])
+    w = chco.masked_softmax(jnp.array([[0.0, 0.0, 5.0]]), mask)
+    np.testing.assert_allclose(w, [[0.5, 0.5, 0.0]], atol=1e-6)
+    problem = {"model_cost": jnp.zeros(2), "cand_model": jnp.array([[0, 1, 1]]), "cand_mask": mask}
+    np.testing.assert_allclose(chco.model_usage(w, problem), [0.5, 0.5], atol=1e-6)
+
+
+def test_discretise_top_mass():
+    w = jnp.array([[0.5, 0.3, 0.2]])
+    mask = jnp.ones((1, 3), bool)
+    np.testing.assert_allclose(chco.discretise(w, mask, None), [[1, 0, 0]])
+    np.testing.assert_allclose(chco.discretise(w, mask, 0.7), [[0.625, 0.375, 0.0]], atol=1e-6)

@@ -1,0 +1,74 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mll_jax import cli
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_hub_list_and_info(capsys, hub_path):
+    code, out, _ = run(capsys, "--hub", str(hub_path), "hub", "list")
+    assert code == 0 and "footwear-cnn" in out and "general" in out
+    code, out, _ = run(capsys, "--hub", str(hub_path), "hub", "info", "swapped-cnn")
+    assert code == 0 and out.count("MISLABELLED") == 2
+
+
+def test_label_reports_mislabelled_heads(capsys, hub_copy):
+    code, out, _ = run(capsys, "--hub", str(hub_copy.path), "label", "--force", "swapped-cnn")
+    assert code == 0 and "labelled 1 model(s): swapped-cnn" in out
+    assert "mislabelled: swapped-cnn head 0 declared 'Sneaker'" in out
+
+
+def test_select_table_and_json(capsys, hub_path):
+    code, out, _ = run(capsys, "--hub", str(hub_path), "select", "sandals", "sneakers", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["classes"] == ["sandals", "sneakers"] and 0.5 < doc["val_accuracy"] <= 1.0
+    code, out, _ = run(capsys, "--hub", str(hub_path), "select", "sandals", "sneakers")
+    assert code == 0 and "models used" in out
+
+
+def test_sdag_build_and_show(capsys, tmp_path):
+    code, out, _ = run(capsys, "sdag", "build", "--out", str(tmp_path))
+    assert code == 0 and "27 nodes" in out
+    code, out, _ = run(capsys, "sdag", "show", "shoe.n.01", "--sdag", str(tmp_path))
+    assert code == 0 and "gym_shoe.n.01, sandal.n.01" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["select", "sandal", "xyzzy"], "unknown class name"),
+        (["select", "sandal"], "at least 2 classes"),
+        (["select", "sandal", "sandals"], "both mean sandal.n.01"),
+        (["select", "sandal", "Sandal"], "duplicate class name"),
+        (["select", "sandal", " "], "empty"),
+        (["hub", "info", "no-such-model"], "no model 'no-such-model'"),
+    ],
+)
+def test_bad_input_exits_nonzero_and_leaves_the_hub_alone(capsys, hub_path, argv, message):
+    before = {p: p.stat().st_mtime_ns for p in hub_path.rglob("*") if p.is_file()}
+    code, _, err = run(capsys, "--hub", str(hub_path), *argv)
+    assert code == 2 and message in err
+    assert {p: p.stat().st_mtime_ns for p in hub_path.rglob("*") if p.is_file()} == before
+
+
+def test_missing_hub(capsys, tmp_path):
+    code, _, err = run(capsys, "--hub", str(tmp_path / "none"), "select", "sandal", "sneakers")
+    assert code == 2 and "mll-jax hub build" in err
+    assert not (tmp_path / "none").exists()
+
+
+def test_entry_point_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "mll_jax.cli", "--help"], capture_output=True, text=True, env=os.environ
+    )
+    assert result.returncode == 0 and "mll-jax demo" in result.stdout

@@ -1,0 +1,67 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from mll_jax import data, store, wordnet
+
+
+def test_fashion_mnist_shapes_and_counts():
+    train, test = data.load("fashion_mnist", "train"), data.load("fashion_mnist", "test")
+    assert train.images.shape == (60_000, 28, 28, 1) and train.images.dtype == np.uint8
+    assert test.images.shape == (10_000, 28, 28, 1)
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_catalog_synsets_are_real_wordnet_nouns():
+    wn = wordnet.wordnet()
+    classes = data.catalog("fashion_mnist")["classes"]
+    by_name = {c["name"]: c["synset"] for c in classes}
+    assert by_name["Sneaker"] == "gym_shoe.n.01"
+    assert "handbag" in wn.synset(by_name["Bag"]).lemma_names()  # a handbag, not any bag
+    for c in classes:
+        assert wn.synset(c["synset"]).pos() == "n"
+
+
+def test_bad_magic_number_is_reported(tmp_path):
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data.FASHION_MNIST_DIR / name, tmp_path / name)
+    with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "rb") as f:
+        raw = bytearray(f.read())
+    raw[3] = 0x99
+    with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(bytes(raw))
+    with pytest.raises(ValueError, match="magic number"):
+        data.fashion_mnist("test", root=tmp_path)
+
+
+def test_truncated_file_is_reported(tmp_path):
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(data.FASHION_MNIST_DIR / name, tmp_path / name)
+    with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "rb") as f:
+        raw = f.read()
+    with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="bytes of data"):
+        data.fashion_mnist("test", root=tmp_path)
+
+
+def test_missing_dataset_names_the_install_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        data.fashion_mnist("test", root=tmp_path)
+
+
+def test_unknown_source_and_split():
+    with pytest.raises(ValueError, match="unknown data source"):
+        data.load("mnist", "train")
+    with pytest.raises(ValueError, match="unknown split"):
+        data.load("fashion_mnist", "validation")
+
+
+def test_store_is_disjoint_from_expert_pool():
+    labels = data.load("fashion_mnist", "train").labels
+    kept, pool = store.split_indices(labels, per_class=1000, seed=0)
+    assert len(np.intersect1d(kept, pool)) == 0 and len(kept) + len(pool) == len(labels)
+    assert np.bincount(labels[kept]).tolist() == [1000] * 10
+    assert store.fit_mask(10).tolist() == [True, False] * 5

@@ -1,0 +1,31 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mll_jax import demo, suite
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(hub_path, tmp_path):
+    out = tmp_path / "demo.json"
+    png = tmp_path / "demo.png"
+    cmd = [sys.executable, "-m", "mll_jax.cli", "--hub", str(hub_path), "demo", "--json", str(out), "--plot", str(png)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mean over" in result.stdout
+    doc = json.loads(out.read_text())
+    assert set(doc["summary"]) == set(demo.METHODS)
+    assert len(doc["tasks"]) == len(suite.DEMO_TASKS) >= 20
+    for task in doc["tasks"]:
+        assert 2 <= len(task["classes"]) <= 6
+        assert all(0.0 <= a <= 1.0 for a in task["accuracy"].values())
+        assert task["selection"]["classes"] == task["classes"]
+    summary = doc["summary"]
+    assert summary["mll"] > summary["random"] and summary["mll"] > summary["declared"]
+    assert summary["mll"] >= 0.9 * summary["oracle"]
+    assert {"hub", "label", "select", "reuse", "total"} <= set(doc["seconds"])
+    assert {(m["model"], m["head"]) for m in doc["mislabelled"]} >= {("swapped-cnn", 0), ("swapped-cnn", 1)}
+    assert png.stat().st_size > 10_000

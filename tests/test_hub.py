@@ -1,0 +1,57 @@
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mll_jax import checkpoint, models
+from mll_jax.hub import FORMAT_VERSION, Hub
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = models.build("cnn", {"channels": [8, 16], "dense": 32}, num_heads=3, seed=1)
+    digest = checkpoint.save(tmp_path / "m", model)
+    restored = checkpoint.restore(tmp_path / "m", models.abstract("cnn", {"channels": [8, 16], "dense": 32}, 3), digest)
+    x = jnp.linspace(-1, 1, 2 * 28 * 28).reshape(2, 28, 28, 1)
+    np.testing.assert_array_equal(model(x), restored(x))
+
+
+def test_checkpoint_checksum_mismatch_is_an_error(tmp_path):
+    model = models.build("mlp", {"hidden": [16]}, num_heads=2)
+    checkpoint.save(tmp_path / "m", model)
+    with pytest.raises(ValueError, match="does not match its registry checksum"):
+        checkpoint.restore(tmp_path / "m", models.abstract("mlp", {"hidden": [16]}, 2), "0" * 64)
+
+
+def test_hub_models_load_with_their_declared_heads(hub):
+    assert len(hub.ids("expert")) >= 12 and hub.general_id == "general"
+    archs = {hub.entry(i)["arch"] for i in hub.ids("expert")}
+    assert archs == {"mlp", "cnn"}
+    model = hub.load_model("footwear-cnn")
+    assert model.head.out_features == len(hub.entry("footwear-cnn")["heads"]) == 3
+
+
+def test_add_replaces_and_keeps_other_entries(hub_copy):
+    before = set(hub_copy.entries)
+    model = models.build("mlp", {"hidden": [16]}, num_heads=2)
+    hub_copy.add("extra-mlp", model, "mlp", {"hidden": [16]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
+    reopened = Hub.open(hub_copy.path)
+    assert set(reopened.entries) == before | {"extra-mlp"}
+    with pytest.raises(ValueError, match="2 head names for 3 heads"):
+        hub_copy.add("bad", models.build("mlp", {}, 3), "mlp", {}, ["a", "b"], {})
+    with pytest.raises(ValueError, match="model id"):
+        hub_copy.add("../escape", model, "mlp", {"hidden": [16]}, ["a", "b"], {})
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mll-jax hub build"):
+        Hub.open(tmp_path / "nothing")
+    (tmp_path / "registry.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        Hub.open(tmp_path)
+    (tmp_path / "registry.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1, "models": {}}))
+    with pytest.raises(ValueError, match="format version"):
+        Hub.open(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        Hub.create(tmp_path / "file")

@@ -1,0 +1,72 @@
+import pytest
+
+from mll_jax import matching, sdag, store
+from mll_jax import task as task_lib
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return sdag.build(store.load())
+
+
+@pytest.mark.parametrize(
+    "name, node",
+    [
+        ("sneakers", "gym_shoe.n.01"),
+        ("Sneaker", "gym_shoe.n.01"),
+        ("trousers", "trouser.n.01"),
+        ("pants", "trouser.n.01"),
+        ("handbag", "bag.n.04"),
+        ("purse", "bag.n.04"),
+        ("t-shirt", "jersey.n.03"),
+        ("T-shirts", "jersey.n.03"),
+        ("tee shirt", "jersey.n.03"),
+        ("T-shirt/top", "jersey.n.03"),
+        ("ankle boots", "boot.n.01"),
+        ("Ankle-Boot", "boot.n.01"),
+        ("jumper", "sweater.n.01"),
+        ("frock", "dress.n.01"),
+        ("shoes", "shoe.n.01"),
+        ("footwear", "footwear.n.02"),
+        ("sandal.n.01", "sandal.n.01"),
+    ],
+)
+def test_plurals_and_synonyms(graph, name, node):
+    assert matching.match_one(graph, name).node == node
+
+
+def test_unknown_word_is_uncovered(graph):
+    m = matching.match_one(graph, "xyzzy")
+    assert not m.covered and m.confidence == 0.0
+    # a real WordNet noun whose senses are not in the SDAG is uncovered too
+    assert matching.match_one(graph, "giraffe").node is None
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "!!!", "x" * 101])
+def test_bad_names(graph, bad):
+    with pytest.raises(ValueError):
+        matching.match_one(graph, bad)
+
+
+def test_ancestor_class_excludes_descendant_classes(graph):
+    shirt, tee = task_lib.resolve(graph, ["shirt", "t-shirt"])
+    assert shirt.concepts == {"shirt.n.01"} and tee.concepts == {"jersey.n.03"}
+    footwear, shoes = task_lib.resolve(graph, ["footwear", "shoes"])
+    assert footwear.concepts == {"boot.n.01"}
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        ([], "at least 2 classes"),
+        (["sandal"], "at least 2 classes"),
+        (["sandal", "Sandal"], "duplicate"),
+        (["sneaker", "trainers"], "both mean gym_shoe.n.01"),
+        (["sandal", "sandle"], "did you mean sandal"),
+        (["footwear", "shoes", "sandal", "sneakers", "boots"], "nothing left"),
+        ("sandal", "list of names"),
+    ],
+)
+def test_bad_tasks(graph, names, message):
+    with pytest.raises(task_lib.TaskError, match=message):
+        task_lib.resolve(graph, names)
