@@ -14,10 +14,11 @@ os.environ["MLL_JAX_CACHE"] = tempfile.mkdtemp(prefix="mll_jax_test_cache_")
 
 
 @pytest.fixture(scope="session")
-def hub_path(tmp_path_factory) -> Path:
-    from mll_jax import labeling, zoo
+def hub_path() -> Path:
+    """The demo hub, built where `Hub.open()` looks by default (inside the test cache)."""
+    from mll_jax import labeling, paths, zoo
 
-    path = tmp_path_factory.mktemp("hub") / "hub"
+    path = paths.default_hub()
     labeling.label(zoo.build(path))
     return path
 
