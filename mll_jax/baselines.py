@@ -24,7 +24,16 @@ from mll_jax import chco, checkpoint, matching, models, paths, train
 from mll_jax import store as store_lib
 from mll_jax import task as task_lib
 from mll_jax.hub import Hub
-from mll_jax.selection import EPS, Candidate, Selection, build_problem, make_selection, node_samples
+from mll_jax.selection import (
+    EPS,
+    Candidate,
+    Selection,
+    build_problem,
+    label_cache,
+    make_selection,
+    node_samples,
+    with_scores,
+)
 
 ORACLE = {"arch": "mlp", "config": {"hidden": [256]}, "epochs": 3}
 
@@ -70,7 +79,7 @@ def f1_topk_members(
 ) -> list[list[str]]:
     """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples."""
     K = len(classes)
-    index, labels = node_samples(hub, classes, 400, seed)
+    index, labels = node_samples(hub, classes, chco.Config().samples_per_class, seed)
     fit = store_lib.fit_mask(len(hub.store))[index]
     index, labels = index[fit], labels[fit]
     score: dict[tuple[str, int], float] = {}
@@ -109,11 +118,12 @@ def patch_candidates(hub: Hub, classes) -> list[list[Candidate]]:
 
 def fixed_selection(hub: Hub, classes, cands: list[list[Candidate]], pick: list[int], seed: int = 0) -> Selection:
     """A selection of the given candidate per class, with temperatures and biases refitted."""
-    problem, used = build_problem(hub, classes, cands, seed=seed)
+    cache = label_cache(hub)
+    problem = with_scores(build_problem(hub, classes, cands, seed=seed), cache.probs, jnp.asarray(cache.cost))
     w = np.zeros(problem["cand_mask"].shape, np.float32)
     w[np.arange(len(pick)), pick] = 1.0
     result = jax.device_get(chco.solve_fixed(problem, jnp.asarray(w)))
-    return make_selection(hub, classes, cands, used, result)
+    return make_selection(hub, classes, cands, list(cache.models), result)
 
 
 def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:

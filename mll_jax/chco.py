@@ -37,6 +37,8 @@ class Config:
     temperature_weight: float = 1e-3
     init_scale: float = 2.0
     top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
+    max_models: int | None = None  # hard cap on the number of distinct models a selection uses
+    samples_per_class: int = 400  # node samples per class, half to fit and half to validate
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
@@ -113,6 +115,32 @@ def discretise(w: jax.Array, mask: jax.Array, top_mass: float | None) -> jax.Arr
     return kept / jnp.maximum(kept.sum(-1, keepdims=True), 1e-9)
 
 
+def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
+    """bool [M]: the models a selection may use so that it uses at most `max_models`.
+
+    Greedy: while the top-1 selection uses too many models, forbid the used model
+    with the least total weight whose loss leaves every class a candidate. If no
+    model can go, the cap is infeasible and the caller sees more models in use.
+    """
+    num_models = problem["model_cost"].shape[0]
+    onehot = jax.nn.one_hot(problem["cand_model"], num_models) * problem["cand_mask"][..., None]  # [K, C, M]
+    real_class = problem["cand_mask"].any(-1)
+    usage = jnp.einsum("kcm,kc->m", onehot, w)
+
+    def drop_one(_, allowed):
+        allowed_cands = problem["cand_mask"] & (onehot @ allowed.astype(w.dtype) > 0)
+        used = jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0
+        per_class = (onehot * allowed).sum(1)  # [K, M]: allowed candidates of class k from model m
+        left = per_class.sum(-1, keepdims=True) - per_class  # without model m
+        removable = ((left > 0) | ~real_class[:, None]).all(0) & used
+        score = jnp.where(removable, usage, jnp.inf)
+        drop = score.argmin()
+        do_drop = (used.sum() > max_models) & jnp.isfinite(score[drop])
+        return allowed.at[drop].set(allowed[drop] & ~do_drop)
+
+    return jax.lax.fori_loop(0, num_models, drop_one, onehot.any((0, 1)))
+
+
 def refit(problem: dict, w: jax.Array, tb: dict, config: Config) -> dict:
     """Temperatures and biases refitted on the fit half for fixed weights `w`."""
     return adam_fit(
@@ -162,10 +190,24 @@ def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
         }
         params = adam_fit(lambda p: loss(p, problem, config, problem["fit"]), init, config.steps, config.learning_rate)
         continuous = masked_softmax(params["a"], problem["cand_mask"])
-        w = discretise(continuous, problem["cand_mask"], config.top_mass)
+        mask = problem["cand_mask"]
+        if config.max_models is not None:
+            allowed = limit_models(continuous, problem, config.max_models)
+            mask = mask & allowed[problem["cand_model"]]
+        w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
         tb = refit(problem, w, {"t": params["t"], "b": params["b"]}, config)
         return {"w": w, "continuous_w": continuous, **tb, **report(problem, w, tb)}
 
     restarts = jax.vmap(one_restart)(jax.random.split(key, config.restarts))
     winner = jnp.argmin(restarts["val_loss"])
     return jax.tree.map(lambda x: x[winner], restarts)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def brute_force(problem: dict, picks: jax.Array, config: Config = Config()) -> dict:
+    """Every discrete selection in `picks` [P, K] (one candidate index per class), refitted
+    and scored on the validation half; returns the best by validation accuracy, then loss."""
+    K, C = problem["cand_mask"].shape
+    results = jax.vmap(lambda pick: solve_fixed(problem, jax.nn.one_hot(pick, C) * problem["cand_mask"], config))(picks)
+    winner = jnp.lexsort((results["val_loss"], -results["val_accuracy"]))[0]
+    return jax.tree.map(lambda x: x[winner], results)

@@ -1,25 +1,36 @@
 """Selection (DESIGN 3.2): candidates from model labels, CHCO on the label cache.
 
-`select(hub, names)` resolves the names, lists candidates per class, gathers the
-candidate scores of the classes' node samples from the label cache (no inference),
-and runs CHCO. The general model is a candidate for every class, and the only one
-for a class no expert covers ("uncovered").
+`select(hub, names)` resolves the names, lists candidates per class and runs CHCO on
+the classes' node samples; `select(hub, [names, names, ...])` does many tasks at
+once. The general model is a candidate for every class, and the only one for a
+class no expert covers ("uncovered").
+
+Batching: tasks are padded to bucketed shapes (by their number of classes K,
+candidates C rounded up to a multiple of 4, a fixed number of node samples per
+class, chunks of tasks rounded up to powers of two), so one compiled program serves a bucket. Candidate scores are
+gathered inside the jitted program from one matrix of every head's probabilities on
+every store sample (the label cache): no inference and no Python loop over samples.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import json
+import zlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from mll_jax import chco, labeling
 from mll_jax import task as task_lib
 from mll_jax.hub import Hub
 from mll_jax.store import fit_mask
 
-SAMPLES_PER_CLASS = 400  # node samples per class, half to fit and half to validate
+MAX_CHUNK = 256  # tasks solved by one call of the compiled program
 EPS = 1e-6
 
 
@@ -49,6 +60,7 @@ class Selection:
     val_accuracy: float
     val_accuracy_per_class: list[float]
     num_candidates: list[int]
+    considered: list[list[dict]] = dataclasses.field(default_factory=list)  # per class: model, heads, weight
 
     @property
     def models(self) -> list[str]:
@@ -74,39 +86,99 @@ class Selection:
         rows.append(f"models used: {', '.join(self.models)}; uncovered: {', '.join(self.uncovered) or '-'}")
         return "\n".join(rows)
 
+    def explain(self) -> str:
+        """The table, then every candidate CHCO weighed, its continuous weight, and the calibration."""
+        rows = [self.table(), "", f"validation accuracy {self.val_accuracy:.3f}"]
+        for name, node, considered, b in zip(self.classes, self.nodes, self.considered, self.biases):
+            rows.append(f"{name} -> {node}  (bias {b:+.2f}; {len(considered)} candidates)")
+            for c in sorted(considered, key=lambda c: -c["weight"]):
+                rows.append(f"    {c['weight']:5.2f}  {c['model']:28s} heads {c['heads']}")
+        rows.append("log-temperatures: " + ", ".join(f"{m} {t:+.2f}" for m, t in self.temperatures.items()))
+        return "\n".join(rows)
 
-def fired(record: dict) -> np.ndarray:
-    """bool [H, num_concepts]: the concepts each head is labelled with."""
-    return record["response"] >= labeling.THRESHOLD
+
+@dataclasses.dataclass(frozen=True)
+class LabelCache:
+    """Every labelled model's probabilities side by side, and what its heads fire on."""
+
+    models: tuple[str, ...]
+    probs: jax.Array  # [N_store, H_total] float32
+    head_model: np.ndarray  # [H_total] index into `models`
+    head_offset: np.ndarray  # [len(models) + 1]
+    fired: np.ndarray  # [H_total, num_concepts] bool; all False for the general model
+    general_heads: np.ndarray  # [num_concepts] global head of the general model per concept, or -1
+    cost: np.ndarray  # [len(models)] parameters relative to the largest model
+    general: int  # index of the general model, or -1
+
+
+def label_cache(hub: Hub) -> LabelCache:
+    """The hub's label cache (memoised on the hub until a label record changes)."""
+    ids = [i for i in hub.entries if hub.labels(i) is not None]
+    records = [hub.labels(i) for i in ids]
+    key = tuple(id(r) for r in records)
+    cached = hub.__dict__.get("_label_cache")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    sizes = [r["probs"].shape[1] for r in records]
+    offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    num_concepts = len(hub.sdag.concept_nodes)
+    fired = np.zeros((offset[-1], num_concepts), bool)
+    general_heads = np.full(num_concepts, -1, np.int32)
+    column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
+    general = ids.index(hub.general_id) if hub.general_id in ids else -1
+    for m, record in enumerate(records):
+        if m == general:
+            for j, node in enumerate(record["declared_nodes"]):
+                if str(node) in column:
+                    general_heads[column[str(node)]] = offset[m] + j
+        else:
+            fired[offset[m] : offset[m + 1]] = record["response"] >= labeling.THRESHOLD
+    params = np.array([hub.entry(i)["params"] for i in ids], np.float32)
+    cache = LabelCache(
+        models=tuple(ids),
+        probs=jnp.asarray(np.concatenate([r["probs"] for r in records], 1), jnp.float32),
+        head_model=np.repeat(np.arange(len(ids)), sizes),
+        head_offset=offset,
+        fired=fired,
+        general_heads=general_heads,
+        cost=params / params.max(),
+        general=general,
+    )
+    hub.__dict__["_label_cache"] = (key, cache)
+    return cache
+
+
+def _class_of_concept(hub: Hub, classes) -> np.ndarray:
+    column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
+    class_of = np.full(len(column), -1)
+    for k, cls in enumerate(classes):
+        class_of[[column[c] for c in cls.concepts]] = k
+    return class_of
 
 
 def candidates(hub: Hub, classes: list[task_lib.TaskClass]) -> list[list[Candidate]]:
     """Per class: (expert, heads) that fire on it and on no other class of the task; then the general model."""
-    concept_nodes = hub.sdag.concept_nodes
-    column = {c: i for i, c in enumerate(concept_nodes)}
-    class_of = np.full(len(concept_nodes), -1)
-    for k, cls in enumerate(classes):
-        class_of[[column[c] for c in cls.concepts]] = k
-    out: list[list[Candidate]] = [[] for _ in classes]
-    for model_id in hub.ids("expert"):
-        record = hub.labels(model_id)
-        if record is None:
-            continue
-        hits = fired(record)[:, class_of >= 0]  # [H, concepts of the task]
-        owner = class_of[class_of >= 0]
-        for k in range(len(classes)):
-            on_k = hits[:, owner == k].any(1)
-            on_other = hits[:, owner != k].any(1)
-            heads = tuple(int(j) for j in np.flatnonzero(on_k & ~on_other))
-            if heads:
-                out[k].append(Candidate(model_id, heads))
-    general = hub.general_id
-    if general is not None:
-        declared = [str(n) for n in hub.labels(general)["declared_nodes"]]
-        for k, cls in enumerate(classes):
-            heads = tuple(j for j, node in enumerate(declared) if node in cls.concepts)
-            if heads:
-                out[k].append(Candidate(general, heads))
+    cache = label_cache(hub)
+    class_of = _class_of_concept(hub, classes)
+    K = len(classes)
+    onehot = np.zeros((len(class_of), K), np.int32)
+    onehot[class_of >= 0, class_of[class_of >= 0]] = 1
+    on = (cache.fired.astype(np.int32) @ onehot) > 0  # [H_total, K]
+    valid = on & (on.sum(1, keepdims=True) == 1)
+    out: list[list[Candidate]] = []
+    for k in range(K):
+        heads = np.flatnonzero(valid[:, k])
+        by_model = np.split(heads, np.searchsorted(heads, cache.head_offset[1:-1]))
+        cands = [
+            Candidate(cache.models[m], tuple(int(j - cache.head_offset[m]) for j in hs))
+            for m, hs in enumerate(by_model)
+            if len(hs)
+        ]
+        general = cache.general_heads[class_of == k]
+        if cache.general >= 0 and (general >= 0).all():
+            g = cache.general
+            cands.append(Candidate(cache.models[g], tuple(int(j - cache.head_offset[g]) for j in general)))
+        out.append(cands)
     return out
 
 
@@ -114,85 +186,171 @@ def _bucket(n: int, smallest: int = 2) -> int:
     return max(smallest, 1 << (n - 1).bit_length())
 
 
-def node_samples(
-    hub: Hub, classes: list[task_lib.TaskClass], per_class: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Store indices and class labels: up to `per_class` items per class, stratified over its concepts."""
-    rng = np.random.default_rng(seed)
+@functools.lru_cache(maxsize=8)
+def _concept_orders(num_items: int, seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed).permutation(num_items)
+
+
+def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Store indices and class labels: up to `per_class` items per class, stratified over its concepts.
+
+    Items come from one fixed shuffle of the store per seed, so a class gets the same
+    samples in every task.
+    """
+    order = _concept_orders(len(hub.store), seed)
+    concept_of = hub.store.concepts[order]
+    column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
     index, labels = [], []
     for k, cls in enumerate(classes):
-        pool = [hub.sdag.own[c] for c in sorted(cls.concepts)]
-        quota = -(-per_class // len(pool))
-        chosen = np.concatenate([rng.permutation(p)[:quota] for p in pool])[:per_class]
+        quota = -(-per_class // len(cls.concepts))
+        chosen = np.concatenate([order[concept_of == column[c]][:quota] for c in sorted(cls.concepts)])[:per_class]
         index.append(chosen)
         labels.append(np.full(len(chosen), k))
     return np.concatenate(index), np.concatenate(labels)
 
 
-def build_problem(hub: Hub, classes, cands, per_class: int = SAMPLES_PER_CLASS, seed: int = 0):
-    """Padded CHCO arrays for one task, gathered from the label cache; and the model list."""
-    models = sorted({c.model for cs in cands for c in cs})
-    K, C, M = _bucket(len(classes)), _bucket(max(len(cs) for cs in cands)), _bucket(len(models), 1)
+def bucket_shape(classes, cands) -> tuple[int, int]:
+    """Padded (K, C) of a task: classes as they are, candidates rounded up to a multiple of 4."""
+    return len(classes), -(-max(len(cs) for cs in cands) // 4) * 4
+
+
+def build_problem(hub: Hub, classes, cands, per_class: int = 400, seed: int = 0, shape=None) -> dict:
+    """One task's padded arrays (node samples, candidate head memberships, masks); `shape` = (K, C)."""
+    cache = label_cache(hub)
+    K, C = shape or bucket_shape(classes, cands)
     index, labels = node_samples(hub, classes, per_class, seed)
     N = K * per_class
-    scores = np.zeros((N, K, C), np.float32)
+    membership = np.zeros((K, C, cache.head_offset[-1]), np.float32)
     cand_mask = np.zeros((K, C), bool)
     cand_model = np.zeros((K, C), np.int32)
     for k, cs in enumerate(cands):
         for c, cand in enumerate(cs):
-            probs = hub.labels(cand.model)["probs"][index][:, list(cand.heads)].astype(np.float32)
-            scores[: len(index), k, c] = np.log(probs.sum(1) + EPS)
+            m = cache.models.index(cand.model)
+            membership[k, c, cache.head_offset[m] + np.array(cand.heads)] = 1.0
             cand_mask[k, c] = True
-            cand_model[k, c] = models.index(cand.model)
-    params = np.array([hub.entry(m)["params"] for m in models], np.float32)
-    cost = np.zeros(M, np.float32)
-    cost[: len(models)] = params / max(e["params"] for e in hub.entries.values())
+            cand_model[k, c] = m
     is_fit = fit_mask(len(hub.store))[index]
-    fit = np.zeros(N, np.float32)
-    val = np.zeros(N, np.float32)
-    fit[: len(index)], val[: len(index)] = is_fit, ~is_fit
-    padded_labels = np.zeros(N, np.int32)
-    padded_labels[: len(index)] = labels
-    problem = {
-        "scores": scores,
+    pad = N - len(index)
+    return {
+        "index": np.pad(index, (0, pad)).astype(np.int32),
+        "labels": np.pad(labels, (0, pad)).astype(np.int32),
+        "fit": np.pad(is_fit, (0, pad)).astype(np.float32),
+        "val": np.pad(~is_fit, (0, pad)).astype(np.float32),
+        "membership": membership,
         "cand_mask": cand_mask,
         "cand_model": cand_model,
-        "labels": padded_labels,
-        "model_cost": cost,
-        "fit": fit,
-        "val": val,
     }
-    return problem, models
 
 
-def select(hub: Hub, names: list[str], config: chco.Config = chco.Config(), seed: int = 0) -> Selection:
-    """Choose heads from the hub's experts for the task whose classes are `names`."""
-    classes = task_lib.resolve(hub.sdag, names)
+def with_scores(task: dict, probs: jax.Array, cost: jax.Array) -> dict:
+    """The CHCO problem of one task: candidate scores gathered from the label cache (traceable)."""
+    K, C, H = task["membership"].shape
+    summed = probs[task["index"]] @ task["membership"].reshape(K * C, H).T  # [N, K*C]
+    problem = {k: v for k, v in task.items() if k not in ("index", "membership")}
+    problem["scores"] = jnp.log(summed + EPS).reshape(-1, K, C)
+    problem["model_cost"] = cost
+    return problem
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _solve_chunk(tasks: dict, keys: jax.Array, probs: jax.Array, cost: jax.Array, config: chco.Config) -> dict:
+    return jax.vmap(lambda task, key: chco.solve(with_scores(task, probs, cost), key, config))(tasks, keys)
+
+
+def task_key(seed: int, names) -> jax.Array:
+    """A task's random key: from the seed and its names, so it does not depend on batch position."""
+    return jax.random.fold_in(jax.random.key(seed), zlib.crc32("\x1f".join(names).encode()))
+
+
+def select(
+    hub: Hub,
+    names,
+    config: chco.Config = chco.Config(),
+    seed: int = 0,
+    max_models: int | None = None,
+    chunk: int = MAX_CHUNK,
+    progress: bool = False,
+):
+    """Choose heads for one task (a list of class names) or many (a list of such lists).
+
+    Returns a Selection, or a list of Selections in the order of the tasks.
+    """
+    many = not isinstance(names, str) and len(names) > 0 and not isinstance(names[0], str)
+    tasks = [list(t) for t in names] if many else [names]
+    if max_models is not None:
+        if max_models < 1:
+            raise ValueError(f"max_models must be at least 1, got {max_models}")
+        config = dataclasses.replace(config, max_models=max_models)
     missing = [i for i in hub.entries if hub.labels(i) is None]
     if missing:
         raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
+    resolved = [task_lib.resolve(hub.sdag, t) for t in tasks]
+    cands = [candidates(hub, classes) for classes in resolved]
+    for t, (classes, cs) in enumerate(zip(resolved, cands)):
+        empty = [cls.name for cls, c in zip(classes, cs) if not c]
+        if empty:
+            raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
+    cache = label_cache(hub)
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for t, (classes, cs) in enumerate(zip(resolved, cands)):
+        buckets.setdefault(bucket_shape(classes, cs), []).append(t)
+    results: list[Selection | None] = [None] * len(tasks)
+    bar = tqdm(total=len(tasks), desc="selecting", disable=not progress)
+    for shape, members in buckets.items():
+        for start in range(0, len(members), chunk):
+            part = members[start : start + chunk]
+            problems = [build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape) for t in part]
+            size = min(_bucket(len(part), 1), chunk)
+            problems += [problems[0]] * (size - len(part))  # pad the chunk with copies
+            stacked = {k: np.stack([p[k] for p in problems]) for k in problems[0]}
+            keys = jnp.stack(
+                [task_key(seed, tasks[t]) for t in part] + [task_key(seed, tasks[part[0]])] * (size - len(part))
+            )
+            out = jax.device_get(_solve_chunk(stacked, keys, cache.probs, jnp.asarray(cache.cost), config))
+            for i, t in enumerate(part):
+                result = jax.tree.map(lambda x, i=i: x[i], out)
+                results[t] = make_selection(hub, resolved[t], cands[t], list(cache.models), result)
+                if max_models is not None and len(results[t].models) > max_models:
+                    raise task_lib.TaskError(
+                        f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
+                        f"the smallest found uses {len(results[t].models)}"
+                    )
+            bar.update(len(part))
+    bar.close()
+    return results if many else results[0]
+
+
+def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int = 0, limit: int = 4096) -> Selection:
+    """The best discrete selection by exhaustive search (small tasks only): every
+    combination of one candidate per class, temperatures and biases refitted."""
+    classes = task_lib.resolve(hub.sdag, names)
     cands = candidates(hub, classes)
-    empty = [cls.name for cls, cs in zip(classes, cands) if not cs]
-    if empty:
-        raise task_lib.TaskError(f"no expert or general model can score {empty}; add a general model to the hub")
-    problem, models = build_problem(hub, classes, cands, seed=seed)
-    result = jax.device_get(chco.solve(problem, jax.random.key(seed), config))
-    return make_selection(hub, classes, cands, models, result)
+    counts = [len(cs) for cs in cands]
+    if int(np.prod(counts)) > limit:
+        raise ValueError(f"{int(np.prod(counts))} combinations exceed the brute-force limit {limit}")
+    cache = label_cache(hub)
+    task = build_problem(hub, classes, cands, config.samples_per_class, seed)
+    problem = with_scores(task, cache.probs, jnp.asarray(cache.cost))
+    picks = jnp.asarray(list(itertools.product(*[range(n) for n in counts])), jnp.int32)
+    result = jax.device_get(chco.brute_force(problem, picks, config))
+    return make_selection(hub, classes, cands, list(cache.models), result)
 
 
 def make_selection(hub: Hub, classes, cands, models: list[str], result: dict) -> Selection:
-    """A Selection from solver output (discrete `w`, `t`, `b`, validation accuracies)."""
+    """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `models`)."""
     general = hub.general_id
-    choices = []
+    choices, considered = [], []
     for k, cs in enumerate(cands):
-        chosen = []
+        chosen, weighed = [], []
         for c, cand in enumerate(cs):
+            heads = hub.entry(cand.model)["heads"]
+            names = [heads[j] for j in cand.heads]
             if result["w"][k, c] > 0:
-                heads = hub.entry(cand.model)["heads"]
-                chosen.append(
-                    Choice(cand.model, list(cand.heads), [heads[j] for j in cand.heads], float(result["w"][k, c]))
-                )
+                chosen.append(Choice(cand.model, list(cand.heads), names, float(result["w"][k, c])))
+            if "continuous_w" in result:
+                weighed.append({"model": cand.model, "heads": names, "weight": float(result["continuous_w"][k, c])})
         choices.append(chosen)
+        considered.append(weighed)
     used = {c.model for cs in choices for c in cs}
     return Selection(
         classes=[c.name for c in classes],
@@ -205,4 +363,5 @@ def make_selection(hub: Hub, classes, cands, models: list[str], result: dict) ->
         val_accuracy=float(result["val_accuracy"]),
         val_accuracy_per_class=[float(a) for a in result["val_accuracy_per_class"][: len(classes)]],
         num_candidates=[len(cs) for cs in cands],
+        considered=considered,
     )
