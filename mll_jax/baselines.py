@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mll_jax import chco, checkpoint, matching, models, paths, train
+from mll_jax import chco, checkpoint, labeling, matching, models, paths, train
 from mll_jax import store as store_lib
 from mll_jax import task as task_lib
 from mll_jax.hub import Hub
@@ -99,6 +99,8 @@ def declared_candidates(hub: Hub, classes) -> list[list[Candidate]]:
     sdag = hub.sdag
     out: list[list[Candidate]] = [[] for _ in classes]
     for m in hub.ids("expert"):
+        if labeling.problem(hub, m):
+            continue
         nodes = [matching.match_one(sdag, h).node for h in hub.entry(m)["heads"]]
         concepts = [sdag.concepts_under(v) if v else frozenset() for v in nodes]
         for k, cls in enumerate(classes):

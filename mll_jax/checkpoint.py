@@ -56,3 +56,40 @@ def restore(directory: Path, abstract_model: nnx.Module, expected_checksum: str 
         raise ValueError(f"checkpoint {directory} does not match its registry checksum; the file is corrupt")
     nnx.replace_by_pure_dict(abstract_state, pure)
     return nnx.merge(graphdef, abstract_state)
+
+
+def _flat_name(path) -> str:
+    return ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
+    """The model's state as flat names ('layers.0.kernel') -> arrays, the safetensors layout."""
+    flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model)))[0]
+    return {_flat_name(path): np.asarray(v) for path, v in flat}
+
+
+def load_safetensors(path: Path, abstract_model: nnx.Module) -> nnx.Module:
+    """Parameters from a safetensors file (flat names as in `flat_params`) into `abstract_model`.
+
+    Reads only tensors (never code); names or shapes that do not fit are errors naming the tensor.
+    """
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except Exception as error:  # the library raises several types for a bad file
+        raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
+    graphdef, abstract_state = nnx.split(abstract_model)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(abstract_state))
+    expected = {_flat_name(p): leaf for p, leaf in leaves}
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing:
+        raise ValueError(f"{path}: missing tensor {', '.join(missing)} for this architecture")
+    if extra:
+        raise ValueError(f"{path}: unexpected tensor {', '.join(extra)}; this architecture has no such parameter")
+    for name, leaf in expected.items():
+        if tensors[name].shape != tuple(leaf.shape):
+            raise ValueError(f"{path}: tensor {name} has shape {tensors[name].shape}, the model expects {leaf.shape}")
+    pure = jax.tree_util.tree_unflatten(treedef, [tensors[n].astype(leaf.dtype) for n, leaf in expected.items()])
+    nnx.replace_by_pure_dict(abstract_state, pure)
+    return nnx.merge(graphdef, abstract_state)

@@ -55,11 +55,13 @@ def cmd_hub_build(args) -> None:
 
 
 def cmd_hub_list(args) -> None:
+    from mll_jax import labeling
+
     hub = _hub(args)
-    labelled = {i: hub.labels(i) is not None for i in hub.entries}
-    print(f"{'id':28s} {'role':8s} {'arch':5s} {'params':>8s} {'labelled':>8s}  heads")
+    labelled = {i: labeling.problem(hub, i) or "yes" for i in hub.entries}
+    print(f"{'id':28s} {'role':8s} {'arch':5s} {'params':>8s}  {'heads':40s} labelled")
     for i, e in hub.entries.items():
-        print(f"{i:28s} {e['role']:8s} {e['arch']:5s} {e['params']:8d} {str(labelled[i]):>8s}  {', '.join(e['heads'])}")
+        print(f"{i:28s} {e['role']:8s} {e['arch']:5s} {e['params']:8d}  {', '.join(e['heads'])[:40]:40s} {labelled[i]}")
 
 
 def cmd_hub_info(args) -> None:
@@ -68,13 +70,29 @@ def cmd_hub_info(args) -> None:
     hub = _hub(args)
     entry = hub.entry(args.id)
     print(json.dumps(entry, indent=1))
-    if hub.labels(args.id) is None:
-        print("not labelled yet: run `mll-jax label`")
+    if problem := labeling.problem(hub, args.id):
+        print(f"excluded from selection: {problem}")
         return
     for h in labeling.head_labels(hub, args.id):
         flag = "  MISLABELLED" if h.mislabelled else ""
         nodes = ", ".join(h.nodes) or "(no concept)"
         print(f"head {h.head} {h.declared!r}: {nodes}  r={h.response:.2f} acc={h.accuracy:.2f}{flag}")
+
+
+def cmd_hub_verify(args) -> None:
+    from mll_jax import verify
+
+    hub = _hub(args)
+    faults = verify.verify(hub)
+    for fault in faults:
+        print(fault)
+    if args.repair and faults:
+        for action in verify.repair(hub, faults):
+            print(f"repaired: {action}")
+        faults = verify.verify(hub)
+    print(f"{len(faults)} fault(s) in hub {hub.path}")
+    if faults:
+        raise ValueError(f"hub {hub.path} has {len(faults)} fault(s); `mll-jax hub verify --repair` fixes them")
 
 
 def cmd_label(args) -> None:
@@ -129,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
     )
     hub.add_parser("build", help="train the demo experts and the general model").set_defaults(run=cmd_hub_build)
     hub.add_parser("list", help="list the models").set_defaults(run=cmd_hub_list)
+    verify = hub.add_parser("verify", help="check every entry; --repair fixes only the broken ones")
+    verify.add_argument("--repair", action="store_true", help="remove or re-label broken entries")
+    verify.set_defaults(run=cmd_hub_verify)
     info = hub.add_parser("info", help="show one model and its head labels")
     info.add_argument("id")
     info.set_defaults(run=cmd_hub_info)

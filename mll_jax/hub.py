@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -33,6 +34,10 @@ ROLES = ("expert", "general")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def file_checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class Hub:
     """A hub on disk. Open an existing one with `Hub.open`, make one with `Hub.create`."""
 
@@ -47,6 +52,8 @@ class Hub:
     @classmethod
     def open(cls, path: str | os.PathLike | None = None) -> Hub:
         path = Path(path or paths.default_hub()).expanduser()
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"hub path {path} is a file, not a hub directory")
         registry_path = path / "registry.json"
         if not registry_path.is_file():
             raise FileNotFoundError(f"no hub at {path} (no registry.json); build one with `mll-jax hub build`")
@@ -146,6 +153,7 @@ class Hub:
             self._reload()
             digest = checkpoint.save(self.path / "models" / model_id, model)
             self._drop_labels(model_id)
+            self.entries.pop(model_id, None)
             self.entries[model_id] = {
                 "arch": arch,
                 "config": config,
@@ -170,14 +178,25 @@ class Hub:
             shutil.rmtree(self.path / "models" / model_id, ignore_errors=True)
 
     def save_labels(self, model_id: str, record: dict[str, np.ndarray]) -> None:
+        """Write a label record atomically and put its checksum in the registry."""
         self.entry(model_id)
         directory = self.path / "labels"
         directory.mkdir(exist_ok=True)
         with self._locked():
+            self._reload()
             tmp = directory / f".{model_id}.tmp.npz"
             np.savez(tmp, **record)
+            digest = file_checksum(tmp)
             os.replace(tmp, directory / f"{model_id}.npz")
+            self.entries[model_id]["labels_checksum"] = digest
+            self._write_registry()
         self._labels[model_id] = dict(record)
+
+    def labels_valid(self, model_id: str) -> bool:
+        """Whether `model_id` has a label record whose checksum matches the registry."""
+        path = self.path / "labels" / f"{model_id}.npz"
+        expected = self.entry(model_id).get("labels_checksum")
+        return path.is_file() and expected is not None and file_checksum(path) == expected
 
     def _drop_labels(self, model_id: str) -> None:
         self._labels.pop(model_id, None)

@@ -69,16 +69,48 @@ def label_record(sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, decl
     }
 
 
+def problem_with(probs: np.ndarray) -> str:
+    """Why a model's outputs cannot be trusted ('' if they can)."""
+    if not np.isfinite(probs).all():
+        return f"outputs NaN or Inf on {int((~np.isfinite(probs)).any(1).sum())} store samples"
+    if probs.std(0).max() < 1e-6:
+        return "outputs the same probabilities for every input"
+    return ""
+
+
 def label(hub: Hub, model_ids: list[str] | None = None, force: bool = False, batch_size: int = 1000) -> list[str]:
-    """Label the models that have no label record yet (or `model_ids`); returns those labelled."""
+    """Label the models without a valid label record (or `model_ids`); returns those labelled.
+
+    Each model's record is written atomically when it is done, so a killed run
+    resumes with the models it had not finished. A model that cannot be loaded or
+    whose outputs are NaN/Inf or constant gets a record with a `problem`, which
+    excludes it from selection.
+    """
     ids = model_ids or list(hub.entries)
-    todo = [i for i in ids if force or hub.labels(i) is None]
+    todo = [i for i in ids if force or not hub.labels_valid(i)]
     store = hub.store
     for model_id in tqdm(todo, desc="labelling models", disable=not todo):
         entry = hub.entry(model_id)
-        probs = engine.probabilities(hub.load_model(model_id), entry["input_spec"], store.images, batch_size)
-        hub.save_labels(model_id, label_record(hub.sdag, store.concepts, probs, entry["heads"]))
+        try:
+            model = hub.load_model(model_id)
+        except (ValueError, FileNotFoundError) as error:
+            hub.save_labels(model_id, {"problem": np.array(f"checkpoint does not load: {error}")})
+            continue
+        probs = engine.probabilities(model, entry["input_spec"], store.images, batch_size)
+        problem = problem_with(probs)
+        record = (
+            {"problem": np.array(problem)} if problem else label_record(hub.sdag, store.concepts, probs, entry["heads"])
+        )
+        hub.save_labels(model_id, record)
     return todo
+
+
+def problem(hub: Hub, model_id: str) -> str:
+    """The reason `model_id` is excluded from selection ('' if it is usable)."""
+    record = hub.labels(model_id)
+    if record is None:
+        return "not labelled"
+    return str(record["problem"]) if "problem" in record else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +130,8 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
     record = hub.labels(model_id)
     if record is None:
         raise ValueError(f"model {model_id!r} is not labelled yet; run `mll-jax label`")
+    if "problem" in record:
+        raise ValueError(f"model {model_id!r} is excluded: {record['problem']}")
     sdag, heads = hub.sdag, hub.entry(model_id)["heads"]
     concept_nodes = sdag.concept_nodes
     out = []
@@ -125,4 +159,5 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
 
 def mislabel_report(hub: Hub) -> list[HeadLabel]:
     """Heads whose measured label disagrees with their declared name."""
-    return [h for i in hub.ids("expert") if hub.labels(i) is not None for h in head_labels(hub, i) if h.mislabelled]
+    usable = [i for i in hub.ids("expert") if not problem(hub, i)]
+    return [h for i in usable for h in head_labels(hub, i) if h.mislabelled]

@@ -7,6 +7,7 @@ exp(-t_model) + b_k, exactly as CHCO scored it on the label cache.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -30,10 +31,21 @@ def check_images(images, shape: tuple[int, ...]) -> None:
         raise ValueError("the batch is empty; pass at least one image")
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _logits(statics: tuple, arrays: tuple, biases: jax.Array, images: jax.Array) -> jax.Array:
+    # One compiled program per (models, input shape); selections over the same models share it.
+    z = jnp.broadcast_to(biases, (images.shape[0], biases.shape[0]))
+    for (graphdef, spec), (state, membership, weights) in zip(statics, arrays):
+        probs = engine.forward(graphdef, spec, state, images)
+        scores = jnp.log(probs @ membership + EPS)
+        z = z + jnp.where(weights > 0, scores * weights, 0.0)
+    return z
+
+
 def reuse(hub: Hub, selection: Selection) -> Callable[[jax.Array], jax.Array]:
     """A jitted classifier for `selection`: uint8 images [B, H, W, C] -> logits [B, K]."""
     K = len(selection.classes)
-    parts = []  # (graphdef, spec key, state, head->class membership [H, K], class weights [K])
+    statics, arrays = [], []
     for model_id in selection.models:
         entry = hub.entry(model_id)
         graphdef, state = nnx.split(hub.load_model(model_id))
@@ -44,24 +56,15 @@ def reuse(hub: Hub, selection: Selection) -> Callable[[jax.Array], jax.Array]:
                 if c.model == model_id:
                     membership[c.heads, k] = 1.0
                     weights[k] = c.weight * np.exp(-selection.temperatures[model_id])
-        parts.append((graphdef, engine.spec_key(entry["input_spec"]), state, membership, weights))
+        statics.append((graphdef, engine.spec_key(entry["input_spec"])))
+        arrays.append((state, jnp.asarray(membership), jnp.asarray(weights)))
     shape = tuple(hub.entry(selection.models[0])["input_spec"]["shape"])
-    statics = tuple((g, s) for g, s, *_ in parts)
-    arrays = tuple((st, jnp.asarray(m), jnp.asarray(w)) for _, _, st, m, w in parts)
+    statics, arrays = tuple(statics), tuple(arrays)
     biases = jnp.asarray(selection.biases, jnp.float32)
-
-    @jax.jit
-    def logits(arrays, images):
-        z = jnp.broadcast_to(biases, (images.shape[0], K))
-        for (graphdef, spec), (state, membership, weights) in zip(statics, arrays):
-            probs = engine.forward(graphdef, spec, state, images)
-            scores = jnp.log(probs @ membership + EPS)
-            z = z + jnp.where(weights > 0, scores * weights, 0.0)
-        return z
 
     def classifier(images: jax.Array) -> jax.Array:
         check_images(images, shape)
-        return logits(arrays, images)
+        return _logits(statics, arrays, biases, images)
 
     classifier.classes = list(selection.classes)
     return classifier

@@ -60,6 +60,7 @@ class Selection:
     val_accuracy: float
     val_accuracy_per_class: list[float]
     num_candidates: list[int]
+    excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # model -> why it was not considered
     considered: list[list[dict]] = dataclasses.field(default_factory=list)  # per class: model, heads, weight
 
     @property
@@ -113,7 +114,7 @@ class LabelCache:
 
 def label_cache(hub: Hub) -> LabelCache:
     """The hub's label cache (memoised on the hub until a label record changes)."""
-    ids = [i for i in hub.entries if hub.labels(i) is not None]
+    ids = [i for i in hub.entries if not labeling.problem(hub, i)]
     records = [hub.labels(i) for i in ids]
     key = tuple(id(r) for r in records)
     cached = hub.__dict__.get("_label_cache")
@@ -363,5 +364,6 @@ def make_selection(hub: Hub, classes, cands, models: list[str], result: dict) ->
         val_accuracy=float(result["val_accuracy"]),
         val_accuracy_per_class=[float(a) for a in result["val_accuracy_per_class"][: len(classes)]],
         num_candidates=[len(cs) for cs in cands],
+        excluded={i: labeling.problem(hub, i) for i in hub.entries if labeling.problem(hub, i)},
         considered=considered,
     )

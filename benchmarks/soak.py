@@ -1,0 +1,105 @@
+"""Soak: many selections and reuse predictions in one process; memory and compile caches must stay flat.
+
+    python benchmarks/soak.py [--hub PATH] [--selections 10000] [--predictions 1000000] [--json out/soak.json]
+
+Prints a table of resident memory per tenth of the run and writes JSON. Selections
+use a light CHCO configuration (this measures leaks, not selection quality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import mll_jax as mll
+from mll_jax import chco, data, paths, reuse, selection
+
+LIGHT = chco.Config(restarts=2, steps=40, refit_steps=20, samples_per_class=64)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def random_tasks(hub: mll.Hub, count: int, rng: np.random.Generator) -> list[list[str]]:
+    nodes = hub.sdag.concept_nodes
+    return [list(rng.choice(nodes, rng.integers(2, 7), replace=False)) for _ in range(count)]
+
+
+def growth(samples: list[float]) -> float:
+    tenth = max(len(samples) // 10, 1)
+    first, last = np.mean(samples[:tenth]), np.mean(samples[-tenth:])
+    return float((last - first) / first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hub", default=str(paths.default_hub()))
+    parser.add_argument("--selections", type=int, default=10_000)
+    parser.add_argument("--predictions", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--json", default="out/soak.json")
+    args = parser.parse_args()
+    paths.enable_compile_cache()
+    hub = mll.Hub.open(args.hub)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+
+    select_rss, chunk = [], 100
+    for _ in tqdm(range(args.selections // chunk), desc="selections"):
+        sels = mll.select(hub, random_tasks(hub, chunk, rng), config=LIGHT)
+        select_rss.append(rss_mib())
+    select_seconds = time.perf_counter() - start
+
+    test = data.load("fashion_mnist", "test")
+    classifiers = [mll.reuse(hub, s) for s in sels[:10]]
+    predict_rss, done, start = [], 0, time.perf_counter()
+    calls = args.predictions // args.batch
+    for i in tqdm(range(calls), desc="predictions"):
+        batch = test.images[(i * args.batch) % len(test) :][: args.batch]
+        if len(batch) < args.batch:
+            batch = test.images[: args.batch]
+        np.asarray(classifiers[i % len(classifiers)](batch))
+        done += len(batch)
+        predict_rss.append(rss_mib())
+    predict_seconds = time.perf_counter() - start
+
+    result = {
+        "selections": len(select_rss) * chunk,
+        "predictions": done,
+        "select_seconds": select_seconds,
+        "predict_seconds": predict_seconds,
+        "select_rss_mib": select_rss,
+        "predict_rss_mib": predict_rss[:: max(len(predict_rss) // 100, 1)],
+        "select_rss_growth": growth(select_rss),
+        "predict_rss_growth": growth(predict_rss),
+        "compiled_select_programs": selection._solve_chunk._cache_size(),
+        "compiled_reuse_programs": reuse._logits._cache_size(),
+        "config": {"chco": LIGHT.__dict__},
+    }
+    header = ["phase", "count", "seconds", "RSS first 10% MiB", "RSS last 10% MiB", "growth"]
+    print(f"{header[0]:12s} {header[1]:>10s} {header[2]:>8s} {header[3]:>18s} {header[4]:>17s} {header[5]:>7s}")
+    for phase, rss, count, seconds in [
+        ("select", select_rss, result["selections"], select_seconds),
+        ("predict", predict_rss, done, predict_seconds),
+    ]:
+        tenth = max(len(rss) // 10, 1)
+        print(
+            f"{phase:12s} {count:10d} {seconds:8.1f} {np.mean(rss[:tenth]):18.1f} {np.mean(rss[-tenth:]):17.1f} "
+            f"{100 * growth(rss):6.2f}%"
+        )
+    print(f"compiled programs: select {result['compiled_select_programs']}, reuse {result['compiled_reuse_programs']}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
