@@ -52,6 +52,12 @@ def restore(directory: Path, abstract_model: nnx.Module, expected_checksum: str 
             pure = checkpointer.restore(directory / "state", target)
     except Exception as error:
         raise ValueError(f"checkpoint {directory} is unreadable ({type(error).__name__}: {error})") from error
+    for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(pure), jax.tree.leaves(target)):
+        if np.shape(got) != want.shape:
+            raise ValueError(
+                f"checkpoint {directory}: parameter {_flat_name(path)} has shape {np.shape(got)}, "
+                f"the registry's architecture expects {want.shape}"
+            )
     if expected_checksum is not None and checksum(pure) != expected_checksum:
         raise ValueError(f"checkpoint {directory} does not match its registry checksum; the file is corrupt")
     nnx.replace_by_pure_dict(abstract_state, pure)
