@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mll_jax as mll
-from mll_jax import chco, data, paths, reuse, selection
+from mll_jax import chco, classifier, data, paths, selection
 
 LIGHT = chco.Config(restarts=2, steps=40, refit_steps=20, samples_per_class=64)
 
@@ -53,7 +53,7 @@ def main() -> None:
     start = time.perf_counter()
 
     select_rss, chunk = [], 100
-    for _ in tqdm(range(args.selections // chunk), desc="selections"):
+    for _ in tqdm(range(args.selections // chunk), desc="selections", mininterval=5):
         sels = mll.select(hub, random_tasks(hub, chunk, rng), config=LIGHT)
         select_rss.append(rss_mib())
     select_seconds = time.perf_counter() - start
@@ -62,7 +62,7 @@ def main() -> None:
     classifiers = [mll.reuse(hub, s) for s in sels[:10]]
     predict_rss, done, start = [], 0, time.perf_counter()
     calls = args.predictions // args.batch
-    for i in tqdm(range(calls), desc="predictions"):
+    for i in tqdm(range(calls), desc="predictions", mininterval=5):
         batch = test.images[(i * args.batch) % len(test) :][: args.batch]
         if len(batch) < args.batch:
             batch = test.images[: args.batch]
@@ -81,7 +81,7 @@ def main() -> None:
         "select_rss_growth": growth(select_rss),
         "predict_rss_growth": growth(predict_rss),
         "compiled_select_programs": selection._solve_chunk._cache_size(),
-        "compiled_reuse_programs": reuse._logits._cache_size(),
+        "compiled_reuse_programs": classifier._logits._cache_size(),
         "config": {"chco": LIGHT.__dict__},
     }
     header = ["phase", "count", "seconds", "RSS first 10% MiB", "RSS last 10% MiB", "growth"]

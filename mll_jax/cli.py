@@ -111,8 +111,8 @@ def cmd_select(args) -> None:
     from mll_jax import selection
 
     hub = _hub(args)
-    sel = selection.select(hub, args.names, seed=args.seed)
-    print(sel.dumps() if args.json else sel.table())
+    sel = selection.select(hub, args.names, seed=args.seed, max_models=args.max_models)
+    print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
 
 
 def cmd_sdag_build(args) -> None:
@@ -162,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
     select = sub.add_parser("select", help="select heads for a task given by class names")
     select.add_argument("names", nargs="+", help='class names, e.g. sandal sneakers "ankle boot"')
     select.add_argument("--json", action="store_true", help="print the selection as JSON")
+    select.add_argument("--explain", action="store_true", help="also show every candidate weighed and the calibration")
+    select.add_argument("--max-models", type=int, help="use at most this many distinct models")
     select.add_argument("--seed", type=int, default=0)
     select.set_defaults(run=cmd_select)
 

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 
 from mll_jax import baselines, data, engine, labeling, selection, suite, zoo
 from mll_jax import task as task_lib
+from mll_jax.classifier import reuse
 from mll_jax.hub import Hub
-from mll_jax.reuse import reuse
 
 METHODS = ("mll", "oracle", "patch_only", "f1_topk", "declared", "random")
 

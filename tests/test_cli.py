@@ -34,6 +34,10 @@ def test_select_table_and_json(capsys, hub_path):
     assert doc["classes"] == ["sandals", "sneakers"] and 0.5 < doc["val_accuracy"] <= 1.0
     code, out, _ = run(capsys, "--hub", str(hub_path), "select", "sandals", "sneakers")
     assert code == 0 and "models used" in out
+    code, out, _ = run(capsys, "--hub", str(hub_path), "select", "sandals", "sneakers", "boots", "--explain")
+    assert code == 0 and "candidates)" in out and "log-temperatures" in out
+    code, out, _ = run(capsys, "--hub", str(hub_path), "select", "sandals", "sneakers", "boots", "--max-models", "1")
+    assert code == 0 and "models used: " in out and "," not in out.split("models used: ")[1].split(";")[0]
 
 
 def test_sdag_build_and_show(capsys, tmp_path):

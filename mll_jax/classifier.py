@@ -1,4 +1,4 @@
-"""Reuse (DESIGN 3.3): a selection becomes one jitted classifier `images -> logits [B, K]`.
+"""Reuse (DESIGN 3.3), the classifier: a selection becomes one jitted classifier `images -> logits [B, K]`.
 
 Each used model runs once per batch with its own preprocessing; class k's logit is
 z_k = sum over its choices of w * log(sum of the chosen heads' probabilities) *
