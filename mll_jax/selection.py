@@ -5,9 +5,9 @@ the classes' node samples; `select(hub, [names, names, ...])` does many tasks at
 once. The general model is a candidate for every class, and the only one for a
 class no expert covers ("uncovered").
 
-Batching: tasks are padded to bucketed shapes (by their number of classes K,
-candidates C rounded up to a multiple of 4, a fixed number of node samples per
-class, chunks of tasks rounded up to powers of two), so one compiled program serves a bucket. Candidate scores are
+Batching: tasks are padded to bucketed shapes (classes K to a power of two,
+candidates C to a multiple of 8, a fixed number of node samples per class, chunks
+of tasks to a power of four), so one compiled program serves a bucket. Candidate scores are
 gathered inside the jitted program from one matrix of every head's probabilities on
 every store sample (the label cache): no inference and no Python loop over samples.
 """
@@ -211,8 +211,20 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[np.ndarr
 
 
 def bucket_shape(classes, cands) -> tuple[int, int]:
-    """Padded (K, C) of a task: classes as they are, candidates rounded up to a multiple of 4."""
-    return len(classes), -(-max(len(cs) for cs in cands) // 4) * 4
+    """Padded (K, C) of a task: classes to a power of two, candidates to a multiple of 8.
+
+    Coarse buckets keep the number of compiled programs small and bounded, so a
+    long-running process stops compiling (and growing) early.
+    """
+    return _bucket(len(classes)), -(-max(len(cs) for cs in cands) // 8) * 8
+
+
+def chunk_size(tasks: int, limit: int) -> int:
+    """Tasks per compiled call: a power of 4 (1, 4, 16, 64, 256), at most `limit`."""
+    size = 1
+    while size < tasks:
+        size *= 4
+    return min(size, limit)
 
 
 def build_problem(hub: Hub, classes, cands, per_class: int = 400, seed: int = 0, shape=None) -> dict:
@@ -301,7 +313,7 @@ def select(
         for start in range(0, len(members), chunk):
             part = members[start : start + chunk]
             problems = [build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape) for t in part]
-            size = min(_bucket(len(part), 1), chunk)
+            size = chunk_size(len(part), chunk)
             problems += [problems[0]] * (size - len(part))  # pad the chunk with copies
             stacked = {k: np.stack([p[k] for p in problems]) for k in problems[0]}
             keys = jnp.stack(
