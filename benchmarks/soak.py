@@ -3,8 +3,9 @@
     python benchmarks/soak.py [--hub PATH] [--selections 10000] [--predictions 1000000] [--json out/soak.json]
 
 Prints a table of resident memory per tenth of the run and writes JSON. Selections
-use a light CHCO configuration (this measures leaks, not selection quality). A
-warm-up (1000 selections, one prediction per classifier) compiles every program
+are made one task per call, as a user's loop would, with a light CHCO
+configuration (this measures leaks, not selection quality). A
+warm-up (500 selections, one prediction per classifier) compiles every program
 first, so the measured run shows growth that is not compilation; the number of
 compiled programs is reported.
 """
@@ -12,6 +13,9 @@ compiled programs is reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import json
 import resource
 import time
@@ -27,6 +31,10 @@ LIGHT = chco.Config(restarts=2, steps=40, refit_steps=20, samples_per_class=64)
 
 
 def rss_mib() -> float:
+    """Resident memory after returning freed heap to the OS, so allocator slack is not counted as growth."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
@@ -47,7 +55,7 @@ def main() -> None:
     parser.add_argument("--hub", default=str(paths.default_hub()))
     parser.add_argument("--selections", type=int, default=10_000)
     parser.add_argument("--predictions", type=int, default=1_000_000)
-    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--json", default="out/soak.json")
     args = parser.parse_args()
@@ -56,15 +64,17 @@ def main() -> None:
     rng = np.random.default_rng(0)
     start = time.perf_counter()
 
-    chunk = 100
-    for _ in tqdm(range(args.warmup // chunk), desc="warm-up", mininterval=5):
-        mll.select(hub, random_tasks(hub, chunk, rng), config=LIGHT)
+    for names in tqdm(random_tasks(hub, args.warmup, rng), desc="warm-up", mininterval=5):
+        mll.select(hub, names, config=LIGHT)
     warm_programs = selection._solve_chunk._cache_size()
     start = time.perf_counter()
-    select_rss = []
-    for _ in tqdm(range(args.selections // chunk), desc="selections", mininterval=5):
-        sels = mll.select(hub, random_tasks(hub, chunk, rng), config=LIGHT)
-        select_rss.append(rss_mib())
+    select_rss, sels = [], []
+    for i, names in enumerate(tqdm(random_tasks(hub, args.selections, rng), desc="selections", mininterval=5)):
+        sel = mll.select(hub, names, config=LIGHT)
+        if len(sels) < 10:
+            sels.append(sel)
+        if i % 100 == 0:
+            select_rss.append(rss_mib())
     select_seconds = time.perf_counter() - start
 
     test = data.load("fashion_mnist", "test")
@@ -79,16 +89,17 @@ def main() -> None:
             batch = test.images[: args.batch]
         np.asarray(classifiers[i % len(classifiers)](batch))
         done += len(batch)
-        predict_rss.append(rss_mib())
+        if i % 10 == 0:
+            predict_rss.append(rss_mib())
     predict_seconds = time.perf_counter() - start
 
     result = {
-        "selections": len(select_rss) * chunk,
+        "selections": args.selections,
         "predictions": done,
         "select_seconds": select_seconds,
         "predict_seconds": predict_seconds,
         "select_rss_mib": select_rss,
-        "predict_rss_mib": predict_rss[:: max(len(predict_rss) // 100, 1)],
+        "predict_rss_mib": predict_rss,
         "select_rss_growth": growth(select_rss),
         "predict_rss_growth": growth(predict_rss),
         "compiled_select_programs_after_warmup": warm_programs,
