@@ -208,6 +208,7 @@ def brute_force(problem: dict, picks: jax.Array, config: Config = Config()) -> d
     """Every discrete selection in `picks` [P, K] (one candidate index per class), refitted
     and scored on the validation half; returns the best by validation accuracy, then loss."""
     K, C = problem["cand_mask"].shape
+    picks = jnp.pad(picks, ((0, 0), (0, K - picks.shape[1])))  # padded classes have no candidate to pick
     results = jax.vmap(lambda pick: solve_fixed(problem, jax.nn.one_hot(pick, C) * problem["cand_mask"], config))(picks)
     winner = jnp.lexsort((results["val_loss"], -results["val_accuracy"]))[0]
     return jax.tree.map(lambda x: x[winner], results)

@@ -84,3 +84,11 @@ def test_bad_images(hub, images, message):
     clf = mll.reuse(hub, mll.select(hub, ["t-shirt", "trousers"]))
     with pytest.raises(ValueError, match=message):
         clf(images)
+
+
+def test_brute_force_is_at_least_as_good_on_validation(hub):
+    names = ["pullover", "coat", "shirt"]
+    best = selection.brute_force(hub, names)
+    chosen = mll.select(hub, names)
+    assert all(len(cs) == 1 for cs in best.choices)
+    assert best.val_accuracy >= chosen.val_accuracy - 0.005

@@ -1,0 +1,143 @@
+"""CHCO at scale: batched vs task-by-task vs brute force, scaling in K and C, quality.
+
+    python benchmarks/chco.py [--hub PATH] [--tasks 1 100 1000] [--quality 200] [--json out/chco.json]
+
+Throughput: random tasks (2-6 concepts) from the hub; the first call (compiling)
+is reported apart from a second, steady-state call. Task-by-task runs at most
+`--serial-limit` tasks and reports per-task time. Quality: on small instances
+(2-3 classes), CHCO's validation accuracy minus the brute-force optimum.
+Scaling: synthetic problems with K classes and C candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import mll_jax as mll
+from mll_jax import chco, paths, selection
+
+
+def random_tasks(hub: mll.Hub, count: int, rng: np.random.Generator, sizes=(2, 7)) -> list[list[str]]:
+    nodes = hub.sdag.concept_nodes
+    return [list(rng.choice(nodes, rng.integers(*sizes), replace=False)) for _ in range(count)]
+
+
+def timed(fn, *args, **kwargs) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args, **kwargs))
+    return time.perf_counter() - start
+
+
+def select_each(hub, tasks, config) -> list:
+    return [mll.select(hub, names, config=config) for names in tasks]
+
+
+def throughput(hub, counts, serial_limit, config, rng) -> list[dict]:
+    rows = []
+    for count in counts:
+        tasks = random_tasks(hub, count, rng)
+        first = timed(mll.select, hub, tasks, config=config)
+        steady = timed(mll.select, hub, tasks, config=config)
+        serial_tasks = tasks[:serial_limit]
+        select_each(hub, serial_tasks, config)  # compile the single-task programs
+        serial = timed(select_each, hub, serial_tasks, config) / len(serial_tasks)
+        rows.append(
+            {
+                "tasks": count,
+                "batched_first_s": first,
+                "batched_ms_per_task": 1000 * steady / count,
+                "serial_ms_per_task": 1000 * serial,
+                "speedup": serial * count / steady,
+            }
+        )
+    return rows
+
+
+def quality(hub, count, config, rng) -> dict:
+    tasks = random_tasks(hub, count, rng, sizes=(2, 4))
+    chosen = mll.select(hub, tasks, config=config)
+    gaps = [selection.brute_force(hub, t, config).val_accuracy - s.val_accuracy for t, s in zip(tasks, chosen)]
+    gaps = np.array(gaps)
+    return {
+        "instances": count,
+        "gap_mean": float(gaps.mean()),
+        "gap_p95": float(np.percentile(gaps, 95)),
+        "within_0.01": float((gaps <= 0.01).mean()),
+    }
+
+
+def synthetic(K: int, C: int, per_class: int, rng: np.random.Generator) -> dict:
+    N, M = K * per_class, C
+    labels = np.repeat(np.arange(K), per_class).astype(np.int32)
+    scores = rng.normal(-2.0, 1.0, (N, K, C)).astype(np.float32)
+    scores[:, :, 0] += 1.5 * (np.eye(K)[labels] > 0)
+    return {
+        "scores": scores,
+        "cand_mask": np.ones((K, C), bool),
+        "cand_model": np.tile(np.arange(C, dtype=np.int32), (K, 1)),
+        "labels": labels,
+        "model_cost": np.full(M, 0.1, np.float32),
+        "fit": (np.arange(N) % 2 == 0).astype(np.float32),
+        "val": (np.arange(N) % 2 == 1).astype(np.float32),
+    }
+
+
+def scaling(config, rng, shapes) -> list[dict]:
+    rows = []
+    for K, C in shapes:
+        problem = synthetic(K, C, config.samples_per_class, rng)
+        first = timed(chco.solve, problem, jax.random.key(0), config)
+        steady = timed(chco.solve, problem, jax.random.key(1), config)
+        rows.append({"K": K, "C": C, "first_s": first, "steady_ms": 1000 * steady})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hub", default=str(paths.default_hub()))
+    parser.add_argument("--tasks", type=int, nargs="+", default=[1, 100, 1000])
+    parser.add_argument("--serial-limit", type=int, default=50)
+    parser.add_argument("--quality", type=int, default=200)
+    parser.add_argument("--scaling", default="2x8,8x8,16x32,64x64,64x256", help="KxC shapes, comma-separated")
+    parser.add_argument("--json", default="out/chco.json")
+    args = parser.parse_args()
+    paths.enable_compile_cache()
+    hub = mll.Hub.open(args.hub)
+    config = chco.Config()
+    rng = np.random.default_rng(0)
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]
+    result = {
+        "config": config.__dict__,
+        "backend": jax.default_backend(),
+        "throughput": throughput(hub, args.tasks, args.serial_limit, config, rng),
+        "quality": quality(hub, args.quality, config, rng) if args.quality else None,
+        "scaling": scaling(config, rng, shapes),
+    }
+    print(f"{'tasks':>6s} {'first call s':>12s} {'batched ms/task':>16s} {'serial ms/task':>15s} {'speedup':>8s}")
+    for r in result["throughput"]:
+        print(
+            f"{r['tasks']:6d} {r['batched_first_s']:12.1f} {r['batched_ms_per_task']:16.1f} "
+            f"{r['serial_ms_per_task']:15.1f} {r['speedup']:8.2f}"
+        )
+    if result["quality"]:
+        q = result["quality"]
+        print(
+            f"quality on {q['instances']} small tasks: brute force minus CHCO validation accuracy "
+            f"mean {q['gap_mean']:.4f}, 95th percentile {q['gap_p95']:.4f}, within 0.01: {100 * q['within_0.01']:.0f}%"
+        )
+    print(f"{'K':>4s} {'C':>4s} {'first s':>8s} {'steady ms':>10s}")
+    for r in result["scaling"]:
+        print(f"{r['K']:4d} {r['C']:4d} {r['first_s']:8.1f} {r['steady_ms']:10.1f}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
