@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mll_jax import chco, checkpoint, labeling, matching, models, paths, train
+from mll_jax import chco, checkpoint, engine, labeling, matching, models, paths, train, zoo
 from mll_jax import store as store_lib
 from mll_jax import task as task_lib
 from mll_jax.hub import Hub
@@ -136,17 +136,15 @@ def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:
 # -- the oracle -----------------------------------------------------------------------
 def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
     """Logits of an MLP trained on the task's classes (cached on disk by task)."""
-    from mll_jax import engine, zoo
-
     concept_index = {c: i for i, c in enumerate(hub.store.synsets)}
     groups = [sorted(concept_index[c] for c in cls.concepts) for cls in classes]
-    key = hashlib.sha256(json.dumps([groups, ORACLE, hub._registry["store"]]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([groups, ORACLE, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
     directory = paths.cache_dir() / "oracles" / key
     abstract = models.abstract(ORACLE["arch"], ORACLE["config"], len(classes))
     try:
         model = checkpoint.restore(directory, abstract)
     except (FileNotFoundError, ValueError):
-        pool = store_lib.expert_pool(store_lib.StoreSpec(**hub._registry["store"]))
+        pool = store_lib.expert_pool(hub.store_spec)
         target = np.full(len(pool.labels), -1)
         for k, g in enumerate(groups):
             target[np.isin(pool.labels, g)] = k

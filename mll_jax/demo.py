@@ -77,7 +77,7 @@ def run(hub_path: Path, tasks=suite.DEMO_TASKS, seed: int = 0) -> dict:
     seconds["label"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    test = data.load(hub._registry["store"]["source"], "test")
+    test = data.load(hub.store_spec.source, "test")
     test_probs = {
         m: engine.probabilities(hub.load_model(m), hub.entry(m)["input_spec"], test.images) for m in hub.entries
     }

@@ -110,9 +110,13 @@ class Hub:
         return self._sdag
 
     @property
+    def store_spec(self) -> store_lib.StoreSpec:
+        return store_lib.StoreSpec(**self._registry["store"])
+
+    @property
     def store(self) -> store_lib.SampleStore:
         if self._store is None:
-            self._store = store_lib.load(store_lib.StoreSpec(**self._registry["store"]))
+            self._store = store_lib.load(self.store_spec)
         return self._store
 
     def load_model(self, model_id: str) -> nnx.Module:

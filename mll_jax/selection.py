@@ -188,7 +188,7 @@ def _bucket(n: int, smallest: int = 2) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _concept_orders(num_items: int, seed: int) -> np.random.Generator:
+def _store_order(num_items: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(num_items)
 
 
@@ -198,7 +198,7 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[np.ndarr
     Items come from one fixed shuffle of the store per seed, so a class gets the same
     samples in every task.
     """
-    order = _concept_orders(len(hub.store), seed)
+    order = _store_order(len(hub.store), seed)
     concept_of = hub.store.concepts[order]
     column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
     index, labels = [], []

@@ -97,7 +97,7 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert") -> None:
         images, labels = store.images[fit], store.concepts[fit]
         names = list(store.synsets)
     else:
-        pool = store_lib.expert_pool(store_lib.StoreSpec(**hub._registry["store"]))
+        pool = store_lib.expert_pool(hub.store_spec)
         images, labels = pool.images, pool.labels
         names = [c["name"] for c in pool.classes]
     model = train_expert(spec, images, labels)
