@@ -6,12 +6,15 @@ Throughput: random tasks (2-6 concepts) from the hub; the first call (compiling)
 is reported apart from a second, steady-state call. Task-by-task runs at most
 `--serial-limit` tasks and reports per-task time. Quality: on small instances
 (2-3 classes), CHCO's validation accuracy minus the brute-force optimum.
-Scaling: synthetic problems with K classes and C candidates.
+Scaling: synthetic problems with K classes and C candidates. Trade-off: mean
+validation accuracy and models used under `max_models` caps and cost weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -61,15 +64,45 @@ def throughput(hub, counts, serial_limit, config, rng) -> list[dict]:
 
 def quality(hub, count, config, rng) -> dict:
     tasks = random_tasks(hub, count, rng, sizes=(2, 4))
+    start = time.perf_counter()
     chosen = mll.select(hub, tasks, config=config)
-    gaps = [selection.brute_force(hub, t, config).val_accuracy - s.val_accuracy for t, s in zip(tasks, chosen)]
-    gaps = np.array(gaps)
+    chco_s = time.perf_counter() - start
+    start = time.perf_counter()
+    optimum = [selection.brute_force(hub, t, config) for t in tasks]
+    brute_s = time.perf_counter() - start
+    gaps = np.array([o.val_accuracy - s.val_accuracy for o, s in zip(optimum, chosen)])
     return {
         "instances": count,
         "gap_mean": float(gaps.mean()),
         "gap_p95": float(np.percentile(gaps, 95)),
+        "gap_max": float(gaps.max()),
         "within_0.01": float((gaps <= 0.01).mean()),
+        "chco_ms_per_task": 1000 * chco_s / count,
+        "brute_force_ms_per_task": 1000 * brute_s / count,
+        "combinations_mean": float(np.mean([np.prod(s.num_candidates) for s in chosen])),
     }
+
+
+def tradeoff(hub, count, config, rng, caps=(1, 2, 3, None), cost_weights=(0.0, 0.01, 0.1)) -> list[dict]:
+    """Accuracy against models used: hard caps (max_models) and soft costs (cost_weight)."""
+    tasks = random_tasks(hub, count, rng, sizes=(3, 7))
+    rows = []
+    for cap, weight in [(c, config.cost_weight) for c in caps] + [(None, w) for w in cost_weights]:
+        cfg = dataclasses.replace(config, max_models=cap, cost_weight=weight)
+        chosen = []
+        for t in tasks:  # a cap some task cannot meet raises; count it as infeasible
+            with contextlib.suppress(mll.TaskError):
+                chosen.append(mll.select(hub, t, config=cfg))
+        rows.append(
+            {
+                "max_models": cap,
+                "cost_weight": weight,
+                "feasible": len(chosen) / count,
+                "val_accuracy": float(np.mean([s.val_accuracy for s in chosen])),
+                "models_used": float(np.mean([len(s.models) for s in chosen])),
+            }
+        )
+    return rows
 
 
 def synthetic(K: int, C: int, per_class: int, rng: np.random.Generator) -> dict:
@@ -105,6 +138,7 @@ def main() -> None:
     parser.add_argument("--serial-limit", type=int, default=50)
     parser.add_argument("--quality", type=int, default=200)
     parser.add_argument("--scaling", default="2x8,8x8,16x32,64x64,64x256", help="KxC shapes, comma-separated")
+    parser.add_argument("--tradeoff", type=int, default=30, help="tasks for the accuracy/cost trade-off (0: skip)")
     parser.add_argument("--json", default="out/chco.json")
     args = parser.parse_args()
     paths.enable_compile_cache()
@@ -118,6 +152,7 @@ def main() -> None:
         "throughput": throughput(hub, args.tasks, args.serial_limit, config, rng),
         "quality": quality(hub, args.quality, config, rng) if args.quality else None,
         "scaling": scaling(config, rng, shapes),
+        "tradeoff": tradeoff(hub, args.tradeoff, config, rng) if args.tradeoff else [],
     }
     print(f"{'tasks':>6s} {'first call s':>12s} {'batched ms/task':>16s} {'serial ms/task':>15s} {'speedup':>8s}")
     for r in result["throughput"]:
@@ -129,11 +164,19 @@ def main() -> None:
         q = result["quality"]
         print(
             f"quality on {q['instances']} small tasks: brute force minus CHCO validation accuracy "
-            f"mean {q['gap_mean']:.4f}, 95th percentile {q['gap_p95']:.4f}, within 0.01: {100 * q['within_0.01']:.0f}%"
+            f"mean {q['gap_mean']:.4f}, 95th percentile {q['gap_p95']:.4f}, max {q['gap_max']:.4f}, "
+            f"within 0.01: {100 * q['within_0.01']:.1f}%; CHCO {q['chco_ms_per_task']:.1f} ms/task, brute force "
+            f"{q['brute_force_ms_per_task']:.1f} ms/task ({q['combinations_mean']:.0f} combinations on average)"
         )
     print(f"{'K':>4s} {'C':>4s} {'first s':>8s} {'steady ms':>10s}")
     for r in result["scaling"]:
         print(f"{r['K']:4d} {r['C']:4d} {r['first_s']:8.1f} {r['steady_ms']:10.1f}")
+    print(f"{'max_models':>10s} {'cost weight':>11s} {'feasible':>8s} {'val acc':>8s} {'models used':>11s}")
+    for r in result["tradeoff"]:
+        print(
+            f"{str(r['max_models']):>10s} {r['cost_weight']:11.2f} {r['feasible']:8.2f} "
+            f"{r['val_accuracy']:8.3f} {r['models_used']:11.2f}"
+        )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.json}")

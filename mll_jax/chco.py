@@ -28,9 +28,9 @@ NEG = -1e9
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    restarts: int = 16
-    steps: int = 300
-    refit_steps: int = 200
+    restarts: int = 4
+    steps: int = 100
+    refit_steps: int = 50
     learning_rate: float = 0.05
     entropy_weight: float = 0.1
     cost_weight: float = 0.01
@@ -38,7 +38,9 @@ class Config:
     init_scale: float = 2.0
     top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
     max_models: int | None = None  # hard cap on the number of distinct models a selection uses
-    samples_per_class: int = 400  # node samples per class, half to fit and half to validate
+    samples_per_class: int = 200  # node samples per class, half to fit and half to validate
+    polish_rounds: int = 2  # rounds of single-swap local search after the restarts (top-1 only)
+    polish_width: int | None = None  # candidates per class a swap may move to (highest weight first); None: all
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
@@ -119,8 +121,11 @@ def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
     """bool [M]: the models a selection may use so that it uses at most `max_models`.
 
     Greedy: while the top-1 selection uses too many models, forbid the used model
-    with the least total weight whose loss leaves every class a candidate. If no
-    model can go, the cap is infeasible and the caller sees more models in use.
+    with the least total weight whose loss leaves every class a candidate. Dropping
+    can strand the search (two narrow models left, each the last for some class), so
+    if it ends above the cap, a greedy set cover (the model covering most uncovered
+    classes first, weight breaking ties) is used instead. If that fails too, the cap
+    is infeasible and the caller sees more models in use.
     """
     num_models = problem["model_cost"].shape[0]
     onehot = jax.nn.one_hot(problem["cand_model"], num_models) * problem["cand_mask"][..., None]  # [K, C, M]
@@ -138,7 +143,22 @@ def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
         do_drop = (used.sum() > max_models) & jnp.isfinite(score[drop])
         return allowed.at[drop].set(allowed[drop] & ~do_drop)
 
-    return jax.lax.fori_loop(0, num_models, drop_one, onehot.any((0, 1)))
+    def used_count(allowed):
+        allowed_cands = problem["cand_mask"] & (onehot @ allowed.astype(w.dtype) > 0)
+        return (jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0).sum()
+
+    covers = onehot.any(1) & real_class[:, None]  # [K, M]
+
+    def cover_one(_, state):
+        allowed, covered = state
+        gain = (covers & ~covered[:, None]).sum(0) + usage / (usage.sum() + 1.0)
+        pick = gain.argmax()
+        return allowed.at[pick].set(True), covered | covers[:, pick]
+
+    dropped = jax.lax.fori_loop(0, num_models, drop_one, onehot.any((0, 1)))
+    cover, covered = jax.lax.fori_loop(0, max_models, cover_one, (jnp.zeros(num_models, bool), ~real_class))
+    use_cover = (used_count(dropped) > max_models) & covered.all()
+    return jnp.where(use_cover, cover, dropped)
 
 
 def refit(problem: dict, w: jax.Array, tb: dict, config: Config) -> dict:
@@ -161,9 +181,69 @@ def report(problem: dict, w: jax.Array, tb: dict) -> dict:
     }
 
 
+def best(results: dict) -> dict:
+    """The discrete selection with the best validation accuracy, ties broken by validation loss."""
+    winner = jnp.lexsort((results["val_loss"], -results["val_accuracy"]))[0]
+    return jax.tree.map(lambda x: x[winner], results)
+
+
+def restrict(problem: dict, picks: jax.Array) -> dict:
+    """The problem with one candidate per class, `picks` [K]: scores become [N, K, 1].
+
+    Refitting a discrete selection then costs C times less than on the full problem.
+    """
+    column = picks[:, None]
+    return {
+        **problem,
+        "scores": jnp.take_along_axis(problem["scores"], column[None], axis=2),
+        "cand_mask": jnp.take_along_axis(problem["cand_mask"], column, axis=1),
+        "cand_model": jnp.take_along_axis(problem["cand_model"], column, axis=1),
+    }
+
+
+def solve_picks(problem: dict, picks: jax.Array, tb: dict, config: Config) -> dict:
+    """Refit t and b (from `tb`) for one candidate per class and report it; `w` is [K, C] one-hot."""
+    one = restrict(problem, picks)
+    w = one["cand_mask"].astype(jnp.float32)
+    tb = refit(one, w, tb, config)
+    C = problem["cand_mask"].shape[1]
+    return {"w": jax.nn.one_hot(picks, C) * problem["cand_mask"], **tb, **report(one, w, tb)}
+
+
+def polish(problem: dict, result: dict, config: Config) -> dict:
+    """Local search on the discrete selection: each round tries, for every class, a swap to
+    each of its `polish_width` candidates of highest continuous weight (refitted), and
+    keeps the best by validation accuracy, then loss. With `max_models`, a swap may only
+    move to a model the selection already uses."""
+    K, C = problem["cand_mask"].shape
+    M = problem["model_cost"].shape[0]
+    width = min(config.polish_width or C, C)
+    swap_class = jnp.repeat(jnp.arange(K), width)
+    swap_cand = jnp.argsort(-result["continuous_w"], axis=-1)[:, :width].ravel()
+    real_class = problem["cand_mask"].any(-1)
+
+    def one_round(_, current):
+        picks = current["w"].argmax(-1)
+        allowed = jnp.ones(M, bool)
+        if config.max_models is not None:
+            used = problem["cand_model"][jnp.arange(K), picks]
+            allowed = jnp.zeros(M, bool).at[used].max(real_class)
+        valid = problem["cand_mask"][swap_class, swap_cand] & allowed[problem["cand_model"][swap_class, swap_cand]]
+        swaps = jnp.tile(picks, (K * width, 1)).at[jnp.arange(K * width), swap_class].set(swap_cand)
+        tb = {"t": current["t"], "b": current["b"]}
+        tried = jax.vmap(lambda p: solve_picks(problem, p, tb, config))(swaps)
+        tried["val_accuracy"] = jnp.where(valid, tried["val_accuracy"], -jnp.inf)
+        both = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), current, tried)
+        return best(both)
+
+    keys = ("w", "t", "b", "val_accuracy", "val_accuracy_per_class", "val_loss")
+    polished = jax.lax.fori_loop(0, config.polish_rounds, one_round, {k: result[k] for k in keys})
+    return {**result, **polished}
+
+
 @functools.partial(jax.jit, static_argnames=("config",))
 def solve_fixed(problem: dict, w: jax.Array, config: Config = Config()) -> dict:
-    """Refit and report a given discrete selection `w` [K, C] (baselines, brute force)."""
+    """Refit and report a given discrete selection `w` [K, C] (baselines)."""
     M, K = problem["model_cost"].shape[0], w.shape[0]
     tb = refit(problem, w, {"t": jnp.zeros(M), "b": jnp.zeros(K)}, config)
     return {"w": w, **tb, **report(problem, w, tb)}
@@ -175,9 +255,10 @@ def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
 
     Each restart (vmapped) optimises the continuous weights, discretises them and
     refits t and b; the restart whose discrete selection scores best on the
-    validation half wins (accuracy, then cross-entropy). `problem` also holds `fit`
-    and `val` sample weights [N]. Returns discrete weights w [K, C], t [M], b [K] and
-    validation accuracy overall and per class.
+    validation half wins (accuracy, then cross-entropy), and a few rounds of
+    single-swap local search polish it (top-1 selections). `problem` also holds
+    `fit` and `val` sample weights [N]. Returns discrete weights w [K, C], t [M],
+    b [K] and validation accuracy overall and per class.
     """
     K, C = problem["cand_mask"].shape
     M = problem["model_cost"].shape[0]
@@ -195,20 +276,22 @@ def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
             allowed = limit_models(continuous, problem, config.max_models)
             mask = mask & allowed[problem["cand_model"]]
         w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
-        tb = refit(problem, w, {"t": params["t"], "b": params["b"]}, config)
+        tb = {"t": params["t"], "b": params["b"]}
+        if config.top_mass is None:
+            return {"continuous_w": continuous, **solve_picks(problem, w.argmax(-1), tb, config)}
+        tb = refit(problem, w, tb, config)
         return {"w": w, "continuous_w": continuous, **tb, **report(problem, w, tb)}
 
-    restarts = jax.vmap(one_restart)(jax.random.split(key, config.restarts))
-    winner = jnp.argmin(restarts["val_loss"])
-    return jax.tree.map(lambda x: x[winner], restarts)
+    winner = best(jax.vmap(one_restart)(jax.random.split(key, config.restarts)))
+    return polish(problem, winner, config) if config.top_mass is None else winner
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def brute_force(problem: dict, picks: jax.Array, config: Config = Config()) -> dict:
     """Every discrete selection in `picks` [P, K] (one candidate index per class), refitted
     and scored on the validation half; returns the best by validation accuracy, then loss."""
-    K, C = problem["cand_mask"].shape
+    K = problem["cand_mask"].shape[0]
+    M = problem["model_cost"].shape[0]
     picks = jnp.pad(picks, ((0, 0), (0, K - picks.shape[1])))  # padded classes have no candidate to pick
-    results = jax.vmap(lambda pick: solve_fixed(problem, jax.nn.one_hot(pick, C) * problem["cand_mask"], config))(picks)
-    winner = jnp.lexsort((results["val_loss"], -results["val_accuracy"]))[0]
-    return jax.tree.map(lambda x: x[winner], results)
+    zeros = {"t": jnp.zeros(M), "b": jnp.zeros(K)}
+    return best(jax.vmap(lambda pick: solve_picks(problem, pick, zeros, config))(picks))

@@ -5,11 +5,13 @@ the classes' node samples; `select(hub, [names, names, ...])` does many tasks at
 once. The general model is a candidate for every class, and the only one for a
 class no expert covers ("uncovered").
 
-Batching: tasks are padded to bucketed shapes (classes K to a power of two,
-candidates C to a multiple of 8, a fixed number of node samples per class, chunks
-of tasks to a power of four), so one compiled program serves a bucket. Candidate scores are
-gathered inside the jitted program from one matrix of every head's probabilities on
-every store sample (the label cache): no inference and no Python loop over samples.
+Batching: tasks are padded to bucketed shapes (`bucket_shape`; a fixed number of
+node samples per class; chunks of tasks to a power of four), so one compiled program
+serves a bucket. Candidate scores are gathered inside the jitted program from one
+matrix of every head's probabilities on every store sample (the label cache): no
+inference and no Python loop over samples. A chunk's tasks are split over every
+local device (a 'data' mesh); each task's random key comes from the seed and its
+names, so the answer does not depend on the batch or the number of devices.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import chco, labeling
+from mll_jax import chco, labeling, sharding
 from mll_jax import task as task_lib
 from mll_jax.hub import Hub
 from mll_jax.store import fit_mask
@@ -211,12 +213,14 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[np.ndarr
 
 
 def bucket_shape(classes, cands) -> tuple[int, int]:
-    """Padded (K, C) of a task: classes to a power of two, candidates to a multiple of 8.
+    """Padded (K, C) of a task: classes exact up to 8, then a power of two; candidates to a multiple of 8.
 
-    Coarse buckets keep the number of compiled programs small and bounded, so a
+    Node samples scale with K, so padding K costs twice (samples and classes); C is
+    coarser. Bounded buckets keep the number of compiled programs small, so a
     long-running process stops compiling (and growing) early.
     """
-    return _bucket(len(classes)), -(-max(len(cs) for cs in cands) // 8) * 8
+    K = len(classes)
+    return (K if K <= 8 else _bucket(K)), -(-max(len(cs) for cs in cands) // 8) * 8
 
 
 def chunk_size(tasks: int, limit: int) -> int:
@@ -227,7 +231,9 @@ def chunk_size(tasks: int, limit: int) -> int:
     return min(size, limit)
 
 
-def build_problem(hub: Hub, classes, cands, per_class: int = 400, seed: int = 0, shape=None) -> dict:
+def build_problem(
+    hub: Hub, classes, cands, per_class: int = chco.Config.samples_per_class, seed: int = 0, shape=None
+) -> dict:
     """One task's padded arrays (node samples, candidate head memberships, masks); `shape` = (K, C)."""
     cache = label_cache(hub)
     K, C = shape or bucket_shape(classes, cands)
@@ -266,13 +272,17 @@ def with_scores(task: dict, probs: jax.Array, cost: jax.Array) -> dict:
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def _solve_chunk(tasks: dict, keys: jax.Array, probs: jax.Array, cost: jax.Array, config: chco.Config) -> dict:
-    return jax.vmap(lambda task, key: chco.solve(with_scores(task, probs, cost), key, config))(tasks, keys)
+def _solve_chunk(tasks: dict, seed, probs: jax.Array, cost: jax.Array, config: chco.Config) -> dict:
+    def one(task):
+        key = jax.random.fold_in(jax.random.key(seed), task["name_hash"])
+        return chco.solve(with_scores(task, probs, cost), key, config)
+
+    return jax.vmap(one)(tasks)
 
 
-def task_key(seed: int, names) -> jax.Array:
-    """A task's random key: from the seed and its names, so it does not depend on batch position."""
-    return jax.random.fold_in(jax.random.key(seed), zlib.crc32("\x1f".join(names).encode()))
+def name_hash(names) -> np.uint32:
+    """Folded into the seed to give a task's random key, so the key does not depend on batch position."""
+    return np.uint32(zlib.crc32("\x1f".join(names).encode()))
 
 
 def select(
@@ -304,6 +314,8 @@ def select(
         if empty:
             raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
     cache = label_cache(hub)
+    mesh = sharding.data_mesh()  # tasks are split over every local device
+    probs, cost = sharding.replicate((cache.probs, jnp.asarray(cache.cost)), mesh)
     buckets: dict[tuple[int, int], list[int]] = {}
     for t, (classes, cs) in enumerate(zip(resolved, cands)):
         buckets.setdefault(bucket_shape(classes, cs), []).append(t)
@@ -313,13 +325,12 @@ def select(
         for start in range(0, len(members), chunk):
             part = members[start : start + chunk]
             problems = [build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape) for t in part]
-            size = chunk_size(len(part), chunk)
+            for p, t in zip(problems, part):
+                p["name_hash"] = name_hash(tasks[t])
+            size = sharding.round_up(chunk_size(len(part), chunk), mesh)
             problems += [problems[0]] * (size - len(part))  # pad the chunk with copies
-            stacked = {k: np.stack([p[k] for p in problems]) for k in problems[0]}
-            keys = jnp.stack(
-                [task_key(seed, tasks[t]) for t in part] + [task_key(seed, tasks[part[0]])] * (size - len(part))
-            )
-            out = jax.device_get(_solve_chunk(stacked, keys, cache.probs, jnp.asarray(cache.cost), config))
+            stacked = sharding.shard_rows({k: np.stack([p[k] for p in problems]) for k in problems[0]}, mesh)
+            out = jax.device_get(_solve_chunk(stacked, seed, probs, cost, config))
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
                 results[t] = make_selection(hub, resolved[t], cands[t], list(cache.models), result)

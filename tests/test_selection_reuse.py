@@ -1,11 +1,15 @@
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 
 import mll_jax as mll
-from mll_jax import selection
+from mll_jax import chco, selection
 from mll_jax import task as task_lib
 
 
@@ -70,6 +74,51 @@ def test_selection_json_round_trip(hub):
 
 def test_same_seed_same_selection(hub):
     assert mll.select(hub, ["pullover", "coat"], seed=3) == mll.select(hub, ["pullover", "coat"], seed=3)
+
+
+LIGHT = chco.Config(restarts=4, steps=60, refit_steps=40, samples_per_class=100)
+TASKS = [
+    ["sandal", "sneakers", "ankle boot"],
+    ["pullover", "coat", "shirt", "t-shirt"],
+    ["handbag", "trousers"],
+    ["dress", "coat", "sandal", "bag", "shirt"],
+    ["footwear", "clothing"],
+]
+ON_EIGHT_DEVICES = """
+import dataclasses, json, sys
+import jax
+import mll_jax as mll
+from mll_jax import chco
+assert jax.device_count() == 8, jax.devices()
+tasks, hub, config = json.loads(sys.argv[1]), mll.Hub.open(sys.argv[2]), chco.Config(**json.loads(sys.argv[3]))
+print(json.dumps([s.to_json() for s in mll.select(hub, tasks, config=config)]))
+"""
+
+
+def _same_selection(a: dict, b: dict) -> None:
+    assert [[(c["model"], c["heads"]) for c in cs] for cs in a["choices"]] == [
+        [(c["model"], c["heads"]) for c in cs] for cs in b["choices"]
+    ]
+    np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1e-6)
+    np.testing.assert_allclose(a["biases"], b["biases"], atol=1e-4)
+
+
+def test_a_task_gets_the_same_selection_alone_and_in_a_batch(hub):
+    batched = mll.select(hub, TASKS, config=LIGHT)
+    for names, sel in zip(TASKS, batched):
+        _same_selection(mll.select(hub, names, config=LIGHT).to_json(), sel.to_json())
+
+
+def test_one_and_eight_devices_give_the_same_selections(hub, hub_path):
+    one = [s.to_json() for s in mll.select(hub, TASKS, config=LIGHT)]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    args = [json.dumps(TASKS), str(hub_path), json.dumps(dataclasses.asdict(LIGHT))]
+    run = subprocess.run([sys.executable, "-c", ON_EIGHT_DEVICES, *args], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    eight = json.loads(run.stdout.splitlines()[-1])
+    assert len(eight) == len(one)
+    for a, b in zip(one, eight):
+        _same_selection(a, b)
 
 
 @pytest.mark.parametrize(
