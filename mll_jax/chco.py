@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import optax
 
 NEG = -1e9
+POLISH_BATCH = 64  # swaps refitted at once
+POLISH_SWAPS = 64  # most swaps per polish round: each costs a refit, and K x C grows fast
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Config:
     max_models: int | None = None  # hard cap on the number of distinct models a selection uses
     samples_per_class: int = 200  # node samples per class, half to fit and half to validate
     polish_rounds: int = 2  # rounds of single-swap local search after the restarts (top-1 only)
-    polish_width: int | None = None  # candidates per class a swap may move to (highest weight first); None: all
+    polish_width: int | None = 8  # candidates per class a swap may move to (highest weight first); None: all
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
@@ -212,12 +214,13 @@ def solve_picks(problem: dict, picks: jax.Array, tb: dict, config: Config) -> di
 
 def polish(problem: dict, result: dict, config: Config) -> dict:
     """Local search on the discrete selection: each round tries, for every class, a swap to
-    each of its `polish_width` candidates of highest continuous weight (refitted), and
+    each of its `polish_width` candidates of highest continuous weight (fewer for many
+    classes, at most POLISH_SWAPS in all), refitted, and
     keeps the best by validation accuracy, then loss. With `max_models`, a swap may only
     move to a model the selection already uses."""
     K, C = problem["cand_mask"].shape
     M = problem["model_cost"].shape[0]
-    width = min(config.polish_width or C, C)
+    width = max(1, min(config.polish_width or C, C, POLISH_SWAPS // K))
     swap_class = jnp.repeat(jnp.arange(K), width)
     swap_cand = jnp.argsort(-result["continuous_w"], axis=-1)[:, :width].ravel()
     real_class = problem["cand_mask"].any(-1)
@@ -231,7 +234,8 @@ def polish(problem: dict, result: dict, config: Config) -> dict:
         valid = problem["cand_mask"][swap_class, swap_cand] & allowed[problem["cand_model"][swap_class, swap_cand]]
         swaps = jnp.tile(picks, (K * width, 1)).at[jnp.arange(K * width), swap_class].set(swap_cand)
         tb = {"t": current["t"], "b": current["b"]}
-        tried = jax.vmap(lambda p: solve_picks(problem, p, tb, config))(swaps)
+        # in batches, so memory stays bounded for large K x C
+        tried = jax.lax.map(lambda p: solve_picks(problem, p, tb, config), swaps, batch_size=POLISH_BATCH)
         tried["val_accuracy"] = jnp.where(valid, tried["val_accuracy"], -jnp.inf)
         both = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), current, tried)
         return best(both)

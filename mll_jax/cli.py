@@ -1,16 +1,22 @@
 """`mll-jax`: the command line.
 
-mll-jax demo --json out/demo.json        build, label, select, reuse, compare
-mll-jax hub build | list | info ID       the expert hub
-mll-jax label [--force] [ID ...]         label models (only unlabelled ones by default)
-mll-jax select sandal sneakers boots     choose heads for a task and show them
-mll-jax sdag build | show NODE           the semantic DAG
+mll-jax demo --json out/demo.json          build, label, select, reuse, compare
+mll-jax hub build | list | info ID | verify  the expert hub
+mll-jax label [--force] [ID ...]           label models (only unlabelled ones by default)
+mll-jax select sandal sneakers boots       choose heads for a task and show them
+mll-jax experiment growth                  accuracy and coverage against hub size
+mll-jax report                             a Markdown report from the results JSON
+mll-jax sdag build | show NODE             the semantic DAG
+mll-jax cache info | clear PART            what mll_jax keeps on disk
+Add -v (or -vv) before the command for log messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -40,8 +46,7 @@ def cmd_demo(args) -> None:
     result = demo.run(Path(args.hub))
     print(demo.table(result))
     if args.json:
-        demo.write_json(result, Path(args.json))
-        print(f"wrote {args.json}")
+        _write_json(result, Path(args.json))
     if args.plot:
         demo.plot(result, Path(args.plot))
         print(f"wrote {args.plot}")
@@ -59,6 +64,9 @@ def cmd_hub_list(args) -> None:
 
     hub = _hub(args)
     labelled = {i: labeling.problem(hub, i) or "yes" for i in hub.entries}
+    if args.json:
+        print(json.dumps({i: {**e, "labelled": labelled[i]} for i, e in hub.entries.items()}, indent=1))
+        return
     print(f"{'id':28s} {'role':8s} {'arch':5s} {'params':>8s}  {'heads':40s} labelled")
     for i, e in hub.entries.items():
         print(f"{i:28s} {e['role']:8s} {e['arch']:5s} {e['params']:8d}  {', '.join(e['heads'])[:40]:40s} {labelled[i]}")
@@ -69,6 +77,11 @@ def cmd_hub_info(args) -> None:
 
     hub = _hub(args)
     entry = hub.entry(args.id)
+    if args.json:
+        problem = labeling.problem(hub, args.id)
+        heads = [] if problem else [dataclasses.asdict(h) for h in labeling.head_labels(hub, args.id)]
+        print(json.dumps({"entry": entry, "problem": problem, "heads": heads}, indent=1, default=_plain))
+        return
     print(json.dumps(entry, indent=1))
     if problem := labeling.problem(hub, args.id):
         print(f"excluded from selection: {problem}")
@@ -84,13 +97,17 @@ def cmd_hub_verify(args) -> None:
 
     hub = _hub(args)
     faults = verify.verify(hub)
-    for fault in faults:
-        print(fault)
-    if args.repair and faults:
-        for action in verify.repair(hub, faults):
-            print(f"repaired: {action}")
+    repaired = verify.repair(hub, faults) if args.repair and faults else []
+    if repaired:
         faults = verify.verify(hub)
-    print(f"{len(faults)} fault(s) in hub {hub.path}")
+    if args.json:
+        print(json.dumps({"repaired": repaired, "faults": [str(f) for f in faults]}, indent=1))
+    else:
+        for action in repaired:
+            print(f"repaired: {action}")
+        for fault in faults:
+            print(fault)
+        print(f"{len(faults)} fault(s) in hub {hub.path}")
     if faults:
         raise ValueError(f"hub {hub.path} has {len(faults)} fault(s); `mll-jax hub verify --repair` fixes them")
 
@@ -102,6 +119,10 @@ def cmd_label(args) -> None:
     for i in args.ids:
         hub.entry(i)
     done = labeling.label(hub, args.ids or None, force=args.force)
+    if args.json:
+        mislabelled = [dataclasses.asdict(h) for h in labeling.mislabel_report(hub)]
+        print(json.dumps({"labelled": done, "mislabelled": mislabelled}, indent=1, default=_plain))
+        return
     print(f"labelled {len(done)} model(s): {', '.join(done) or 'all were labelled already'}")
     for h in labeling.mislabel_report(hub):
         print(f"mislabelled: {h.model} head {h.head} declared {h.declared!r}, measured {', '.join(h.nodes)}")
@@ -113,6 +134,64 @@ def cmd_select(args) -> None:
     hub = _hub(args)
     sel = selection.select(hub, args.names, seed=args.seed, max_models=args.max_models)
     print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
+    if args.plot:
+        from mll_jax import picture
+
+        picture.draw(hub.sdag, sel, Path(args.plot), hub.general_id)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+
+
+def cmd_experiment_growth(args) -> None:
+    from mll_jax import growth, suite
+
+    hub = _hub(args)
+    workdir = Path(args.workdir or paths.cache_dir() / "growth")
+    result = growth.run(hub, workdir, args.sizes, args.orders, suite.DEMO_TASKS[: args.tasks], args.seed)
+    print(growth.table(result))
+    if args.json:
+        _write_json(result, Path(args.json))
+    if args.plot:
+        growth.plot(result, Path(args.plot))
+        print(f"wrote {args.plot}")
+
+
+def cmd_report(args) -> None:
+    from mll_jax import report
+
+    out = report.write(Path(args.results), Path(args.out))
+    print(f"wrote {out}")
+    if args.readme:
+        report.update_readme(Path(args.readme), Path(args.results))
+        print(f"updated the results block of {args.readme} and {Path(args.readme).parent / 'docs' / 'results.json'}")
+
+
+def cmd_cache_info(args) -> None:
+    parts = paths.cache_parts()
+    if args.json:
+        print(json.dumps({"path": str(paths.cache_dir()), "bytes": parts}, indent=1))
+        return
+    print(f"cache {paths.cache_dir()} (set MLL_JAX_CACHE to move it)")
+    for name, size in parts.items():
+        print(f"  {name:16s} {size / 2**20:10.1f} MiB")
+    print(f"  {'total':16s} {sum(parts.values()) / 2**20:10.1f} MiB")
+
+
+def cmd_cache_clear(args) -> None:
+    if bool(args.parts) == args.all:
+        raise ValueError("name the parts to delete (see `mll-jax cache info`), or pass --all for everything")
+    removed = paths.clear_cache(list(paths.cache_parts()) if args.all else args.parts)
+    print(f"removed {', '.join(removed) or 'nothing'} from {paths.cache_dir()}")
+
+
+def _plain(value):
+    """JSON for numpy scalars and tuples."""
+    return value.item() if hasattr(value, "item") else list(value)
+
+
+def _write_json(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
 
 
 def cmd_sdag_build(args) -> None:
@@ -130,59 +209,132 @@ def cmd_sdag_show(args) -> None:
     print(sdag.describe(sdag.SDAG.load(Path(args.sdag)), args.node))
 
 
+def _command(sub, name: str, help: str, example: str, run=None) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with an example."""
+    cmd = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if run is not None:
+        cmd.set_defaults(run=run)
+    return cmd
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mll-jax", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--hub", default=str(paths.default_hub()), help="hub directory (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log progress messages (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="build hub, label, select, reuse; print the accuracy table")
+    demo = _command(
+        sub,
+        "demo",
+        "build hub, label, select, reuse; print the accuracy table",
+        "mll-jax demo --json out/demo.json --plot out/demo.png",
+        cmd_demo,
+    )
     demo.add_argument("--json", help="write the results as JSON to this path")
     demo.add_argument("--plot", help="write a bar chart of mean accuracies (PNG) to this path")
-    demo.set_defaults(run=cmd_demo)
 
     hub = sub.add_parser("hub", help="build or inspect the expert hub").add_subparsers(
         dest="hub_command", required=True
     )
-    hub.add_parser("build", help="train the demo experts and the general model").set_defaults(run=cmd_hub_build)
-    hub.add_parser("list", help="list the models").set_defaults(run=cmd_hub_list)
-    verify = hub.add_parser("verify", help="check every entry; --repair fixes only the broken ones")
+    _command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", cmd_hub_build)
+    listing = _command(hub, "list", "list the models", "mll-jax hub list --json", cmd_hub_list)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    verify = _command(
+        hub,
+        "verify",
+        "check every entry; --repair fixes only the broken ones",
+        "mll-jax hub verify --repair",
+        cmd_hub_verify,
+    )
     verify.add_argument("--repair", action="store_true", help="remove or re-label broken entries")
-    verify.set_defaults(run=cmd_hub_verify)
-    info = hub.add_parser("info", help="show one model and its head labels")
+    verify.add_argument("--json", action="store_true", help="print JSON")
+    info = _command(hub, "info", "show one model and its head labels", "mll-jax hub info footwear-cnn", cmd_hub_info)
     info.add_argument("id")
-    info.set_defaults(run=cmd_hub_info)
+    info.add_argument("--json", action="store_true", help="print JSON")
 
-    label = sub.add_parser("label", help="label models on the sample store")
+    label = _command(sub, "label", "label models on the sample store", "mll-jax label --force footwear-cnn", cmd_label)
     label.add_argument("ids", nargs="*", help="models to label (default: every unlabelled one)")
     label.add_argument("--force", action="store_true", help="label again even if a label record exists")
-    label.set_defaults(run=cmd_label)
+    label.add_argument("--json", action="store_true", help="print JSON")
 
-    select = sub.add_parser("select", help="select heads for a task given by class names")
+    select = _command(
+        sub,
+        "select",
+        "select heads for a task given by class names",
+        'mll-jax select sandal sneakers "ankle boot" --explain --plot out/selection.png',
+        cmd_select,
+    )
     select.add_argument("names", nargs="+", help='class names, e.g. sandal sneakers "ankle boot"')
     select.add_argument("--json", action="store_true", help="print the selection as JSON")
     select.add_argument("--explain", action="store_true", help="also show every candidate weighed and the calibration")
     select.add_argument("--max-models", type=int, help="use at most this many distinct models")
+    select.add_argument("--plot", help="draw the selection on the SDAG (PNG) to this path")
     select.add_argument("--seed", type=int, default=0)
-    select.set_defaults(run=cmd_select)
+
+    experiment = sub.add_parser("experiment", help="experiments on the hub").add_subparsers(
+        dest="experiment_command", required=True
+    )
+    growth = _command(
+        experiment,
+        "growth",
+        "accuracy and coverage of nested hubs of growing size",
+        "mll-jax experiment growth --orders 3 --json out/growth.json --plot out/growth.png",
+        cmd_experiment_growth,
+    )
+    growth.add_argument("--sizes", type=int, nargs="+", help="expert counts (default: 1, 2, 4, ... and all)")
+    growth.add_argument("--orders", type=int, default=3, help="random orders of adding experts (default: 3)")
+    growth.add_argument("--tasks", type=int, help="use only the first N tasks of the demo suite")
+    growth.add_argument("--workdir", help="where the nested hubs live (default: <cache>/growth)")
+    growth.add_argument("--json", help="write the results as JSON to this path")
+    growth.add_argument("--plot", help="write the growth curve (PNG) to this path")
+    growth.add_argument("--seed", type=int, default=0)
+
+    report = _command(
+        sub,
+        "report",
+        "write a Markdown report from the results JSON",
+        "mll-jax report --results out --out out/report.md --readme README.md",
+        cmd_report,
+    )
+    report.add_argument("--results", default="out", help="folder with demo.json, growth.json, chco.json, ...")
+    report.add_argument("--out", default="out/report.md", help="the report's path (PNGs are copied beside it)")
+    report.add_argument("--readme", help="also rewrite this README's results block (and docs/results.json)")
 
     sdag = sub.add_parser("sdag", help="build or inspect the semantic DAG").add_subparsers(
         dest="sdag_command", required=True
     )
     default_sdag = str(paths.cache_dir() / "sdag")
-    build = sdag.add_parser("build", help="build the SDAG of the sample store")
+    build = _command(sdag, "build", "build the SDAG of the sample store", "mll-jax sdag build", cmd_sdag_build)
     build.add_argument("--out", default=default_sdag)
-    build.set_defaults(run=cmd_sdag_build)
-    show = sdag.add_parser("show", help="show one node")
+    show = _command(sdag, "show", "show one node", "mll-jax sdag show shoe.n.01", cmd_sdag_show)
     show.add_argument("node", help="a node id such as shoe.n.01")
     show.add_argument("--sdag", default=default_sdag)
-    show.set_defaults(run=cmd_sdag_show)
+
+    cache = sub.add_parser("cache", help="what mll_jax keeps on disk").add_subparsers(
+        dest="cache_command", required=True
+    )
+    cache_info = _command(cache, "info", "sizes of the cache's parts", "mll-jax cache info", cmd_cache_info)
+    cache_info.add_argument("--json", action="store_true", help="print JSON")
+    clear = _command(cache, "clear", "delete parts of the cache", "mll-jax cache clear jax oracles", cmd_cache_clear)
+    clear.add_argument("parts", nargs="*", help="parts to delete, as `cache info` names them")
+    clear.add_argument("--all", action="store_true", help="delete everything, the hub included")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(name)s: %(message)s",
+    )
     warnings.filterwarnings("ignore", message="The multilingual functions")
     paths.enable_compile_cache()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,8 +21,10 @@ def _accuracy(scores, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(scores).argmax(1) == labels))
 
 
-def evaluate_task(hub: Hub, names, test: data.Dataset, test_probs: dict, seconds: dict, seed: int = 0) -> dict:
-    """Accuracy of every method on the test images of one task."""
+def evaluate_task(
+    hub: Hub, names, test: data.Dataset, test_probs: dict, seconds: dict, seed: int = 0, methods=METHODS
+) -> dict:
+    """Accuracy of each of `methods` on the test images of one task, and the task's expert coverage."""
     classes = task_lib.resolve(hub.sdag, names)
     y = task_lib.targets(np.array(test.synsets)[test.labels], classes)
     keep = y >= 0
@@ -35,35 +36,47 @@ def evaluate_task(hub: Hub, names, test: data.Dataset, test_probs: dict, seconds
     sel = selection.select(hub, list(names), seed=seed)
     seconds["select"] += time.perf_counter() - clock
     clock = time.perf_counter()
-    acc["mll"] = _accuracy(reuse(hub, sel)(images), y)
+    if "mll" in methods:
+        acc["mll"] = _accuracy(reuse(hub, sel)(images), y)
     seconds["reuse"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
     cands = selection.candidates(hub, classes)
-    patch = baselines.patch_candidates(hub, classes)
-    acc["patch_only"] = _accuracy(
-        reuse(hub, baselines.fixed_selection(hub, classes, patch, [0] * len(classes)))(images), y
-    )
-    random_sel = baselines.fixed_selection(hub, classes, cands, baselines.random_pick(cands, seed))
-    acc["random"] = _accuracy(reuse(hub, random_sel)(images), y)
-    members = baselines.f1_topk_members(hub, classes, cands, seed=seed)
-    acc["f1_topk"] = _accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
-    declared = baselines.declared_candidates(hub, classes)
-    acc["declared"] = _accuracy(
-        baselines.ensemble(probs, declared, [[c.model for c in cs] for cs in declared], False), y
-    )
+    if "patch_only" in methods:
+        patch = baselines.patch_candidates(hub, classes)
+        acc["patch_only"] = _accuracy(
+            reuse(hub, baselines.fixed_selection(hub, classes, patch, [0] * len(classes)))(images), y
+        )
+    if "random" in methods:
+        random_sel = baselines.fixed_selection(hub, classes, cands, baselines.random_pick(cands, seed))
+        acc["random"] = _accuracy(reuse(hub, random_sel)(images), y)
+    if "f1_topk" in methods:
+        members = baselines.f1_topk_members(hub, classes, cands, seed=seed)
+        acc["f1_topk"] = _accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
+    if "declared" in methods:
+        declared = baselines.declared_candidates(hub, classes)
+        acc["declared"] = _accuracy(
+            baselines.ensemble(probs, declared, [[c.model for c in cs] for cs in declared], False), y
+        )
     seconds["baselines"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
-    acc["oracle"] = _accuracy(baselines.oracle_logits(hub, classes, images), y)
+    if "oracle" in methods:
+        acc["oracle"] = _accuracy(baselines.oracle_logits(hub, classes, images), y)
     seconds["oracle"] += time.perf_counter() - clock
     return {
         "classes": list(names),
         "nodes": sel.nodes,
         "test_items": int(len(y)),
-        "accuracy": {m: acc[m] for m in METHODS},
+        "accuracy": {m: acc[m] for m in methods},
+        "coverage": 1.0 - len(sel.uncovered) / len(classes),
         "selection": sel.to_json(),
     }
+
+
+def test_probabilities(hub: Hub, test: data.Dataset) -> dict[str, np.ndarray]:
+    """Every model's probabilities on the test images (the ensemble baselines read them)."""
+    return {m: engine.probabilities(hub.load_model(m), hub.entry(m)["input_spec"], test.images) for m in hub.entries}
 
 
 def run(hub_path: Path, tasks=suite.DEMO_TASKS, seed: int = 0) -> dict:
@@ -78,9 +91,7 @@ def run(hub_path: Path, tasks=suite.DEMO_TASKS, seed: int = 0) -> dict:
 
     clock = time.perf_counter()
     test = data.load(hub.store_spec.source, "test")
-    test_probs = {
-        m: engine.probabilities(hub.load_model(m), hub.entry(m)["input_spec"], test.images) for m in hub.entries
-    }
+    test_probs = test_probabilities(hub, test)
     seconds["test_inference"] = time.perf_counter() - clock
 
     results = [evaluate_task(hub, names, test, test_probs, seconds, seed) for names in tqdm(tasks, desc="tasks")]
@@ -136,8 +147,3 @@ def plot(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
-
-
-def write_json(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))

@@ -21,6 +21,7 @@ for no concept under its declared node is reported as mislabelled.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import networkx as nx
 import numpy as np
@@ -29,6 +30,8 @@ from tqdm.auto import tqdm
 from mll_jax import engine, matching
 from mll_jax.hub import Hub
 from mll_jax.sdag import SDAG
+
+log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5
 
@@ -78,7 +81,9 @@ def problem_with(probs: np.ndarray) -> str:
     return ""
 
 
-def label(hub: Hub, model_ids: list[str] | None = None, force: bool = False, batch_size: int = 1000) -> list[str]:
+def label(
+    hub: Hub, model_ids: list[str] | None = None, force: bool = False, batch_size: int = 1000, progress: bool = True
+) -> list[str]:
     """Label the models without a valid label record (or `model_ids`); returns those labelled.
 
     Each model's record is written atomically when it is done, so a killed run
@@ -88,8 +93,9 @@ def label(hub: Hub, model_ids: list[str] | None = None, force: bool = False, bat
     """
     ids = model_ids or list(hub.entries)
     todo = [i for i in ids if force or not hub.labels_valid(i)]
+    log.info("%d of %d models need labels: %s", len(todo), len(ids), ", ".join(todo) or "none")
     store = hub.store
-    for model_id in tqdm(todo, desc="labelling models", disable=not todo):
+    for model_id in tqdm(todo, desc="labelling models", disable=not (todo and progress)):
         entry = hub.entry(model_id)
         try:
             model = hub.load_model(model_id)

@@ -20,3 +20,29 @@ def enable_compile_cache() -> None:
 
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def cache_parts() -> dict[str, int]:
+    """Each top-level entry of the cache directory and its size in bytes."""
+    root = cache_dir()
+    return {p.name: _size(p) for p in sorted(root.iterdir())} if root.is_dir() else {}
+
+
+def clear_cache(parts: list[str]) -> list[str]:
+    """Delete the named top-level entries of the cache directory; returns what was deleted."""
+    import shutil
+
+    present = cache_parts()
+    unknown = [p for p in parts if p not in present]
+    if unknown:
+        raise ValueError(f"no {unknown} in the cache {cache_dir()}; it holds {sorted(present) or 'nothing'}")
+    for part in parts:
+        path = cache_dir() / part
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return parts

@@ -13,6 +13,7 @@ on the other half.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,6 +21,8 @@ from tqdm.auto import tqdm
 from mll_jax import models, train
 from mll_jax import store as store_lib
 from mll_jax.hub import Hub
+
+log = logging.getLogger(__name__)
 
 INPUT_SPEC = {"shape": [28, 28, 1], "dtype": "uint8", "mean": 0.286, "std": 0.353}
 SMALL_CNN = {"channels": [8, 16], "dense": 64}
@@ -115,6 +118,7 @@ def build(path, experts: tuple[ExpertSpec, ...] = DEMO_EXPERTS, general: ExpertS
     todo = [(s, "expert") for s in experts if s.id not in hub.entries]
     if general is not None and general.id not in hub.entries:
         todo.append((general, "general"))
+    log.info("hub %s: %d model(s) to train", hub.path, len(todo))
     for spec, role in tqdm(todo, desc="training models", disable=not todo):
         add_expert(hub, spec, role)
     return hub

@@ -76,3 +76,72 @@ def test_entry_point_help():
         [sys.executable, "-m", "mll_jax.cli", "--help"], capture_output=True, text=True, env=os.environ
     )
     assert result.returncode == 0 and "mll-jax demo" in result.stdout
+
+
+def _subcommands(parser, prefix=()):
+    """Every leaf command of the CLI, as argv prefixes."""
+    import argparse
+
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        yield prefix
+        return
+    for name, sub in actions[0].choices.items():
+        yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    commands = list(_subcommands(cli.parser()))
+    assert ("experiment", "growth") in commands and ("cache", "clear") in commands and ("report",) in commands
+    for argv in commands:
+        with pytest.raises(SystemExit) as exit:
+            cli.main([*argv, "--help"])
+        out = capsys.readouterr().out
+        assert exit.value.code == 0 and "example:" in out and f"mll-jax {argv[0]}" in out, argv
+
+
+def test_json_on_commands_that_report(capsys, hub_path):
+    for argv in (["hub", "list"], ["hub", "info", "swapped-cnn"], ["hub", "verify"], ["label"], ["cache", "info"]):
+        code, out, _ = run(capsys, "--hub", str(hub_path), *argv, "--json")
+        assert code == 0, argv
+        json.loads(out)
+    code, out, _ = run(capsys, "--hub", str(hub_path), "hub", "info", "swapped-cnn", "--json")
+    assert sum(h["mislabelled"] for h in json.loads(out)["heads"]) == 2
+
+
+def test_select_plot_draws_the_selection(capsys, hub_path, tmp_path):
+    png = tmp_path / "selection.png"
+    code, out, _ = run(capsys, "--hub", str(hub_path), "select", "purse", "sandals", "ankle boot", "--plot", str(png))
+    assert code == 0 and f"wrote {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_cache_info_and_clear(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLL_JAX_CACHE", str(tmp_path))
+    for part, size in (("jax", 3000), ("oracles", 5000)):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "blob").write_bytes(b"x" * size)
+    code, out, _ = run(capsys, "cache", "info", "--json")
+    assert code == 0 and json.loads(out)["bytes"] == {"jax": 3000, "oracles": 5000}
+    code, _, err = run(capsys, "cache", "clear")
+    assert code == 2 and "--all" in err
+    code, _, err = run(capsys, "cache", "clear", "hub")
+    assert code == 2 and "no ['hub'] in the cache" in err
+    code, out, _ = run(capsys, "cache", "clear", "jax")
+    assert code == 0 and not (tmp_path / "jax").exists() and (tmp_path / "oracles" / "blob").is_file()
+
+
+def test_verbose_logs_and_default_is_quiet(capsys, hub_path):
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        root.handlers = []
+        code, _, err = run(capsys, "--hub", str(hub_path), "label")
+        assert code == 0 and "mll_jax.labeling" not in err
+        root.handlers = []
+        code, _, err = run(capsys, "-v", "--hub", str(hub_path), "label")
+        assert code == 0 and "mll_jax.labeling: 0 of" in err
+    finally:
+        root.handlers, root.level = handlers, level

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mll_jax import demo, suite
+from mll_jax import demo, report, suite
 
 
 @pytest.mark.slow
@@ -29,3 +29,27 @@ def test_demo_end_to_end(hub_path, tmp_path):
     assert {"hub", "label", "select", "reuse", "total"} <= set(doc["seconds"])
     assert {(m["model"], m["head"]) for m in doc["mislabelled"]} >= {("swapped-cnn", 0), ("swapped-cnn", 1)}
     assert png.stat().st_size > 10_000
+
+    # the report and the README block come from that JSON
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{report.BEGIN}\nold\n{report.END}\n\nafter\n")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mll_jax.cli",
+        "report",
+        "--results",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "r" / "report.md"),
+        "--readme",
+        str(readme),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert f"| {summary['mll']:.3f} |" in text and "![accuracy](demo.png)" in text and "Not run" in text
+    assert (tmp_path / "r" / "demo.png").is_file()
+    updated = readme.read_text()
+    assert "old" not in updated and updated.endswith("after\n") and f"{summary['oracle']:.3f}" in updated
+    assert json.loads((tmp_path / "docs" / "results.json").read_text())["summary"] == summary

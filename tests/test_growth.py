@@ -1,0 +1,27 @@
+import pytest
+
+from mll_jax import growth, suite
+
+
+@pytest.mark.slow
+def test_growth_curve_rises_and_labels_only_new_models(hub, tmp_path):
+    experts = hub.ids("expert")
+    result = growth.run(hub, tmp_path / "growth", sizes=[2, len(experts)], orders=1, tasks=suite.DEMO_TASKS[:8])
+    small, full = result["rows"]
+    assert set(small["labelled_now"]) == {hub.general_id, *small["experts"]}
+    assert set(full["labelled_now"]) == set(experts) - set(small["experts"])  # only the new models
+    assert full["coverage"] > small["coverage"]
+    assert full["accuracy"]["mll"] > small["accuracy"]["mll"]
+    assert 0.5 < result["oracle"] <= 1.0
+    assert "oracle" in growth.table(result)
+    png = tmp_path / "growth.png"
+    growth.plot(result, png)
+    assert png.stat().st_size > 20_000
+
+
+def test_growth_rejects_bad_sizes(hub, tmp_path):
+    with pytest.raises(ValueError, match="hub sizes must lie in 1..14"):
+        growth.run(hub, tmp_path, sizes=[0, 99], orders=1)
+    with pytest.raises(ValueError, match="orders must be at least 1"):
+        growth.run(hub, tmp_path, sizes=[1], orders=0)
+    assert not any(tmp_path.iterdir())  # nothing was written
