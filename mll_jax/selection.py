@@ -42,6 +42,7 @@ def default_chunk() -> int:
     want wide batches."""
     return 16 if jax.default_backend() == "cpu" else 256
 
+
 EPS = 1e-6
 
 
