@@ -329,12 +329,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def configure_logging(verbose: int) -> None:
+    """mll_jax's own logger to stderr: warnings only by default, -v info, -vv debug. It does not
+    go through the root logger, which libraries (absl via orbax) reconfigure."""
+    logger = logging.getLogger("mll_jax")
+    for handler in [h for h in logger.handlers if getattr(h, "from_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.from_cli = True
+    logger.addHandler(handler)
+    logger.setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(asctime)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     warnings.filterwarnings("ignore", message="The multilingual functions")
     paths.enable_compile_cache()
     try:

@@ -132,16 +132,8 @@ def test_cache_info_and_clear(capsys, tmp_path, monkeypatch):
 
 
 def test_verbose_logs_and_default_is_quiet(capsys, hub_path):
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        root.handlers = []
-        code, _, err = run(capsys, "--hub", str(hub_path), "label")
-        assert code == 0 and "mll_jax.labeling" not in err
-        root.handlers = []
-        code, _, err = run(capsys, "-v", "--hub", str(hub_path), "label")
-        assert code == 0 and "mll_jax.labeling: 0 of" in err
-    finally:
-        root.handlers, root.level = handlers, level
+    code, _, err = run(capsys, "--hub", str(hub_path), "label")
+    assert code == 0 and "mll_jax.labeling" not in err
+    code, _, err = run(capsys, "-v", "--hub", str(hub_path), "label")
+    assert code == 0 and "mll_jax.labeling: 0 of" in err
+    assert err.count("mll_jax.labeling: 0 of") == 1  # one handler, however often main runs
