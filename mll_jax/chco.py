@@ -134,9 +134,13 @@ def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
     real_class = problem["cand_mask"].any(-1)
     usage = jnp.einsum("kcm,kc->m", onehot, w)
 
-    def drop_one(_, allowed):
+    def used_by(allowed):
+        """bool [M]: models the top-1 selection uses when only `allowed` models may be chosen."""
         allowed_cands = problem["cand_mask"] & (onehot @ allowed.astype(w.dtype) > 0)
-        used = jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0
+        return jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0
+
+    def drop_one(_, allowed):
+        used = used_by(allowed)
         per_class = (onehot * allowed).sum(1)  # [K, M]: allowed candidates of class k from model m
         left = per_class.sum(-1, keepdims=True) - per_class  # without model m
         removable = ((left > 0) | ~real_class[:, None]).all(0) & used
@@ -144,10 +148,6 @@ def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
         drop = score.argmin()
         do_drop = (used.sum() > max_models) & jnp.isfinite(score[drop])
         return allowed.at[drop].set(allowed[drop] & ~do_drop)
-
-    def used_count(allowed):
-        allowed_cands = problem["cand_mask"] & (onehot @ allowed.astype(w.dtype) > 0)
-        return (jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0).sum()
 
     covers = onehot.any(1) & real_class[:, None]  # [K, M]
 
@@ -159,7 +159,7 @@ def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
 
     dropped = jax.lax.fori_loop(0, num_models, drop_one, onehot.any((0, 1)))
     cover, covered = jax.lax.fori_loop(0, max_models, cover_one, (jnp.zeros(num_models, bool), ~real_class))
-    use_cover = (used_count(dropped) > max_models) & covered.all()
+    use_cover = (used_by(dropped).sum() > max_models) & covered.all()
     return jnp.where(use_cover, cover, dropped)
 
 
@@ -213,11 +213,13 @@ def solve_picks(problem: dict, picks: jax.Array, tb: dict, config: Config) -> di
 
 
 def polish(problem: dict, result: dict, config: Config) -> dict:
-    """Local search on the discrete selection: each round tries, for every class, a swap to
-    each of its `polish_width` candidates of highest continuous weight (fewer for many
-    classes, at most POLISH_SWAPS in all), refitted, and
-    keeps the best by validation accuracy, then loss. With `max_models`, a swap may only
-    move to a model the selection already uses."""
+    """Local search on the discrete selection.
+
+    Each round tries, for every class, a swap to each of its `polish_width` candidates
+    of highest continuous weight (fewer for many classes, at most POLISH_SWAPS in all),
+    refits each, and keeps the best by validation accuracy, then loss. With
+    `max_models`, a swap may only move to a model the selection already uses.
+    """
     K, C = problem["cand_mask"].shape
     M = problem["model_cost"].shape[0]
     width = max(1, min(config.polish_width or C, C, POLISH_SWAPS // K))

@@ -209,8 +209,8 @@ def cmd_sdag_show(args) -> None:
     print(sdag.describe(sdag.SDAG.load(Path(args.sdag)), args.node))
 
 
-def _command(sub, name: str, help: str, example: str, run=None) -> argparse.ArgumentParser:
-    """A subcommand whose --help ends with an example."""
+def _command(sub, name: str, help: str, example: str, run=None, json_flag: bool = False) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with an example; `json_flag` adds --json (print JSON)."""
     cmd = sub.add_parser(
         name,
         help=help,
@@ -220,6 +220,8 @@ def _command(sub, name: str, help: str, example: str, run=None) -> argparse.Argu
     )
     if run is not None:
         cmd.set_defaults(run=run)
+    if json_flag:
+        cmd.add_argument("--json", action="store_true", help="print JSON")
     return cmd
 
 
@@ -245,25 +247,31 @@ def parser() -> argparse.ArgumentParser:
         dest="hub_command", required=True
     )
     _command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", cmd_hub_build)
-    listing = _command(hub, "list", "list the models", "mll-jax hub list --json", cmd_hub_list)
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    _command(hub, "list", "list the models", "mll-jax hub list --json", cmd_hub_list, json_flag=True)
     verify = _command(
         hub,
         "verify",
         "check every entry; --repair fixes only the broken ones",
         "mll-jax hub verify --repair",
         cmd_hub_verify,
+        json_flag=True,
     )
     verify.add_argument("--repair", action="store_true", help="remove or re-label broken entries")
-    verify.add_argument("--json", action="store_true", help="print JSON")
-    info = _command(hub, "info", "show one model and its head labels", "mll-jax hub info footwear-cnn", cmd_hub_info)
+    info = _command(
+        hub, "info", "show one model and its head labels", "mll-jax hub info footwear-cnn", cmd_hub_info, json_flag=True
+    )
     info.add_argument("id")
-    info.add_argument("--json", action="store_true", help="print JSON")
 
-    label = _command(sub, "label", "label models on the sample store", "mll-jax label --force footwear-cnn", cmd_label)
+    label = _command(
+        sub,
+        "label",
+        "label models on the sample store",
+        "mll-jax label --force footwear-cnn",
+        cmd_label,
+        json_flag=True,
+    )
     label.add_argument("ids", nargs="*", help="models to label (default: every unlabelled one)")
     label.add_argument("--force", action="store_true", help="label again even if a label record exists")
-    label.add_argument("--json", action="store_true", help="print JSON")
 
     select = _command(
         sub,
@@ -321,8 +329,7 @@ def parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="what mll_jax keeps on disk").add_subparsers(
         dest="cache_command", required=True
     )
-    cache_info = _command(cache, "info", "sizes of the cache's parts", "mll-jax cache info", cmd_cache_info)
-    cache_info.add_argument("--json", action="store_true", help="print JSON")
+    _command(cache, "info", "sizes of the cache's parts", "mll-jax cache info", cmd_cache_info, json_flag=True)
     clear = _command(cache, "clear", "delete parts of the cache", "mll-jax cache clear jax oracles", cmd_cache_clear)
     clear.add_argument("parts", nargs="*", help="parts to delete, as `cache info` names them")
     clear.add_argument("--all", action="store_true", help="delete everything, the hub included")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def run(
             names,
             test,
             test_probs,
-            {"select": 0, "reuse": 0, "baselines": 0, "oracle": 0},
+            defaultdict(float),
             seed,
             methods=("oracle",),
         )["accuracy"]["oracle"]
@@ -88,7 +89,7 @@ def run(
             for model_id in order[len(hub.ids("expert")) : size]:
                 copy_model(hub, full, model_id)
             labelled = labeling.label(hub, progress=False)
-            seconds = {"select": 0.0, "reuse": 0.0, "baselines": 0.0, "oracle": 0.0}
+            seconds: dict[str, float] = defaultdict(float)
             results = [demo.evaluate_task(hub, n, test, test_probs, seconds, seed, METHODS) for n in tasks]
             rows.append(
                 {
