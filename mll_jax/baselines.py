@@ -152,4 +152,4 @@ def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarra
         model = models.build(ORACLE["arch"], ORACLE["config"], len(classes))
         train.fit(model, pool.images[keep], target[keep], zoo.INPUT_SPEC, epochs=ORACLE["epochs"])
         checkpoint.save(directory, model)
-    return np.log(engine.probabilities(model, zoo.INPUT_SPEC, images) + EPS)
+    return np.log(engine.model_probabilities(model, zoo.INPUT_SPEC, images) + EPS)

@@ -24,13 +24,22 @@ def checksum(tree) -> str:
     return digest.hexdigest()
 
 
+def _checkpointer() -> ocp.StandardCheckpointer:
+    # Each hub file belongs to one process: under jax.distributed, processes read and
+    # write different models, so orbax must not wait for the others at a barrier.
+    this = jax.process_index()
+    return ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=this, active_processes={this})
+    )
+
+
 def save(directory: Path, model: nnx.Module) -> str:
     """Write `model`'s state to `directory` atomically; returns its checksum."""
     pure = nnx.to_pure_dict(nnx.state(model))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        with ocp.StandardCheckpointer() as checkpointer:
+        with _checkpointer() as checkpointer:
             checkpointer.save(staging / "state", pure)
         if directory.exists():
             shutil.rmtree(directory)
@@ -48,7 +57,7 @@ def restore(directory: Path, abstract_model: nnx.Module, expected_checksum: str 
     graphdef, abstract_state = nnx.split(abstract_model)
     target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), nnx.to_pure_dict(abstract_state))
     try:
-        with ocp.StandardCheckpointer() as checkpointer:
+        with _checkpointer() as checkpointer:
             pure = checkpointer.restore(directory / "state", target)
     except Exception as error:
         raise ValueError(f"checkpoint {directory} is unreadable ({type(error).__name__}: {error})") from error

@@ -1,8 +1,10 @@
 """Reuse (DESIGN 3.3), the classifier: a selection becomes one jitted classifier `images -> logits [B, K]`.
 
-Each used model runs once per batch with its own preprocessing; class k's logit is
+Only the selected models run, on the engine's groups (a shared backbone once for
+all its selected heads). Class k's logit is
 z_k = sum over its choices of w * log(sum of the chosen heads' probabilities) *
-exp(-t_model) + b_k, exactly as CHCO scored it on the label cache.
+exp(-t_model) + b_k, exactly as CHCO scored it on the label cache. A softmax head
+needs its whole row for the normaliser, so a used model's head layer runs whole.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from mll_jax import engine
 from mll_jax.hub import Hub
@@ -32,39 +33,39 @@ def check_images(images, shape: tuple[int, ...]) -> None:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _logits(statics: tuple, arrays: tuple, biases: jax.Array, images: jax.Array) -> jax.Array:
-    # One compiled program per (models, input shape); selections over the same models share it.
+def _logits(layouts: tuple, params: tuple, combine: tuple, biases: jax.Array, images: jax.Array) -> jax.Array:
+    # One compiled program per (groups, input shape); selections over the same models share it.
     z = jnp.broadcast_to(biases, (images.shape[0], biases.shape[0]))
-    for (graphdef, spec), (state, membership, weights) in zip(statics, arrays):
-        probs = engine.forward(graphdef, spec, state, images)
-        scores = jnp.log(probs @ membership + EPS)
-        z = z + jnp.where(weights > 0, scores * weights, 0.0)
+    for layout, group_params, (membership, weights) in zip(layouts, params, combine):
+        probs = engine.group_probabilities(layout, group_params, images)  # [M, B, H]
+        scores = jnp.log(jnp.einsum("mbh,mhk->mbk", probs, membership) + EPS)
+        z = z + jnp.where(weights[:, None] > 0, scores * weights[:, None], 0.0).sum(0)
     return z
 
 
-def reuse(hub: Hub, selection: Selection) -> Callable[[jax.Array], jax.Array]:
+def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[jax.Array], jax.Array]:
     """A jitted classifier for `selection`: uint8 images [B, H, W, C] -> logits [B, K]."""
     K = len(selection.classes)
-    statics, arrays = [], []
-    for model_id in selection.models:
-        entry = hub.entry(model_id)
-        graphdef, state = nnx.split(hub.load_model(model_id))
-        membership = np.zeros((len(entry["heads"]), K), np.float32)
-        weights = np.zeros(K, np.float32)
-        for k, choices in enumerate(selection.choices):
-            for c in choices:
-                if c.model == model_id:
-                    membership[c.heads, k] = 1.0
-                    weights[k] = c.weight * np.exp(-selection.temperatures[model_id])
-        statics.append((graphdef, engine.spec_key(entry["input_spec"])))
-        arrays.append((state, jnp.asarray(membership), jnp.asarray(weights)))
+    runner = engine.from_hub(hub, list(selection.models), dtype=dtype)
+    combine = []
+    for group in runner.groups:
+        membership = np.zeros((group.size, max(group.heads), K), np.float32)  # padded models stay 0
+        weights = np.zeros((group.size, K), np.float32)
+        for m, member in enumerate(group.members):
+            for k, choices in enumerate(selection.choices):
+                for c in choices:
+                    if c.model == member.id:
+                        membership[m, c.heads, k] = 1.0
+                        weights[m, k] = c.weight * np.exp(-selection.temperatures[member.id])
+        combine.append((jnp.asarray(membership), jnp.asarray(weights)))
     shape = tuple(hub.entry(selection.models[0])["input_spec"]["shape"])
-    statics, arrays = tuple(statics), tuple(arrays)
-    biases = jnp.asarray(selection.biases, jnp.float32)
+    layouts = tuple(g.layout for g in runner.groups)
+    params = tuple(g.params for g in runner.groups)
+    combine, biases = tuple(combine), jnp.asarray(selection.biases, jnp.float32)
 
     def classifier(images: jax.Array) -> jax.Array:
         check_images(images, shape)
-        return _logits(statics, arrays, biases, images)
+        return _logits(layouts, params, combine, biases, images)
 
     classifier.classes = list(selection.classes)
     return classifier

@@ -76,7 +76,7 @@ def evaluate_task(
 
 def test_probabilities(hub: Hub, test: data.Dataset) -> dict[str, np.ndarray]:
     """Every model's probabilities on the test images (the ensemble baselines read them)."""
-    return {m: engine.probabilities(hub.load_model(m), hub.entry(m)["input_spec"], test.images) for m in hub.entries}
+    return engine.from_hub(hub, list(hub.entries)).probabilities(test.images, progress="test images")
 
 
 def run(hub_path: Path, tasks=suite.DEMO_TASKS, seed: int = 0) -> dict:

@@ -1,29 +1,63 @@
-"""Runs models over images in batches: the one place the library calls experts.
+"""The execution engine (DESIGN 5): the one place the library runs models on images.
 
-Each model gets one jitted function (preprocess -> logits -> softmax); batches are
-padded to a fixed size so a model compiles once whatever the input length.
+Models are grouped by architecture signature (same class and parameter shapes up to
+the head size). A group runs with one strategy:
+
+    vmap    parameters stacked on a leading model axis, `jax.vmap` over it
+    map     the same stack, `jax.lax.map` over it (one model at a time, one program)
+    loop    one jitted call per model (what a JAX user writes first)
+    shared  heads over one shared backbone: the backbone runs once per batch and
+            every head of the family is one matmul
+
+Heads are padded to the group's widest head; padded heads get a bias of -1e9, so
+their softmax probability is exactly 0 and the real heads' probabilities are
+unchanged. The choice between vmap, map and loop is measured (`tuning.py`).
+
+Parameters live on a ('data', 'model') mesh: stacks are split along the model axis,
+batches along the data axis, and every program is a `jax.jit` with in/out shardings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import collections
+import dataclasses
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from mll_jax import models
+from mll_jax import models, sharding, tuning
+
+MASKED = -1e9  # bias of a padded head
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def forward(graphdef: nnx.GraphDef, spec_items: tuple, state: nnx.State, images: jax.Array) -> jax.Array:
-    """Softmax head probabilities of one model on uint8 images (pure; jit it or call inside jit)."""
-    logits = nnx.merge(graphdef, state)(models.preprocess(images, dict(spec_items)))
-    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One model for the engine. With `backbone`, `model` holds only the heads (`linear`)."""
+
+    id: str
+    model: nnx.Module
+    input_spec: dict
+    backbone: str | None = None
 
 
-_probabilities = jax.jit(forward, static_argnums=(0, 1))
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The static part of a group (a jit static argument): how its parameters are laid out."""
+
+    strategy: str  # vmap | map | loop | shared
+    graphdefs: tuple  # loop: one per model; otherwise the group's one graphdef (shared: the backbone's)
+    spec: tuple
+    heads: tuple[int, ...]
 
 
 def spec_key(input_spec: dict) -> tuple:
@@ -31,24 +65,296 @@ def spec_key(input_spec: dict) -> tuple:
     return tuple(sorted((k, float(v)) for k, v in input_spec.items() if isinstance(v, int | float)))
 
 
-def batches(n: int, batch_size: int) -> Iterable[slice]:
-    return (slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size))
+# -- pure functions ------------------------------------------------------------------
+def preprocess(spec: tuple, state: nnx.State, images: jax.Array) -> jax.Array:
+    """uint8 images -> the model's input, in the dtype of its parameters."""
+    dtype = jax.tree.leaves(state)[0].dtype
+    return models.preprocess(images, dict(spec)).astype(dtype)
 
 
-def pad_batch(images: np.ndarray, batch_size: int) -> np.ndarray:
-    missing = batch_size - len(images)
-    return images if missing == 0 else np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)])
+def forward(graphdef: nnx.GraphDef, spec: tuple, state: nnx.State, images: jax.Array) -> jax.Array:
+    """Softmax head probabilities [B, H] of one model on uint8 images."""
+    logits = nnx.merge(graphdef, state)(preprocess(spec, state, images))
+    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
-def probabilities(
-    model: nnx.Module, input_spec: dict, images: np.ndarray, batch_size: int = 1000, progress: str | None = None
+def features(graphdef: nnx.GraphDef, spec: tuple, state: nnx.State, images: jax.Array) -> jax.Array:
+    """A backbone's features [B, F] on uint8 images."""
+    return nnx.merge(graphdef, state).features(preprocess(spec, state, images))
+
+
+def group_probabilities(layout: Layout, params, images: jax.Array) -> jax.Array:
+    """Probabilities [M, B, widest head] of every model of a group (padded heads are 0)."""
+    if layout.strategy == "shared":
+        feats = features(layout.graphdefs[0], layout.spec, params["backbone"], images)
+        logits = jnp.einsum("bf,mfh->mbh", feats, params["kernel"]) + params["bias"][:, None, :]
+        return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    run = functools.partial(forward, layout.graphdefs[0], layout.spec)
+    if layout.strategy == "vmap":
+        return jax.vmap(run, in_axes=(0, None))(params, images)
+    if layout.strategy == "map":
+        return jax.lax.map(lambda state: run(state, images), params)
+    widest = max(layout.heads)
+    outs = [forward(g, layout.spec, s, images) for g, s in zip(layout.graphdefs, params)]
+    return jnp.stack([jnp.pad(o, ((0, 0), (0, widest - o.shape[1]))) for o in outs])
+
+
+def _cast(dtype, x: jax.Array) -> jax.Array:
+    return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+
+def _is_head(path) -> bool:
+    return jax.tree_util.keystr(path).startswith("['head']")
+
+
+def pad_heads(state: nnx.State, width: int) -> nnx.State:
+    """The state with its head widened to `width` outputs (zero kernel columns, masked biases)."""
+
+    def pad(path, x):
+        if not _is_head(path) or x.shape[-1] == width:
+            return x
+        value = MASKED if x.ndim == 1 else 0.0
+        return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, width - x.shape[-1])], constant_values=value)
+
+    return jax.tree_util.tree_map_with_path(pad, state)
+
+
+def signature(member: Member) -> str:
+    """Models with equal signatures can share one stacked program."""
+    if member.backbone is not None:
+        parts = ["shared", member.backbone, spec_key(member.input_spec)]
+    else:
+        state = nnx.state(member.model)
+        shapes = [
+            (jax.tree_util.keystr(p), x.shape[:-1] if _is_head(p) else x.shape, str(x.dtype))
+            for p, x in jax.tree_util.tree_leaves_with_path(state)
+        ]
+        parts = [type(member.model).__name__, shapes, spec_key(member.input_spec)]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+# -- compiled programs (cached per layout and mesh, so engines over the same models share them)
+def _stack_spec(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P("model"))
+
+
+@functools.cache
+def _group_program(layout: Layout, mesh: Mesh):
+    stacked, replicated = _stack_spec(mesh), NamedSharding(mesh, P())
+    params = {"backbone": replicated, "kernel": stacked, "bias": stacked} if layout.strategy == "shared" else stacked
+    return jax.jit(
+        functools.partial(group_probabilities, layout),
+        in_shardings=(params, NamedSharding(mesh, P("data"))),
+        out_shardings=NamedSharding(mesh, P("model", "data")),
+    )
+
+
+@functools.cache
+def _model_program(graphdef: nnx.GraphDef, spec: tuple, mesh: Mesh):
+    data = NamedSharding(mesh, P("data"))
+    return jax.jit(
+        functools.partial(forward, graphdef, spec), in_shardings=(NamedSharding(mesh, P()), data), out_shardings=data
+    )
+
+
+class Group:
+    """Models of one signature, their parameters on the mesh, and the strategy that runs them."""
+
+    def __init__(self, members: list[Member], strategy: str, mesh: Mesh, dtype, backbone: nnx.Module | None = None):
+        self.members, self.mesh = members, mesh
+        self.heads = tuple(m.model.head.out_features for m in members)
+        cast = functools.partial(jax.tree.map, functools.partial(_cast, dtype))
+        spec = spec_key(members[0].input_spec)
+        split = [nnx.split(m.model) for m in members]
+        widest = max(self.heads)
+        self.size = len(members)  # models in the group's output, padding included
+        if strategy == "loop":
+            graphdefs = tuple(g for g, _ in split)
+            params = tuple(sharding.replicate(cast(s), mesh) for _, s in split)
+        else:
+            padded = [pad_heads(s, widest) for _, s in split]
+            self.size = sharding.round_up(len(padded), mesh, "model")
+            padded += [padded[0]] * (self.size - len(padded))
+            stack = jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+            if strategy == "shared":
+                graphdef, backbone_state = nnx.split(backbone)
+                graphdefs = (graphdef,)
+                head = stack["head"]
+                params = {
+                    "backbone": sharding.replicate(cast(backbone_state), mesh),
+                    "kernel": jax.device_put(cast(head["kernel"].value), _stack_spec(mesh)),
+                    "bias": jax.device_put(cast(head["bias"].value), _stack_spec(mesh)),
+                }
+            else:
+                graphdefs = (split[int(np.argmax(self.heads))][0],)
+                params = jax.device_put(cast(stack), _stack_spec(mesh))
+        self.layout = Layout(strategy, graphdefs, spec, self.heads)
+        self.params = params
+
+    def run(self, images: jax.Array) -> list[jax.Array]:
+        """The group's outputs on one batch (dispatched, not waited for): per model, or one stack."""
+        if self.layout.strategy == "loop":
+            return [
+                _model_program(g, self.layout.spec, self.mesh)(s, images)
+                for g, s in zip(self.layout.graphdefs, self.params)
+            ]
+        return [_group_program(self.layout, self.mesh)(self.params, images)]
+
+    def split(self, outputs: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Each model's probabilities [rows, H] from the host copies of `run`'s outputs."""
+        if self.layout.strategy == "loop":
+            return {m.id: o[:rows] for m, o in zip(self.members, outputs)}
+        return {m.id: outputs[0][i, :rows, :h] for i, (m, h) in enumerate(zip(self.members, self.heads))}
+
+
+class Engine:
+    """Runs many models over image batches: grouped, stacked, sharded, streamed.
+
+    `strategy` forces one of `tuning.STRATEGIES` for every stackable group; by
+    default each group's strategy is measured once per backend and batch size.
+    """
+
+    def __init__(
+        self,
+        members: list[Member],
+        backbones: dict[str, nnx.Module] | None = None,
+        *,
+        batch_size: int = 512,
+        dtype: str = "float32",
+        mesh: Mesh | None = None,
+        strategy: str | None = None,
+    ):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
+        if strategy is not None and strategy not in tuning.STRATEGIES:
+            raise ValueError(f"strategy {strategy!r} is not one of {tuning.STRATEGIES}")
+        ids = [m.id for m in members]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"model ids must be unique, got {ids}")
+        backbones = backbones or {}
+        missing = sorted({m.backbone for m in members if m.backbone is not None} - set(backbones))
+        if missing:
+            raise ValueError(f"members name backbones {missing} that were not given to the engine")
+        self.mesh = mesh or sharding.mesh()
+        self.batch_size = sharding.round_up(batch_size, self.mesh, "data")
+        self.dtype = dtype
+        by_signature: dict[str, list[Member]] = collections.defaultdict(list)
+        for m in members:
+            by_signature[signature(m)].append(m)
+        self.groups = []
+        for key, group in by_signature.items():
+            if group[0].backbone is not None:
+                self.groups.append(self._group(group, "shared", backbones[group[0].backbone]))
+            elif len(group) == 1:
+                self.groups.append(self._group(group, "loop"))
+            else:
+                chosen = strategy or tuning.choose(self._tuning_key(key, group), self._candidates(group))
+                self.groups.append(self._group(group, chosen))
+
+    def _group(self, members: list[Member], strategy: str, backbone: nnx.Module | None = None) -> Group:
+        return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone)
+
+    def _tuning_key(self, signature_key: str, members: list[Member]) -> str:
+        device = jax.local_devices()[0]
+        shape = "x".join(map(str, self.mesh.devices.shape))
+        size = f"{len(members)} models|batch {self.batch_size}|{self.dtype}"
+        return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
+
+    def _candidates(self, members: list[Member]) -> dict:
+        images = sharding.shard_rows(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8), self.mesh)
+
+        def runner(strategy):
+            group = self._group(members, strategy)
+            return lambda: jax.block_until_ready(group.run(images))
+
+        return {s: functools.partial(runner, s) for s in tuning.STRATEGIES}
+
+    @property
+    def strategies(self) -> dict[str, str]:
+        """Model id -> the strategy its group runs with."""
+        return {m.id: g.layout.strategy for g in self.groups for m in g.members}
+
+    def probabilities(
+        self, images: np.ndarray | Iterable[np.ndarray], progress: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each model's probabilities [N, H] on uint8 images (an array, or an iterable of batches).
+
+        Batches stream through the engine: the next batch is copied to the devices
+        while the current one runs, so inputs larger than memory can be passed as
+        an iterator (or a memory-mapped array).
+        """
+        total = len(images) if isinstance(images, np.ndarray) else None
+        parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        pending = None  # the batch in flight: (outputs per group, real rows)
+        with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
+            for batch in [*_rebatch(images, self.batch_size), None]:
+                if batch is not None:
+                    placed = sharding.shard_rows(_pad_rows(batch, self.batch_size), self.mesh)
+                    running = ([g.run(placed) for g in self.groups], len(batch))
+                if pending is not None:
+                    outputs, rows = pending
+                    for group, out in zip(self.groups, outputs):
+                        for model_id, probs in group.split([np.asarray(o) for o in out], rows).items():
+                            parts[model_id].append(probs)
+                    bar.update(rows)
+                pending = running if batch is not None else None
+        return {
+            m.id: np.concatenate(parts[m.id]) if parts[m.id] else np.zeros((0, h), np.float32)
+            for g in self.groups
+            for m, h in zip(g.members, g.heads)
+        }
+
+
+def _rebatch(images: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Batches of exactly `size` rows (the last one shorter) from an array or any iterable of batches."""
+    if isinstance(images, np.ndarray):
+        for start in range(0, len(images), size):
+            yield images[start : start + size]
+        return
+    buffer, buffered = [], 0
+    for batch in images:
+        batch = np.asarray(batch)
+        buffer.append(batch)
+        buffered += len(batch)
+        while buffered >= size:
+            joined = np.concatenate(buffer)
+            yield joined[:size]
+            buffer, buffered = [joined[size:]], buffered - size
+    if buffered:
+        yield np.concatenate(buffer)
+
+
+def _pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
+    missing = size - len(batch)
+    return batch if missing == 0 else np.concatenate([batch, np.zeros((missing, *batch.shape[1:]), batch.dtype)])
+
+
+def model_probabilities(
+    model: nnx.Module, input_spec: dict, images: np.ndarray, batch_size: int = 512, dtype: str = "float32"
 ) -> np.ndarray:
-    """Softmax outputs [N, H] of `model` on uint8 `images` [N, H, W, C]."""
+    """Probabilities [N, H] of one model (a one-model engine)."""
+    engine = Engine([Member("model", model, input_spec)], batch_size=min(batch_size, max(len(images), 1)), dtype=dtype)
+    return engine.probabilities(images)["model"]
+
+
+_features_program = jax.jit(features, static_argnums=(0, 1))
+
+
+def model_features(model: nnx.Module, input_spec: dict, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """A backbone's features [N, F] on uint8 images (to train heads on it)."""
     graphdef, state = nnx.split(model)
-    key = spec_key(input_spec)
-    batch_size = min(batch_size, max(len(images), 1))
-    out = []
-    for s in tqdm(list(batches(len(images), batch_size)), desc=progress, disable=progress is None, leave=False):
-        probs = _probabilities(graphdef, key, state, pad_batch(images[s], batch_size))
-        out.append(np.asarray(probs)[: s.stop - s.start])
-    return np.concatenate(out) if out else np.zeros((0, model.head.out_features), np.float32)
+    spec = spec_key(input_spec)
+    out = [
+        np.asarray(_features_program(graphdef, spec, state, _pad_rows(b, batch_size)))[: len(b)]
+        for b in _rebatch(images, batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def from_hub(hub, model_ids: list[str], **options) -> Engine:
+    """An engine over hub models (loading each checkpoint and the backbones they share)."""
+    members = [
+        Member(i, hub.load_model(i), hub.entry(i)["input_spec"], hub.entry(i).get("backbone")) for i in model_ids
+    ]
+    backbones = {b: hub.load_backbone(b) for b in {m.backbone for m in members} - {None}}
+    return Engine(members, backbones, **options)

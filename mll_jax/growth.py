@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 def copy_model(hub: Hub, source: Hub, model_id: str) -> None:
     """Add `source`'s model `model_id` to `hub` (checkpoint and entry; not its labels)."""
     entry = source.entry(model_id)
+    backbone = entry.get("backbone")
+    if backbone and backbone not in hub.backbones:
+        b = source.backbones[backbone]
+        model = source.load_backbone(backbone)
+        hub.add_backbone(backbone, model, b["arch"], b["config"], b["input_spec"], b["provenance"])
     hub.add(
         model_id,
         source.load_model(model_id),
@@ -35,6 +40,7 @@ def copy_model(hub: Hub, source: Hub, model_id: str) -> None:
         entry["input_spec"],
         entry["role"],
         entry["provenance"],
+        backbone,
     )
 
 

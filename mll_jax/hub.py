@@ -2,6 +2,7 @@
 
     hub/registry.json      format version, sample-store spec, one entry per model
     hub/models/<id>/       orbax checkpoint
+    hub/backbones/<id>/    orbax checkpoint of a backbone shared by several experts' heads
     hub/labels/<id>.npz    label record (see labeling.py)
     hub/sdag.json, hub/sdag_samples.npz
 
@@ -119,10 +120,23 @@ class Hub:
             self._store = store_lib.load(self.store_spec)
         return self._store
 
+    @property
+    def backbones(self) -> dict[str, dict]:
+        """Shared backbones: id -> entry. Experts with a `backbone` store only their heads."""
+        return self._registry.setdefault("backbones", {})
+
     def load_model(self, model_id: str) -> nnx.Module:
+        """The stored model: the whole model, or only its heads if it reads a shared backbone."""
         e = self.entry(model_id)
         abstract = models.abstract(e["arch"], e["config"], len(e["heads"]))
         return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
+
+    def load_backbone(self, backbone_id: str) -> nnx.Module:
+        if backbone_id not in self.backbones:
+            raise KeyError(f"no backbone {backbone_id!r} in hub {self.path}; it has {sorted(self.backbones)}")
+        e = self.backbones[backbone_id]
+        abstract = models.abstract(e["arch"], e["config"], e["num_heads"])
+        return checkpoint.restore(self.path / "backbones" / backbone_id, abstract, e["checksum"])
 
     def labels(self, model_id: str) -> dict[str, np.ndarray] | None:
         """The label record of `model_id` (cached), or None if it is not labelled yet."""
@@ -145,14 +159,27 @@ class Hub:
         input_spec: dict,
         role: str = "expert",
         provenance: dict | None = None,
+        backbone: str | None = None,
     ) -> None:
-        """Store `model` under `model_id` (replacing an older one of that id)."""
+        """Store `model` under `model_id` (replacing an older one of that id).
+
+        With `backbone`, `model` is only the heads (`linear`) over that shared
+        backbone's features (add the backbone first with `add_backbone`).
+        """
         if not _ID.match(model_id):
             raise ValueError(f"model id {model_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         if role not in ROLES:
             raise ValueError(f"role {role!r} must be one of {ROLES}")
         if len(heads) != model.head.out_features:
             raise ValueError(f"{model_id}: {len(heads)} head names for {model.head.out_features} heads")
+        if backbone is not None:
+            if backbone not in self.backbones:
+                raise ValueError(f"{model_id}: no backbone {backbone!r} in the hub; add it with Hub.add_backbone")
+            width = self.backbones[backbone]["features"]
+            if model.head.in_features != width:
+                raise ValueError(
+                    f"{model_id}: heads read {model.head.in_features} features, backbone {backbone!r} gives {width}"
+                )
         with self._locked():
             self._reload()
             digest = checkpoint.save(self.path / "models" / model_id, model)
@@ -164,10 +191,43 @@ class Hub:
                 "heads": list(heads),
                 "input_spec": input_spec,
                 "role": role,
-                "params": models.num_params(model),
+                # A family head's cost counts its backbone: it is what running it costs alone.
+                "params": models.num_params(model) + (self.backbones[backbone]["params"] if backbone else 0),
                 "checksum": digest,
                 "provenance": provenance or {},
                 "added": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            }
+            if backbone is not None:
+                self.entries[model_id]["backbone"] = backbone
+            self._write_registry()
+
+    def add_backbone(
+        self,
+        backbone_id: str,
+        model: nnx.Module,
+        arch: str,
+        config: dict,
+        input_spec: dict,
+        provenance: dict | None = None,
+    ) -> None:
+        """Store a feature extractor that several experts' heads share (its own head is kept but unused)."""
+        if not _ID.match(backbone_id):
+            raise ValueError(f"backbone id {backbone_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
+        with self._locked():
+            self._reload()
+            users = [i for i, e in self.entries.items() if e.get("backbone") == backbone_id]
+            if users:
+                raise ValueError(f"backbone {backbone_id!r} is used by {users}; remove them before replacing it")
+            digest = checkpoint.save(self.path / "backbones" / backbone_id, model)
+            self.backbones[backbone_id] = {
+                "arch": arch,
+                "config": config,
+                "num_heads": model.head.out_features,
+                "features": model.head.in_features,
+                "input_spec": input_spec,
+                "params": models.num_params(model),
+                "checksum": digest,
+                "provenance": provenance or {},
             }
             self._write_registry()
 

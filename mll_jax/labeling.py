@@ -27,7 +27,7 @@ import networkx as nx
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import engine, matching
+from mll_jax import engine, matching, models
 from mll_jax.hub import Hub
 from mll_jax.sdag import SDAG
 
@@ -81,34 +81,82 @@ def problem_with(probs: np.ndarray) -> str:
     return ""
 
 
+def groups(hub: Hub, model_ids: list[str]) -> list[list[str]]:
+    """The engine groups (by signature, over the whole hub) that hold any of `model_ids`.
+
+    A model is always run with its whole group, so its labels do not depend on
+    which other models are labelled at the same time: resumed and multi-process
+    runs give the same bytes as one uninterrupted run.
+    """
+    by_signature: dict[str, list[str]] = {}
+    for i, e in hub.entries.items():
+        try:
+            abstract = models.abstract(e["arch"], e["config"], len(e["heads"]))
+            key = engine.signature(engine.Member(i, abstract, e["input_spec"], e.get("backbone")))
+        except (ValueError, TypeError):  # an unbuildable entry runs alone, and `compute` reports it
+            key = f"alone:{i}"
+        by_signature.setdefault(key, []).append(i)
+    wanted = set(model_ids)
+    return [g for g in by_signature.values() if wanted & set(g)]
+
+
+def compute(hub: Hub, group: list[str], batch_size: int = 512, dtype: str = "float32", progress: bool = True) -> dict:
+    """Store-sample probabilities [N, H] of each model of `group`, or why it has none (a string)."""
+    out, loadable = {}, []
+    for model_id in group:
+        try:
+            hub.load_model(model_id)
+            if backbone := hub.entry(model_id).get("backbone"):
+                hub.load_backbone(backbone)
+            loadable.append(model_id)
+        except (ValueError, FileNotFoundError, KeyError) as error:
+            out[model_id] = f"checkpoint does not load: {error}"
+    if loadable:
+        runner = engine.from_hub(hub, loadable, batch_size=batch_size, dtype=dtype)
+        desc = f"labelling {', '.join(loadable)}" if progress else None
+        out |= runner.probabilities(hub.store.images, progress=desc)
+    return out
+
+
+def record(hub: Hub, model_id: str, result: np.ndarray | str) -> dict[str, np.ndarray]:
+    """The label record of one model from `compute`'s result (a `problem` record if it has one)."""
+    problem = result if isinstance(result, str) else problem_with(result)
+    if problem:
+        return {"problem": np.array(problem)}
+    return label_record(hub.sdag, hub.store.concepts, result, hub.entry(model_id)["heads"])
+
+
+def todo(hub: Hub, model_ids: list[str] | None = None, force: bool = False) -> list[str]:
+    """The models (of `model_ids`, default all) without a valid label record, or all of them with `force`."""
+    ids = model_ids or list(hub.entries)
+    for model_id in ids:
+        hub.entry(model_id)
+    return [i for i in ids if force or not hub.labels_valid(i)]
+
+
 def label(
-    hub: Hub, model_ids: list[str] | None = None, force: bool = False, batch_size: int = 1000, progress: bool = True
+    hub: Hub,
+    model_ids: list[str] | None = None,
+    force: bool = False,
+    batch_size: int = 512,
+    progress: bool = True,
+    dtype: str = "float32",
 ) -> list[str]:
     """Label the models without a valid label record (or `model_ids`); returns those labelled.
 
-    Each model's record is written atomically when it is done, so a killed run
-    resumes with the models it had not finished. A model that cannot be loaded or
-    whose outputs are NaN/Inf or constant gets a record with a `problem`, which
-    excludes it from selection.
+    Models run on the engine group by group; each group's records are written
+    atomically when it is done, so a killed run resumes with the groups it had not
+    finished. A model that cannot be loaded or whose outputs are NaN/Inf or
+    constant gets a record with a `problem`, which excludes it from selection.
     """
-    ids = model_ids or list(hub.entries)
-    todo = [i for i in ids if force or not hub.labels_valid(i)]
-    log.info("%d of %d models need labels: %s", len(todo), len(ids), ", ".join(todo) or "none")
-    store = hub.store
-    for model_id in tqdm(todo, desc="labelling models", disable=not (todo and progress)):
-        entry = hub.entry(model_id)
-        try:
-            model = hub.load_model(model_id)
-        except (ValueError, FileNotFoundError) as error:
-            hub.save_labels(model_id, {"problem": np.array(f"checkpoint does not load: {error}")})
-            continue
-        probs = engine.probabilities(model, entry["input_spec"], store.images, batch_size)
-        problem = problem_with(probs)
-        record = (
-            {"problem": np.array(problem)} if problem else label_record(hub.sdag, store.concepts, probs, entry["heads"])
-        )
-        hub.save_labels(model_id, record)
-    return todo
+    pending = todo(hub, model_ids, force)
+    log.info("%d model(s) need labels: %s", len(pending), ", ".join(pending) or "none")
+    for group in tqdm(groups(hub, pending), desc="labelling groups", disable=not (pending and progress)):
+        results = compute(hub, group, batch_size, dtype, progress)
+        for model_id in group:
+            if model_id in pending:
+                hub.save_labels(model_id, record(hub, model_id, results[model_id]))
+    return pending
 
 
 def problem(hub: Hub, model_id: str) -> str:

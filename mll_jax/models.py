@@ -1,6 +1,8 @@
 """Architecture registry: name -> Flax NNX module class, built from a config dict.
 
-Every expert maps preprocessed images [B, H, W, C] (float32) to head logits [B, H].
+Every expert maps preprocessed images [B, H, W, C] (float32) to head logits [B, H]
+as `head(features(x))`: `features` is everything below the last linear layer, so a
+model can serve as the shared backbone of other experts' heads (`linear`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ class MLP(nnx.Module):
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.head = nnx.Linear(sizes[-1], num_heads, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
         for layer in self.layers:
             x = jax.nn.relu(layer(x))
-        return self.head(x)
+        return x
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
 
 
 @register("cnn")
@@ -60,11 +65,27 @@ class CNN(nnx.Module):
         self.dense = nnx.Linear(side * side * channels[-1], dense, rngs=rngs)
         self.head = nnx.Linear(dense, num_heads, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array) -> jax.Array:
         for conv in self.convs:
             x = jax.nn.relu(conv(x))
-        x = jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
-        return self.head(x)
+        return jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
+
+
+@register("linear")
+class LinearHeads(nnx.Module):
+    """Heads only: a linear layer over features computed elsewhere (a shared backbone)."""
+
+    def __init__(self, num_heads: int, in_features: int, *, rngs: nnx.Rngs):
+        self.head = nnx.Linear(in_features, num_heads, rngs=rngs)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        return x.reshape(x.shape[0], -1)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
 
 
 def build(arch: str, config: dict, num_heads: int, seed: int = 0) -> nnx.Module:

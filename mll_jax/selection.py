@@ -331,7 +331,7 @@ def select(
         if empty:
             raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
     cache = label_cache(hub)
-    mesh = sharding.data_mesh()  # tasks are split over every local device
+    mesh = sharding.mesh()  # tasks are split over every local device
     probs, cost = sharding.replicate((cache.probs, jnp.asarray(cache.cost)), mesh)
     buckets: dict[tuple[int, int], list[int]] = {}
     for t, (classes, cs) in enumerate(zip(resolved, cands)):

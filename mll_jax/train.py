@@ -13,14 +13,15 @@ from flax import nnx
 from mll_jax import models
 
 
-def _loss(graphdef, params, images, labels, spec):
-    logits = nnx.merge(graphdef, params)(models.preprocess(images, spec))
+def _loss(graphdef, params, inputs, labels, spec):
+    x = inputs if spec is None else models.preprocess(inputs, spec)
+    logits = nnx.merge(graphdef, params)(x)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "spec_items"))
 def _epoch(graphdef, optimizer, spec_items, params, opt_state, images, labels):
-    spec = dict(spec_items)
+    spec = None if spec_items is None else dict(spec_items)
 
     def step(carry, batch):
         params, opt_state = carry
@@ -36,13 +37,17 @@ def fit(
     model: nnx.Module,
     images: np.ndarray,
     labels: np.ndarray,
-    input_spec: dict,
+    input_spec: dict | None,
     epochs: int = 3,
     batch_size: int = 128,
     learning_rate: float = 2e-3,
     seed: int = 0,
 ) -> nnx.Module:
-    """Train `model` in place on (uint8 images, int labels) with Adam; returns it."""
+    """Train `model` in place on (uint8 images, int labels) with Adam; returns it.
+
+    With `input_spec` None the inputs are used as they are (e.g. heads trained on
+    a frozen backbone's features).
+    """
     if len(images) < batch_size:
         batch_size = len(images)
     graphdef, params = nnx.split(model)
@@ -50,7 +55,9 @@ def fit(
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(seed)
     steps = len(images) // batch_size
-    spec_items = tuple(sorted((k, v) for k, v in input_spec.items() if isinstance(v, float)))
+    spec_items = None
+    if input_spec is not None:
+        spec_items = tuple(sorted((k, v) for k, v in input_spec.items() if isinstance(v, float)))
     for _ in range(epochs):
         order = rng.permutation(len(images))[: steps * batch_size].reshape(steps, batch_size)
         params, opt_state, _ = _epoch(

@@ -5,6 +5,10 @@ the sample store). Two are deliberately flawed: `weak-noisy-mlp` trains with 60 
 label noise and `swapped-cnn` declares two of its heads under each other's names.
 No expert covers 'Bag': tasks with bags need the general model.
 
+One family shares a backbone: a CNN trained once on every expert-pool class, and
+three experts that are only heads, trained on its frozen features for different
+label spaces. The engine runs that backbone once for all three.
+
 The general model (the interim patch) is one small model over all store concepts,
 trained on the store's fit half only, so that selection can validate it honestly
 on the other half.
@@ -18,7 +22,7 @@ import logging
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import models, train
+from mll_jax import engine, models, train
 from mll_jax import store as store_lib
 from mll_jax.hub import Hub
 
@@ -31,6 +35,7 @@ LARGE_CNN = {"channels": [24, 48], "dense": 128}
 CNN_ITEMS = 2500  # CNNs train on fewer items per class: convolutions are slow on CPU
 SMALL_MLP = {"hidden": [64]}
 MLP = {"hidden": [256]}
+HEADS = {"in_features": CNN["dense"]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +49,7 @@ class ExpertSpec:
     per_class: int | None = None  # cap on training items per class (tiny data)
     swap_heads: tuple[int, int] | None = None  # declared names of these heads exchanged
     seed: int = 0
+    backbone: str | None = None  # heads only (`linear`), trained on this backbone's frozen features
 
 
 DEMO_EXPERTS = (
@@ -61,7 +67,11 @@ DEMO_EXPERTS = (
     ExpertSpec("weak-noisy-mlp", "mlp", SMALL_MLP, (5, 7, 9, 4), epochs=1, label_noise=0.6),
     ExpertSpec("swapped-cnn", "cnn", SMALL_CNN, (5, 7, 1), swap_heads=(0, 1)),
     ExpertSpec("tiny-shirt-cnn", "cnn", SMALL_CNN, (6, 0), per_class=20, epochs=5),
+    ExpertSpec("family-footwear", "linear", HEADS, (5, 7, 9), per_class=CNN_ITEMS, epochs=3, backbone="family-cnn"),
+    ExpertSpec("family-tops", "linear", HEADS, (0, 2, 4, 6), per_class=CNN_ITEMS, epochs=3, backbone="family-cnn"),
+    ExpertSpec("family-trouser-dress", "linear", HEADS, (1, 3), per_class=CNN_ITEMS, epochs=3, backbone="family-cnn"),
 )
+BACKBONES = (ExpertSpec("family-cnn", "cnn", CNN, (0, 1, 2, 3, 4, 5, 6, 7, 9), per_class=CNN_ITEMS),)
 GENERAL = ExpertSpec("general", "mlp", SMALL_MLP, tuple(range(10)), epochs=5)
 
 
@@ -78,10 +88,14 @@ def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> t
     return images[index], targets
 
 
-def train_expert(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray):
+def train_expert(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray, backbone=None):
+    """A trained model for `spec`; with `backbone`, only heads trained on its frozen features."""
     x, y = training_data(spec, images, labels)
     model = models.build(spec.arch, spec.config, len(spec.classes), seed=spec.seed)
-    return train.fit(model, x, y, INPUT_SPEC, epochs=spec.epochs, batch_size=min(128, len(x)), seed=spec.seed)
+    spec_or_none = INPUT_SPEC
+    if backbone is not None:
+        x, spec_or_none = engine.model_features(backbone, INPUT_SPEC, x), None
+    return train.fit(model, x, y, spec_or_none, epochs=spec.epochs, batch_size=min(128, len(x)), seed=spec.seed)
 
 
 def declared_heads(spec: ExpertSpec, class_names: list[str]) -> list[str]:
@@ -93,7 +107,7 @@ def declared_heads(spec: ExpertSpec, class_names: list[str]) -> list[str]:
 
 
 def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert") -> None:
-    """Train `spec` (experts on the expert pool, the general model on the store's fit half) and store it."""
+    """Train `spec` (experts and backbones on the expert pool, the general model on the store's fit half); store it."""
     if role == "general":
         store = hub.store
         fit = store_lib.fit_mask(len(store))
@@ -103,19 +117,31 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert") -> None:
         pool = store_lib.expert_pool(hub.store_spec)
         images, labels = pool.images, pool.labels
         names = [c["name"] for c in pool.classes]
-    model = train_expert(spec, images, labels)
-    provenance = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config")}
+    backbone = hub.load_backbone(spec.backbone) if spec.backbone else None
+    model = train_expert(spec, images, labels, backbone)
+    provenance = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config", "backbone")}
     provenance["trained_on"] = "sample store, fit half" if role == "general" else "expert pool"
-    hub.add(spec.id, model, spec.arch, spec.config, declared_heads(spec, names), INPUT_SPEC, role, provenance)
+    if role == "backbone":
+        hub.add_backbone(spec.id, model, spec.arch, spec.config, INPUT_SPEC, provenance)
+    else:
+        heads = declared_heads(spec, names)
+        hub.add(spec.id, model, spec.arch, spec.config, heads, INPUT_SPEC, role, provenance, spec.backbone)
 
 
-def build(path, experts: tuple[ExpertSpec, ...] = DEMO_EXPERTS, general: ExpertSpec | None = GENERAL) -> Hub:
+def build(
+    path,
+    experts: tuple[ExpertSpec, ...] = DEMO_EXPERTS,
+    general: ExpertSpec | None = GENERAL,
+    backbones: tuple[ExpertSpec, ...] = BACKBONES,
+) -> Hub:
     """Create (or complete) the hub at `path`: trains only the models it lacks."""
     try:
         hub = Hub.open(path)
     except FileNotFoundError:
         hub = Hub.create(path)
-    todo = [(s, "expert") for s in experts if s.id not in hub.entries]
+    needed = {s.backbone for s in experts if s.backbone and s.id not in hub.entries}
+    todo = [(s, "backbone") for s in backbones if s.id in needed and s.id not in hub.backbones]
+    todo += [(s, "expert") for s in experts if s.id not in hub.entries]
     if general is not None and general.id not in hub.entries:
         todo.append((general, "general"))
     log.info("hub %s: %d model(s) to train", hub.path, len(todo))

@@ -1,0 +1,77 @@
+"""Choosing how a group of models runs, by measurement, remembered on disk.
+
+The candidates are timed on the real group at the real batch size on the current
+backend; the result is kept in `<cache>/engine/strategies.json` under a key naming
+the backend, mesh, group signature, group size, batch size and dtype. The loop is
+kept unless another strategy beats it by `MARGIN`, so the engine is never slower
+than the plain loop by more than measurement noise. `MLL_JAX_STRATEGY` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from mll_jax import paths
+
+STRATEGIES = ("vmap", "map", "loop")
+MARGIN = 1.05
+REPEATS = 3
+log = logging.getLogger(__name__)
+
+
+def table_path():
+    return paths.cache_dir() / "engine" / "strategies.json"
+
+
+def measured() -> dict[str, dict]:
+    """Every remembered measurement: key -> {strategy, seconds per strategy}."""
+    try:
+        return json.loads(table_path().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _remember(key: str, record: dict) -> None:
+    path = table_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = measured() | {key: record}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def seconds(run: Callable[[], object], repeats: int = REPEATS) -> float:
+    """Best-of-`repeats` wall time of `run` after one warm-up call (which compiles)."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose(key: str, candidates: dict[str, Callable[[], Callable[[], object]]]) -> str:
+    """The strategy for `key`: forced by MLL_JAX_STRATEGY, remembered, or measured now.
+
+    `candidates` maps a strategy to a factory of a function that runs one batch
+    and waits for it.
+    """
+    forced = os.environ.get("MLL_JAX_STRATEGY")
+    if forced:
+        if forced not in STRATEGIES:
+            raise ValueError(f"MLL_JAX_STRATEGY={forced!r} is not one of {STRATEGIES}")
+        return forced
+    if key in (known := measured()):
+        return known[key]["strategy"]
+    times = {name: seconds(make()) for name, make in candidates.items()}
+    best = min(times, key=times.get)
+    if "loop" in times and times["loop"] <= MARGIN * times[best]:
+        best = "loop"
+    log.info("strategy for %s: %s (%s)", key, best, ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
+    _remember(key, {"strategy": best, "seconds": times})
+    return best
