@@ -150,9 +150,12 @@ def main() -> None:
     parser.add_argument("--scaling", default="2x8,8x8,16x32,64x64,16x256", help="KxC shapes, comma-separated")
     parser.add_argument("--tradeoff", type=int, default=30, help="tasks for the accuracy/cost trade-off (0: skip)")
     parser.add_argument("--json", default="out/chco.json")
+    parser.add_argument("--only-scaling", action="store_true", help="run only the synthetic scaling (no hub needed)")
     args = parser.parse_args()
     paths.enable_compile_cache()
-    hub = mll.Hub.open(args.hub)
+    if args.only_scaling:
+        args.tasks, args.quality, args.tradeoff = [], 0, 0
+    hub = None if args.only_scaling else mll.Hub.open(args.hub)
     config = chco.Config()
     rng = np.random.default_rng(0)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]

@@ -362,13 +362,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (tests and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def configure_logging(verbose: int) -> None:
     """mll_jax's own logger to stderr: warnings only by default, -v info, -vv debug. It does not
     go through the root logger, which libraries (absl via orbax) reconfigure."""
     logger = logging.getLogger("mll_jax")
     for handler in [h for h in logger.handlers if getattr(h, "from_cli", False)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.from_cli = True
     logger.addHandler(handler)

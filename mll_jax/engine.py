@@ -182,8 +182,8 @@ class Group:
                 head = stack["head"]
                 params = {
                     "backbone": sharding.replicate(cast(backbone_state), mesh),
-                    "kernel": jax.device_put(cast(head["kernel"].value), _stack_spec(mesh)),
-                    "bias": jax.device_put(cast(head["bias"].value), _stack_spec(mesh)),
+                    "kernel": jax.device_put(cast(head["kernel"][...]), _stack_spec(mesh)),
+                    "bias": jax.device_put(cast(head["bias"][...]), _stack_spec(mesh)),
                 }
             else:
                 graphdefs = (split[int(np.argmax(self.heads))][0],)
@@ -245,7 +245,7 @@ class Engine:
         for key, group in by_signature.items():
             if group[0].backbone is not None:
                 self.groups.append(self._group(group, "shared", backbones[group[0].backbone]))
-            elif len(group) == 1:
+            elif len(group) == 1 or "shape" not in group[0].input_spec:  # nothing to stack, or no shape to measure
                 self.groups.append(self._group(group, "loop"))
             else:
                 chosen = strategy or tuning.choose(self._tuning_key(key, group), self._candidates(group))
@@ -289,7 +289,7 @@ class Engine:
         with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
             for batch in [*_rebatch(images, self.batch_size), None]:
                 if batch is not None:
-                    placed = sharding.shard_rows(_pad_rows(batch, self.batch_size), self.mesh)
+                    placed = sharding.shard_rows(pad_rows(batch, self.batch_size), self.mesh)
                     running = ([g.run(placed) for g in self.groups], len(batch))
                 if pending is not None:
                     outputs, rows = pending
@@ -324,7 +324,7 @@ def _rebatch(images: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[n
         yield np.concatenate(buffer)
 
 
-def _pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
+def pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
     missing = size - len(batch)
     return batch if missing == 0 else np.concatenate([batch, np.zeros((missing, *batch.shape[1:]), batch.dtype)])
 
@@ -345,16 +345,20 @@ def model_features(model: nnx.Module, input_spec: dict, images: np.ndarray, batc
     graphdef, state = nnx.split(model)
     spec = spec_key(input_spec)
     out = [
-        np.asarray(_features_program(graphdef, spec, state, _pad_rows(b, batch_size)))[: len(b)]
+        np.asarray(_features_program(graphdef, spec, state, pad_rows(b, batch_size)))[: len(b)]
         for b in _rebatch(images, batch_size)
     ]
     return np.concatenate(out)
 
 
-def from_hub(hub, model_ids: list[str], **options) -> Engine:
-    """An engine over hub models (loading each checkpoint and the backbones they share)."""
+def hub_members(hub, model_ids: list[str]) -> tuple[list[Member], dict[str, nnx.Module]]:
+    """Members for hub models (loading each checkpoint) and the backbones they share."""
     members = [
         Member(i, hub.load_model(i), hub.entry(i)["input_spec"], hub.entry(i).get("backbone")) for i in model_ids
     ]
-    backbones = {b: hub.load_backbone(b) for b in {m.backbone for m in members} - {None}}
-    return Engine(members, backbones, **options)
+    return members, {b: hub.load_backbone(b) for b in {m.backbone for m in members} - {None}}
+
+
+def from_hub(hub, model_ids: list[str], **options) -> Engine:
+    """An engine over hub models."""
+    return Engine(*hub_members(hub, model_ids), **options)

@@ -150,7 +150,8 @@ def label(
     constant gets a record with a `problem`, which excludes it from selection.
     """
     pending = todo(hub, model_ids, force)
-    log.info("%d model(s) need labels: %s", len(pending), ", ".join(pending) or "none")
+    total = len(model_ids or hub.entries)
+    log.info("%d of %d models need labels: %s", len(pending), total, ", ".join(pending) or "none")
     for group in tqdm(groups(hub, pending), desc="labelling groups", disable=not (pending and progress)):
         results = compute(hub, group, batch_size, dtype, progress)
         for model_id in group:

@@ -26,7 +26,11 @@ def test_checkpoint_checksum_mismatch_is_an_error(tmp_path):
 def test_hub_models_load_with_their_declared_heads(hub):
     assert len(hub.ids("expert")) >= 12 and hub.general_id == "general"
     archs = {hub.entry(i)["arch"] for i in hub.ids("expert")}
-    assert archs == {"mlp", "cnn"}
+    assert archs == {"mlp", "cnn", "linear"}
+    family = [i for i in hub.ids("expert") if hub.entry(i).get("backbone")]
+    assert len(family) == 3 and all(hub.entry(i)["arch"] == "linear" for i in family)
+    backbone = hub.load_backbone("family-cnn")
+    assert backbone.head.in_features == hub.load_model(family[0]).head.in_features
     model = hub.load_model("footwear-cnn")
     assert model.head.out_features == len(hub.entry("footwear-cnn")["heads"]) == 3
 
