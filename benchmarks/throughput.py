@@ -92,13 +92,20 @@ def plain_loop(members, backbones, batch_size: int):
 
 
 def best_of(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
+    return side_by_side([fn], repeats)[0]
+
+
+def side_by_side(fns: list, repeats: int) -> list[float]:
+    """Best wall time of each function, run in turn `repeats` times (so load changes hit all alike)."""
+    for fn in fns:
+        jax.block_until_ready(fn())  # compile / warm up
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def forward_flops(fn, shape) -> float:
@@ -141,9 +148,12 @@ def torch_reference(members, backbones, images: np.ndarray):
         for m in members
     ]
     ref.reference_probabilities(modules, images[:64], SPEC["mean"], SPEC["std"])  # warm up
-    start = time.perf_counter()
-    probs = ref.reference_probabilities(modules, images, SPEC["mean"], SPEC["std"])
-    return time.perf_counter() - start, dict(zip([m.id for m in members], probs))
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        probs = ref.reference_probabilities(modules, images, SPEC["mean"], SPEC["std"])
+        best = min(best, time.perf_counter() - start)
+    return best, dict(zip([m.id for m in members], probs))
 
 
 def throughput(experts: list[int], batches: list[int], images: np.ndarray, repeats: int, torch_limit: int):
@@ -158,8 +168,9 @@ def throughput(experts: list[int], batches: list[int], images: np.ndarray, repea
             start = time.perf_counter()
             runner = engine.Engine(members, backbones, batch_size=batch)
             setup = time.perf_counter() - start
-            engine_s = best_of(lambda r=runner: r.probabilities(images), repeats)
-            loop_s = best_of(lambda f=loop: f(images), repeats)
+            engine_s, loop_s = side_by_side(
+                [lambda r=runner: r.probabilities(images), lambda f=loop: f(images)], repeats
+            )
             ours = runner.probabilities(images)
             plain = loop(images)
             agree = max(float(np.abs(ours[i] - plain[i]).max()) for i in ours)
@@ -201,9 +212,10 @@ def labelling(hub_path: Path, repeats: int) -> dict | None:
         engine.Member(i, hub.load_model(i), hub.entry(i)["input_spec"], hub.entry(i).get("backbone")) for i in ids
     ]
     loop = plain_loop(members, backbones, 512)
-    loop_s = best_of(lambda: loop(images), repeats)
     groups = labeling.groups(hub, ids)
-    engine_s = best_of(lambda: [labeling.compute(hub, g, progress=False) for g in groups], repeats)
+    engine_s, loop_s = side_by_side(
+        [lambda: [labeling.compute(hub, g, progress=False) for g in groups], lambda: loop(images)], repeats
+    )
     result = {"models": len(ids), "images": len(images), "plain_s": loop_s, "engine_s": engine_s}
     result["engine_vs_plain"] = loop_s / engine_s
     print(f"labelling {len(ids)} models on {len(images)} store images: plain {loop_s:.2f} s, engine {engine_s:.2f} s")
@@ -269,7 +281,7 @@ def main() -> None:
     parser.add_argument("--experts", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 512])
     parser.add_argument("--images", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch-limit", type=int, default=64, help="run the torch loop up to this many experts")
     parser.add_argument("--hub", default=str(paths.default_hub()))
     parser.add_argument("--skip-hub", action="store_true", help="skip the labelling and precision sections")

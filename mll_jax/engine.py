@@ -56,6 +56,7 @@ class Layout:
 
     strategy: str  # vmap | map | loop | shared
     graphdefs: tuple  # loop: one per model; otherwise the group's one graphdef (shared: the backbone's)
+    treedefs: tuple  # the matching states' tree structures: parameters travel as flat leaf lists
     spec: tuple
     heads: tuple[int, ...]
 
@@ -83,20 +84,28 @@ def features(graphdef: nnx.GraphDef, spec: tuple, state: nnx.State, images: jax.
     return nnx.merge(graphdef, state).features(preprocess(spec, state, images))
 
 
+def forward_leaves(graphdef: nnx.GraphDef, treedef, spec: tuple, leaves: list, images: jax.Array) -> jax.Array:
+    """`forward` with the state as a flat list of arrays (cheaper to pass into a jitted call)."""
+    return forward(graphdef, spec, jax.tree.unflatten(treedef, leaves), images)
+
+
 def group_probabilities(layout: Layout, params, images: jax.Array) -> jax.Array:
     """Probabilities [M, B, widest head] of every model of a group (padded heads are 0)."""
     if layout.strategy == "shared":
-        feats = features(layout.graphdefs[0], layout.spec, params["backbone"], images)
+        backbone = jax.tree.unflatten(layout.treedefs[0], params["backbone"])
+        feats = features(layout.graphdefs[0], layout.spec, backbone, images)
         logits = jnp.einsum("bf,mfh->mbh", feats, params["kernel"]) + params["bias"][:, None, :]
         return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    run = functools.partial(forward, layout.graphdefs[0], layout.spec)
+    if layout.strategy == "loop":
+        widest = max(layout.heads)
+        outs = [
+            forward_leaves(g, t, layout.spec, p, images) for g, t, p in zip(layout.graphdefs, layout.treedefs, params)
+        ]
+        return jnp.stack([jnp.pad(o, ((0, 0), (0, widest - o.shape[1]))) for o in outs])
+    run = functools.partial(forward_leaves, layout.graphdefs[0], layout.treedefs[0], layout.spec)
     if layout.strategy == "vmap":
         return jax.vmap(run, in_axes=(0, None))(params, images)
-    if layout.strategy == "map":
-        return jax.lax.map(lambda state: run(state, images), params)
-    widest = max(layout.heads)
-    outs = [forward(g, layout.spec, s, images) for g, s in zip(layout.graphdefs, params)]
-    return jnp.stack([jnp.pad(o, ((0, 0), (0, widest - o.shape[1]))) for o in outs])
+    return jax.lax.map(lambda leaves: run(leaves, images), params)
 
 
 def _cast(dtype, x: jax.Array) -> jax.Array:
@@ -138,23 +147,26 @@ def _stack_spec(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P("model"))
 
 
+def _jit(fn, mesh: Mesh, in_shardings, out_shardings):
+    # On a one-device mesh the shardings say nothing, and a plain jit dispatches faster.
+    if mesh.size == 1:
+        return jax.jit(fn)
+    return jax.jit(fn, in_shardings=in_shardings, out_shardings=out_shardings)
+
+
 @functools.cache
 def _group_program(layout: Layout, mesh: Mesh):
     stacked, replicated = _stack_spec(mesh), NamedSharding(mesh, P())
     params = {"backbone": replicated, "kernel": stacked, "bias": stacked} if layout.strategy == "shared" else stacked
-    return jax.jit(
-        functools.partial(group_probabilities, layout),
-        in_shardings=(params, NamedSharding(mesh, P("data"))),
-        out_shardings=NamedSharding(mesh, P("model", "data")),
-    )
+    program = functools.partial(group_probabilities, layout)
+    return _jit(program, mesh, (params, NamedSharding(mesh, P("data"))), NamedSharding(mesh, P("model", "data")))
 
 
 @functools.cache
-def _model_program(graphdef: nnx.GraphDef, spec: tuple, mesh: Mesh):
+def _model_program(graphdef: nnx.GraphDef, treedef, spec: tuple, mesh: Mesh):
     data = NamedSharding(mesh, P("data"))
-    return jax.jit(
-        functools.partial(forward, graphdef, spec), in_shardings=(NamedSharding(mesh, P()), data), out_shardings=data
-    )
+    program = functools.partial(forward_leaves, graphdef, treedef, spec)
+    return _jit(program, mesh, (NamedSharding(mesh, P()), data), data)
 
 
 class Group:
@@ -170,7 +182,8 @@ class Group:
         self.size = len(members)  # models in the group's output, padding included
         if strategy == "loop":
             graphdefs = tuple(g for g, _ in split)
-            params = tuple(sharding.replicate(cast(s), mesh) for _, s in split)
+            treedefs = tuple(jax.tree.structure(s) for _, s in split)
+            params = tuple(sharding.replicate(jax.tree.leaves(cast(s)), mesh) for _, s in split)
         else:
             padded = [pad_heads(s, widest) for _, s in split]
             self.size = sharding.round_up(len(padded), mesh, "model")
@@ -178,27 +191,28 @@ class Group:
             stack = jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
             if strategy == "shared":
                 graphdef, backbone_state = nnx.split(backbone)
-                graphdefs = (graphdef,)
+                graphdefs, treedefs = (graphdef,), (jax.tree.structure(backbone_state),)
                 head = stack["head"]
                 params = {
-                    "backbone": sharding.replicate(cast(backbone_state), mesh),
+                    "backbone": sharding.replicate(jax.tree.leaves(cast(backbone_state)), mesh),
                     "kernel": jax.device_put(cast(head["kernel"][...]), _stack_spec(mesh)),
                     "bias": jax.device_put(cast(head["bias"][...]), _stack_spec(mesh)),
                 }
             else:
-                graphdefs = (split[int(np.argmax(self.heads))][0],)
-                params = jax.device_put(cast(stack), _stack_spec(mesh))
-        self.layout = Layout(strategy, graphdefs, spec, self.heads)
+                graphdefs, treedefs = (split[int(np.argmax(self.heads))][0],), (jax.tree.structure(stack),)
+                params = jax.device_put(jax.tree.leaves(cast(stack)), _stack_spec(mesh))
+        self.layout = Layout(strategy, graphdefs, treedefs, spec, self.heads)
         self.params = params
+        if strategy == "loop":
+            self._programs = [_model_program(g, t, spec, mesh) for g, t in zip(graphdefs, treedefs)]
+        else:
+            self._programs = [_group_program(self.layout, mesh)]
 
     def run(self, images: jax.Array) -> list[jax.Array]:
         """The group's outputs on one batch (dispatched, not waited for): per model, or one stack."""
         if self.layout.strategy == "loop":
-            return [
-                _model_program(g, self.layout.spec, self.mesh)(s, images)
-                for g, s in zip(self.layout.graphdefs, self.params)
-            ]
-        return [_group_program(self.layout, self.mesh)(self.params, images)]
+            return [program(p, images) for program, p in zip(self._programs, self.params)]
+        return [self._programs[0](self.params, images)]
 
     def split(self, outputs: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Each model's probabilities [rows, H] from the host copies of `run`'s outputs."""
@@ -237,6 +251,7 @@ class Engine:
             raise ValueError(f"members name backbones {missing} that were not given to the engine")
         self.mesh = mesh or sharding.mesh()
         self.batch_size = sharding.round_up(batch_size, self.mesh, "data")
+        self._rows = NamedSharding(self.mesh, P("data"))  # batches: split over the data axis
         self.dtype = dtype
         by_signature: dict[str, list[Member]] = collections.defaultdict(list)
         for m in members:
@@ -261,13 +276,20 @@ class Engine:
         return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
 
     def _candidates(self, members: list[Member]) -> dict:
-        images = sharding.shard_rows(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8), self.mesh)
+        images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
 
         def runner(strategy):
             group = self._group(members, strategy)
             return lambda: jax.block_until_ready(group.run(images))
 
         return {s: functools.partial(runner, s) for s in tuning.STRATEGIES}
+
+    def place(self, batch: np.ndarray) -> jax.Array:
+        """A host batch on the devices, split over the data axis."""
+        if self.mesh.size == 1:  # without the sharded-transfer overhead (~40 us a batch on CPU)
+            device = self.mesh.devices.flat[0]
+            return jnp.asarray(batch) if device == jax.devices()[0] else jax.device_put(batch, device)
+        return jax.device_put(batch, self._rows)
 
     @property
     def strategies(self) -> dict[str, str]:
@@ -289,7 +311,7 @@ class Engine:
         with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
             for batch in [*_rebatch(images, self.batch_size), None]:
                 if batch is not None:
-                    placed = sharding.shard_rows(pad_rows(batch, self.batch_size), self.mesh)
+                    placed = self.place(pad_rows(batch, self.batch_size))
                     running = ([g.run(placed) for g in self.groups], len(batch))
                 if pending is not None:
                     outputs, rows = pending
