@@ -102,18 +102,18 @@ def groups(hub: Hub, model_ids: list[str]) -> list[list[str]]:
 
 def compute(hub: Hub, group: list[str], batch_size: int = 512, dtype: str = "float32", progress: bool = True) -> dict:
     """Store-sample probabilities [N, H] of each model of `group`, or why it has none (a string)."""
-    out, loadable = {}, []
+    out, members, backbones = {}, [], {}
     for model_id in group:
+        entry = hub.entry(model_id)
         try:
-            hub.load_model(model_id)
-            if backbone := hub.entry(model_id).get("backbone"):
-                hub.load_backbone(backbone)
-            loadable.append(model_id)
+            if (backbone := entry.get("backbone")) and backbone not in backbones:
+                backbones[backbone] = hub.load_backbone(backbone)
+            members.append(engine.Member(model_id, hub.load_model(model_id), entry["input_spec"], backbone))
         except (ValueError, FileNotFoundError, KeyError) as error:
             out[model_id] = f"checkpoint does not load: {error}"
-    if loadable:
-        runner = engine.from_hub(hub, loadable, batch_size=batch_size, dtype=dtype)
-        desc = f"labelling {', '.join(loadable)}" if progress else None
+    if members:
+        runner = engine.Engine(members, backbones, batch_size=batch_size, dtype=dtype)
+        desc = f"labelling {', '.join(m.id for m in members)}" if progress else None
         out |= runner.probabilities(hub.store.images, progress=desc)
     return out
 

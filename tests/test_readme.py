@@ -52,3 +52,12 @@ def test_readme_own_expert_example_adds_and_labels_a_model(hub_copy):
     exec(compile(code, str(README), "exec"), {"hub": hub_copy, "np": np, "mll": mll})
     heads = {h.declared: h.concepts for h in labeling.head_labels(hub_copy, "my-footwear")}
     assert "sandal.n.01" in heads["Sandal"] and "boot.n.01" in heads["Ankle boot"]
+
+
+def test_readme_engine_example_runs(hub, capsys):
+    code = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "engine.from_hub" in b)
+    scope = {"hub": hub}
+    exec(compile(code, str(README), "exec"), scope)
+    assert set(scope["probs"]) == set(hub.entries)
+    assert scope["probs"]["family-tops"].shape == (len(hub.store), 4)
+    assert "shared" in capsys.readouterr().out
