@@ -151,12 +151,18 @@ def main() -> None:
     parser.add_argument("--tradeoff", type=int, default=30, help="tasks for the accuracy/cost trade-off (0: skip)")
     parser.add_argument("--json", default="out/chco.json")
     parser.add_argument("--only-scaling", action="store_true", help="run only the synthetic scaling (no hub needed)")
+    parser.add_argument("--set", nargs="*", default=[], help="CHCO config overrides, e.g. restarts=2 steps=60")
     args = parser.parse_args()
     paths.enable_compile_cache()
     if args.only_scaling:
         args.tasks, args.quality, args.tradeoff = [], 0, 0
     hub = None if args.only_scaling else mll.Hub.open(args.hub)
-    config = chco.Config()
+    fields = {f.name: f.type for f in dataclasses.fields(chco.Config)}
+    overrides = dict(item.split("=", 1) for item in args.set)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        parser.error(f"unknown CHCO config fields {unknown}; known: {sorted(fields)}")
+    config = chco.Config(**{k: type(getattr(chco.Config(), k) or 0)(v) for k, v in overrides.items()})
     rng = np.random.default_rng(0)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]
     result = {"config": config.__dict__, "backend": jax.default_backend(), "devices": jax.device_count()}

@@ -147,6 +147,12 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def tick_labels(sizes: list[int]) -> list[str]:
+    """Labels for log2-spaced ticks; a size too close to the last one (16 before 17) gets none."""
+    labels = [str(s) if i + 1 == len(sizes) or sizes[i + 1] / s > 1.25 else "" for i, s in enumerate(sizes)]
+    return labels
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -165,7 +171,7 @@ def plot(result: dict, path: Path) -> None:
         )
     acc_ax.axhline(result["oracle"], color="black", linestyle="--", linewidth=1, label="oracle")
     acc_ax.set_xscale("log", base=2)
-    acc_ax.set_xticks(sizes, [str(s) for s in sizes])
+    acc_ax.set_xticks(sizes, tick_labels(sizes))
     acc_ax.set_xlabel("experts in the hub")
     acc_ax.set_ylabel(f"mean test accuracy ({len(result['tasks'])} tasks)")
     acc_ax.set_title("Zero-shot accuracy grows with the hub")
@@ -181,7 +187,7 @@ def plot(result: dict, path: Path) -> None:
         alpha=0.15,
     )
     cov_ax.set_xscale("log", base=2)
-    cov_ax.set_xticks(sizes, [str(s) for s in sizes])
+    cov_ax.set_xticks(sizes, tick_labels(sizes))
     cov_ax.set_ylim(0, 1.02)
     cov_ax.set_xlabel("experts in the hub")
     cov_ax.set_ylabel("task classes covered by an expert")
