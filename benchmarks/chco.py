@@ -51,6 +51,7 @@ def throughput(hub, counts, serial_limit, config, rng) -> list[dict]:
         serial_tasks = tasks[:serial_limit]
         select_each(hub, serial_tasks, config)  # compile the single-task programs
         serial = timed(select_each, hub, serial_tasks, config) / len(serial_tasks)
+        mll.select(hub, serial_tasks, config=config)  # compile this subset's buckets
         same = timed(mll.select, hub, serial_tasks, config=config) / len(serial_tasks)  # batched, same tasks
         rows.append(
             {

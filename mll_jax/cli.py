@@ -3,6 +3,7 @@
 mll-jax demo --json out/demo.json          build, label, select, reuse, compare
 mll-jax hub build | list | info ID | verify  the expert hub
 mll-jax label [--force] [ID ...]           label models (only unlabelled ones by default)
+mll-jax convert torch-sequential PATH ...  add a PyTorch model to the hub, converted to Flax
 mll-jax select sandal sneakers boots       choose heads for a task and show them
 mll-jax experiment growth                  accuracy and coverage against hub size
 mll-jax report                             a Markdown report from the results JSON
@@ -146,6 +147,19 @@ def cmd_label(args) -> None:
     print(f"labelled {len(done)} model(s): {', '.join(done) or 'all were labelled already'}")
     for h in labeling.mislabel_report(hub):
         print(f"mislabelled: {h.model} head {h.head} declared {h.declared!r}, measured {', '.join(h.nodes)}")
+
+
+def cmd_convert(args) -> None:
+    from mll_jax import converters
+
+    hub = _hub(args)
+    spec = {"shape": args.image_shape, "dtype": "uint8", "mean": args.mean, "std": args.std}
+    layout = {"stride": args.stride, "padding": args.padding} if args.converter == "torch-sequential" else {}
+    converted = converters.add_to_hub(hub, args.id, args.converter, args.path, args.heads, spec, **layout)
+    print(
+        f"added {args.id} ({converted.arch} {json.dumps(converted.config)}) to hub {hub.path}; "
+        "label it with `mll-jax label`"
+    )
 
 
 def cmd_select(args) -> None:
@@ -298,6 +312,23 @@ def parser() -> argparse.ArgumentParser:
     label.add_argument("--coordinator", help="multi-host: host:port of process 0 (with --num-processes, --process-id)")
     label.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     label.add_argument("--process-id", type=int, help="multi-host: this process's index, 0 is the coordinator")
+
+    convert = _command(
+        sub,
+        "convert",
+        "convert a checkpoint of another framework (tensors only, no code runs) and add it to the hub",
+        "mll-jax convert torch-sequential my_mlp.pt --id my-mlp --heads Sandal Bag --mean 0.286 --std 0.353",
+        cmd_convert,
+    )
+    convert.add_argument("converter", choices=["torch-sequential"], help="checkpoint layout")
+    convert.add_argument("path", help="state_dict file: .safetensors, or .pt/.pth/.bin (read with weights_only)")
+    convert.add_argument("--id", required=True, help="the new model's hub id")
+    convert.add_argument("--heads", nargs="+", required=True, help="declared class name of each output, in order")
+    convert.add_argument("--mean", type=float, default=0.0, help="input normalisation: (x/255 - mean) / std")
+    convert.add_argument("--std", type=float, default=1.0)
+    convert.add_argument("--image-shape", type=int, nargs=3, default=[28, 28, 1], metavar=("H", "W", "C"))
+    convert.add_argument("--stride", type=int, default=2, help="torch-sequential: the convolutions' stride")
+    convert.add_argument("--padding", type=int, default=1, help="torch-sequential: the convolutions' padding")
 
     select = _command(
         sub,

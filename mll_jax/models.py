@@ -43,10 +43,11 @@ class MLP(nnx.Module):
 
 @register("cnn")
 class CNN(nnx.Module):
-    """Stride-2 conv-ReLU blocks, then a dense layer and the heads.
+    """Strided conv-ReLU blocks, then a dense layer and the heads.
 
     Strided convolutions rather than conv + max-pool: on XLA:CPU they train ~5x
-    faster at the same accuracy on 28x28 images.
+    faster at the same accuracy on 28x28 images. `padding` is "SAME" (XLA's) or a
+    symmetric integer (PyTorch's `padding=p`, for converted models).
     """
 
     def __init__(
@@ -56,12 +57,23 @@ class CNN(nnx.Module):
         channels: Sequence[int] = (16, 32),
         dense: int = 128,
         image_size: int = 28,
+        kernel: int = 3,
+        stride: int = 2,
+        padding: str | int = "SAME",
         *,
         rngs: nnx.Rngs,
     ):
         sizes = [in_channels, *channels]
-        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), strides=2, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
-        side = -(-image_size // 2 ** len(channels))
+        pad = padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, (kernel, kernel), strides=stride, padding=pad, rngs=rngs)
+                for a, b in zip(sizes[:-1], sizes[1:])
+            ]
+        )
+        side = image_size
+        for _ in channels:
+            side = -(-side // stride) if isinstance(padding, str) else (side + 2 * padding - kernel) // stride + 1
         self.dense = nnx.Linear(side * side * channels[-1], dense, rngs=rngs)
         self.head = nnx.Linear(dense, num_heads, rngs=rngs)
 

@@ -1,0 +1,77 @@
+"""Converters: checkpoints of other frameworks -> hub entries (architecture, config, parameters).
+
+Each converter is a function `convert(tensors, **layout) -> Converted` registered
+by name, and the command `mll-jax convert <name> PATH ...`. Checkpoints are read
+as tensors only (safetensors, or `torch.load(weights_only=True)`): no code from a
+file ever runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+CONVERTERS: dict[str, Callable[..., Converted]] = {}
+
+
+@dataclasses.dataclass
+class Converted:
+    arch: str
+    config: dict
+    model: nnx.Module
+
+
+def register(name: str):
+    def add(fn):
+        CONVERTERS[name] = fn
+        return fn
+
+    return add
+
+
+def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
+    """Name -> array from a .safetensors file or a PyTorch state_dict file (.pt, .pth, .bin)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(path)
+    if path.suffix in (".pt", ".pth", ".bin"):
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(f"reading {path} needs PyTorch (pip install torch); or save it as safetensors") from None
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)  # tensors only, never code
+        except Exception as error:
+            raise ValueError(f"{path} is not a plain state_dict of tensors ({type(error).__name__}: {error})") from None
+        if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+            loaded = loaded["state_dict"]
+        if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            raise ValueError(f"{path} holds {type(loaded).__name__}, not a state_dict (a dict of tensors)")
+        return {k: v.detach().float().numpy() for k, v in loaded.items()}
+    raise ValueError(f"{path}: unknown checkpoint type {path.suffix!r}; use .safetensors, .pt, .pth or .bin")
+
+
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def add_to_hub(hub, model_id: str, converter: str, path: str | Path, heads: list[str], input_spec: dict, **layout):
+    """Convert the checkpoint at `path` with `converter` and add it to `hub` as `model_id`."""
+    if converter not in CONVERTERS:
+        raise ValueError(f"unknown converter {converter!r}; known: {sorted(CONVERTERS)}")
+    converted = CONVERTERS[converter](read_tensors(path), input_spec=input_spec, **layout)
+    provenance = {"converter": converter, "source": str(path), "source_sha256": file_digest(path), **layout}
+    hub.add(model_id, converted.model, converted.arch, converted.config, heads, input_spec, provenance=provenance)
+    return converted
+
+
+from mll_jax.converters import torch_sequential  # noqa: E402,F401  (registers itself)
