@@ -5,7 +5,13 @@ A name is normalised (case, spaces/hyphens/underscores), then looked up:
   1. among the SDAG's own lemmas (WordNet lemmas plus the dataset's class names),
      as typed or in base form (plurals: 'ankle boots' -> 'ankle boot');
   2. through WordNet with the same morphological normalisation ('sneakers' ->
-     'sneaker'), keeping only senses present in the SDAG.
+     'sneaker'), keeping only senses present in the SDAG;
+  3. a WordNet noun the SDAG lacks climbs at most HYPERNYM_STEPS hypernyms to a
+     concept node ('slacks' -> trouser.n.01, 'blazer' -> coat.n.01); climbing to
+     a broad node would be a guess ('car' reaches container.n.01);
+  4. by meaning: the MiniLM embedding (`text.py`) of the name against each node's
+     lemmas and gloss; the nearest node, if its cosine is at least
+     EMBEDDING_THRESHOLD ('kicks' -> gym_shoe.n.01, 'tee' -> jersey.n.03).
 Among several senses in the SDAG the rule prefers a concept node (one with samples
 of its own), then WordNet's sense order (most frequent first). A name that matches
 nothing is uncovered: `node` is None.
@@ -15,11 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
+import os
 
-from mll_jax import wordnet
+import numpy as np
+
+from mll_jax import paths, wordnet
 from mll_jax.sdag import SDAG, normalise
 
 MAX_NAME_LENGTH = 100
+HYPERNYM_STEPS = 2
+EMBEDDING_THRESHOLD = 0.4  # unrelated words ('laptop', 'giraffe', 'car') score below 0.3 on the demo SDAG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +40,7 @@ class Match:
     name: str
     node: str | None
     confidence: float
-    how: str  # 'node', 'lemma', 'wordnet', 'none'
+    how: str  # 'node', 'lemma', 'wordnet', 'hypernym', 'embedding', 'none'
     alternatives: tuple[str, ...] = ()
 
     @property
@@ -96,7 +109,58 @@ def _match_key(sdag: SDAG, name: str, key: str) -> Match:
     if in_sdag:
         ranked = _rank(sdag, in_sdag)
         return Match(name, ranked[0], 0.9 / len(ranked), "wordnet", tuple(ranked[1:]))
-    return Match(name, None, 0.0, "none")
+    if climbed := _climb(sdag, key):
+        return dataclasses.replace(climbed, name=name)
+    return _by_meaning(sdag, name)
+
+
+def _climb(sdag: SDAG, key: str) -> Match | None:
+    """The nearest concept-node ancestor (within HYPERNYM_STEPS) of the name's WordNet senses, first sense first."""
+    wn = wordnet.wordnet()
+    concept = sdag.graph.nodes(data="concept")
+    for sense in _wordnet_senses(key):
+        frontier = [wn.synset(sense)]
+        for step in range(1, HYPERNYM_STEPS + 1):
+            frontier = [h for s in frontier for h in s.hypernyms() + s.instance_hypernyms()]
+            found = [h.name() for h in frontier if h.name() in sdag.graph and concept[h.name()] >= 0]
+            if found:
+                return Match(key, found[0], 0.8 / step, "hypernym", tuple(found[1:]))
+    return None
+
+
+def _by_meaning(sdag: SDAG, name: str) -> Match:
+    from mll_jax import text
+
+    if not text.available():
+        return Match(name, None, 0.0, "none")
+    nodes, embeddings = node_embeddings(sdag)
+    cosine = embeddings @ text.embed([name])[0]
+    order = np.argsort(-cosine)
+    if cosine[order[0]] < EMBEDDING_THRESHOLD:
+        return Match(name, None, 0.0, "none")
+    close = tuple(nodes[i] for i in order[1:4] if cosine[i] >= EMBEDDING_THRESHOLD)
+    return Match(name, nodes[order[0]], float(cosine[order[0]]), "embedding", close)
+
+
+def node_embeddings(sdag: SDAG) -> tuple[list[str], np.ndarray]:
+    """Every node and the embedding of its lemmas and gloss; computed once, kept on disk."""
+    cached = sdag.__dict__.get("_node_embeddings")
+    if cached is None:
+        from mll_jax import text
+
+        nodes = sorted(sdag.graph)
+        texts = [f"{', '.join(sdag.graph.nodes[v]['lemmas'])}: {sdag.graph.nodes[v]['gloss']}" for v in nodes]
+        digest = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+        path = paths.cache_dir() / "text" / f"nodes-{digest}.npy"
+        if path.is_file():
+            embeddings = np.load(path)
+        else:
+            embeddings = text.embed(texts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path.with_suffix(".tmp.npy"), embeddings)
+            os.replace(path.with_suffix(".tmp.npy"), path)
+        cached = sdag.__dict__["_node_embeddings"] = (nodes, embeddings)
+    return cached
 
 
 def match(sdag: SDAG, names: list[str]) -> list[Match]:

@@ -62,7 +62,8 @@ def test_ancestor_class_excludes_descendant_classes(graph):
         (["sandal"], "at least 2 classes"),
         (["sandal", "Sandal"], "duplicate"),
         (["sneaker", "trainers"], "both mean gym_shoe.n.01"),
-        (["sandal", "sandle"], "did you mean sandal"),
+        (["sandal", "sandle"], "both mean sandal.n.01"),  # the typo matches by meaning
+        (["sandal", "sneekers"], "did you mean sneaker"),
         (["footwear", "shoes", "sandal", "sneakers", "boots"], "nothing left"),
         ("sandal", "list of names"),
     ],
@@ -70,3 +71,15 @@ def test_ancestor_class_excludes_descendant_classes(graph):
 def test_bad_tasks(graph, names, message):
     with pytest.raises(task_lib.TaskError, match=message):
         task_lib.resolve(graph, names)
+
+
+def test_names_outside_wordnet_match_by_hypernym_or_meaning(hub):
+    from mll_jax import suite
+
+    for name, node in suite.OUTSIDE_WORDNET.items():
+        found = matching.match_one(hub.sdag, name)
+        assert found.node == node and found.how in ("hypernym", "embedding"), (name, found)
+    for name in ["laptop", "giraffe", "car", "xyzzy"]:  # unrelated: below the threshold, or too broad to climb to
+        assert not matching.match_one(hub.sdag, name).covered, name
+    outside = [t for t in suite.DEMO_TASKS if any(n in suite.OUTSIDE_WORDNET for n in t)]
+    assert len(outside) >= 5
