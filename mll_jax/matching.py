@@ -133,6 +133,15 @@ def _by_meaning(sdag: SDAG, name: str) -> Match:
 
     if not text.available():
         return Match(name, None, 0.0, "none")
+    known = sdag.__dict__.setdefault("_by_meaning_cache", {})  # names recur across tasks and declared heads
+    if name not in known:
+        known[name] = _nearest_node(sdag, name)
+    return known[name]
+
+
+def _nearest_node(sdag: SDAG, name: str) -> Match:
+    from mll_jax import text
+
     nodes, embeddings = node_embeddings(sdag)
     cosine = embeddings @ text.embed([name])[0]
     order = np.argsort(-cosine)

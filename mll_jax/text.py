@@ -53,6 +53,7 @@ def encoder() -> tuple:
     )
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
     tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.no_padding()  # the file pads to 128 tokens; batches are padded here, to a power of two
     return (tokenizer, *nnx.split(model))
 
 
@@ -64,6 +65,7 @@ def _embed(graphdef, state, ids, mask):
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     """Unit-norm embeddings [len(texts), 384]."""
     tokenizer, graphdef, state = encoder()
+    batch_size = min(batch_size, 1 << max(len(texts) - 1, 0).bit_length())  # one name: a batch of one
     out = []
     for start in range(0, len(texts), batch_size):
         encodings = tokenizer.encode_batch(texts[start : start + batch_size])
