@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -24,6 +25,13 @@ class Converted:
     arch: str
     config: dict
     model: nnx.Module
+
+
+def set_param(param, value: np.ndarray, name: str) -> None:
+    """Write `value` into a model parameter, or a ValueError naming the checkpoint tensor `name`."""
+    if tuple(param.shape) != value.shape:
+        raise ValueError(f"{name}: shape {value.shape} does not fit the architecture's {tuple(param.shape)}")
+    param[...] = jnp.asarray(value, param.dtype)
 
 
 def register(name: str):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from mll_jax import bert
+from mll_jax.converters import set_param
 
 CONFIG_KEYS = (
     "vocab_size",
@@ -18,12 +18,6 @@ CONFIG_KEYS = (
     "type_vocab_size",
     "layer_norm_eps",
 )
-
-
-def _set(param, value: np.ndarray, name: str) -> None:
-    if tuple(param.shape) != value.shape:
-        raise ValueError(f"{name}: shape {value.shape} does not fit the architecture's {tuple(param.shape)}")
-    param[...] = jnp.asarray(value, param.dtype)
 
 
 def convert(tensors: dict[str, np.ndarray], config: dict) -> bert.Bert:
@@ -41,16 +35,16 @@ def convert(tensors: dict[str, np.ndarray], config: dict) -> bert.Bert:
         return np.asarray(tensors[name], np.float32)
 
     def linear(layer: nnx.Linear, name: str) -> None:
-        _set(layer.kernel, take(f"{name}.weight").T, f"{name}.weight")
-        _set(layer.bias, take(f"{name}.bias"), f"{name}.bias")
+        set_param(layer.kernel, take(f"{name}.weight").T, f"{name}.weight")
+        set_param(layer.bias, take(f"{name}.bias"), f"{name}.bias")
 
     def norm(layer: nnx.LayerNorm, name: str) -> None:
-        _set(layer.scale, take(f"{name}.weight"), f"{name}.weight")
-        _set(layer.bias, take(f"{name}.bias"), f"{name}.bias")
+        set_param(layer.scale, take(f"{name}.weight"), f"{name}.weight")
+        set_param(layer.bias, take(f"{name}.bias"), f"{name}.bias")
 
     for embed, name in [(model.word, "word"), (model.position, "position"), (model.token_type, "token_type")]:
         key = f"embeddings.{name}_embeddings.weight"
-        _set(embed.embedding, take(key), key)
+        set_param(embed.embedding, take(key), key)
     norm(model.embedding_norm, "embeddings.LayerNorm")
     for i, layer in enumerate(model.layers):
         p = f"encoder.layer.{i}"

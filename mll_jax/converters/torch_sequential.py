@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import re
 
-import jax.numpy as jnp
 import numpy as np
 
 from mll_jax import models
-from mll_jax.converters import Converted, register
+from mll_jax.converters import Converted, register, set_param
 
 _KEY = re.compile(r"^(\d+)\.(weight|bias)$")
 
@@ -43,16 +42,10 @@ def layers(tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.nda
     return out
 
 
-def _set(param, value: np.ndarray, name: str) -> None:
-    if tuple(param.shape) != value.shape:
-        raise ValueError(f"{name}: shape {value.shape} does not fit the architecture's {tuple(param.shape)}")
-    param[...] = jnp.asarray(value)
-
-
 def _linear(layer, weight, bias, name: str, permute=None) -> None:
     kernel = weight.T if permute is None else permute(weight).T
-    _set(layer.kernel, np.ascontiguousarray(kernel), f"{name}.weight")
-    _set(layer.bias, np.zeros(weight.shape[0], np.float32) if bias is None else bias, f"{name}.bias")
+    set_param(layer.kernel, np.ascontiguousarray(kernel), f"{name}.weight")
+    set_param(layer.bias, np.zeros(weight.shape[0], np.float32) if bias is None else bias, f"{name}.bias")
 
 
 def _nchw_to_nhwc_columns(height: int, width: int, channels: int):
@@ -109,8 +102,8 @@ def convert(tensors: dict[str, np.ndarray], input_spec: dict, stride: int = 2, p
     }
     model = models.build("cnn", config, num_heads)
     for conv, (name, weight, bias) in zip(model.convs, convs):
-        _set(conv.kernel, np.ascontiguousarray(weight.transpose(2, 3, 1, 0)), f"{name}.weight")  # OIHW -> HWIO
-        _set(conv.bias, np.zeros(weight.shape[0], np.float32) if bias is None else bias, f"{name}.bias")
+        set_param(conv.kernel, np.ascontiguousarray(weight.transpose(2, 3, 1, 0)), f"{name}.weight")  # OIHW -> HWIO
+        set_param(conv.bias, np.zeros(weight.shape[0], np.float32) if bias is None else bias, f"{name}.bias")
     side = int(np.sqrt(model.dense.in_features // config["channels"][-1]))
     (dense_name, dense_w, dense_b), (head_name, head_w, head_b) = linears
     _linear(model.dense, dense_w, dense_b, dense_name, _nchw_to_nhwc_columns(side, side, config["channels"][-1]))
