@@ -63,12 +63,19 @@ def synthetic_hub(experts: int, seed: int = 0) -> tuple[list[engine.Member], dic
     return members, backbones
 
 
-def whole_model(member: engine.Member, backbones: dict[str, nnx.Module]):
-    """`member` as one function of preprocessed inputs (a family head runs its own backbone)."""
-    if member.backbone is None:
-        return member.model
-    backbone = backbones[member.backbone]
-    return lambda x: member.model(backbone.features(x))
+class OnBackbone(nnx.Module):
+    """A family head with its own copy of the backbone (how a plain loop runs it)."""
+
+    def __init__(self, backbone: nnx.Module, heads: nnx.Module):
+        self.backbone, self.heads = backbone, heads
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.heads(self.backbone.features(x))
+
+
+def whole_model(member: engine.Member, backbones: dict[str, nnx.Module]) -> nnx.Module:
+    """`member` as one model of preprocessed inputs (a family head runs its own backbone)."""
+    return member.model if member.backbone is None else OnBackbone(backbones[member.backbone], member.model)
 
 
 def plain_loop(members, backbones, batch_size: int):
@@ -204,11 +211,9 @@ def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = 5
     spec = engine.spec_key(SPEC)
     out = {}
     for model_id in ids:
-        entry = hub.entry(model_id)
-        model = hub.load_model(model_id)
-        if backbone := entry.get("backbone"):
-            model = OnBackbone(hub.load_backbone(backbone), model)
-        graphdef, state = nnx.split(model)
+        backbones: dict[str, nnx.Module] = {}  # each model loads its own backbone, as a plain loop would
+        member = engine.hub_member(hub, model_id, backbones)
+        graphdef, state = nnx.split(whole_model(member, backbones))
         parts = [
             np.asarray(
                 _forward(graphdef, spec, state, jnp.asarray(engine.pad_rows(images[s : s + batch_size], batch_size)))
@@ -217,16 +222,6 @@ def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = 5
         ]
         out[model_id] = np.concatenate(parts)[: len(images)]
     return out
-
-
-class OnBackbone(nnx.Module):
-    """A family head with its own copy of the backbone (how a plain loop runs it)."""
-
-    def __init__(self, backbone: nnx.Module, heads: nnx.Module):
-        self.backbone, self.heads = backbone, heads
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.heads(self.backbone.features(x))
 
 
 def labelling(hub_path: Path, repeats: int) -> dict | None:

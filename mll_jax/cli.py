@@ -41,16 +41,21 @@ def _hub(args):
     return Hub.open(args.hub)
 
 
+def _show(args, result: dict, table: str, plot) -> None:
+    """Print an experiment's table; write its JSON and plot where `--json` / `--plot` ask."""
+    print(table)
+    if args.json:
+        _write_json(result, Path(args.json))
+    if args.plot:
+        plot(result, Path(args.plot))
+        print(f"wrote {args.plot}")
+
+
 def cmd_demo(args) -> None:
     from mll_jax import demo
 
     result = demo.run(Path(args.hub))
-    print(demo.table(result))
-    if args.json:
-        _write_json(result, Path(args.json))
-    if args.plot:
-        demo.plot(result, Path(args.plot))
-        print(f"wrote {args.plot}")
+    _show(args, result, demo.table(result), demo.plot)
 
 
 def cmd_hub_build(args) -> None:
@@ -181,12 +186,7 @@ def cmd_experiment_growth(args) -> None:
     hub = _hub(args)
     workdir = Path(args.workdir or paths.cache_dir() / "growth")
     result = growth.run(hub, workdir, args.sizes, args.orders, suite.DEMO_TASKS[: args.tasks], args.seed)
-    print(growth.table(result))
-    if args.json:
-        _write_json(result, Path(args.json))
-    if args.plot:
-        growth.plot(result, Path(args.plot))
-        print(f"wrote {args.plot}")
+    _show(args, result, growth.table(result), growth.plot)
 
 
 def cmd_report(args) -> None:

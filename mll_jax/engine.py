@@ -23,6 +23,7 @@ import collections
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 
@@ -309,7 +310,7 @@ class Engine:
         parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
         pending = None  # the batch in flight: (outputs per group, real rows)
         with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
-            for batch in [*_rebatch(images, self.batch_size), None]:
+            for batch in itertools.chain(_rebatch(images, self.batch_size), [None]):  # lazily: inputs may not fit
                 if batch is not None:
                     placed = self.place(pad_rows(batch, self.batch_size))
                     running = ([g.run(placed) for g in self.groups], len(batch))
@@ -373,12 +374,18 @@ def model_features(model: nnx.Module, input_spec: dict, images: np.ndarray, batc
     return np.concatenate(out)
 
 
+def hub_member(hub, model_id: str, backbones: dict[str, nnx.Module]) -> Member:
+    """One hub model as a member; its backbone, if new, is loaded into `backbones`."""
+    entry = hub.entry(model_id)
+    if (backbone := entry.get("backbone")) and backbone not in backbones:
+        backbones[backbone] = hub.load_backbone(backbone)
+    return Member(model_id, hub.load_model(model_id), entry["input_spec"], backbone)
+
+
 def hub_members(hub, model_ids: list[str]) -> tuple[list[Member], dict[str, nnx.Module]]:
     """Members for hub models (loading each checkpoint) and the backbones they share."""
-    members = [
-        Member(i, hub.load_model(i), hub.entry(i)["input_spec"], hub.entry(i).get("backbone")) for i in model_ids
-    ]
-    return members, {b: hub.load_backbone(b) for b in {m.backbone for m in members} - {None}}
+    backbones: dict[str, nnx.Module] = {}
+    return [hub_member(hub, i, backbones) for i in model_ids], backbones
 
 
 def from_hub(hub, model_ids: list[str], **options) -> Engine:

@@ -104,11 +104,8 @@ def compute(hub: Hub, group: list[str], batch_size: int = 512, dtype: str = "flo
     """Store-sample probabilities [N, H] of each model of `group`, or why it has none (a string)."""
     out, members, backbones = {}, [], {}
     for model_id in group:
-        entry = hub.entry(model_id)
         try:
-            if (backbone := entry.get("backbone")) and backbone not in backbones:
-                backbones[backbone] = hub.load_backbone(backbone)
-            members.append(engine.Member(model_id, hub.load_model(model_id), entry["input_spec"], backbone))
+            members.append(engine.hub_member(hub, model_id, backbones))
         except (ValueError, FileNotFoundError, KeyError) as error:
             out[model_id] = f"checkpoint does not load: {error}"
     if members:
