@@ -320,10 +320,16 @@ def parser() -> argparse.ArgumentParser:
         "mll-jax convert torch-sequential my_mlp.pt --id my-mlp --heads Sandal Bag --mean 0.286 --std 0.353",
         cmd_convert,
     )
-    convert.add_argument("converter", choices=["torch-sequential"], help="checkpoint layout")
-    convert.add_argument("path", help="state_dict file: .safetensors, or .pt/.pth/.bin (read with weights_only)")
+    convert.add_argument("converter", help="checkpoint layout, e.g. torch-sequential (an unknown one lists them all)")
+    convert.add_argument(
+        "path",
+        help="state_dict file (.safetensors, or .pt/.pth/.bin read with weights_only), "
+        "or a Hugging Face model directory (config.json + model.safetensors)",
+    )
     convert.add_argument("--id", required=True, help="the new model's hub id")
-    convert.add_argument("--heads", nargs="+", required=True, help="declared class name of each output, in order")
+    convert.add_argument(
+        "--heads", nargs="+", help="declared class name of each output, in order (default: the checkpoint's id2label)"
+    )
     convert.add_argument("--mean", type=float, default=0.0, help="input normalisation: (x/255 - mean) / std")
     convert.add_argument("--std", type=float, default=1.0)
     convert.add_argument("--image-shape", type=int, nargs=3, default=[28, 28, 1], metavar=("H", "W", "C"))
