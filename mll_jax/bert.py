@@ -7,6 +7,20 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, heads: int, mask: jax.Array | None = None) -> jax.Array:
+    """Multi-head scaled dot-product attention on projected q, k, v [B, T, H] -> [B, T, H].
+
+    `mask` (True = attend) broadcasts to [B, heads, T_query, T_key]: [B, 1, 1, T] for padding, [1, 1, T, T] causal.
+    """
+    B, T, H = q.shape
+    split = lambda y: y.reshape(B, y.shape[1], heads, H // heads)  # noqa: E731
+    q, k, v = split(q), split(k), split(v)
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(H // heads)
+    if mask is not None:
+        scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, -1), v).reshape(B, T, H)
+
+
 class Layer(nnx.Module):
     def __init__(self, hidden: int, heads: int, intermediate: int, eps: float, *, rngs: nnx.Rngs):
         self.heads = heads
@@ -20,12 +34,7 @@ class Layer(nnx.Module):
         self.output_norm = nnx.LayerNorm(hidden, epsilon=eps, use_fast_variance=False, rngs=rngs)
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-        B, T, H = x.shape
-        split = lambda y: y.reshape(B, T, self.heads, H // self.heads)  # noqa: E731
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(H // self.heads)
-        scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
-        context = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, -1), v).reshape(B, T, H)
+        context = attention(self.query(x), self.key(x), self.value(x), self.heads, mask[:, None, None, :])
         x = self.attention_norm(x + self.attention_out(context))
         return self.output_norm(x + self.output(jax.nn.gelu(self.intermediate(x), approximate=False)))
 

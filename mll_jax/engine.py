@@ -109,6 +109,23 @@ def group_probabilities(layout: Layout, params, images: jax.Array) -> jax.Array:
     return jax.lax.map(lambda leaves: run(leaves, images), params)
 
 
+def chunked(fn, chunks: int):
+    """`fn(params, images[B])` -> `[..., B, H]` made to take `chunks` batches at once, `images[chunks * B]`.
+
+    One dispatch runs them all (`lax.map`, one batch at a time, so memory stays that of one
+    batch): at small batch sizes the per-call cost of Python and the runtime dominates.
+    """
+    if chunks == 1:
+        return fn
+
+    def run(params, images: jax.Array) -> jax.Array:
+        out = jax.lax.map(lambda x: fn(params, x), images.reshape(chunks, -1, *images.shape[1:]))
+        out = jnp.moveaxis(out, 0, -3)  # [..., chunks, B, H]
+        return out.reshape(*out.shape[:-3], -1, out.shape[-1])
+
+    return run
+
+
 def _cast(dtype, x: jax.Array) -> jax.Array:
     return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
@@ -156,17 +173,17 @@ def _jit(fn, mesh: Mesh, in_shardings, out_shardings):
 
 
 @functools.cache
-def _group_program(layout: Layout, mesh: Mesh):
+def _group_program(layout: Layout, mesh: Mesh, chunks: int = 1):
     stacked, replicated = _stack_spec(mesh), NamedSharding(mesh, P())
     params = {"backbone": replicated, "kernel": stacked, "bias": stacked} if layout.strategy == "shared" else stacked
-    program = functools.partial(group_probabilities, layout)
+    program = chunked(functools.partial(group_probabilities, layout), chunks)
     return _jit(program, mesh, (params, NamedSharding(mesh, P("data"))), NamedSharding(mesh, P("model", "data")))
 
 
 @functools.cache
-def _model_program(graphdef: nnx.GraphDef, treedef, spec: tuple, mesh: Mesh):
+def _model_program(graphdef: nnx.GraphDef, treedef, spec: tuple, mesh: Mesh, chunks: int = 1):
     data = NamedSharding(mesh, P("data"))
-    program = functools.partial(forward_leaves, graphdef, treedef, spec)
+    program = chunked(functools.partial(forward_leaves, graphdef, treedef, spec), chunks)
     return _jit(program, mesh, (NamedSharding(mesh, P()), data), data)
 
 
@@ -204,16 +221,16 @@ class Group:
                 params = jax.device_put(jax.tree.leaves(cast(stack)), _stack_spec(mesh))
         self.layout = Layout(strategy, graphdefs, treedefs, spec, self.heads)
         self.params = params
-        if strategy == "loop":
-            self._programs = [_model_program(g, t, spec, mesh) for g, t in zip(graphdefs, treedefs)]
-        else:
-            self._programs = [_group_program(self.layout, mesh)]
 
-    def run(self, images: jax.Array) -> list[jax.Array]:
-        """The group's outputs on one batch (dispatched, not waited for): per model, or one stack."""
-        if self.layout.strategy == "loop":
-            return [program(p, images) for program, p in zip(self._programs, self.params)]
-        return [self._programs[0](self.params, images)]
+    def run(self, images: jax.Array, chunks: int = 1) -> list[jax.Array]:
+        """The group's outputs on `chunks` batches (dispatched, not waited for): per model, or one stack."""
+        layout, mesh = self.layout, self.mesh
+        if layout.strategy == "loop":
+            programs = [
+                _model_program(g, t, layout.spec, mesh, chunks) for g, t in zip(layout.graphdefs, layout.treedefs)
+            ]
+            return [program(p, images) for program, p in zip(programs, self.params)]
+        return [_group_program(layout, mesh, chunks)(self.params, images)]
 
     def split(self, outputs: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Each model's probabilities [rows, H] from the host copies of `run`'s outputs."""
@@ -227,6 +244,8 @@ class Engine:
 
     `strategy` forces one of `tuning.STRATEGIES` for every stackable group; by
     default each group's strategy is measured once per backend and batch size.
+    On one device, up to `chunk_rows` rows (whole batches) go to the device and
+    run as one dispatch; batches are still computed `batch_size` at a time.
     """
 
     def __init__(
@@ -238,6 +257,7 @@ class Engine:
         dtype: str = "float32",
         mesh: Mesh | None = None,
         strategy: str | None = None,
+        chunk_rows: int = 4096,
     ):
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
@@ -252,6 +272,8 @@ class Engine:
             raise ValueError(f"members name backbones {missing} that were not given to the engine")
         self.mesh = mesh or sharding.mesh()
         self.batch_size = sharding.round_up(batch_size, self.mesh, "data")
+        # Chunks only on one device: a row-sharded chunk would not split into per-device batches.
+        self.chunks = max(1, chunk_rows // self.batch_size) if self.mesh.size == 1 else 1
         self._rows = NamedSharding(self.mesh, P("data"))  # batches: split over the data axis
         self.dtype = dtype
         by_signature: dict[str, list[Member]] = collections.defaultdict(list)
@@ -308,12 +330,13 @@ class Engine:
         """
         total = len(images) if isinstance(images, np.ndarray) else None
         parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
-        pending = None  # the batch in flight: (outputs per group, real rows)
+        pending = None  # the chunk in flight: (outputs per group, real rows)
+        pieces = itertools.chain(self._pieces(_rebatch(images, self.batch_size * self.chunks)), [(None, 0)])
         with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
-            for batch in itertools.chain(_rebatch(images, self.batch_size), [None]):  # lazily: inputs may not fit
+            for batch, chunks in pieces:  # lazily: inputs may not fit in memory
                 if batch is not None:
-                    placed = self.place(pad_rows(batch, self.batch_size))
-                    running = ([g.run(placed) for g in self.groups], len(batch))
+                    placed = self.place(pad_rows(batch, self.batch_size * chunks))
+                    running = ([g.run(placed, chunks) for g in self.groups], len(batch))
                 if pending is not None:
                     outputs, rows = pending
                     for group, out in zip(self.groups, outputs):
@@ -326,6 +349,16 @@ class Engine:
             for g in self.groups
             for m, h in zip(g.members, g.heads)
         }
+
+    def _pieces(self, chunks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
+        """(rows, batches) to run: whole chunks, and a short last chunk cut into power-of-two numbers of batches
+        (few programs to compile, little padding)."""
+        for rows in chunks:
+            batches = -(-len(rows) // self.batch_size)
+            while batches:
+                take = min(self.chunks, 1 << (batches.bit_length() - 1))
+                yield rows[: take * self.batch_size], take
+                rows, batches = rows[take * self.batch_size :], batches - take
 
 
 def _rebatch(images: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:

@@ -13,8 +13,12 @@ A name is normalised (case, spaces/hyphens/underscores), then looked up:
      lemmas and gloss; the nearest node, if its cosine is at least
      EMBEDDING_THRESHOLD ('kicks' -> gym_shoe.n.01, 'tee' -> jersey.n.03).
 Among several senses in the SDAG the rule prefers a concept node (one with samples
-of its own), then WordNet's sense order (most frequent first). A name that matches
-nothing is uncovered: `node` is None.
+of its own), then WordNet's sense order (most frequent first). In a task, the other
+class names are context: when rules 1-3 give a name several candidate nodes (its
+senses, and the concept nodes its other WordNet senses climb to), the one whose
+lemmas and gloss are nearest in meaning to the name among its neighbours wins
+('jumper' beside 'sandal' and 'dress' is a sweater). A name that matches nothing is
+uncovered: `node` is None.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import os
 
 import numpy as np
 
 from mll_jax import paths, wordnet
 from mll_jax.sdag import SDAG, normalise
+
+log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 100
 HYPERNYM_STEPS = 2
@@ -86,7 +93,8 @@ def _rank(sdag: SDAG, nodes: list[str]) -> list[str]:
     return sorted(dict.fromkeys(nodes), key=lambda v: (concept[v] < 0, nodes.index(v)))
 
 
-def match_one(sdag: SDAG, name: str) -> Match:
+def match_one(sdag: SDAG, name: str, context: tuple[str, ...] = ()) -> Match:
+    """The node `name` means; `context` (the task's other class names) settles between several senses."""
     name = check_name(name)
     if name in sdag.graph:
         return Match(name, name, 1.0, "node")
@@ -95,7 +103,30 @@ def match_one(sdag: SDAG, name: str) -> Match:
         for part in filter(str.strip, name.split("/")):
             if (found := _match_key(sdag, name, normalise(part))).covered:
                 break
+    if context and found.covered and found.how != "embedding":
+        found = _in_context(sdag, found, normalise(name), tuple(c for c in context if c != name))
     return found
+
+
+def _in_context(sdag: SDAG, found: Match, key: str, context: tuple[str, ...]) -> Match:
+    """`found` with its node re-chosen by meaning in context, when the rules leave more than one sense."""
+    climbed = [m.node for m in (_climb(sdag, key, sense) for sense in _wordnet_senses(key)) if m is not None]
+    senses = list(dict.fromkeys([found.node, *found.alternatives, *climbed]))
+    if len(senses) < 2:
+        return found
+    from mll_jax import text
+
+    if not text.available():
+        return found
+    known = sdag.__dict__.setdefault("_in_context_cache", {})
+    query = f"{found.name}, as in: {', '.join(context)}"
+    if query not in known:
+        nodes, embeddings = node_embeddings(sdag)
+        row = {v: i for i, v in enumerate(nodes)}
+        cosine = embeddings[[row[v] for v in senses]] @ text.embed([query])[0]
+        known[query] = [senses[i] for i in np.argsort(-cosine, kind="stable")]
+    ranked = known[query]
+    return dataclasses.replace(found, node=ranked[0], alternatives=tuple(ranked[1:]), how=f"{found.how}+context")
 
 
 def _match_key(sdag: SDAG, name: str, key: str) -> Match:
@@ -109,22 +140,21 @@ def _match_key(sdag: SDAG, name: str, key: str) -> Match:
     if in_sdag:
         ranked = _rank(sdag, in_sdag)
         return Match(name, ranked[0], 0.9 / len(ranked), "wordnet", tuple(ranked[1:]))
-    if climbed := _climb(sdag, key):
-        return dataclasses.replace(climbed, name=name)
+    for sense in _wordnet_senses(key):  # first sense first
+        if climbed := _climb(sdag, key, sense):
+            return dataclasses.replace(climbed, name=name)
     return _by_meaning(sdag, name)
 
 
-def _climb(sdag: SDAG, key: str) -> Match | None:
-    """The nearest concept-node ancestor (within HYPERNYM_STEPS) of the name's WordNet senses, first sense first."""
-    wn = wordnet.wordnet()
+def _climb(sdag: SDAG, key: str, sense: str) -> Match | None:
+    """The nearest concept-node ancestor (within HYPERNYM_STEPS) of one WordNet sense."""
     concept = sdag.graph.nodes(data="concept")
-    for sense in _wordnet_senses(key):
-        frontier = [wn.synset(sense)]
-        for step in range(1, HYPERNYM_STEPS + 1):
-            frontier = [h for s in frontier for h in s.hypernyms() + s.instance_hypernyms()]
-            found = [h.name() for h in frontier if h.name() in sdag.graph and concept[h.name()] >= 0]
-            if found:
-                return Match(key, found[0], 0.8 / step, "hypernym", tuple(found[1:]))
+    frontier = [wordnet.wordnet().synset(sense)]
+    for step in range(1, HYPERNYM_STEPS + 1):
+        frontier = [h for s in frontier for h in s.hypernyms() + s.instance_hypernyms()]
+        found = [h.name() for h in frontier if h.name() in sdag.graph and concept[h.name()] >= 0]
+        if found:
+            return Match(key, found[0], 0.8 / step, "hypernym", tuple(found[1:]))
     return None
 
 
@@ -151,29 +181,55 @@ def _nearest_node(sdag: SDAG, name: str) -> Match:
     return Match(name, nodes[order[0]], float(cosine[order[0]]), "embedding", close)
 
 
+TEXT_MODEL = "all-MiniLM-L6-v2"
+
+
+def node_texts(sdag: SDAG) -> tuple[list[str], list[str]]:
+    """Every node (sorted) and its text: lemmas, then gloss."""
+    nodes = sorted(sdag.graph)
+    return nodes, [f"{', '.join(sdag.graph.nodes[v]['lemmas'])}: {sdag.graph.nodes[v]['gloss']}" for v in nodes]
+
+
 def node_embeddings(sdag: SDAG) -> tuple[list[str], np.ndarray]:
-    """Every node and the embedding of its lemmas and gloss; computed once, kept on disk."""
+    """Every node and the embedding of its text; computed once and stored with the SDAG (`sdag_text.npz`)."""
     cached = sdag.__dict__.get("_node_embeddings")
     if cached is None:
-        from mll_jax import text
-
-        nodes = sorted(sdag.graph)
-        texts = [f"{', '.join(sdag.graph.nodes[v]['lemmas'])}: {sdag.graph.nodes[v]['gloss']}" for v in nodes]
-        digest = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
-        path = paths.cache_dir() / "text" / f"nodes-{digest}.npy"
-        if path.is_file():
-            embeddings = np.load(path)
+        nodes, texts = node_texts(sdag)
+        digest = hashlib.sha256(json.dumps([TEXT_MODEL, texts]).encode()).hexdigest()[:16]
+        if sdag.directory is not None:
+            path = sdag.directory / "sdag_text.npz"
         else:
+            path = paths.cache_dir() / "text" / f"nodes-{digest}.npz"
+        embeddings = _stored_embeddings(path, digest)
+        if embeddings is None:
+            from mll_jax import text
+
             embeddings = text.embed(texts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path.with_suffix(".tmp.npy"), embeddings)
-            os.replace(path.with_suffix(".tmp.npy"), path)
+            _store_embeddings(path, digest, nodes, embeddings)
         cached = sdag.__dict__["_node_embeddings"] = (nodes, embeddings)
     return cached
 
 
+def _stored_embeddings(path, digest: str) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as stored:
+        return stored["embeddings"] if str(stored["digest"]) == digest else None  # stale: the SDAG changed
+
+
+def _store_embeddings(path, digest: str, nodes: list[str], embeddings: np.ndarray) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, digest=digest, nodes=np.array(nodes), embeddings=embeddings)
+        os.replace(tmp, path)
+    except OSError as error:  # a read-only hub still works; it computes them again next time
+        log.warning("could not store node text embeddings at %s: %s", path, error)
+
+
 def match(sdag: SDAG, names: list[str]) -> list[Match]:
-    return [match_one(sdag, n) for n in names]
+    """Each name's node, with the task's other names as context."""
+    return [match_one(sdag, n, tuple(names[:i] + names[i + 1 :])) for i, n in enumerate(names)]
 
 
 def _lemma_index(sdag: SDAG) -> dict[str, list[str]]:

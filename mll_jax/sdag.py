@@ -29,6 +29,7 @@ class SDAG:
     graph: nx.DiGraph
     own: dict[str, np.ndarray]  # concept node -> its store indices
     samples: dict[str, np.ndarray]  # every node -> capped stratified store indices
+    directory: Path | None = None  # where it is saved; derived data (node text embeddings) is kept beside it
 
     @property
     def concept_nodes(self) -> list[str]:
@@ -55,6 +56,7 @@ class SDAG:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
         _atomic_write_text(directory / "sdag.json", json.dumps(nx.node_link_data(self.graph, edges="edges")))
         arrays = {f"own/{k}": v for k, v in self.own.items()}
         arrays |= {f"samples/{k}": v for k, v in self.samples.items()}
@@ -71,7 +73,7 @@ class SDAG:
         with np.load(directory / "sdag_samples.npz") as arrays:
             own = {k.removeprefix("own/"): arrays[k] for k in arrays.files if k.startswith("own/")}
             samples = {k.removeprefix("samples/"): arrays[k] for k in arrays.files if k.startswith("samples/")}
-        return cls(graph, own, samples)
+        return cls(graph, own, samples, directory)
 
 
 def normalise(text: str) -> str:

@@ -13,19 +13,19 @@ from flax import nnx
 from mll_jax import models
 
 
-def _loss(graphdef, params, inputs, labels, spec):
+def _loss(graphdef, params, rest, inputs, labels, spec):
     x = inputs if spec is None else models.preprocess(inputs, spec)
-    logits = nnx.merge(graphdef, params)(x)
+    logits = nnx.merge(graphdef, params, rest)(x)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "spec_items"))
-def _epoch(graphdef, optimizer, spec_items, params, opt_state, images, labels):
+def _epoch(graphdef, optimizer, spec_items, params, rest, opt_state, images, labels):
     spec = None if spec_items is None else dict(spec_items)
 
     def step(carry, batch):
         params, opt_state = carry
-        loss, grads = jax.value_and_grad(_loss, argnums=1)(graphdef, params, *batch, spec)
+        loss, grads = jax.value_and_grad(_loss, argnums=1)(graphdef, params, rest, *batch, spec)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -46,11 +46,12 @@ def fit(
     """Train `model` in place on (uint8 images, int labels) with Adam; returns it.
 
     With `input_spec` None the inputs are used as they are (e.g. heads trained on
-    a frozen backbone's features).
+    a frozen backbone's features). Only `nnx.Param`s train; other variables (a
+    frozen text embedding, batch statistics) stay as they are.
     """
     if len(images) < batch_size:
         batch_size = len(images)
-    graphdef, params = nnx.split(model)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     optimizer = optax.adam(learning_rate)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(seed)
@@ -61,7 +62,14 @@ def fit(
     for _ in range(epochs):
         order = rng.permutation(len(images))[: steps * batch_size].reshape(steps, batch_size)
         params, opt_state, _ = _epoch(
-            graphdef, optimizer, spec_items, params, opt_state, jnp.asarray(images[order]), jnp.asarray(labels[order])
+            graphdef,
+            optimizer,
+            spec_items,
+            params,
+            rest,
+            opt_state,
+            jnp.asarray(images[order]),
+            jnp.asarray(labels[order]),
         )
     nnx.update(model, params)
     return model

@@ -9,9 +9,8 @@ One family shares a backbone: a CNN trained once on every expert-pool class, and
 three experts that are only heads, trained on its frozen features for different
 label spaces. The engine runs that backbone once for all three.
 
-The general model (the interim patch) is one small model over all store concepts,
-trained on the store's fit half only, so that selection can validate it honestly
-on the other half.
+The general model (the interim patch, `general.py`) is trained on the store's fit
+half only, so that selection can validate it honestly on the other half.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import logging
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import engine, models, train
+from mll_jax import engine, general, models, train
 from mll_jax import store as store_lib
 from mll_jax.hub import Hub
 
@@ -72,7 +71,7 @@ DEMO_EXPERTS = (
     ExpertSpec("family-trouser-dress", "linear", HEADS, (1, 3), per_class=CNN_ITEMS, epochs=3, backbone="family-cnn"),
 )
 BACKBONES = (ExpertSpec("family-cnn", "cnn", CNN, (0, 1, 2, 3, 4, 5, 6, 7, 9), per_class=CNN_ITEMS),)
-GENERAL = ExpertSpec("general", "mlp", SMALL_MLP, tuple(range(10)), epochs=5)
+GENERAL = general.GeneralSpec("aligned")
 
 
 def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,20 +106,14 @@ def declared_heads(spec: ExpertSpec, class_names: list[str]) -> list[str]:
 
 
 def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert") -> None:
-    """Train `spec` (experts and backbones on the expert pool, the general model on the store's fit half); store it."""
-    if role == "general":
-        store = hub.store
-        fit = store_lib.fit_mask(len(store))
-        images, labels = store.images[fit], store.concepts[fit]
-        names = list(store.synsets)
-    else:
-        pool = store_lib.expert_pool(hub.store_spec)
-        images, labels = pool.images, pool.labels
-        names = [c["name"] for c in pool.classes]
+    """Train `spec` on the expert pool (an expert, or with role "backbone" a shared backbone); store it."""
+    pool = store_lib.expert_pool(hub.store_spec)
+    images, labels = pool.images, pool.labels
+    names = [c["name"] for c in pool.classes]
     backbone = hub.load_backbone(spec.backbone) if spec.backbone else None
     model = train_expert(spec, images, labels, backbone)
     provenance = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config", "backbone")}
-    provenance["trained_on"] = "sample store, fit half" if role == "general" else "expert pool"
+    provenance["trained_on"] = "expert pool"
     if role == "backbone":
         hub.add_backbone(spec.id, model, spec.arch, spec.config, INPUT_SPEC, provenance)
     else:
@@ -131,7 +124,7 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert") -> None:
 def build(
     path,
     experts: tuple[ExpertSpec, ...] = DEMO_EXPERTS,
-    general: ExpertSpec | None = GENERAL,
+    general_spec: general.GeneralSpec | None = GENERAL,
     backbones: tuple[ExpertSpec, ...] = BACKBONES,
 ) -> Hub:
     """Create (or complete) the hub at `path`: trains only the models it lacks."""
@@ -142,9 +135,10 @@ def build(
     needed = {s.backbone for s in experts if s.backbone and s.id not in hub.entries}
     todo = [(s, "backbone") for s in backbones if s.id in needed and s.id not in hub.backbones]
     todo += [(s, "expert") for s in experts if s.id not in hub.entries]
-    if general is not None and general.id not in hub.entries:
-        todo.append((general, "general"))
     log.info("hub %s: %d model(s) to train", hub.path, len(todo))
     for spec, role in tqdm(todo, desc="training models", disable=not todo):
         add_expert(hub, spec, role)
+    if general_spec is not None and general_spec.id not in hub.entries:
+        log.info("hub %s: training the general model (%s)", hub.path, general_spec.backend)
+        general.add_to_hub(hub, general_spec)
     return hub

@@ -83,3 +83,23 @@ def test_names_outside_wordnet_match_by_hypernym_or_meaning(hub):
         assert not matching.match_one(hub.sdag, name).covered, name
     outside = [t for t in suite.DEMO_TASKS if any(n in suite.OUTSIDE_WORDNET for n in t)]
     assert len(outside) >= 5
+
+
+def test_the_task_context_chooses_between_senses(hub):
+    """'sack' is a coat, a dress or a bag in WordNet; the other class names say which one is meant."""
+    assert matching.match_one(hub.sdag, "sack").node == "coat.n.01"  # alone: WordNet's first sense that climbs
+    beside_dresses = matching.match(hub.sdag, ["sack", "chemise", "shift dress"])[0]
+    assert (beside_dresses.node, beside_dresses.how) == ("dress.n.01", "hypernym+context")
+    assert "coat.n.01" in beside_dresses.alternatives
+    assert matching.match(hub.sdag, ["sack", "sport coat", "blazer"])[0].node == "coat.n.01"
+
+
+def test_node_text_embeddings_are_stored_with_the_sdag(hub_copy):
+    from mll_jax.sdag import SDAG
+
+    path = hub_copy.path / "sdag_text.npz"
+    path.unlink(missing_ok=True)
+    nodes, embeddings = matching.node_embeddings(hub_copy.sdag)
+    assert path.is_file() and nodes == sorted(hub_copy.sdag.graph) and embeddings.shape == (len(nodes), 384)
+    again = SDAG.load(hub_copy.path)  # a fresh load reads them back, without recomputing
+    assert (matching.node_embeddings(again)[1] == embeddings).all()

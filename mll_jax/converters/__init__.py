@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -35,7 +36,71 @@ def set_param(param, value: np.ndarray, name: str) -> None:
     """Write `value` into a model parameter, or a ValueError naming the checkpoint tensor `name`."""
     if tuple(param.shape) != value.shape:
         raise ValueError(f"{name}: shape {value.shape} does not fit the architecture's {tuple(param.shape)}")
-    param[...] = jnp.asarray(value, param.dtype)
+    param.set_value(jnp.asarray(value, param.dtype))  # not `param[...] =`: this also fills an abstract model
+
+
+def unfilled(model: nnx.Module) -> list[str]:
+    """Variables of an abstract model (`models.abstract`) that no checkpoint tensor was written into.
+
+    Converters of large models start from an abstract one: random initialisation costs
+    seconds of compiling per layer shape, and every value is overwritten anyway.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(nnx.state(model))
+    return [jax.tree_util.keystr(path) for path, x in leaves if isinstance(x, jax.ShapeDtypeStruct)]
+
+
+class Tensors:
+    """A checkpoint's tensors, read by name: a missing one is a ValueError naming it, and
+    the ones never read can be listed (a layout that leaves weights unused is wrong)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray]):
+        self.tensors = tensors
+        self.used: set[str] = set()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def take(self, name: str) -> np.ndarray:
+        if name not in self.tensors:
+            raise ValueError(f"the checkpoint has no tensor {name!r}")
+        self.used.add(name)
+        return np.asarray(self.tensors[name], np.float32)
+
+    def check_all_used(self, layout: str) -> None:
+        """A ValueError naming the tensors that `layout` did not use."""
+        unused = sorted(set(self.tensors) - self.used)
+        if unused:
+            more = f" and {len(unused) - 5} more" if len(unused) > 5 else ""
+            raise ValueError(f"tensors the {layout} layout does not use: {unused[:5]}{more}")
+
+
+def set_conv(conv: nnx.Conv, weight: np.ndarray, bias: np.ndarray | None, name: str) -> None:
+    """Write a PyTorch Conv2d's `name`.weight (OIHW) and bias into an nnx.Conv (HWIO); no bias is zero."""
+    if weight.ndim != 4:
+        raise ValueError(f"{name}.weight has rank {weight.ndim}, not a Conv2d's 4")
+    set_param(conv.kernel, np.ascontiguousarray(weight.transpose(2, 3, 1, 0)), f"{name}.weight")
+    if conv.bias is not None:
+        set_param(conv.bias, np.zeros(weight.shape[0], np.float32) if bias is None else bias, f"{name}.bias")
+    elif bias is not None:
+        raise ValueError(f"{name}.bias: the architecture's convolution has no bias")
+
+
+def set_batch_norm(norm: nnx.BatchNorm, tensors: Tensors, prefix: str, affine: bool = True) -> None:
+    """Write a PyTorch BatchNorm's `prefix`.weight/bias/running_mean/running_var into an nnx.BatchNorm.
+
+    `affine=False` (PyTorch's BatchNorm2d(affine=False)) has no weight and bias: scale 1, shift 0.
+    The step counter num_batches_tracked only matters to training with momentum=None; it is read and dropped.
+    """
+    for part, variable in [("running_mean", norm.mean), ("running_var", norm.var)]:
+        set_param(variable, tensors.take(f"{prefix}.{part}"), f"{prefix}.{part}")
+    if affine:
+        set_param(norm.scale, tensors.take(f"{prefix}.weight"), f"{prefix}.weight")
+        set_param(norm.bias, tensors.take(f"{prefix}.bias"), f"{prefix}.bias")
+    else:
+        set_param(norm.scale, np.ones(norm.scale.shape, np.float32), f"{prefix} (no weight)")
+        set_param(norm.bias, np.zeros(norm.bias.shape, np.float32), f"{prefix} (no bias)")
+    if f"{prefix}.num_batches_tracked" in tensors:
+        tensors.take(f"{prefix}.num_batches_tracked")
 
 
 def register(name: str):
@@ -127,4 +192,4 @@ def add_to_hub(
     return converted
 
 
-from mll_jax.converters import torch_sequential  # noqa: E402,F401  (registers itself)
+from mll_jax.converters import hf_resnet, hf_vit, torch_sequential, torchvision_resnet  # noqa: E402,F401  (register)

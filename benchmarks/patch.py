@@ -1,0 +1,96 @@
+"""The general model's backends side by side: MLL and patch-only accuracy on the demo suite.
+
+    python benchmarks/patch.py [--hub PATH] [--backends classifier aligned] [--json out/patch.json]
+
+Each backend's general model replaces the hub's in a copy of the hub (the experts
+and their labels are shared), is labelled, and the suite is solved with it. Also
+reported: the aligned model's zero-shot accuracy when it scores the raw class
+names (their MiniLM embeddings) with no matching to nodes at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+import mll_jax as mll
+from mll_jax import data, demo, general, labeling, models, paths, suite
+from mll_jax import task as task_lib
+
+METHODS = ("mll", "patch_only")
+
+
+def raw_name_accuracy(hub: mll.Hub, test: data.Dataset, tasks) -> float:
+    """Mean accuracy of the hub's aligned general model scoring each task's names as typed."""
+    model = hub.load_model(hub.general_id)
+    spec = hub.entry(hub.general_id)["input_spec"]
+    accuracies = []
+    for names in tasks:
+        classes = task_lib.resolve(hub.sdag, names)
+        y = task_lib.targets(np.array(test.synsets)[test.labels], classes)
+        keep = y >= 0
+        scores = general.text_scores(model, models.preprocess(test.images[keep], spec), general.names_text(names))
+        accuracies.append(float(np.mean(np.asarray(scores).argmax(1) == y[keep])))
+    return float(np.mean(accuracies))
+
+
+def run(hub_path: Path, backends, tasks, epochs: int | None, workdir: Path) -> dict:
+    test = None
+    rows = []
+    for backend in backends:
+        copy = workdir / backend
+        shutil.rmtree(copy, ignore_errors=True)
+        hub = mll.Hub.open(shutil.copytree(hub_path, copy))
+        spec = general.GeneralSpec(backend)
+        general.add_to_hub(hub, spec if epochs is None else dataclasses.replace(spec, epochs=epochs))
+        labeling.label(hub)
+        test = test or data.load(hub.store_spec.source, "test")
+        probs = demo.test_probabilities(hub, test)
+        seconds: dict[str, float] = defaultdict(float)
+        results = [demo.evaluate_task(hub, names, test, probs, seconds, methods=METHODS) for names in tasks]
+        row = {"backend": backend, **{m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}}
+        outside = [r for r in results if any(n in suite.OUTSIDE_WORDNET for n in r["classes"])]
+        row["mll_outside_wordnet"] = float(np.mean([r["accuracy"]["mll"] for r in outside])) if outside else None
+        row["raw_names"] = raw_name_accuracy(hub, test, tasks) if backend == "aligned" else None
+        row["tasks"] = [{"classes": r["classes"], **r["accuracy"]} for r in results]
+        rows.append(row)
+    return {"tasks": len(tasks), "rows": rows}
+
+
+COLUMNS = ("mll", "patch_only", "mll_outside_wordnet", "raw_names")
+
+
+def table(result: dict) -> str:
+    lines = [f"{'backend':12s}" + "".join(f"{c:>22s}" for c in COLUMNS)]
+    for row in result["rows"]:
+        cells = ["-" if row[c] is None else f"{row[c]:.3f}" for c in COLUMNS]
+        lines.append(f"{row['backend']:12s}" + "".join(f"{c:>22s}" for c in cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hub", type=Path, default=paths.default_hub())
+    parser.add_argument("--backends", nargs="+", default=["classifier", "aligned"], choices=general.BACKENDS)
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the backend's)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mll_jax_patch_") as workdir:
+        result = run(args.hub, args.backends, suite.DEMO_TASKS, args.epochs, Path(workdir))
+    print(f"general-model backends on the {result['tasks']}-task demo suite (mean test accuracy)")
+    print(table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

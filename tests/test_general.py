@@ -1,0 +1,63 @@
+"""The general model: an image tower aligned with MiniLM text embeddings, scoring any concept or name."""
+
+import numpy as np
+import pytest
+
+from mll_jax import general, matching, models, selection
+from mll_jax import task as task_lib
+from mll_jax.classifier import reuse
+
+
+def test_the_demo_general_model_is_text_aligned_and_heads_every_node(hub):
+    entry = hub.entry(hub.general_id)
+    assert entry["arch"] == "aligned" and entry["heads"] == sorted(hub.sdag.graph)
+    model = hub.load_model(hub.general_id)
+    nodes, text = matching.node_embeddings(hub.sdag)
+    kernel = np.asarray(model.head.kernel[...]).T  # [nodes, dim]
+    scale = np.linalg.norm(kernel, axis=1)
+    np.testing.assert_allclose(scale, scale[0], rtol=1e-5)  # one learned temperature for every head
+    np.testing.assert_allclose(kernel / scale[:, None], text, atol=1e-5)  # the text side stayed frozen (LiT)
+
+
+def _zero_shot_accuracy(hub, test_split, names):
+    model = hub.load_model(hub.general_id)
+    classes = task_lib.resolve(hub.sdag, names)
+    y = task_lib.targets(np.array(test_split.synsets)[test_split.labels], classes)
+    keep = y >= 0
+    x = models.preprocess(test_split.images[keep], hub.entry(hub.general_id)["input_spec"])
+    scores = general.text_scores(model, x, general.names_text(names))
+    return float(np.mean(np.asarray(scores).argmax(1) == y[keep]))
+
+
+@pytest.mark.parametrize(
+    "names, floor",
+    [
+        (["purse", "sandal", "trousers"], 0.85),  # no expert covers bags
+        (["kicks", "tee", "puffer jacket"], 0.6),  # names outside WordNet, as typed
+    ],
+)
+def test_it_scores_class_names_as_typed(hub, test_split, names, floor):
+    assert _zero_shot_accuracy(hub, test_split, names) > floor
+
+
+def test_mll_patches_an_uncovered_class_with_it(hub, test_split):
+    names = ["handbag", "sneakers", "ankle boots"]
+    sel = selection.select(hub, names)
+    assert sel.uncovered == ["handbag"]
+    classes = task_lib.resolve(hub.sdag, names)
+    y = task_lib.targets(np.array(test_split.synsets)[test_split.labels], classes)
+    keep = y >= 0
+    accuracy = np.mean(np.asarray(reuse(hub, sel)(test_split.images[keep])).argmax(1) == y[keep])
+    assert accuracy > 0.9
+
+
+def test_switching_backends_replaces_the_general_model_and_a_bad_one_changes_nothing(hub_copy):
+    before = dict(hub_copy.entries)
+    with pytest.raises(ValueError, match="unknown general-model backend 'vlm'"):
+        general.add_to_hub(hub_copy, general.GeneralSpec("vlm"))
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        general.add_to_hub(hub_copy, general.GeneralSpec("clip"))
+    assert hub_copy.entries == before
+    general.add_to_hub(hub_copy, general.GeneralSpec("classifier", id="general-mlp", epochs=1))
+    assert hub_copy.ids("general") == ["general-mlp"] and "general" not in hub_copy.entries
+    assert set(hub_copy.entries) - {"general-mlp"} == set(before) - {"general"}
