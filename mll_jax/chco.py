@@ -43,6 +43,7 @@ class Config:
     samples_per_class: int = 200  # node samples per class, half to fit and half to validate
     polish_rounds: int = 2  # rounds of single-swap local search after the restarts (top-1 only)
     polish_width: int | None = 8  # candidates per class a swap may move to (highest weight first); None: all
+    polish_steps: int = 10  # refit steps when trying a swap; the round's best swap is then refitted in full
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
@@ -216,9 +217,11 @@ def polish(problem: dict, result: dict, config: Config) -> dict:
     """Local search on the discrete selection.
 
     Each round tries, for every class, a swap to each of its `polish_width` candidates
-    of highest continuous weight (fewer for many classes, at most POLISH_SWAPS in all),
-    refits each, and keeps the best by validation accuracy, then loss. With
-    `max_models`, a swap may only move to a model the selection already uses.
+    of highest continuous weight (fewer for many classes, at most POLISH_SWAPS in all)
+    with a short refit (`polish_steps`, from the current temperatures and biases),
+    refits the most promising swap in full, and keeps it if it beats the current
+    selection (validation accuracy, then loss). With `max_models`, a swap may only
+    move to a model the selection already uses.
     """
     K, C = problem["cand_mask"].shape
     M = problem["model_cost"].shape[0]
@@ -226,6 +229,7 @@ def polish(problem: dict, result: dict, config: Config) -> dict:
     swap_class = jnp.repeat(jnp.arange(K), width)
     swap_cand = jnp.argsort(-result["continuous_w"], axis=-1)[:, :width].ravel()
     real_class = problem["cand_mask"].any(-1)
+    quick = dataclasses.replace(config, refit_steps=config.polish_steps)
 
     def one_round(_, current):
         picks = current["w"].argmax(-1)
@@ -237,10 +241,12 @@ def polish(problem: dict, result: dict, config: Config) -> dict:
         swaps = jnp.tile(picks, (K * width, 1)).at[jnp.arange(K * width), swap_class].set(swap_cand)
         tb = {"t": current["t"], "b": current["b"]}
         # in batches, so memory stays bounded for large K x C
-        tried = jax.lax.map(lambda p: solve_picks(problem, p, tb, config), swaps, batch_size=POLISH_BATCH)
+        tried = jax.lax.map(lambda p: solve_picks(problem, p, tb, quick), swaps, batch_size=POLISH_BATCH)
         tried["val_accuracy"] = jnp.where(valid, tried["val_accuracy"], -jnp.inf)
-        both = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), current, tried)
-        return best(both)
+        top = best(tried)
+        refined = solve_picks(problem, top["w"].argmax(-1), {"t": top["t"], "b": top["b"]}, config)
+        refined["val_accuracy"] = jnp.where(jnp.isfinite(top["val_accuracy"]), refined["val_accuracy"], -jnp.inf)
+        return best(jax.tree.map(lambda a, b: jnp.stack([a, b]), current, refined))
 
     keys = ("w", "t", "b", "val_accuracy", "val_accuracy_per_class", "val_loss")
     polished = jax.lax.fori_loop(0, config.polish_rounds, one_round, {k: result[k] for k in keys})

@@ -151,7 +151,7 @@ def test_bring_your_own_pytorch_experts_end_to_end(hub_copy, test_split, tmp_pat
     measured = {h.declared: h.concepts for h in labeling.head_labels(hub, "torch-mlp")}
     assert "trouser.n.01" in measured["Trouser"] and "bag.n.04" in measured["Bag"]
     sel = mll.select(hub, ["bag", "trousers", "sandal"])
-    assert not sel.uncovered and set(experts) <= set(sel.models)
+    assert not sel.uncovered and set(experts) & set(sel.models)  # the general model may win a class, not all
     assert all(any(c.model in experts for c in choices) for choices in sel.choices)
     y = np.full(len(test_split), -1)
     names = np.array(test_split.synsets)[test_split.labels]
