@@ -142,6 +142,13 @@ def save(result: dict, path: str) -> None:
     Path(path).write_text(json.dumps(result, indent=1))
 
 
+def _parse(default, text: str):
+    """A --set value in the type of the field's default (None defaults take numbers)."""
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    return type(default or 0)(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hub", default=str(paths.default_hub()))
@@ -163,7 +170,7 @@ def main() -> None:
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         parser.error(f"unknown CHCO config fields {unknown}; known: {sorted(fields)}")
-    config = chco.Config(**{k: type(getattr(chco.Config(), k) or 0)(v) for k, v in overrides.items()})
+    config = chco.Config(**{k: _parse(getattr(chco.Config(), k), v) for k, v in overrides.items()})
     rng = np.random.default_rng(0)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]
     result = {"config": config.__dict__, "backend": jax.default_backend(), "devices": jax.device_count()}

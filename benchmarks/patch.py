@@ -3,9 +3,12 @@
     python benchmarks/patch.py [--hub PATH] [--backends classifier aligned] [--json out/patch.json]
 
 Each backend's general model replaces the hub's in a copy of the hub (the experts
-and their labels are shared), is labelled, and the suite is solved with it. Also
-reported: the aligned model's zero-shot accuracy when it scores the raw class
-names (their MiniLM embeddings) with no matching to nodes at all.
+and their labels are shared), is labelled, and the suite is solved with it, on
+the full hub and on a half-covered one: only the experts whose declared heads
+all name one of every other store concept are kept, so the general model alone
+answers for the other half. Also reported: the aligned
+model's zero-shot accuracy when it scores the raw class names (their MiniLM
+embeddings) with no matching to nodes at all.
 """
 
 from __future__ import annotations
@@ -41,37 +44,52 @@ def raw_name_accuracy(hub: mll.Hub, test: data.Dataset, tasks) -> float:
     return float(np.mean(accuracies))
 
 
+def keep_half(hub: mll.Hub) -> list[str]:
+    """Remove every expert trained on a concept outside half of the store concepts; the kept ids."""
+    half = set(hub.sdag.concept_nodes[::2])
+    for model_id in hub.ids("expert"):
+        if any(h.declared_node not in half for h in labeling.head_labels(hub, model_id)):
+            hub.remove(model_id)
+    return hub.ids("expert")
+
+
 def run(hub_path: Path, backends, tasks, epochs: int | None, workdir: Path) -> dict:
     test = None
     rows = []
-    for backend in backends:
-        copy = workdir / backend
+    for backend, coverage in [(b, c) for b in backends for c in ("full", "half")]:
+        copy = workdir / f"{backend}-{coverage}"
         shutil.rmtree(copy, ignore_errors=True)
         hub = mll.Hub.open(shutil.copytree(hub_path, copy))
         spec = general.GeneralSpec(backend)
         general.add_to_hub(hub, spec if epochs is None else dataclasses.replace(spec, epochs=epochs))
         labeling.label(hub)
+        experts = keep_half(hub) if coverage == "half" else hub.ids("expert")
         test = test or data.load(hub.store_spec.source, "test")
         probs = demo.test_probabilities(hub, test)
         seconds: dict[str, float] = defaultdict(float)
         results = [demo.evaluate_task(hub, names, test, probs, seconds, methods=METHODS) for names in tasks]
-        row = {"backend": backend, **{m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}}
+        row = {"backend": backend, "hub": coverage, "experts": len(experts)}
+        row |= {m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}
+        row["answered"] = len(results)
+        row["coverage"] = float(np.mean([r["coverage"] for r in results]))
         outside = [r for r in results if any(n in suite.OUTSIDE_WORDNET for n in r["classes"])]
         row["mll_outside_wordnet"] = float(np.mean([r["accuracy"]["mll"] for r in outside])) if outside else None
-        row["raw_names"] = raw_name_accuracy(hub, test, tasks) if backend == "aligned" else None
+        row["raw_names"] = raw_name_accuracy(hub, test, tasks) if (backend, coverage) == ("aligned", "full") else None
         row["tasks"] = [{"classes": r["classes"], **r["accuracy"]} for r in results]
         rows.append(row)
     return {"tasks": len(tasks), "rows": rows}
 
 
-COLUMNS = ("mll", "patch_only", "mll_outside_wordnet", "raw_names")
+COLUMNS = ("hub", "experts", "answered", "coverage", "mll", "patch_only", "mll_outside_wordnet", "raw_names")
 
 
 def table(result: dict) -> str:
-    lines = [f"{'backend':12s}" + "".join(f"{c:>22s}" for c in COLUMNS)]
+    lines = [f"{'backend':12s}" + "".join(f"{c:>20s}" for c in COLUMNS)]
     for row in result["rows"]:
-        cells = ["-" if row[c] is None else f"{row[c]:.3f}" for c in COLUMNS]
-        lines.append(f"{row['backend']:12s}" + "".join(f"{c:>22s}" for c in cells))
+        cells = [
+            "-" if row[c] is None else f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS
+        ]
+        lines.append(f"{row['backend']:12s}" + "".join(f"{c:>20s}" for c in cells))
     return "\n".join(lines)
 
 

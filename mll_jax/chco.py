@@ -43,7 +43,8 @@ class Config:
     samples_per_class: int = 200  # node samples per class, half to fit and half to validate
     polish_rounds: int = 2  # rounds of single-swap local search after the restarts (top-1 only)
     polish_width: int | None = 8  # candidates per class a swap may move to (highest weight first); None: all
-    polish_steps: int = 10  # refit steps when trying a swap; the round's best swap is then refitted in full
+    patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
+    polish_steps: int = 25  # refit steps when trying a swap; the round's best swap is then refitted in full
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:

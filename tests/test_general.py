@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from mll_jax import general, matching, models, selection
+from mll_jax import general, matching, models
 from mll_jax import task as task_lib
-from mll_jax.classifier import reuse
 
 
 def test_the_demo_general_model_is_text_aligned_and_heads_every_node(hub):
@@ -38,17 +37,6 @@ def _zero_shot_accuracy(hub, test_split, names):
 )
 def test_it_scores_class_names_as_typed(hub, test_split, names, floor):
     assert _zero_shot_accuracy(hub, test_split, names) > floor
-
-
-def test_mll_patches_an_uncovered_class_with_it(hub, test_split):
-    names = ["bag", "sandal", "shirt"]
-    sel = selection.select(hub, names)
-    assert sel.uncovered == ["bag"] and sel.choices[0][0].model == hub.general_id
-    classes = task_lib.resolve(hub.sdag, names)
-    y = task_lib.targets(np.array(test_split.synsets)[test_split.labels], classes)
-    keep = y >= 0
-    accuracy = np.mean(np.asarray(reuse(hub, sel)(test_split.images[keep])).argmax(1) == y[keep])
-    assert accuracy > 0.85
 
 
 def test_switching_backends_replaces_the_general_model_and_a_bad_one_changes_nothing(hub_copy):
