@@ -152,7 +152,7 @@ def test_bring_your_own_pytorch_experts_end_to_end(hub_copy, test_split, tmp_pat
     assert "trouser.n.01" in measured["Trouser"] and "bag.n.04" in measured["Bag"]
     sel = mll.select(hub, ["bag", "trousers", "sandal"])
     assert not sel.uncovered and set(experts) & set(sel.models)  # the general model may win a class, not all
-    assert all(any(c.model in experts for c in choices) for choices in sel.choices)
+    assert all(any(c["model"] in experts for c in considered) for considered in sel.considered)
     y = np.full(len(test_split), -1)
     names = np.array(test_split.synsets)[test_split.labels]
     for k, concepts in enumerate(sel.concepts):
