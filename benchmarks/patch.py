@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import mll_jax as mll
-from mll_jax import data, demo, general, labeling, models, paths, suite
+from mll_jax import data, demo, general, labeling, models, paths, suite, text
 from mll_jax import task as task_lib
 
 METHODS = ("mll", "patch_only")
@@ -39,7 +39,7 @@ def raw_name_accuracy(hub: mll.Hub, test: data.Dataset, tasks) -> float:
         classes = task_lib.resolve(hub.sdag, names)
         y = task_lib.targets(np.array(test.synsets)[test.labels], classes)
         keep = y >= 0
-        scores = general.text_scores(model, models.preprocess(test.images[keep], spec), general.names_text(names))
+        scores = general.text_scores(model, models.preprocess(test.images[keep], spec), text.embed(names))
         accuracies.append(float(np.mean(np.asarray(scores).argmax(1) == y[keep])))
     return float(np.mean(accuracies))
 

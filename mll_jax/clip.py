@@ -13,15 +13,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mll_jax.vit import Block, Patches, check_activation, layer_norm
+from mll_jax.vit import Patches, blocks, check_activation, layer_norm
 
 # Configs written before transformers PR #24773 say eos_token_id=2; Hugging Face then pools at the
 # largest token id (the end-of-text token is the last in CLIP's vocabulary). Matched here.
 LEGACY_EOS_TOKEN_ID = 2
-
-
-def _blocks(hidden: int, layers: int, heads: int, intermediate: int, eps: float, act: str, rngs: nnx.Rngs) -> nnx.List:
-    return nnx.List([Block(hidden, heads, intermediate, eps, act, rngs=rngs) for _ in range(layers)])
 
 
 def normalize(x: jax.Array) -> jax.Array:
@@ -52,7 +48,7 @@ class VisionTower(nnx.Module):
         check_activation(hidden_act)
         self.embeddings = Patches(image_size, patch_size, num_channels, hidden_size, bias=False, rngs=rngs)
         self.pre_norm = layer_norm(hidden_size, layer_norm_eps, rngs)
-        self.layers = _blocks(
+        self.layers = blocks(
             hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, layer_norm_eps, hidden_act, rngs
         )
         self.post_norm = layer_norm(hidden_size, layer_norm_eps, rngs)
@@ -89,7 +85,7 @@ class TextTower(nnx.Module):
         self.max_positions = max_position_embeddings
         self.token = nnx.Embed(vocab_size, hidden_size, rngs=rngs)
         self.position = nnx.Embed(max_position_embeddings, hidden_size, rngs=rngs)
-        self.layers = _blocks(
+        self.layers = blocks(
             hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, layer_norm_eps, hidden_act, rngs
         )
         self.final_norm = layer_norm(hidden_size, layer_norm_eps, rngs)

@@ -66,7 +66,7 @@ def build(source: str, sdag: SDAG, input_spec: dict) -> tuple[ClipImage, str, di
     ids, mask = hf_clip.tokenize(tokenizer, node_prompts(sdag, nodes))
     text = np.asarray(full.text_embeddings(jnp.asarray(ids), jnp.asarray(mask)))
     config = {
-        "vision": hf_clip.tower_config(hf_config, "vision", hf_clip.VISION_KEYS),
+        "vision": hf_clip.tower_config(hf_config, "vision", clip.VisionTower),
         "projection_dim": int(full.visual_projection.out_features),
     }
     model = models.build("clip-image", config, len(nodes))

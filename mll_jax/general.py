@@ -16,7 +16,6 @@ names outside WordNet match to. Backends, one interface (`add_to_hub`):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +79,7 @@ def train_aligned(
     concepts: np.ndarray,
     input_spec: dict,
     tower: dict | None = None,
-    epochs: int = 10,
+    epochs: int = 15,
     seed: int = 0,
 ) -> tuple[Aligned, list[str]]:
     """An aligned model trained on (images, store concept index) and its head names (every SDAG node)."""
@@ -149,12 +148,7 @@ def model_config(tower: dict | None) -> dict:
 
 
 def text_scores(model: Aligned, images: jax.Array, text: np.ndarray) -> jax.Array:
-    """Scaled cosine of preprocessed images against any unit text embeddings [T, dim] (zero-shot by name)."""
+    """Scaled cosine of preprocessed images against any unit text embeddings [T, dim], e.g. `text.embed(names)`:
+    zero-shot by name, with no matching to nodes."""
     scale = jnp.linalg.norm(model.head.kernel[...], axis=0).mean()
     return scale * model.features(images) @ jnp.asarray(text).T
-
-
-def names_text(names: Sequence[str]) -> np.ndarray:
-    from mll_jax import text
-
-    return text.embed(list(names))

@@ -110,8 +110,7 @@ def match_one(sdag: SDAG, name: str, context: tuple[str, ...] = ()) -> Match:
 
 def _in_context(sdag: SDAG, found: Match, key: str, context: tuple[str, ...]) -> Match:
     """`found` with its node re-chosen by meaning in context, when the rules leave more than one sense."""
-    climbed = [m.node for m in (_climb(sdag, key, sense) for sense in _wordnet_senses(key)) if m is not None]
-    senses = list(dict.fromkeys([found.node, *found.alternatives, *climbed]))
+    senses = list(dict.fromkeys([found.node, *found.alternatives, *_climbed(sdag, key)]))
     if len(senses) < 2:
         return found
     from mll_jax import text
@@ -127,6 +126,14 @@ def _in_context(sdag: SDAG, found: Match, key: str, context: tuple[str, ...]) ->
         known[query] = [senses[i] for i in np.argsort(-cosine, kind="stable")]
     ranked = known[query]
     return dataclasses.replace(found, node=ranked[0], alternatives=tuple(ranked[1:]), how=f"{found.how}+context")
+
+
+def _climbed(sdag: SDAG, key: str) -> tuple[str, ...]:
+    """The concept nodes each WordNet sense of `key` climbs to (cached on the SDAG: every task's names ask)."""
+    known = sdag.__dict__.setdefault("_climbed_cache", {})
+    if key not in known:
+        known[key] = tuple(m.node for m in (_climb(sdag, key, sense) for sense in _wordnet_senses(key)) if m)
+    return known[key]
 
 
 def _match_key(sdag: SDAG, name: str, key: str) -> Match:

@@ -172,9 +172,7 @@ def _class_of_concept(hub: Hub, classes) -> np.ndarray:
     return class_of
 
 
-def candidates(
-    hub: Hub, classes: list[task_lib.TaskClass], patch_every_class: bool = True
-) -> list[list[Candidate]]:
+def candidates(hub: Hub, classes: list[task_lib.TaskClass], patch_every_class: bool = True) -> list[list[Candidate]]:
     """Per class: (expert, heads) that fire on it and on no other class of the task; then the general model
     (for every class, or with `patch_every_class` False only for a class no expert covers)."""
     cache = label_cache(hub)

@@ -75,6 +75,13 @@ class Block(nnx.Module):
         return x + self.fc2(ACTIVATIONS[self.act](self.fc1(self.norm2(x))))
 
 
+def blocks(
+    hidden: int, layers: int, heads: int, intermediate: int, eps: float, act: str, rngs: nnx.Rngs, qkv_bias: bool = True
+) -> nnx.List:
+    """`layers` pre-norm blocks: a ViT's encoder, or one of CLIP's towers."""
+    return nnx.List([Block(hidden, heads, intermediate, eps, act, qkv_bias, rngs=rngs) for _ in range(layers)])
+
+
 class Patches(nnx.Module):
     """Images [B, S, S, C] -> tokens [B, 1 + (S/P)^2, H]: patch conv, CLS token first, position embeddings added."""
 
@@ -120,13 +127,15 @@ class ViT(nnx.Module):
         rngs: nnx.Rngs,
     ):
         self.embeddings = Patches(image_size, patch_size, num_channels, hidden_size, bias=True, rngs=rngs)
-        self.layers = nnx.List(
-            [
-                Block(
-                    hidden_size, num_attention_heads, intermediate_size, layer_norm_eps, hidden_act, qkv_bias, rngs=rngs
-                )
-                for _ in range(num_hidden_layers)
-            ]
+        self.layers = blocks(
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            layer_norm_eps,
+            hidden_act,
+            rngs,
+            qkv_bias,
         )
         self.norm = layer_norm(hidden_size, layer_norm_eps, rngs)
         self.head = nnx.Linear(hidden_size, num_heads, rngs=rngs)

@@ -42,17 +42,21 @@ def _nchw(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
 
 
+def _saved(net: torch.nn.Module, path) -> tuple:
+    """(directory, reference): `net` perturbed, in eval mode, written as a Hugging Face model directory."""
+    torch.manual_seed(0)
+    reference = _perturb(net.eval())
+    reference.save_pretrained(path)
+    return path, reference
+
+
 @pytest.fixture(scope="module")
 def vit_dir(tmp_path_factory):
     config = transformers.ViTConfig(
         image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
         id2label=dict(enumerate(LABELS)),
     )  # fmt: skip
-    torch.manual_seed(0)
-    reference = _perturb(transformers.ViTForImageClassification(config).eval())
-    path = tmp_path_factory.mktemp("vit")
-    reference.save_pretrained(path)
-    return path, reference
+    return _saved(transformers.ViTForImageClassification(config), tmp_path_factory.mktemp("vit"))
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +72,7 @@ def clip_dir(tmp_path_factory):
         ),
         projection_dim=32,
     )  # fmt: skip
-    torch.manual_seed(0)
-    reference = _perturb(transformers.CLIPModel(config).eval())
-    path = tmp_path_factory.mktemp("clip")
-    reference.save_pretrained(path)
-    return path, reference
+    return _saved(transformers.CLIPModel(config), tmp_path_factory.mktemp("clip"))
 
 
 def _hf(path) -> tuple[dict, dict]:

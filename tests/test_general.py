@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mll_jax import general, matching, models
+from mll_jax import general, matching, models, text
 from mll_jax import task as task_lib
 
 
@@ -24,7 +24,7 @@ def _zero_shot_accuracy(hub, test_split, names):
     y = task_lib.targets(np.array(test_split.synsets)[test_split.labels], classes)
     keep = y >= 0
     x = models.preprocess(test_split.images[keep], hub.entry(hub.general_id)["input_spec"])
-    scores = general.text_scores(model, x, general.names_text(names))
+    scores = general.text_scores(model, x, text.embed(names))
     return float(np.mean(np.asarray(scores).argmax(1) == y[keep]))
 
 

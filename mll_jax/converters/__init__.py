@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,12 @@ def set_param(param, value: np.ndarray, name: str) -> None:
     if tuple(param.shape) != value.shape:
         raise ValueError(f"{name}: shape {value.shape} does not fit the architecture's {tuple(param.shape)}")
     param.set_value(jnp.asarray(value, param.dtype))  # not `param[...] =`: this also fills an abstract model
+
+
+def config_fields(config: dict, cls: type) -> dict:
+    """The fields of a Hugging Face config that `cls`'s constructor takes; absent ones keep its defaults."""
+    names = set(inspect.signature(cls.__init__).parameters) - {"self", "num_heads", "rngs"}
+    return {k: v for k, v in config.items() if k in names}
 
 
 def unfilled(model: nnx.Module) -> list[str]:

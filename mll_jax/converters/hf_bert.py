@@ -6,18 +6,8 @@ import numpy as np
 from flax import nnx
 
 from mll_jax import bert
+from mll_jax.converters import config_fields
 from mll_jax.converters.hf_vit import Weights
-
-CONFIG_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "layer_norm_eps",
-)
 
 
 def convert(tensors: dict[str, np.ndarray], config: dict) -> bert.Bert:
@@ -25,7 +15,7 @@ def convert(tensors: dict[str, np.ndarray], config: dict) -> bert.Bert:
     if config.get("model_type", "bert") != "bert":
         raise ValueError(f"model_type {config.get('model_type')!r} is not a BERT-family encoder")
     tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}
-    model = bert.Bert(**{k: config[k] for k in CONFIG_KEYS if k in config}, rngs=nnx.Rngs(0))
+    model = bert.Bert(**config_fields(config, bert.Bert), rngs=nnx.Rngs(0))
     t = Weights(tensors)
     for embed, name in [(model.word, "word"), (model.position, "position"), (model.token_type, "token_type")]:
         t.param(embed.embedding, f"embeddings.{name}_embeddings.weight")

@@ -14,34 +14,12 @@ import numpy as np
 from flax import nnx
 
 from mll_jax import clip
-from mll_jax.converters import read_checkpoint
-from mll_jax.converters.hf_vit import Weights, check_filled, model_config
+from mll_jax.converters import config_fields, read_checkpoint
+from mll_jax.converters.hf_vit import Weights, check_filled
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-VISION_KEYS = (
-    "image_size",
-    "patch_size",
-    "num_channels",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "layer_norm_eps",
-    "hidden_act",
-)
-TEXT_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "max_position_embeddings",
-    "layer_norm_eps",
-    "hidden_act",
-    "eos_token_id",
-)
 BLOCK_NAMES = {
     "query": "self_attn.q_proj",
     "key": "self_attn.k_proj",
@@ -55,18 +33,18 @@ BLOCK_NAMES = {
 FILES = ("config.json", "model.safetensors", "tokenizer.json")  # all `load` reads, so all it downloads
 
 
-def tower_config(config: dict, tower: str, keys: tuple[str, ...]) -> dict:
+def tower_config(config: dict, tower: str, cls: type) -> dict:
     # Old configs carry `<tower>_config_dict`; transformers then builds the tower from it alone (HF defaults fill in).
     sub = config.get(f"{tower}_config_dict") or config.get(f"{tower}_config") or {}
-    return model_config(sub, keys)
+    return config_fields(sub, cls)
 
 
 def convert(tensors: dict[str, np.ndarray], config: dict) -> clip.Clip:
     """A Clip with the weights of a Hugging Face `CLIPModel` state (its saved layout) and its config.json."""
     if config.get("model_type") != "clip":
         raise ValueError(f"model_type {config.get('model_type')!r} is not 'clip' (a CLIPModel)")
-    vision_config = tower_config(config, "vision", VISION_KEYS)
-    text_config = tower_config(config, "text", TEXT_KEYS)
+    vision_config = tower_config(config, "vision", clip.VisionTower)
+    text_config = tower_config(config, "text", clip.TextTower)
     projection_dim = config.get("projection_dim", 512)
     # Abstract: no random init, since every value is overwritten below.
     model = nnx.eval_shape(lambda: clip.Clip(vision_config, text_config, projection_dim, rngs=nnx.Rngs(0)))

@@ -1,7 +1,7 @@
 """Hugging Face `ViTForImageClassification` checkpoints (safetensors + config.json) -> the `vit` architecture.
 
-Also what `hf_clip` shares: `Weights` (every checkpoint tensor is used once; a missing, unused or
-misshapen tensor is a ValueError naming it) and the config plumbing.
+Also what `hf_clip` and `hf_bert` share: `Weights` (every checkpoint tensor is used once; a missing,
+unused or misshapen tensor is a ValueError naming it).
 """
 
 from __future__ import annotations
@@ -12,21 +12,7 @@ import numpy as np
 from flax import nnx
 
 from mll_jax import models, vit
-from mll_jax.converters import Converted, Tensors, register, set_conv, set_param, unfilled
-
-# ViTConfig fields that shape the model (the rest are training settings: dropout, init, pooler).
-CONFIG_KEYS = (
-    "image_size",
-    "patch_size",
-    "num_channels",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "layer_norm_eps",
-    "qkv_bias",
-    "hidden_act",
-)
+from mll_jax.converters import Converted, Tensors, config_fields, register, set_conv, set_param, unfilled
 
 
 class Weights(Tensors):
@@ -74,11 +60,6 @@ def check_filled(model: nnx.Module) -> None:
         raise RuntimeError(f"the converter left {gaps[:5]} without values")
 
 
-def model_config(config: dict, keys: tuple[str, ...]) -> dict:
-    """The fields of a Hugging Face config that shape the model: those present; absent ones take HF's defaults."""
-    return {k: config[k] for k in keys if k in config}
-
-
 BLOCK_NAMES = {
     "query": "attention.attention.query",
     "key": "attention.attention.key",
@@ -107,7 +88,7 @@ def convert(tensors: dict[str, np.ndarray], input_spec: dict, config: dict | Non
         raise ValueError("hf-vit converts a Hugging Face model directory (config.json + model.safetensors)")
     if config.get("model_type") != "vit":
         raise ValueError(f"model_type {config.get('model_type')!r} is not 'vit' (a ViTForImageClassification)")
-    arch_config = model_config(config, CONFIG_KEYS)
+    arch_config = config_fields(config, vit.ViT)
     if "classifier.weight" not in tensors:
         raise ValueError("the checkpoint has no tensor 'classifier.weight': is it a ViTForImageClassification?")
     num_heads = int(tensors["classifier.weight"].shape[0])
