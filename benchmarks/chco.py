@@ -116,13 +116,10 @@ def synthetic(K: int, C: int, per_class: int, rng: np.random.Generator) -> dict:
     scores = rng.normal(-2.0, 1.0, (N, K, C)).astype(np.float32)
     scores[:, :, 0] += 1.5 * (np.eye(K)[labels] > 0)
     return {
-        "scores": scores,
+        **chco.halves(scores, labels, np.arange(N) % 2 == 0),
         "cand_mask": np.ones((K, C), bool),
         "cand_model": np.tile(np.arange(C, dtype=np.int32), (K, 1)),
-        "labels": labels,
         "model_cost": np.full(M, 0.1, np.float32),
-        "fit": (np.arange(N) % 2 == 0).astype(np.float32),
-        "val": (np.arange(N) % 2 == 1).astype(np.float32),
     }
 
 

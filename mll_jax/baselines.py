@@ -8,7 +8,7 @@
               class probabilities (the published VLM-selection recipe)
 - declared:   candidates from declared head names (no labelling) and the general
               model, their class probabilities averaged
-- random:     a random candidate per class, temperatures and biases refitted
+- random:     a random candidate per class, temperatures and biases calibrated
 """
 
 from __future__ import annotations
@@ -79,9 +79,7 @@ def f1_topk_members(
 ) -> list[list[str]]:
     """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples."""
     K = len(classes)
-    index, labels = node_samples(hub, classes, chco.Config().samples_per_class, seed)
-    fit = store_lib.fit_mask(len(hub.store))[index]
-    index, labels = index[fit], labels[fit]
+    index, labels = node_samples(hub, classes, chco.Config().samples_per_class, seed)["fit"]
     score: dict[tuple[str, int], float] = {}
     for m in {c.model for cs in cands for c in cs}:
         heads = {k: c.heads for k, cs in enumerate(cands) for c in cs if c.model == m}
@@ -119,12 +117,12 @@ def patch_candidates(hub: Hub, classes) -> list[list[Candidate]]:
 
 
 def fixed_selection(hub: Hub, classes, cands: list[list[Candidate]], pick: list[int], seed: int = 0) -> Selection:
-    """A selection of the given candidate per class, with temperatures and biases refitted."""
+    """A selection of the given candidate per class, with temperatures and biases calibrated."""
     cache = label_cache(hub)
     problem = with_scores(build_problem(hub, classes, cands, seed=seed), cache.probs, jnp.asarray(cache.cost))
-    w = np.zeros(problem["cand_mask"].shape, np.float32)
-    w[np.arange(len(pick)), pick] = 1.0
-    result = jax.device_get(chco.solve_fixed(problem, jnp.asarray(w)))
+    picks = np.zeros(problem["cand_mask"].shape[0], np.int32)
+    picks[: len(pick)] = pick
+    result = jax.device_get(chco.solve_fixed(problem, jnp.asarray(picks)))
     return make_selection(hub, classes, cands, list(cache.models), result)
 
 

@@ -1,17 +1,30 @@
 """Classification head combination optimisation (DESIGN 3.2): the math, on padded arrays.
 
-Problem arrays (one task, padded; a leading task axis is added by vmap):
-  scores      S  [N, K, C]  candidate scores s_c(x) = log sum_{j in J_c} p_m(x)_j
-  cand_mask      [K, C]     real candidates
-  cand_model     [K, C]     index of each candidate's model in 0..M-1
-  labels      y  [N]        class of each node sample
-  sample_mask    [N]        1 for fit samples, 0 for padding (a second mask validates)
-  model_cost     [M]        relative cost of running each model
-Parameters: combination logits a [K, C], log-temperatures t [M], biases b [K].
+A problem (one task, padded; a leading task axis is added by vmap) holds two halves
+of node samples, "fit" and "val", each {scores S [N, K, C], labels y [N], weight [N]}
+(S: candidate scores s_c(x) = log sum_{j in J_c} p_m(x)_j; weight 0 pads), and
+  cand_mask  [K, C]  real candidates
+  cand_model [K, C]  index of each candidate's model in 0..M-1
+  model_cost [M]     relative cost of running each model
+The relaxation: combination logits a [K, C], log-temperatures t [M], biases b [K],
   w_k    = masked softmax(a_k)
   z_k(x) = sum_c w_kc * s_c(x) * exp(-t_m(c)) + b_k
   loss   = CE(z, y) + l_H * mean_k H(w_k)
            + l_cost * sum_m cost_m * (1 - prod_{(k,c) in m} (1 - w_kc)) + l_t * |t|^2
+
+A discrete selection (one candidate per class) is scored by calibrating it on the fit
+half: with beta = exp(-t), the cross-entropy is convex in (beta, b), and a damped
+Newton method (`calibrate`) reaches its optimum in a few steps, so a selection gets
+the same temperatures, biases and validation accuracy however it was found (search,
+brute force, baselines).
+
+`solve` runs `restarts` local searches, vmapped: the first starts from the
+relaxation's top-1 selection, the others from random selections. A round of search
+screens every single-class swap by refitting only the swapped class against the
+others' fixed logits (a two-parameter logistic regression per swap, all K x C of them
+as one array program), calibrates the `search_top` most promising swaps in full, and
+keeps the best if it beats the current selection on validation accuracy, then loss.
+The best restart wins.
 """
 
 from __future__ import annotations
@@ -24,48 +37,77 @@ import jax.numpy as jnp
 import optax
 
 NEG = -1e9
-POLISH_BATCH = 64  # swaps refitted at once
-POLISH_SWAPS = 64  # most swaps per polish round: each costs a refit, and K x C grows fast
+MIN_BETA = 1e-3  # inverse temperatures stay positive: a head's score never counts for other classes
+BIAS_RIDGE = 1e-4  # fixes the softmax's shift invariance, so the calibration optimum is unique
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    restarts: int = 4
-    steps: int = 100
-    refit_steps: int = 50
-    learning_rate: float = 0.05
+    restarts: int = 4  # local searches: from the relaxation's selection, then from random selections
+    steps: int = 20  # Adam steps of the continuous relaxation
+    learning_rate: float = 0.1
     entropy_weight: float = 0.1
     cost_weight: float = 0.01
     temperature_weight: float = 1e-3
     init_scale: float = 2.0
     top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
+    refit_steps: int = 50  # Adam steps refitting t and b of a top-mass selection (several heads per class)
     max_models: int | None = None  # hard cap on the number of distinct models a selection uses
     samples_per_class: int = 200  # node samples per class, half to fit and half to validate
-    polish_rounds: int = 2  # rounds of single-swap local search after the restarts (top-1 only)
-    polish_width: int | None = 8  # candidates per class a swap may move to (highest weight first); None: all
     patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
-    polish_steps: int = 25  # refit steps when trying a swap; the round's best swap is then refitted in full
+    calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
+    search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
+    search_top: int = 2  # screened swaps calibrated in full per round
+    screen_steps: int = 2  # Newton steps refitting the swapped class when screening
+    swap_steps: int = 4  # damped Newton steps calibrating a swap, from the current calibration
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
     return jax.nn.softmax(jnp.where(mask, a, NEG), axis=-1) * mask
 
 
-def logits(w, t, b, problem) -> jax.Array:
-    """z [N, K]; padded classes get a very low logit."""
+def halves(scores, labels, in_fit) -> dict:
+    """{"fit": ..., "val": ...} from scores [N, K, C] and labels [N] of samples marked by `in_fit` [N]
+    (problems built by hand; `selection.build_problem` builds them from node samples)."""
+    scores, labels, in_fit = (jnp.asarray(x) for x in (scores, labels, in_fit))
+    return {
+        name: {"scores": scores[mask], "labels": labels[mask], "weight": jnp.ones(int(mask.sum()))}
+        for name, mask in (("fit", in_fit), ("val", ~in_fit))
+    }
+
+
+def samples_last(problem: dict) -> dict:
+    """The problem with scores [K, C, N]: reductions over samples then run along the fastest axis.
+
+    Every function below takes scores in this layout and returns logits z [K, N].
+    """
+    return {
+        **problem,
+        **{h: {**problem[h], "scores": jnp.moveaxis(problem[h]["scores"], 0, -1)} for h in ("fit", "val")},
+    }
+
+
+def logits(w, t, b, problem: dict, half: dict) -> jax.Array:
+    """z [K, N] of a weighted selection `w` [K, C] on one half; padded classes get a very low logit."""
     scale = jnp.exp(-t)[problem["cand_model"]]  # [K, C]
-    z = jnp.einsum("kc,nkc->nk", w * scale, problem["scores"]) + b
-    return jnp.where(problem["cand_mask"].any(-1), z, NEG)
+    z = jnp.einsum("kc,kcn->kn", w * scale, half["scores"]) + b[:, None]
+    return jnp.where(problem["cand_mask"].any(-1)[:, None], z, NEG)
 
 
-def cross_entropy(z, problem, weights) -> jax.Array:
-    ce = optax.softmax_cross_entropy_with_integer_labels(z, problem["labels"])
-    return (ce * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+def weighted_mean(values: jax.Array, weight: jax.Array) -> jax.Array:
+    return (values * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 
-def accuracy(z, problem, weights) -> jax.Array:
-    hit = (z.argmax(-1) == problem["labels"]).astype(jnp.float32)
-    return (hit * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+def label_logit(z: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(z, labels[None], 0)[0]
+
+
+def cross_entropy(z: jax.Array, half: dict) -> jax.Array:
+    return weighted_mean(jax.nn.logsumexp(z, 0) - label_logit(z, half["labels"]), half["weight"])
+
+
+def accuracy(z: jax.Array, half: dict) -> jax.Array:
+    return weighted_mean((z.argmax(0) == half["labels"]).astype(jnp.float32), half["weight"])
 
 
 def model_usage(w, problem) -> jax.Array:
@@ -76,24 +118,20 @@ def model_usage(w, problem) -> jax.Array:
     return 1.0 - jnp.exp(log_unused)
 
 
-def loss(params, problem, config: Config, weights) -> jax.Array:
+def loss(params, problem, config: Config) -> jax.Array:
+    """The relaxation's loss on the fit half."""
     w = masked_softmax(params["a"], problem["cand_mask"])
-    z = logits(w, params["t"], params["b"], problem)
+    z = logits(w, params["t"], params["b"], problem, problem["fit"])
     class_mask = problem["cand_mask"].any(-1)
     entropy = -(w * jnp.log(jnp.where(w > 0, w, 1.0))).sum(-1)
     mean_entropy = (entropy * class_mask).sum() / jnp.maximum(class_mask.sum(), 1)
     cost = (problem["model_cost"] * model_usage(w, problem)).sum()
     return (
-        cross_entropy(z, problem, weights)
+        cross_entropy(z, problem["fit"])
         + config.entropy_weight * mean_entropy
         + config.cost_weight * cost
         + config.temperature_weight * (params["t"] ** 2).sum()
     )
-
-
-def refit_loss(tb, w, problem, config: Config, weights) -> jax.Array:
-    z = logits(w, tb["t"], tb["b"], problem)
-    return cross_entropy(z, problem, weights) + config.temperature_weight * (tb["t"] ** 2).sum()
 
 
 def adam_fit(loss_fn, params, steps: int, learning_rate: float):
@@ -165,146 +203,300 @@ def limit_models(w: jax.Array, problem: dict, max_models: int) -> jax.Array:
     return jnp.where(use_cover, cover, dropped)
 
 
-def refit(problem: dict, w: jax.Array, tb: dict, config: Config) -> dict:
-    """Temperatures and biases refitted on the fit half for fixed weights `w`."""
-    return adam_fit(
-        lambda tb: refit_loss(tb, w, problem, config, problem["fit"]), tb, config.refit_steps, config.learning_rate
-    )
+def relax(problem: dict, key: jax.Array, config: Config) -> jax.Array:
+    """Continuous weights w [K, C]: the relaxation (Adam on `loss`) from a random start."""
+    K, C = problem["cand_mask"].shape
+    M = problem["model_cost"].shape[0]
+    init = {"a": config.init_scale * jax.random.normal(key, (K, C)), "t": jnp.zeros(M), "b": jnp.zeros(K)}
+    params = adam_fit(lambda p: loss(p, problem, config), init, config.steps, config.learning_rate)
+    return masked_softmax(params["a"], problem["cand_mask"])
 
 
-def report(problem: dict, w: jax.Array, tb: dict) -> dict:
-    """Validation accuracy (overall and per class) and cross-entropy of a discrete selection."""
-    K = w.shape[0]
-    z = logits(w, tb["t"], tb["b"], problem)
-    per_class_weights = jax.nn.one_hot(problem["labels"], K) * problem["val"][:, None]  # [N, K]
-    hits = (z.argmax(-1) == problem["labels"]).astype(jnp.float32)[:, None]
+def report(problem: dict, z: jax.Array) -> dict:
+    """Validation accuracy (overall and per class) and cross-entropy of validation logits z [K, N]."""
+    val = problem["val"]
+    per_class_weights = jax.nn.one_hot(val["labels"], z.shape[0]) * val["weight"][:, None]  # [N, K]
+    hits = (z.argmax(0) == val["labels"]).astype(jnp.float32)[:, None]
     return {
-        "val_accuracy": accuracy(z, problem, problem["val"]),
+        "val_accuracy": accuracy(z, val),
         "val_accuracy_per_class": (hits * per_class_weights).sum(0) / jnp.maximum(per_class_weights.sum(0), 1.0),
-        "val_loss": cross_entropy(z, problem, problem["val"]),
+        "val_loss": cross_entropy(z, val),
     }
 
 
 def best(results: dict) -> dict:
-    """The discrete selection with the best validation accuracy, ties broken by validation loss."""
+    """The selection with the best validation accuracy, ties broken by validation loss."""
     winner = jnp.lexsort((results["val_loss"], -results["val_accuracy"]))[0]
     return jax.tree.map(lambda x: x[winner], results)
 
 
-def restrict(problem: dict, picks: jax.Array) -> dict:
-    """The problem with one candidate per class, `picks` [K]: scores become [N, K, 1].
+def better(a: dict, b: dict) -> jax.Array:
+    return (a["val_accuracy"] > b["val_accuracy"]) | (
+        (a["val_accuracy"] == b["val_accuracy"]) & (a["val_loss"] < b["val_loss"])
+    )
 
-    Refitting a discrete selection then costs C times less than on the full problem.
-    """
+
+def columns(problem: dict, picks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Model [K] and realness [K] of one candidate per class, `picks` [K]."""
     column = picks[:, None]
+    model = jnp.take_along_axis(problem["cand_model"], column, axis=1)[:, 0]
+    return model, jnp.take_along_axis(problem["cand_mask"], column, axis=1)[:, 0]
+
+
+def picked(half: dict, picks: jax.Array) -> jax.Array:
+    """Scores [K, N] of one candidate per class."""
+    return jnp.take_along_axis(half["scores"], picks[:, None, None], axis=1)[:, 0]
+
+
+def ties(model: jax.Array, real: jax.Array) -> jax.Array:
+    """[K, K] one-hot: class k takes its temperature from the first class using the same model."""
+    K = model.shape[0]
+    same = (model[:, None] == model[None, :]) & real[None, :]
+    return jax.nn.one_hot(jnp.where(real, same.argmax(1), jnp.arange(K)), K)
+
+
+def calibrated_logits(theta: dict, scores: jax.Array, tie: jax.Array, real: jax.Array) -> jax.Array:
+    """z [K, N] = beta_k * s_k + b_k, with beta shared by the classes of one model."""
+    return jnp.where(real[:, None], (tie @ theta["beta"])[:, None] * scores + theta["b"][:, None], NEG)
+
+
+def calibrate(scores, tie, real, half: dict, start: dict, steps: int, config: Config) -> dict:
+    """Inverse temperatures `beta` [K] (per tied class) and biases `b` [K] minimising the
+    half's cross-entropy + l_t |beta - 1|^2 + BIAS_RIDGE |b|^2, by Levenberg-Marquardt
+    from `start`. Gradient and Hessian are closed-form sums of [K, K] products."""
+    K = scores.shape[0]
+    weight = half["weight"] / jnp.maximum(half["weight"].sum(), 1.0)
+    target = jax.nn.one_hot(half["labels"], K, axis=0) * weight
+    ridge = jnp.concatenate([jnp.full(K, config.temperature_weight), jnp.full(K, BIAS_RIDGE)])
+
+    def offset(theta):
+        return jnp.concatenate([theta["beta"] - 1.0, theta["b"]])
+
+    def value_gradient_hessian(theta):
+        z = calibrated_logits(theta, scores, tie, real)
+        log_norm = jax.nn.logsumexp(z, 0)
+        value = (weight * log_norm).sum() - (z * target).sum() + (ridge * offset(theta) ** 2).sum()
+        p = jnp.exp(z - log_norm)
+        ps = p * scores
+        pw, psw = p * weight, ps * weight
+        residual = pw - target
+        # sum_n w_n (diag p - p p^T), with the scores on neither, one or both sides
+        h_bb = jnp.diag(pw.sum(1)) - p @ pw.T
+        h_sb = jnp.diag(psw.sum(1)) - ps @ pw.T
+        h_ss = jnp.diag((psw * scores).sum(1)) - ps @ psw.T
+        grad = jnp.concatenate([tie.T @ (residual * scores).sum(1), residual.sum(1)]) + 2 * ridge * offset(theta)
+        hess = jnp.block([[tie.T @ h_ss @ tie, tie.T @ h_sb], [h_sb.T @ tie, h_bb]]) + jnp.diag(2 * ridge)
+        return value, grad, hess
+
+    def step(_, state):
+        # the trial point's value, gradient and Hessian come from one pass; a rejected trial keeps the old ones
+        theta, damping, current = state
+        _, grad, hess = current
+        delta = jnp.linalg.solve(hess + damping * jnp.diag(jnp.diag(hess)), grad)
+        trial = {"beta": jnp.maximum(theta["beta"] - delta[:K], MIN_BETA), "b": theta["b"] - delta[K:]}
+        at_trial = value_gradient_hessian(trial)
+        accept = at_trial[0] < current[0]
+        keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(accept, new, old))
+        return keep(trial, theta), jnp.where(accept, damping / 3, damping * 4), keep(at_trial, current)
+
+    state = (start, jnp.float32(1e-2), value_gradient_hessian(start))
+    theta, _, _ = jax.lax.fori_loop(0, steps, step, state)
+    return theta
+
+
+def evaluate(problem: dict, picks: jax.Array, config: Config, start: dict | None = None) -> dict:
+    """Calibrate one candidate per class (`picks` [K]) on the fit half, report it on the validation half.
+
+    From scratch (beta = 1, b = 0; `calibration_steps`) unless `start` is given
+    (`swap_steps`). Keeps both halves' logits for screening swaps.
+    """
+    model, real = columns(problem, picks)
+    tie = ties(model, real)
+    K, C = problem["cand_mask"].shape
+    steps = config.calibration_steps if start is None else config.swap_steps
+    start = {"beta": jnp.ones(K), "b": jnp.zeros(K)} if start is None else start
+    theta = calibrate(picked(problem["fit"], picks), tie, real, problem["fit"], start, steps, config)
+    z_val = calibrated_logits(theta, picked(problem["val"], picks), tie, real)
+    beta = tie @ theta["beta"]  # per class
+    M = problem["model_cost"].shape[0]
     return {
-        **problem,
-        "scores": jnp.take_along_axis(problem["scores"], column[None], axis=2),
-        "cand_mask": jnp.take_along_axis(problem["cand_mask"], column, axis=1),
-        "cand_model": jnp.take_along_axis(problem["cand_model"], column, axis=1),
+        "picks": picks,
+        "w": jax.nn.one_hot(picks, C) * problem["cand_mask"],
+        "t": jnp.zeros(M).at[jnp.where(real, model, M)].set(-jnp.log(beta), mode="drop"),
+        "b": theta["b"],
+        "beta": beta,
+        "z_fit": calibrated_logits(theta, picked(problem["fit"], picks), tie, real),
+        **report(problem, z_val),
+        "z_val": z_val,
     }
 
 
-def solve_picks(problem: dict, picks: jax.Array, tb: dict, config: Config) -> dict:
-    """Refit t and b (from `tb`) for one candidate per class and report it; `w` is [K, C] one-hot."""
-    one = restrict(problem, picks)
-    w = one["cand_mask"].astype(jnp.float32)
-    tb = refit(one, w, tb, config)
-    C = problem["cand_mask"].shape[1]
-    return {"w": jax.nn.one_hot(picks, C) * problem["cand_mask"], **tb, **report(one, w, tb)}
+def leave_one_out(z: jax.Array, labels: jax.Array) -> dict:
+    """Per class k and sample n, over the classes other than k: logsumexp, max, whether the
+    label is their argmax, all [K, 1, N]; and the label's logit [1, 1, N]."""
+    K = z.shape[0]
+    others = jnp.where(jnp.eye(K, dtype=bool)[:, :, None], NEG, z[None])  # [K, K, N]: row k without class k
+    return {
+        "rest": jax.nn.logsumexp(others, 1)[:, None],
+        "top": others.max(1)[:, None],
+        "label_tops": (others.argmax(1) == labels)[:, None],
+        "z_label": label_logit(z, labels)[None, None],
+        "is_k": (jnp.arange(K)[:, None] == labels)[:, None],
+    }
 
 
-def polish(problem: dict, result: dict, config: Config) -> dict:
-    """Local search on the discrete selection.
+def screen(problem: dict, current: dict, config: Config) -> tuple[jax.Array, jax.Array, dict]:
+    """Approximate validation accuracy and loss [K, C] of every single swap (class k to candidate c),
+    and each swap's refitted beta and b [K, C].
 
-    Each round tries, for every class, a swap to each of its `polish_width` candidates
-    of highest continuous weight (fewer for many classes, at most POLISH_SWAPS in all)
-    with a short refit (`polish_steps`, from the current temperatures and biases),
-    refits the most promising swap in full, and keeps it if it beats the current
-    selection (validation accuracy, then loss). With `max_models`, a swap may only
-    move to a model the selection already uses.
+    The swapped class's beta and b take a few Newton steps (from its current values) on
+    the fit half, against the other classes' logits held fixed.
     """
+    fit, val = problem["fit"], problem["val"]
+    S = fit["scores"]
+    out = leave_one_out(current["z_fit"], fit["labels"])
+    weight = fit["weight"] / jnp.maximum(fit["weight"].sum(), 1.0)
+    ones = jnp.ones(S.shape[:2])
+    lam_beta, lam_b = config.temperature_weight, BIAS_RIDGE
+
+    def newton(_, state):
+        beta, bias = state
+        sig = jax.nn.sigmoid(beta[..., None] * S + bias[..., None] - out["rest"])
+        r, h = (sig - out["is_k"]) * weight, sig * (1 - sig) * weight
+        g1, g2 = (r * S).sum(-1) + 2 * lam_beta * (beta - 1), r.sum(-1) + 2 * lam_b * bias
+        h11, h12, h22 = (h * S * S).sum(-1) + 2 * lam_beta, (h * S).sum(-1), h.sum(-1) + 2 * lam_b
+        det = h11 * h22 - h12**2
+        return jnp.maximum(beta - (h22 * g1 - h12 * g2) / det, MIN_BETA), bias - (h11 * g2 - h12 * g1) / det
+
+    start = (current["beta"][:, None] * ones, current["b"][:, None] * ones)
+    beta, bias = jax.lax.fori_loop(0, config.screen_steps, newton, start)
+    held = leave_one_out(current["z_val"], val["labels"])
+    u = beta[..., None] * val["scores"] + bias[..., None]
+    ce = jnp.where(held["is_k"], -u, -held["z_label"]) + jnp.logaddexp(held["rest"], u)
+    hit = jnp.where(held["is_k"], u > held["top"], held["label_tops"] & (held["z_label"] > u))
+    weight = val["weight"] / jnp.maximum(val["weight"].sum(), 1.0)
+    return (hit * weight).sum(-1), (ce * weight).sum(-1), {"beta": beta, "b": bias}
+
+
+def allowed_swaps(problem: dict, picks: jax.Array, max_models: int | None) -> jax.Array:
+    """bool [K, C]: real candidates other than the current pick, within `max_models` after the swap."""
     K, C = problem["cand_mask"].shape
-    M = problem["model_cost"].shape[0]
-    width = max(1, min(config.polish_width or C, C, POLISH_SWAPS // K))
-    swap_class = jnp.repeat(jnp.arange(K), width)
-    swap_cand = jnp.argsort(-result["continuous_w"], axis=-1)[:, :width].ravel()
-    real_class = problem["cand_mask"].any(-1)
-    quick = dataclasses.replace(config, refit_steps=config.polish_steps)
-
-    def one_round(_, current):
-        picks = current["w"].argmax(-1)
-        allowed = jnp.ones(M, bool)
-        if config.max_models is not None:
-            used = problem["cand_model"][jnp.arange(K), picks]
-            allowed = jnp.zeros(M, bool).at[used].max(real_class)
-        valid = problem["cand_mask"][swap_class, swap_cand] & allowed[problem["cand_model"][swap_class, swap_cand]]
-        swaps = jnp.tile(picks, (K * width, 1)).at[jnp.arange(K * width), swap_class].set(swap_cand)
-        tb = {"t": current["t"], "b": current["b"]}
-        # in batches, so memory stays bounded for large K x C
-        tried = jax.lax.map(lambda p: solve_picks(problem, p, tb, quick), swaps, batch_size=POLISH_BATCH)
-        tried["val_accuracy"] = jnp.where(valid, tried["val_accuracy"], -jnp.inf)
-        top = best(tried)
-        refined = solve_picks(problem, top["w"].argmax(-1), {"t": top["t"], "b": top["b"]}, config)
-        refined["val_accuracy"] = jnp.where(jnp.isfinite(top["val_accuracy"]), refined["val_accuracy"], -jnp.inf)
-        return best(jax.tree.map(lambda a, b: jnp.stack([a, b]), current, refined))
-
-    keys = ("w", "t", "b", "val_accuracy", "val_accuracy_per_class", "val_loss")
-    polished = jax.lax.fori_loop(0, config.polish_rounds, one_round, {k: result[k] for k in keys})
-    return {**result, **polished}
+    allowed = problem["cand_mask"] & ~jax.nn.one_hot(picks, C, dtype=bool)
+    if max_models is None:
+        return allowed
+    model, real = columns(problem, picks)
+    count = jnp.zeros(problem["model_cost"].shape[0], jnp.int32).at[model].add(real)
+    target = problem["cand_model"]  # [K, C]
+    after = (count > 0).sum() + (count[target] == 0) - ((count[model] == 1)[:, None] & (target != model[:, None]))
+    return allowed & (after <= max_models)
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def solve_fixed(problem: dict, w: jax.Array, config: Config = Config()) -> dict:
-    """Refit and report a given discrete selection `w` [K, C] (baselines)."""
-    M, K = problem["model_cost"].shape[0], w.shape[0]
-    tb = refit(problem, w, {"t": jnp.zeros(M), "b": jnp.zeros(K)}, config)
-    return {"w": w, **tb, **report(problem, w, tb)}
+def search(problem: dict, start: dict, config: Config) -> dict:
+    """Single-swap local search from the evaluated selection `start` (see the module docstring)."""
+    K, C = problem["cand_mask"].shape
+    top = min(config.search_top, K * C)
+
+    def one_round(state):
+        current, _, rounds = state
+        accuracy, loss, refitted = screen(problem, current, config)
+        allowed = allowed_swaps(problem, current["picks"], config.max_models)
+        promise = jnp.where(allowed, accuracy - 1e-4 * loss, -jnp.inf).ravel()  # accuracy, then loss
+        _, index = jax.lax.top_k(promise, top)
+        k, c = index // C, index % C
+        swaps = jnp.tile(current["picks"], (top, 1)).at[jnp.arange(top), k].set(c)
+        # warm start: the current calibration per class, the swapped class's as screened
+        starts = {
+            name: jnp.tile(current[name], (top, 1)).at[jnp.arange(top), k].set(refitted[name][k, c])
+            for name in ("beta", "b")
+        }
+        tried = jax.vmap(lambda picks, start: evaluate(problem, picks, config, start))(swaps, starts)
+        tried["val_accuracy"] = jnp.where(jnp.isfinite(promise[index]), tried["val_accuracy"], -1.0)
+        candidate = best(tried)
+        improved = better(candidate, current)
+        current = jax.tree.map(lambda new, old: jnp.where(improved, new, old), candidate, current)
+        return current, improved, rounds + 1
+
+    def going(state):
+        _, improved, rounds = state
+        return improved & (rounds < config.search_rounds)
+
+    final, _, _ = jax.lax.while_loop(going, one_round, (start, jnp.bool_(True), 0))
+    return final
+
+
+def start_picks(problem: dict, w: jax.Array, config: Config) -> jax.Array:
+    """Top-1 candidate per class of continuous weights `w`, within `max_models`."""
+    mask = problem["cand_mask"]
+    if config.max_models is not None:
+        mask = mask & limit_models(w, problem, config.max_models)[problem["cand_model"]]
+    return jnp.where(mask, w, -1.0).argmax(-1)
+
+
+KEEP = ("w", "t", "b", "val_accuracy", "val_accuracy_per_class", "val_loss")
+
+
+def kept(result: dict) -> dict:
+    return {k: result[k] for k in KEEP}
+
+
+def refit_mass(problem: dict, w: jax.Array, config: Config) -> dict:
+    """t and b of a weighted selection `w` [K, C] (several heads per class), by Adam on the fit half."""
+    K = w.shape[0]
+
+    def objective(tb):
+        z = logits(w, tb["t"], tb["b"], problem, problem["fit"])
+        return cross_entropy(z, problem["fit"]) + config.temperature_weight * (tb["t"] ** 2).sum()
+
+    tb = {"t": jnp.zeros_like(problem["model_cost"]), "b": jnp.zeros(K)}
+    tb = adam_fit(objective, tb, config.refit_steps, config.learning_rate)
+    return {"w": w, **tb, **report(problem, logits(w, tb["t"], tb["b"], problem, problem["val"]))}
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def solve(problem: dict, key: jax.Array, config: Config = Config()) -> dict:
     """CHCO on one padded problem.
 
-    Each restart (vmapped) optimises the continuous weights, discretises them and
-    refits t and b; the restart whose discrete selection scores best on the
-    validation half wins (accuracy, then cross-entropy), and a few rounds of
-    single-swap local search polish it (top-1 selections). `problem` also holds
-    `fit` and `val` sample weights [N]. Returns discrete weights w [K, C], t [M],
-    b [K] and validation accuracy overall and per class.
+    Top-1 (default): restart 0 starts from the relaxation's selection, the others from
+    random selections; each is improved by local search and the best wins. Top mass:
+    every restart runs the relaxation, keeps its top-mass heads and refits t and b.
+    Returns discrete weights w [K, C], t [M], b [K], validation accuracy overall and
+    per class, and the relaxation's continuous weights.
     """
+    problem = samples_last(problem)
     K, C = problem["cand_mask"].shape
-    M = problem["model_cost"].shape[0]
+    keys = jax.random.split(key, config.restarts)
+    if config.top_mass is not None:
 
-    def one_restart(key):
-        init = {
-            "a": config.init_scale * jax.random.normal(key, (K, C)),
-            "t": jnp.zeros(M),
-            "b": jnp.zeros(K),
-        }
-        params = adam_fit(lambda p: loss(p, problem, config, problem["fit"]), init, config.steps, config.learning_rate)
-        continuous = masked_softmax(params["a"], problem["cand_mask"])
-        mask = problem["cand_mask"]
-        if config.max_models is not None:
-            allowed = limit_models(continuous, problem, config.max_models)
-            mask = mask & allowed[problem["cand_model"]]
-        w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
-        tb = {"t": params["t"], "b": params["b"]}
-        if config.top_mass is None:
-            return {"continuous_w": continuous, **solve_picks(problem, w.argmax(-1), tb, config)}
-        tb = refit(problem, w, tb, config)
-        return {"w": w, "continuous_w": continuous, **tb, **report(problem, w, tb)}
+        def one_restart(key):
+            continuous = relax(problem, key, config)
+            mask = problem["cand_mask"]
+            if config.max_models is not None:
+                mask = mask & limit_models(continuous, problem, config.max_models)[problem["cand_model"]]
+            w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
+            return {"continuous_w": continuous, **refit_mass(problem, w, config)}
 
-    winner = best(jax.vmap(one_restart)(jax.random.split(key, config.restarts)))
-    return polish(problem, winner, config) if config.top_mass is None else winner
+        return best(jax.vmap(one_restart)(keys))
+    continuous = relax(problem, keys[0], config)
+    random = jax.vmap(lambda k: masked_softmax(jax.random.normal(k, (K, C)), problem["cand_mask"]))(keys[1:])
+
+    def one_search(w):
+        return kept(search(problem, evaluate(problem, start_picks(problem, w, config), config), config))
+
+    winner = best(jax.vmap(one_search)(jnp.concatenate([continuous[None], random])))
+    return {**winner, "continuous_w": continuous}
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def solve_fixed(problem: dict, picks: jax.Array, config: Config = Config()) -> dict:
+    """Calibrate and report a given selection, one candidate index per class `picks` [K] (baselines)."""
+    return kept(evaluate(samples_last(problem), picks, config))
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def brute_force(problem: dict, picks: jax.Array, config: Config = Config()) -> dict:
-    """Every discrete selection in `picks` [P, K] (one candidate index per class), refitted
+    """Every discrete selection in `picks` [P, K] (one candidate index per class), calibrated
     and scored on the validation half; returns the best by validation accuracy, then loss."""
     K = problem["cand_mask"].shape[0]
-    M = problem["model_cost"].shape[0]
     picks = jnp.pad(picks, ((0, 0), (0, K - picks.shape[1])))  # padded classes have no candidate to pick
-    zeros = {"t": jnp.zeros(M), "b": jnp.zeros(K)}
-    return best(jax.vmap(lambda pick: solve_picks(problem, pick, zeros, config))(picks))
+    problem = samples_last(problem)
+    return best(jax.vmap(lambda p: kept(evaluate(problem, p, config)))(picks))

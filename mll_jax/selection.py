@@ -203,27 +203,39 @@ def _bucket(n: int, smallest: int = 2) -> int:
     return max(smallest, 1 << (n - 1).bit_length())
 
 
-@functools.lru_cache(maxsize=8)
-def _store_order(num_items: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(num_items)
+def _items_by_concept(hub: Hub, seed: int) -> dict[str, dict[int, np.ndarray]]:
+    """Per half, per concept column: its store indices in one fixed shuffle per seed (memoised on the hub)."""
+    memo = hub.__dict__.setdefault("_items_by_concept", {})
+    if seed not in memo:
+        order = np.random.default_rng(seed).permutation(len(hub.store))
+        in_fit = fit_mask(len(hub.store))[order]
+        concept_of = hub.store.concepts[order]
+        memo[seed] = {
+            half: {int(c): order[in_half & (concept_of == c)] for c in np.unique(concept_of)}
+            for half, in_half in (("fit", in_fit), ("val", ~in_fit))
+        }
+    return memo[seed]
 
 
-def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Store indices and class labels: up to `per_class` items per class, stratified over its concepts.
+def node_samples(hub: Hub, classes, per_class: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Store indices and class labels of each half, "fit" and "val": up to `per_class // 2` items
+    per class from that half of the store, stratified over the class's concepts.
 
     Items come from one fixed shuffle of the store per seed, so a class gets the same
     samples in every task.
     """
-    order = _store_order(len(hub.store), seed)
-    concept_of = hub.store.concepts[order]
     column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
-    index, labels = [], []
-    for k, cls in enumerate(classes):
-        quota = -(-per_class // len(cls.concepts))
-        chosen = np.concatenate([order[concept_of == column[c]][:quota] for c in sorted(cls.concepts)])[:per_class]
-        index.append(chosen)
-        labels.append(np.full(len(chosen), k))
-    return np.concatenate(index), np.concatenate(labels)
+    size = per_class // 2
+    halves = {}
+    for half, items in _items_by_concept(hub, seed).items():
+        index, labels = [], []
+        for k, cls in enumerate(classes):
+            quota = -(-size // len(cls.concepts))
+            chosen = [items.get(column[c], np.zeros(0, np.int64))[:quota] for c in sorted(cls.concepts)]
+            index.append(np.concatenate(chosen)[:size])
+            labels.append(np.full(len(index[-1]), k))
+        halves[half] = np.concatenate(index), np.concatenate(labels)
+    return halves
 
 
 def bucket_shape(classes, cands) -> tuple[int, int]:
@@ -254,11 +266,9 @@ def chunk_sizes(tasks: int, limit: int) -> list[int]:
 def build_problem(
     hub: Hub, classes, cands, per_class: int = chco.Config.samples_per_class, seed: int = 0, shape=None
 ) -> dict:
-    """One task's padded arrays (node samples, candidate head memberships, masks); `shape` = (K, C)."""
+    """One task's padded arrays (node samples of each half, candidate head memberships, masks); `shape` = (K, C)."""
     cache = label_cache(hub)
     K, C = shape or bucket_shape(classes, cands)
-    index, labels = node_samples(hub, classes, per_class, seed)
-    N = K * per_class
     membership = np.zeros((K, C, cache.head_offset[-1]), np.float32)
     cand_mask = np.zeros((K, C), bool)
     cand_model = np.zeros((K, C), np.int32)
@@ -268,27 +278,33 @@ def build_problem(
             membership[k, c, cache.head_offset[m] + np.array(cand.heads)] = 1.0
             cand_mask[k, c] = True
             cand_model[k, c] = m
-    is_fit = fit_mask(len(hub.store))[index]
-    pad = N - len(index)
-    return {
-        "index": np.pad(index, (0, pad)).astype(np.int32),
-        "labels": np.pad(labels, (0, pad)).astype(np.int32),
-        "fit": np.pad(is_fit, (0, pad)).astype(np.float32),
-        "val": np.pad(~is_fit, (0, pad)).astype(np.float32),
-        "membership": membership,
-        "cand_mask": cand_mask,
-        "cand_model": cand_model,
-    }
+    task = {"membership": membership, "cand_mask": cand_mask, "cand_model": cand_model}
+    for half, (index, labels) in node_samples(hub, classes, per_class, seed).items():
+        pad = K * (per_class // 2) - len(index)
+        task[half] = {
+            "index": np.pad(index, (0, pad)).astype(np.int32),
+            "labels": np.pad(labels, (0, pad)).astype(np.int32),
+            "weight": np.pad(np.ones(len(index), np.float32), (0, pad)),
+        }
+    return task
 
 
 def with_scores(task: dict, probs: jax.Array, cost: jax.Array) -> dict:
     """The CHCO problem of one task: candidate scores gathered from the label cache (traceable)."""
     K, C, H = task["membership"].shape
-    summed = probs[task["index"]] @ task["membership"].reshape(K * C, H).T  # [N, K*C]
-    problem = {k: v for k, v in task.items() if k not in ("index", "membership")}
-    problem["scores"] = jnp.log(summed + EPS).reshape(-1, K, C)
-    problem["model_cost"] = cost
-    return problem
+    heads = task["membership"].reshape(K * C, H).T
+
+    def half(part):
+        summed = probs[part["index"]] @ heads  # [N, K*C]
+        return {"scores": jnp.log(summed + EPS).reshape(-1, K, C), "labels": part["labels"], "weight": part["weight"]}
+
+    return {
+        "fit": half(task["fit"]),
+        "val": half(task["val"]),
+        "cand_mask": task["cand_mask"],
+        "cand_model": task["cand_model"],
+        "model_cost": cost,
+    }
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -352,7 +368,7 @@ def select(
                 p["name_hash"] = name_hash(tasks[t])
             size = sharding.round_up(len(part), mesh)
             problems += [problems[0]] * (size - len(part))  # pad to a multiple of the devices with copies
-            stacked = sharding.shard_rows({k: np.stack([p[k] for p in problems]) for k in problems[0]}, mesh)
+            stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
             out = jax.device_get(_solve_chunk(stacked, seed, probs, cost, config))
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
@@ -369,7 +385,7 @@ def select(
 
 def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int = 0, limit: int = 4096) -> Selection:
     """The best discrete selection by exhaustive search (small tasks only): every
-    combination of one candidate per class, temperatures and biases refitted."""
+    combination of one candidate per class, temperatures and biases calibrated."""
     classes = task_lib.resolve(hub.sdag, names)
     cands = candidates(hub, classes, config.patch_every_class)
     counts = [len(cs) for cs in cands]

@@ -17,13 +17,10 @@ def constructed_problem(seed=0, n_per_class=60, K=3, C=4):
     scores[:, :, 2] = np.where(np.eye(K)[labels] > 0, -0.5, -2.0) + rng.normal(0, 0.7, (N, K))
     M = K * C
     return {
-        "scores": scores,
+        **chco.halves(scores, labels.astype(np.int32), np.arange(N) % 2 == 0),
         "cand_mask": np.ones((K, C), bool),
         "cand_model": np.arange(M).reshape(K, C).astype(np.int32),
-        "labels": labels.astype(np.int32),
         "model_cost": np.full(M, 0.1, np.float32),
-        "fit": (np.arange(N) % 2 == 0).astype(np.float32),
-        "val": (np.arange(N) % 2 == 1).astype(np.float32),
     }
 
 
@@ -32,8 +29,7 @@ def test_recovers_the_known_best_combination():
     K, C = problem["cand_mask"].shape
     brute = {}
     for pick in itertools.product(range(C), repeat=K):
-        w = jnp.zeros((K, C)).at[jnp.arange(K), jnp.array(pick)].set(1.0)
-        brute[pick] = float(chco.solve_fixed(problem, w)["val_loss"])
+        brute[pick] = float(chco.solve_fixed(problem, jnp.array(pick))["val_loss"])
     assert min(brute, key=brute.get) == (2, 2, 2)
     out = jax.device_get(chco.solve(problem, jax.random.key(0)))
     assert out["w"].argmax(1).tolist() == [2, 2, 2]
@@ -49,17 +45,21 @@ def test_respects_the_candidate_mask():
 
 def test_padding_does_not_change_the_answer():
     problem = constructed_problem(K=3, C=4)
-    padded = {k: np.array(v) for k, v in problem.items()}
     K, C = 4, 8
-    N = len(problem["labels"])
-    padded["scores"] = np.zeros((N + 20, K, C), np.float32)
-    padded["scores"][:N, :3, :4] = problem["scores"]
-    padded["cand_mask"] = np.zeros((K, C), bool)
+    padded = {"cand_mask": np.zeros((K, C), bool), "cand_model": np.zeros((K, C), np.int32)}
     padded["cand_mask"][:3, :4] = True
-    padded["cand_model"] = np.zeros((K, C), np.int32)
     padded["cand_model"][:3, :4] = problem["cand_model"]
-    for key in ("labels", "fit", "val"):
-        padded[key] = np.concatenate([problem[key], np.zeros(20, problem[key].dtype)])
+    padded["model_cost"] = problem["model_cost"]
+    for half in ("fit", "val"):
+        part = problem[half]
+        N = len(part["labels"])
+        scores = np.zeros((N + 10, K, C), np.float32)
+        scores[:N, :3, :4] = part["scores"]
+        padded[half] = {
+            "scores": scores,
+            "labels": np.pad(np.asarray(part["labels"]), (0, 10)),
+            "weight": np.pad(np.asarray(part["weight"]), (0, 10)),
+        }
     out = jax.device_get(chco.solve(padded, jax.random.key(0)))
     assert out["w"][:3].argmax(1).tolist() == [2, 2, 2] and out["w"][3].sum() == 0
 

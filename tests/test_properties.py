@@ -47,14 +47,12 @@ def problems(draw):
         cand_model[k, : n - 1] = rng.integers(0, M - 1, n - 1)
         cand_model[k, n - 1] = M - 1
     labels = rng.integers(0, num_classes, N).astype(np.int32)
+    scores = np.log(rng.dirichlet(np.ones(3), (N, K, C))[..., 0] + 1e-6).astype(np.float32)
     problem = {
-        "scores": np.log(rng.dirichlet(np.ones(3), (N, K, C))[..., 0] + 1e-6).astype(np.float32),
+        **chco.halves(scores, labels, np.arange(N) % 2 == 0),
         "cand_mask": cand_mask,
         "cand_model": cand_model,
-        "labels": labels,
         "model_cost": rng.random(M).astype(np.float32),
-        "fit": (np.arange(N) % 2 == 0).astype(np.float32),
-        "val": (np.arange(N) % 2 == 1).astype(np.float32),
     }
     return problem, num_classes
 
