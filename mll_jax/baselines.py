@@ -28,6 +28,7 @@ from mll_jax.selection import (
     EPS,
     Candidate,
     Selection,
+    bounded,
     build_problem,
     label_cache,
     make_selection,
@@ -122,7 +123,8 @@ def fixed_selection(hub: Hub, classes, cands: list[list[Candidate]], pick: list[
     problem = with_scores(build_problem(hub, classes, cands, seed=seed), cache.probs, jnp.asarray(cache.cost))
     picks = np.zeros(problem["cand_mask"].shape[0], np.int32)
     picks[: len(pick)] = pick
-    result = jax.device_get(chco.solve_fixed(problem, jnp.asarray(picks)))
+    picks = jnp.asarray(picks)
+    result = jax.device_get(bounded(chco.solve_fixed, problem, picks, config=chco.Config())(problem, picks))
     return make_selection(hub, classes, cands, list(cache.models), result)
 
 

@@ -307,6 +307,26 @@ def with_scores(task: dict, probs: jax.Array, cost: jax.Array) -> dict:
     }
 
 
+MAX_PROGRAMS = 24  # compiled programs kept per CHCO function (each holds ~1000 memory maps on CPU)
+_signatures: dict = {}
+
+
+def bounded(fn, *args, config: chco.Config):
+    """`fn`, whose compiled programs are dropped when a new one would make more than MAX_PROGRAMS.
+
+    A process may hold only so many memory maps (65530 by default on Linux): without
+    a bound, a long run over many task shapes and configs fails in the compiler. A
+    dropped program recompiles from JAX's disk cache when it is enabled.
+    """
+    signature = (config, tuple((x.shape, x.dtype) for x in jax.tree.leaves(args)))
+    seen = _signatures.setdefault(fn, set())
+    if signature not in seen and len(seen) >= MAX_PROGRAMS:
+        fn.clear_cache()
+        seen.clear()
+    seen.add(signature)
+    return fn
+
+
 @functools.partial(jax.jit, static_argnames=("config",))
 def _solve_chunk(tasks: dict, seed, probs: jax.Array, cost: jax.Array, config: chco.Config) -> dict:
     def one(task):
@@ -369,7 +389,8 @@ def select(
             size = sharding.round_up(len(part), mesh)
             problems += [problems[0]] * (size - len(part))  # pad to a multiple of the devices with copies
             stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
-            out = jax.device_get(_solve_chunk(stacked, seed, probs, cost, config))
+            solve = bounded(_solve_chunk, stacked, probs, config=config)
+            out = jax.device_get(solve(stacked, seed, probs, cost, config))
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
                 results[t] = make_selection(hub, resolved[t], cands[t], list(cache.models), result)
@@ -396,7 +417,7 @@ def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int 
     problem = with_scores(task, cache.probs, jnp.asarray(cache.cost))
     picks = np.array(list(itertools.product(*[range(n) for n in counts])), np.int32)
     picks = np.concatenate([picks, np.repeat(picks[:1], _bucket(len(picks)) - len(picks), 0)])  # reuse compiles
-    result = jax.device_get(chco.brute_force(problem, picks, config))
+    result = jax.device_get(bounded(chco.brute_force, problem, picks, config=config)(problem, picks, config))
     return make_selection(hub, classes, cands, list(cache.models), result)
 
 

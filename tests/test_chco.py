@@ -77,3 +77,21 @@ def test_discretise_top_mass():
     mask = jnp.ones((1, 3), bool)
     np.testing.assert_allclose(chco.discretise(w, mask, None), [[1, 0, 0]])
     np.testing.assert_allclose(chco.discretise(w, mask, 0.7), [[0.625, 0.375, 0.0]], atol=1e-6)
+
+
+def test_compiled_programs_are_bounded(monkeypatch):
+    """Past MAX_PROGRAMS signatures the cache is dropped; the next call recompiles and gives the same answer."""
+    from mll_jax import selection
+
+    monkeypatch.setattr(selection, "MAX_PROGRAMS", 2)
+    monkeypatch.setattr(selection, "_signatures", {})
+    answers = {}
+    for K in (2, 3, 2, 3):
+        problem = constructed_problem(K=K)
+        picks = jnp.full(K, 2)
+        fn = selection.bounded(chco.solve_fixed, problem, picks, config=chco.Config())
+        answer = float(fn(problem, picks)["val_accuracy"])
+        assert answers.setdefault(K, answer) == answer
+    problem = constructed_problem(K=4)
+    selection.bounded(chco.solve_fixed, problem, jnp.full(4, 2), config=chco.Config())
+    assert len(selection._signatures[chco.solve_fixed]) == 1  # the third signature dropped the first two
