@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import zlib
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -307,23 +308,38 @@ def with_scores(task: dict, probs: jax.Array, cost: jax.Array) -> dict:
     }
 
 
-MAX_PROGRAMS = 24  # compiled programs kept per CHCO function (each holds ~1000 memory maps on CPU)
+MAP_BUDGET = 0.75  # share of the process's memory-map limit compiled programs may fill before they are dropped
+MAX_PROGRAMS = 48  # where that limit cannot be read: compiled programs kept per CHCO function
 _signatures: dict = {}
 
 
-def bounded(fn, *args, config: chco.Config):
-    """`fn`, whose compiled programs are dropped when a new one would make more than MAX_PROGRAMS.
+def _maps_in_use() -> float | None:
+    """Share of the process's memory-map limit in use (Linux), else None."""
+    try:
+        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
+        with open("/proc/self/maps", "rb") as maps:
+            return sum(1 for _ in maps) / limit
+    except (OSError, ValueError):
+        return None
 
-    A process may hold only so many memory maps (65530 by default on Linux): without
-    a bound, a long run over many task shapes and configs fails in the compiler. A
-    dropped program recompiles from JAX's disk cache when it is enabled.
+
+def bounded(fn, *args, config: chco.Config):
+    """`fn`, after dropping every CHCO function's compiled programs if a new one would not fit.
+
+    On XLA:CPU each compiled CHCO program holds ~1000 memory maps and a process may
+    hold only so many (65530 by default on Linux): without a bound, a long run over
+    many task shapes and configs fails in the compiler. Checked only when `args` and
+    `config` need a new program; dropped programs recompile from JAX's disk cache.
     """
     signature = (config, tuple((x.shape, x.dtype) for x in jax.tree.leaves(args)))
     seen = _signatures.setdefault(fn, set())
-    if signature not in seen and len(seen) >= MAX_PROGRAMS:
-        fn.clear_cache()
-        seen.clear()
-    seen.add(signature)
+    if signature not in seen:
+        used = _maps_in_use()
+        if used > MAP_BUDGET if used is not None else len(seen) >= MAX_PROGRAMS:
+            for compiled, signatures in _signatures.items():
+                compiled.clear_cache()
+                signatures.clear()
+        seen.add(signature)
     return fn
 
 

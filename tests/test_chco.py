@@ -80,18 +80,20 @@ def test_discretise_top_mass():
 
 
 def test_compiled_programs_are_bounded(monkeypatch):
-    """Past MAX_PROGRAMS signatures the cache is dropped; the next call recompiles and gives the same answer."""
+    """Over the memory-map budget, compiled programs are dropped; the next call recompiles, same answer."""
     from mll_jax import selection
 
-    monkeypatch.setattr(selection, "MAX_PROGRAMS", 2)
     monkeypatch.setattr(selection, "_signatures", {})
     answers = {}
-    for K in (2, 3, 2, 3):
-        problem = constructed_problem(K=K)
-        picks = jnp.full(K, 2)
+    for K in (2, 3, 2):
+        problem, picks = constructed_problem(K=K), jnp.full(K, 2)
         fn = selection.bounded(chco.solve_fixed, problem, picks, config=chco.Config())
-        answer = float(fn(problem, picks)["val_accuracy"])
-        assert answers.setdefault(K, answer) == answer
-    problem = constructed_problem(K=4)
-    selection.bounded(chco.solve_fixed, problem, jnp.full(4, 2), config=chco.Config())
-    assert len(selection._signatures[chco.solve_fixed]) == 1  # the third signature dropped the first two
+        assert answers.setdefault(K, float(fn(problem, picks)["val_accuracy"])) == fn(problem, picks)["val_accuracy"]
+    assert len(selection._signatures[chco.solve_fixed]) == 2  # under budget: both kept
+    monkeypatch.setattr(selection, "MAP_BUDGET", 0.0)
+    monkeypatch.setattr(selection, "_maps_in_use", lambda: 0.5)
+    problem, picks = constructed_problem(K=4), jnp.full(4, 2)
+    fn = selection.bounded(chco.solve_fixed, problem, picks, config=chco.Config())
+    assert len(selection._signatures[chco.solve_fixed]) == 1  # over budget: the others were dropped
+    problem, picks = constructed_problem(K=2), jnp.full(2, 2)
+    assert float(fn(problem, picks)["val_accuracy"]) == answers[2]
