@@ -4,9 +4,9 @@
 the classes' node samples; `select(hub, [names, names, ...])` does many tasks at
 once. The general model is the only candidate for a class no expert covers
 ("uncovered"); by default it is a candidate for every other class too (a
-text-aligned patch is often as good as an expert: 0.941 vs 0.930 mean test
-accuracy on the demo suite), and `Config(patch_every_class=False)` keeps it to
-uncovered classes as DESIGN 3.2 states.
+text-aligned patch is often as good as an expert, and CHCO picks by validation
+accuracy), and `Config(patch_every_class=False)` keeps it to uncovered classes as
+DESIGN 3.2 states.
 
 Batching: tasks are padded to bucketed shapes (`bucket_shape`; a fixed number of
 node samples per class; chunks of tasks of power-of-four sizes), so one compiled program
