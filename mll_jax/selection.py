@@ -119,13 +119,16 @@ class LabelCache:
     """Every labelled model's probabilities side by side, and what its heads fire on."""
 
     models: tuple[str, ...]
-    probs: jax.Array  # [N_store, H_total] float32
+    probs: jax.Array  # [N_store, H] float32: every head, then zero columns up to a multiple of HEAD_PAD
     head_model: np.ndarray  # [H_total] index into `models`
     head_offset: np.ndarray  # [len(models) + 1]
     fired: np.ndarray  # [H_total, num_concepts] bool; all False for the general model
     general_heads: np.ndarray  # [num_concepts] global head of the general model per concept, or -1
-    cost: np.ndarray  # [len(models)] parameters relative to the largest model
+    cost: np.ndarray  # [M] parameters relative to the largest model, zero-padded to a multiple of MODEL_PAD
     general: int  # index of the general model, or -1
+
+
+HEAD_PAD, MODEL_PAD = 64, 8  # label cache widths are rounded up, so hubs of similar size share compiled programs
 
 
 def label_cache(hub: Hub) -> LabelCache:
@@ -151,14 +154,15 @@ def label_cache(hub: Hub) -> LabelCache:
         else:
             fired[offset[m] : offset[m + 1]] = record["response"] >= labeling.THRESHOLD
     params = np.array([hub.entry(i)["params"] for i in ids], np.float32)
+    probs = np.concatenate([r["probs"] for r in records], 1)
     cache = LabelCache(
         models=tuple(ids),
-        probs=jnp.asarray(np.concatenate([r["probs"] for r in records], 1), jnp.float32),
+        probs=jnp.asarray(np.pad(probs, ((0, 0), (0, -probs.shape[1] % HEAD_PAD))), jnp.float32),
         head_model=np.repeat(np.arange(len(ids)), sizes),
         head_offset=offset,
         fired=fired,
         general_heads=general_heads,
-        cost=params / params.max(),
+        cost=np.pad(params / params.max(), (0, -len(params) % MODEL_PAD)),
         general=general,
     )
     hub.__dict__["_label_cache"] = (key, cache)
@@ -270,7 +274,7 @@ def build_problem(
     """One task's padded arrays (node samples of each half, candidate head memberships, masks); `shape` = (K, C)."""
     cache = label_cache(hub)
     K, C = shape or bucket_shape(classes, cands)
-    membership = np.zeros((K, C, cache.head_offset[-1]), np.float32)
+    membership = np.zeros((K, C, cache.probs.shape[1]), np.float32)
     cand_mask = np.zeros((K, C), bool)
     cand_model = np.zeros((K, C), np.int32)
     for k, cs in enumerate(cands):

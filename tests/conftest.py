@@ -13,6 +13,13 @@ import pytest
 os.environ["MLL_JAX_CACHE"] = tempfile.mkdtemp(prefix="mll_jax_test_cache_")
 
 
+def pytest_configure(config):
+    """Compiled programs go to the test cache's disk cache, so the CLI and multi-process tests reuse them."""
+    from mll_jax import paths
+
+    paths.enable_compile_cache()
+
+
 @pytest.fixture(scope="session")
 def hub_path() -> Path:
     """The demo hub, built where `Hub.open()` looks by default (inside the test cache)."""
