@@ -28,8 +28,8 @@ from mll_jax.selection import (
     EPS,
     Candidate,
     Selection,
-    bounded,
     build_problem,
+    compiled_call,
     label_cache,
     make_selection,
     node_samples,
@@ -123,8 +123,7 @@ def fixed_selection(hub: Hub, classes, cands: list[list[Candidate]], pick: list[
     problem = with_scores(build_problem(hub, classes, cands, seed=seed), cache.probs, jnp.asarray(cache.cost))
     picks = np.zeros(problem["cand_mask"].shape[0], np.int32)
     picks[: len(pick)] = pick
-    picks = jnp.asarray(picks)
-    result = jax.device_get(bounded(chco.solve_fixed, problem, picks, config=chco.Config())(problem, picks))
+    result = jax.device_get(compiled_call(chco.solve_fixed, problem, jnp.asarray(picks), config=chco.Config()))
     return make_selection(hub, classes, cands, list(cache.models), result)
 
 

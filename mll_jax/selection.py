@@ -327,15 +327,16 @@ def _maps_in_use() -> float | None:
         return None
 
 
-def bounded(fn, *args, config: chco.Config):
-    """`fn`, after dropping every CHCO function's compiled programs if a new one would not fit.
+def compiled_call(fn, *args, config: chco.Config):
+    """`fn(*args, config=config)`, after dropping every CHCO function's compiled programs if a new
+    one would not fit.
 
     On XLA:CPU each compiled CHCO program holds ~1000 memory maps and a process may
     hold only so many (65530 by default on Linux): without a bound, a long run over
-    many task shapes and configs fails in the compiler. Checked only when `args` and
-    `config` need a new program; dropped programs recompile from JAX's disk cache.
+    many task shapes and configs fails in the compiler. Checked only when the call
+    needs a new program; dropped programs recompile from JAX's disk cache.
     """
-    signature = (config, tuple((x.shape, x.dtype) for x in jax.tree.leaves(args)))
+    signature = (config, tuple((np.shape(x), np.result_type(x)) for x in jax.tree.leaves(args)))
     seen = _signatures.setdefault(fn, set())
     if signature not in seen:
         used = _maps_in_use()
@@ -344,7 +345,7 @@ def bounded(fn, *args, config: chco.Config):
                 compiled.clear_cache()
                 signatures.clear()
         seen.add(signature)
-    return fn
+    return fn(*args, config=config)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -409,8 +410,7 @@ def select(
             size = sharding.round_up(len(part), mesh)
             problems += [problems[0]] * (size - len(part))  # pad to a multiple of the devices with copies
             stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
-            solve = bounded(_solve_chunk, stacked, probs, config=config)
-            out = jax.device_get(solve(stacked, seed, probs, cost, config))
+            out = jax.device_get(compiled_call(_solve_chunk, stacked, seed, probs, cost, config=config))
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
                 results[t] = make_selection(hub, resolved[t], cands[t], list(cache.models), result)
@@ -437,7 +437,7 @@ def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int 
     problem = with_scores(task, cache.probs, jnp.asarray(cache.cost))
     picks = np.array(list(itertools.product(*[range(n) for n in counts])), np.int32)
     picks = np.concatenate([picks, np.repeat(picks[:1], _bucket(len(picks)) - len(picks), 0)])  # reuse compiles
-    result = jax.device_get(bounded(chco.brute_force, problem, picks, config=config)(problem, picks, config))
+    result = jax.device_get(compiled_call(chco.brute_force, problem, picks, config=config))
     return make_selection(hub, classes, cands, list(cache.models), result)
 
 
