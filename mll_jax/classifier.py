@@ -49,7 +49,7 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
     runner = engine.from_hub(hub, list(selection.models), dtype=dtype)
     combine = []
     for group in runner.groups:
-        membership = np.zeros((group.size, max(group.heads), K), np.float32)  # padded models stay 0
+        membership = np.zeros((group.size, group.width, K), np.float32)  # padded models stay 0
         weights = np.zeros((group.size, K), np.float32)
         for m, member in enumerate(group.members):
             for k, choices in enumerate(selection.choices):

@@ -2,9 +2,9 @@
 
 The candidates are timed on the real group at the real batch size on the current
 backend; the result is kept in `<cache>/engine/strategies.json` under a key naming
-the backend, mesh, group signature, group size, batch size and dtype. The loop is
-kept unless another strategy beats it by `MARGIN`, so the engine is never slower
-than the plain loop by more than measurement noise. `MLL_JAX_STRATEGY` overrides.
+the backend, mesh, group signature, group size, padded head width, batch size and
+dtype. The loop is kept unless another strategy beats it by `MARGIN`, so the engine
+is never slower than the plain loop by more than measurement noise. `MLL_JAX_STRATEGY` overrides.
 """
 
 from __future__ import annotations

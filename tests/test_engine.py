@@ -74,7 +74,7 @@ def test_bfloat16_is_close_to_float32_and_keeps_every_head_label(hub, hub_copy, 
 
 def test_the_measured_strategy_is_remembered_and_can_be_forced(hub, monkeypatch):
     engine.from_hub(hub, ["footwear-mlp", "bottoms-mlp", "sandal-boot-dress-mlp"], batch_size=96)
-    remembered = [r for k, r in tuning.measured().items() if "3 models|batch 96|float32" in k]
+    remembered = [r for k, r in tuning.measured().items() if "3 models|heads 8|batch 96|float32" in k]
     assert remembered and remembered[0]["strategy"] in tuning.STRATEGIES
     assert set(remembered[0]["seconds"]) == set(tuning.STRATEGIES)
     monkeypatch.setenv("MLL_JAX_STRATEGY", "map")
