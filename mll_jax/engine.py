@@ -9,12 +9,13 @@ the head size). A group runs with one strategy:
     shared  heads over one shared backbone: the backbone runs once per batch and
             every head of the family is one matmul
 
-Heads are padded to the group's widest head, rounded up to a multiple of
-`HEAD_ALIGN`; padded heads get a bias of -1e9, so their softmax probability is
-exactly 0 and the real heads' probabilities are unchanged. The rounding is for
-speed: on XLA:CPU a CNN whose head layer is at least 8 wide compiles its conv,
+Heads are padded to the group's widest head, or further, to a multiple of
+`HEAD_ALIGN`, where that is measured faster; padded heads get a bias of -1e9, so
+their softmax probability is exactly 0 and the real heads' probabilities are
+unchanged. On XLA:CPU a CNN whose head layer is at least 8 wide compiles its conv,
 dense and head layers into one fused library call, 1.35x faster than with 2-6
-heads (`benchmarks/throughput.py` measures it). The choice between vmap, map and loop is measured (`tuning.py`).
+heads, while an MLP runs 2x slower that way. So the head width, like the choice
+between vmap, map and loop, is measured (`tuning.py`).
 
 Parameters live on a ('data', 'model') mesh: stacks are split along the model axis,
 batches along the data axis, and every program is a `jax.jit` with in/out shardings.
@@ -64,12 +65,13 @@ class Layout:
     treedefs: tuple  # the matching states' tree structures: parameters travel as flat leaf lists
     spec: tuple
     heads: tuple[int, ...]
-    width: int  # every model's head layer padded to this width (`head_width`)
+    width: int  # every model's head layer padded to this width (>= max(heads))
 
 
-def head_width(heads: Iterable[int]) -> int:
-    """The padded head width of a group: its widest head rounded up to a multiple of `HEAD_ALIGN`."""
-    return -(-max(heads) // HEAD_ALIGN) * HEAD_ALIGN
+def head_widths(heads: Iterable[int]) -> tuple[int, ...]:
+    """A group's candidate head widths: its widest head, and that rounded up to a multiple of `HEAD_ALIGN`."""
+    widest = max(heads)
+    return tuple(dict.fromkeys([widest, -(-widest // HEAD_ALIGN) * HEAD_ALIGN]))
 
 
 def spec_key(input_spec: dict) -> tuple:
@@ -204,13 +206,21 @@ def _model_program(graphdef: nnx.GraphDef, treedef, spec: tuple, mesh: Mesh, chu
 class Group:
     """Models of one signature, their parameters on the mesh, and the strategy that runs them."""
 
-    def __init__(self, members: list[Member], strategy: str, mesh: Mesh, dtype, backbone: nnx.Module | None = None):
+    def __init__(
+        self,
+        members: list[Member],
+        strategy: str,
+        mesh: Mesh,
+        dtype,
+        backbone: nnx.Module | None = None,
+        width: int | None = None,
+    ):
         self.members, self.mesh = members, mesh
         self.heads = tuple(m.model.head.out_features for m in members)
         cast = functools.partial(jax.tree.map, functools.partial(_cast, dtype))
         spec = spec_key(members[0].input_spec)
         split = [nnx.split(m.model) for m in members]
-        self.width = head_width(self.heads)
+        self.width = width or max(self.heads)
         self.size = len(members)  # models in the group's output, padding included
         padded = [pad_heads(s, self.width) for _, s in split]
         if strategy == "loop":
@@ -256,8 +266,9 @@ class Group:
 class Engine:
     """Runs many models over image batches: grouped, stacked, sharded, streamed.
 
-    `strategy` forces one of `tuning.STRATEGIES` for every stackable group; by
-    default each group's strategy is measured once per backend and batch size.
+    `strategy` forces one of `tuning.STRATEGIES` for every stackable group, and
+    `pad_heads` True / False forces head layers padded to a multiple of `HEAD_ALIGN`
+    or not; by default both are measured once per backend and batch size.
     On one device, up to `chunk_rows` rows (whole batches) go to the device and
     run as one dispatch; batches are still computed `batch_size` at a time.
     """
@@ -272,6 +283,7 @@ class Engine:
         mesh: Mesh | None = None,
         strategy: str | None = None,
         chunk_rows: int = 4096,
+        pad_heads: bool | None = None,
     ):
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
@@ -293,34 +305,55 @@ class Engine:
         by_signature: dict[str, list[Member]] = collections.defaultdict(list)
         for m in members:
             by_signature[signature(m)].append(m)
+        forced = strategy or tuning.forced()
+        self.pad_heads = pad_heads
         self.groups = []
         for key, group in by_signature.items():
-            if group[0].backbone is not None:
-                self.groups.append(self._group(group, "shared", backbones[group[0].backbone]))
-            elif len(group) == 1 or "shape" not in group[0].input_spec:  # nothing to stack, or no shape to measure
-                self.groups.append(self._group(group, "loop"))
+            backbone = backbones.get(group[0].backbone)
+            measurable = "shape" in group[0].input_spec
+            if backbone is not None:
+                chosen = "shared"
+            elif len(group) == 1 or not measurable:  # nothing to stack, or no shape to measure
+                chosen = "loop"
             else:
-                chosen = strategy or tuning.choose(self._tuning_key(key, group), self._candidates(group))
-                self.groups.append(self._group(group, chosen))
+                chosen = None
+            width = self._width(key, group, chosen or "loop", backbone) if measurable else None
+            if chosen is None:
+                chosen = forced or tuning.choose(
+                    self._tuning_key(key, group, f"heads {width}"),
+                    {s: self._runner(group, s, backbone, width) for s in tuning.STRATEGIES},
+                )
+            self.groups.append(self._group(group, chosen, backbone, width))
 
-    def _group(self, members: list[Member], strategy: str, backbone: nnx.Module | None = None) -> Group:
-        return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone)
+    def _group(self, members: list[Member], strategy: str, backbone=None, width: int | None = None) -> Group:
+        return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone, width)
 
-    def _tuning_key(self, signature_key: str, members: list[Member]) -> str:
+    def _width(self, key: str, members: list[Member], strategy: str, backbone) -> int:
+        """The group's head width: its widest head, or that rounded up where measured faster (one model stands
+        for a stack: the width changes how each model's program compiles)."""
+        widths = head_widths(m.model.head.out_features for m in members)
+        if len(widths) == 1 or self.pad_heads is not None:
+            return widths[-1] if self.pad_heads else widths[0]
+        sample = members if strategy == "shared" else members[:1]
+        runners = {str(w): self._runner(sample, strategy, backbone, w) for w in widths}
+        key = self._tuning_key(key, sample, f"head width for {widths[0]}")
+        return int(tuning.choose(key, runners, baseline=str(widths[0])))
+
+    def _tuning_key(self, signature_key: str, members: list[Member], what: str) -> str:
         device = jax.local_devices()[0]
         shape = "x".join(map(str, self.mesh.devices.shape))
-        width = head_width(m.model.head.out_features for m in members)
-        size = f"{len(members)} models|heads {width}|batch {self.batch_size}|{self.dtype}"
+        size = f"{len(members)} models|{what}|batch {self.batch_size}|{self.dtype}"
         return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
 
-    def _candidates(self, members: list[Member]) -> dict:
-        images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
+    def _runner(self, members: list[Member], strategy: str, backbone, width: int):
+        """A factory of a function that runs `members` on one batch and waits (for `tuning.choose`)."""
 
-        def runner(strategy):
-            group = self._group(members, strategy)
+        def make():
+            images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
+            group = self._group(members, strategy, backbone, width)
             return lambda: jax.block_until_ready(group.run(images))
 
-        return {s: functools.partial(runner, s) for s in tuning.STRATEGIES}
+        return make
 
     def place(self, batch: np.ndarray) -> jax.Array:
         """A host batch on the devices, split over the data axis."""

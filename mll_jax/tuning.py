@@ -1,4 +1,4 @@
-"""Choosing how a group of models runs, by measurement, remembered on disk.
+"""Choosing how a group of models runs (its strategy, its head width), by measurement, remembered on disk.
 
 The candidates are timed on the real group at the real batch size on the current
 backend; the result is kept in `<cache>/engine/strategies.json` under a key naming
@@ -55,23 +55,26 @@ def seconds(run: Callable[[], object], repeats: int = REPEATS) -> float:
     return best
 
 
-def choose(key: str, candidates: dict[str, Callable[[], Callable[[], object]]]) -> str:
-    """The strategy for `key`: forced by MLL_JAX_STRATEGY, remembered, or measured now.
+def forced() -> str | None:
+    """The strategy `MLL_JAX_STRATEGY` forces, if any."""
+    value = os.environ.get("MLL_JAX_STRATEGY")
+    if value and value not in STRATEGIES:
+        raise ValueError(f"MLL_JAX_STRATEGY={value!r} is not one of {STRATEGIES}")
+    return value or None
 
-    `candidates` maps a strategy to a factory of a function that runs one batch
-    and waits for it.
+
+def choose(key: str, candidates: dict[str, Callable[[], Callable[[], object]]], baseline: str = "loop") -> str:
+    """The fastest of `candidates` for `key`: remembered, or measured now.
+
+    `candidates` maps a name to a factory of a function that runs one batch and
+    waits for it. `baseline` (the plain way) is kept unless another is faster by `MARGIN`.
     """
-    forced = os.environ.get("MLL_JAX_STRATEGY")
-    if forced:
-        if forced not in STRATEGIES:
-            raise ValueError(f"MLL_JAX_STRATEGY={forced!r} is not one of {STRATEGIES}")
-        return forced
     if key in (known := measured()):
         return known[key]["strategy"]
     times = {name: seconds(make()) for name, make in candidates.items()}
     best = min(times, key=times.get)
-    if "loop" in times and times["loop"] <= MARGIN * times[best]:
-        best = "loop"
-    log.info("strategy for %s: %s (%s)", key, best, ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
+    if baseline in times and times[baseline] <= MARGIN * times[best]:
+        best = baseline
+    log.info("choice for %s: %s (%s)", key, best, ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
     _remember(key, {"strategy": best, "seconds": times})
     return best

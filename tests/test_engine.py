@@ -51,6 +51,19 @@ def test_every_strategy_equals_the_plain_loop(hub, images, plain, strategy):
         np.testing.assert_allclose(probs, plain[model_id], atol=2e-6, err_msg=model_id)
 
 
+@pytest.mark.parametrize("pad_heads", [None, True, False])
+def test_groups_of_one_signature_with_different_head_counts(hub, images, plain, pad_heads):
+    # tops-mlp has 3 heads, weak-noisy-mlp 4: each alone, then stacked; padded heads must not show
+    for ids in (["tops-mlp"], ["weak-noisy-mlp"], ["tops-mlp", "weak-noisy-mlp"]):
+        runner = engine.from_hub(hub, ids, batch_size=64, pad_heads=pad_heads)
+        got = runner.probabilities(images)
+        for model_id in ids:
+            np.testing.assert_allclose(got[model_id], plain[model_id], atol=2e-6, err_msg=model_id)
+        widths = {g.width for g in runner.groups}
+        if pad_heads is not None:
+            assert widths == {8 if pad_heads else len(plain[ids[-1]][0])}, widths
+
+
 def test_streamed_batches_equal_one_array(hub, images):
     runner = engine.from_hub(hub, ["footwear-cnn", "family-tops", "general"], batch_size=64)
     whole = runner.probabilities(images)
@@ -74,9 +87,13 @@ def test_bfloat16_is_close_to_float32_and_keeps_every_head_label(hub, hub_copy, 
 
 def test_the_measured_strategy_is_remembered_and_can_be_forced(hub, monkeypatch):
     engine.from_hub(hub, ["footwear-mlp", "bottoms-mlp", "sandal-boot-dress-mlp"], batch_size=96)
-    remembered = [r for k, r in tuning.measured().items() if "3 models|heads 8|batch 96|float32" in k]
+    table = tuning.measured()
+    remembered = [r for k, r in table.items() if "3 models|heads " in k and "batch 96|float32" in k]
     assert remembered and remembered[0]["strategy"] in tuning.STRATEGIES
     assert set(remembered[0]["seconds"]) == set(tuning.STRATEGIES)
+    # the head width is measured too: three heads as they are, or padded to a multiple of HEAD_ALIGN
+    widths = [r for k, r in table.items() if "1 models|head width for 3|batch 96|float32" in k]
+    assert widths and set(widths[0]["seconds"]) == {"3", str(engine.HEAD_ALIGN)}
     monkeypatch.setenv("MLL_JAX_STRATEGY", "map")
     forced = engine.from_hub(hub, ["footwear-mlp", "bottoms-mlp"], batch_size=96)
     assert set(forced.strategies.values()) == {"map"}
