@@ -67,7 +67,7 @@ def run(hub_path: Path, backends, tasks, epochs: int | None, workdir: Path) -> d
         test = test or data.load(hub.store_spec.source, "test")
         probs = demo.test_probabilities(hub, test)
         seconds: dict[str, float] = defaultdict(float)
-        results = [demo.evaluate_task(hub, names, test, probs, seconds, methods=METHODS) for names in tasks]
+        results = demo.evaluate_suite(hub, tasks, test, probs, seconds, methods=METHODS)
         row = {"backend": backend, "hub": coverage, "experts": len(experts)}
         row |= {m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}
         row["answered"] = len(results)

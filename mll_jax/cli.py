@@ -52,9 +52,9 @@ def _show(args, result: dict, table: str, plot) -> None:
 
 
 def cmd_demo(args) -> None:
-    from mll_jax import demo
+    from mll_jax import demo, suite
 
-    result = demo.run(Path(args.hub))
+    result = demo.run(Path(args.hub), suite.spread(suite.DEMO_TASKS, args.tasks))
     _show(args, result, demo.table(result), demo.plot)
 
 
@@ -276,6 +276,9 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", help="write the results as JSON to this path")
     demo.add_argument("--plot", help="write a bar chart of mean accuracies (PNG) to this path")
+    demo.add_argument(
+        "--tasks", type=int, help="run only this many of the suite's tasks, spread evenly over it (default: all)"
+    )
 
     hub = sub.add_parser("hub", help="build or inspect the expert hub").add_subparsers(
         dest="hub_command", required=True

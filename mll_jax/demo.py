@@ -21,20 +21,37 @@ def _accuracy(scores, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(scores).argmax(1) == labels))
 
 
-def evaluate_task(
-    hub: Hub, names, test: data.Dataset, test_probs: dict, seconds: dict, seed: int = 0, methods=METHODS
-) -> dict:
-    """Accuracy of each of `methods` on the test images of one task, and the task's expert coverage."""
+def task_items(hub: Hub, names, test: data.Dataset) -> tuple[list, np.ndarray, np.ndarray]:
+    """A task's classes, which test items belong to them (a mask), and those items' class indices."""
     classes = task_lib.resolve(hub.sdag, names)
     y = task_lib.targets(np.array(test.synsets)[test.labels], classes)
-    keep = y >= 0
-    images, y = test.images[keep], y[keep]
-    probs = {m: p[keep] for m, p in test_probs.items()}
+    return classes, y >= 0, y[y >= 0]
+
+
+def evaluate_suite(
+    hub: Hub, tasks, test: data.Dataset, test_probs: dict, seconds: dict, seed: int = 0, methods=METHODS
+) -> list[dict]:
+    """`evaluate_task` over `tasks`, their selections made in one batched call."""
+    clock = time.perf_counter()
+    selections = selection.select(hub, [list(t) for t in tasks], seed=seed, progress=True)
+    seconds["select"] += time.perf_counter() - clock
+    return [evaluate_task(hub, sel, test, test_probs, seconds, seed, methods) for sel in tqdm(selections, desc="tasks")]
+
+
+def evaluate_task(
+    hub: Hub,
+    sel: selection.Selection,
+    test: data.Dataset,
+    test_probs: dict,
+    seconds: dict,
+    seed: int = 0,
+    methods=METHODS,
+) -> dict:
+    """Accuracy of each of `methods` on the test images of `sel`'s task, and the task's expert coverage."""
+    classes, keep, y = task_items(hub, sel.classes, test)
+    images, probs = test.images[keep], {m: p[keep] for m, p in test_probs.items()}
     acc = {}
 
-    clock = time.perf_counter()
-    sel = selection.select(hub, list(names), seed=seed)
-    seconds["select"] += time.perf_counter() - clock
     clock = time.perf_counter()
     if "mll" in methods:
         acc["mll"] = _accuracy(reuse(hub, sel)(images), y)
@@ -65,7 +82,7 @@ def evaluate_task(
         acc["oracle"] = _accuracy(baselines.oracle_logits(hub, classes, images), y)
     seconds["oracle"] += time.perf_counter() - clock
     return {
-        "classes": list(names),
+        "classes": list(sel.classes),
         "nodes": sel.nodes,
         "test_items": int(len(y)),
         "accuracy": {m: acc[m] for m in methods},
@@ -94,7 +111,7 @@ def run(hub_path: Path, tasks=suite.DEMO_TASKS, seed: int = 0) -> dict:
     test_probs = test_probabilities(hub, test)
     seconds["test_inference"] = time.perf_counter() - clock
 
-    results = [evaluate_task(hub, names, test, test_probs, seconds, seed) for names in tqdm(tasks, desc="tasks")]
+    results = evaluate_suite(hub, tasks, test, test_probs, seconds, seed)
     summary = {m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}
     seconds["total"] = time.perf_counter() - start
     return {

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import data, demo, labeling, suite
+from mll_jax import baselines, data, demo, labeling, suite
 from mll_jax.hub import Hub
 
 METHODS = ("mll", "f1_topk", "patch_only")
@@ -69,18 +69,10 @@ def run(
         raise ValueError(f"hub {full.path} has no general model; growth hubs need one to patch uncovered classes")
     test = data.load(full.store_spec.source, "test")
     test_probs = demo.test_probabilities(full, test)
-    oracle = [
-        demo.evaluate_task(
-            full,
-            names,
-            test,
-            test_probs,
-            defaultdict(float),
-            seed,
-            methods=("oracle",),
-        )["accuracy"]["oracle"]
-        for names in tqdm(tasks, desc="oracle")
-    ]
+    oracle = []
+    for names in tqdm(tasks, desc="oracle"):
+        classes, keep, y = demo.task_items(full, names, test)
+        oracle.append(float(np.mean(baselines.oracle_logits(full, classes, test.images[keep]).argmax(1) == y)))
     rng = np.random.default_rng(seed)
     permutations = [list(rng.permutation(experts)) for _ in range(orders)]
     rows = []
@@ -96,7 +88,7 @@ def run(
                 copy_model(hub, full, model_id)
             labelled = labeling.label(hub, progress=False)
             seconds: dict[str, float] = defaultdict(float)
-            results = [demo.evaluate_task(hub, n, test, test_probs, seconds, seed, METHODS) for n in tasks]
+            results = demo.evaluate_suite(hub, tasks, test, test_probs, seconds, seed, METHODS)
             rows.append(
                 {
                     "order": o,

@@ -336,7 +336,8 @@ def compiled_call(fn, *args, config: chco.Config):
     many task shapes and configs fails in the compiler. Checked only when the call
     needs a new program; dropped programs recompile from JAX's disk cache.
     """
-    signature = (config, tuple((np.shape(x), np.result_type(x)) for x in jax.tree.leaves(args)))
+    leaves = jax.tree.leaves(args)
+    signature = (config, tuple((np.shape(x), getattr(x, "dtype", None) or np.result_type(x)) for x in leaves))
     seen = _signatures.setdefault(fn, set())
     if signature not in seen:
         used = _maps_in_use()

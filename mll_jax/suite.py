@@ -49,3 +49,12 @@ OUTSIDE_WORDNET = {
     "sweatshirt": "pullover.n.01",
     "polo shirt": "shirt.n.01",
 }  # name -> the node it must match
+
+
+def spread(tasks: tuple, count: int | None) -> tuple:
+    """`count` of `tasks`, evenly spread over them (all of them for None)."""
+    if count is None:
+        return tasks
+    if not 1 <= count <= len(tasks):
+        raise ValueError(f"the suite has {len(tasks)} tasks; ask for 1 to {len(tasks)}, got {count}")
+    return tuple(tasks[round(i * (len(tasks) - 1) / max(count - 1, 1))] for i in range(count))
