@@ -43,7 +43,7 @@ class Hub:
     """A hub on disk. Open an existing one with `Hub.open`, make one with `Hub.create`."""
 
     def __init__(self, path: Path, registry: dict):
-        self.path = path
+        self.path = Path(path).absolute()  # checkpoint writers need absolute paths
         self._registry = registry
         self._sdag: sdag_lib.SDAG | None = None
         self._store: store_lib.SampleStore | None = None

@@ -47,6 +47,15 @@ def test_add_replaces_and_keeps_other_entries(hub_copy):
         hub_copy.add("../escape", model, "mlp", {"hidden": [16]}, ["a", "b"], {})
 
 
+def test_a_hub_opened_by_a_relative_path_stores_models(hub_copy, monkeypatch):
+    monkeypatch.chdir(hub_copy.path.parent)
+    relative = Hub.open(hub_copy.path.name)
+    model = models.build("mlp", {"hidden": [16]}, num_heads=2)
+    relative.add("extra-mlp", model, "mlp", {"hidden": [16]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
+    x = jnp.ones((2, 28, 28, 1))
+    np.testing.assert_array_equal(Hub.open(hub_copy.path).load_model("extra-mlp")(x), model(x))
+
+
 def test_open_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="mll-jax hub build"):
         Hub.open(tmp_path / "nothing")
