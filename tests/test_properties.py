@@ -57,7 +57,7 @@ def problems(draw):
     return problem, num_classes
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(), st.integers(1, 4))
 def test_chco_covers_every_class_and_respects_max_models(case, max_models):
     problem, num_classes = case
