@@ -17,7 +17,7 @@ from mll_jax.hub import Hub
 METHODS = ("mll", "oracle", "patch_only", "f1_topk", "declared", "random")
 
 
-def _accuracy(scores, labels: np.ndarray) -> float:
+def accuracy(scores, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(scores).argmax(1) == labels))
 
 
@@ -54,32 +54,32 @@ def evaluate_task(
 
     clock = time.perf_counter()
     if "mll" in methods:
-        acc["mll"] = _accuracy(reuse(hub, sel)(images), y)
+        acc["mll"] = accuracy(reuse(hub, sel)(images), y)
     seconds["reuse"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
     cands = selection.candidates(hub, classes)
     if "patch_only" in methods:
         patch = baselines.patch_candidates(hub, classes)
-        acc["patch_only"] = _accuracy(
+        acc["patch_only"] = accuracy(
             reuse(hub, baselines.fixed_selection(hub, classes, patch, [0] * len(classes)))(images), y
         )
     if "random" in methods:
         random_sel = baselines.fixed_selection(hub, classes, cands, baselines.random_pick(cands, seed))
-        acc["random"] = _accuracy(reuse(hub, random_sel)(images), y)
+        acc["random"] = accuracy(reuse(hub, random_sel)(images), y)
     if "f1_topk" in methods:
         members = baselines.f1_topk_members(hub, classes, cands, seed=seed)
-        acc["f1_topk"] = _accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
+        acc["f1_topk"] = accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
     if "declared" in methods:
         declared = baselines.declared_candidates(hub, classes)
-        acc["declared"] = _accuracy(
+        acc["declared"] = accuracy(
             baselines.ensemble(probs, declared, [[c.model for c in cs] for cs in declared], False), y
         )
     seconds["baselines"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
     if "oracle" in methods:
-        acc["oracle"] = _accuracy(baselines.oracle_logits(hub, classes, images), y)
+        acc["oracle"] = accuracy(baselines.oracle_logits(hub, classes, images), y)
     seconds["oracle"] += time.perf_counter() - clock
     return {
         "classes": list(sel.classes),

@@ -72,7 +72,7 @@ def run(
     oracle = []
     for names in tqdm(tasks, desc="oracle"):
         classes, keep, y = demo.task_items(full, names, test)
-        oracle.append(float(np.mean(baselines.oracle_logits(full, classes, test.images[keep]).argmax(1) == y)))
+        oracle.append(demo.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
     rng = np.random.default_rng(seed)
     permutations = [list(rng.permutation(experts)) for _ in range(orders)]
     rows = []
