@@ -26,7 +26,10 @@ def test_demo_end_to_end(hub_path, tmp_path):
         assert all(0.0 <= a <= 1.0 for a in task["accuracy"].values())
         assert task["selection"]["classes"] == task["classes"]
     summary = doc["summary"]
-    assert summary["mll"] > summary["random"] and summary["mll"] > summary["patch_only"]
+    assert summary["mll"] > summary["random"] and summary["mll"] > summary["f1_topk"]
+    # The aligned patch alone comes within a few tenths of a point of MLL on these tasks (0.954 against
+    # 0.956 when last run). MLL may pick it for any class, so it must not fall behind it beyond selection noise.
+    assert summary["mll"] >= summary["patch_only"] - 0.005
     # `declared` ensembles every declared expert with the text-aligned general model; MLL picks one head per class
     assert summary["mll"] >= summary["declared"] - 0.01
     assert summary["mll"] >= 0.9 * summary["oracle"]

@@ -1,0 +1,38 @@
+"""Training augmentations on real store images: what each one does, and bad names."""
+
+import numpy as np
+import pytest
+
+from mll_jax import train
+
+
+@pytest.fixture(scope="module")
+def images(hub):
+    return hub.store.images[:64]
+
+
+def test_shift_translates_each_image_by_at_most_the_given_pixels(images):
+    shifted = train.shift(images, np.random.default_rng(0), pixels=2)
+    assert shifted.shape == images.shape and shifted.dtype == images.dtype
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    offsets = set()
+    for original, out in zip(padded, shifted):
+        matches = [
+            (dy, dx) for dy in range(5) for dx in range(5) if np.array_equal(original[dy : dy + 28, dx : dx + 28], out)
+        ]
+        assert matches, "a shifted image is not a translate of its original"
+        offsets.add(matches[0])
+    assert len(offsets) > 5  # offsets are drawn per image
+
+
+def test_flip_mirrors_about_half_the_images(images):
+    flipped = train.flip(images, np.random.default_rng(0))
+    mirrored = [np.array_equal(out, original[:, ::-1]) for original, out in zip(images, flipped)]
+    kept = [np.array_equal(out, original) for original, out in zip(images, flipped)]
+    assert all(m or k for m, k in zip(mirrored, kept))
+    assert 16 < sum(mirrored) < 48
+
+
+def test_an_unknown_augmentation_is_named_before_any_training(hub):
+    with pytest.raises(ValueError, match=r"unknown augmentation\(s\) \['rotate'\]; choose from \['flip', 'shift'\]"):
+        train.fit(None, hub.store.images[:8], hub.store.concepts[:8], None, augmentations=("shift", "rotate"))
