@@ -122,6 +122,8 @@ def add_to_hub(hub: Hub, spec: GeneralSpec = GeneralSpec()) -> str:
     """
     if spec.backend not in BACKENDS:
         raise ValueError(f"unknown general-model backend {spec.backend!r}; choose one of {BACKENDS}")
+    if spec.backend == "clip" and spec.augmentations:
+        raise ValueError("the clip backend is converted, not trained: drop `augmentations` from its GeneralSpec")
     from mll_jax import zoo
 
     fit = store_lib.fit_mask(len(hub.store))

@@ -59,6 +59,8 @@ def test_switching_backends_replaces_the_general_model_and_a_bad_one_changes_not
         general.add_to_hub(hub_copy, general.GeneralSpec("vlm"))
     with pytest.raises(ValueError, match="needs a checkpoint"):
         general.add_to_hub(hub_copy, general.GeneralSpec("clip"))
+    with pytest.raises(ValueError, match="converted, not trained"):
+        general.add_to_hub(hub_copy, general.GeneralSpec("clip", source="openai/clip", augmentations=("shift",)))
     with pytest.raises(ValueError, match=r"unknown augmentation\(s\) \['rotate'\]"):
         general.add_to_hub(hub_copy, general.GeneralSpec("classifier", augmentations=("rotate",)))
     assert hub_copy.entries == before
