@@ -124,11 +124,12 @@ def add_to_hub(hub: Hub, spec: GeneralSpec = GeneralSpec()) -> str:
         raise ValueError(f"unknown general-model backend {spec.backend!r}; choose one of {BACKENDS}")
     if spec.backend == "clip" and spec.augmentations:
         raise ValueError("the clip backend is converted, not trained: drop `augmentations` from its GeneralSpec")
+    augmentations = AUGMENTATIONS.get(spec.backend, ()) if spec.augmentations is None else spec.augmentations
+    train.check_augmentations(augmentations)  # before the store and the text embeddings are loaded
     from mll_jax import zoo
 
     fit = store_lib.fit_mask(len(hub.store))
     images, concepts = hub.store.images[fit], hub.store.concepts[fit]
-    augmentations = AUGMENTATIONS.get(spec.backend, ()) if spec.augmentations is None else spec.augmentations
     provenance = {"backend": spec.backend, "epochs": spec.epochs, "seed": spec.seed}
     if augmentations:
         provenance["augmentations"] = list(augmentations)
