@@ -24,12 +24,9 @@ import jax
 import numpy as np
 
 import mll_jax as mll
-from mll_jax import chco, paths, selection
-
-
-def random_tasks(hub: mll.Hub, count: int, rng: np.random.Generator, sizes=(2, 7)) -> list[list[str]]:
-    nodes = hub.sdag.concept_nodes
-    return [list(rng.choice(nodes, rng.integers(*sizes), replace=False)) for _ in range(count)]
+from mll_jax import paths, selection
+from mll_jax.experiments.tasks import random_tasks
+from mll_jax.selection import chco
 
 
 def timed(fn, *args, **kwargs) -> float:
@@ -46,13 +43,13 @@ def throughput(hub, counts, serial_limit, config, rng) -> list[dict]:
     rows = []
     for count in counts:
         tasks = random_tasks(hub, count, rng)
-        first = timed(mll.select, hub, tasks, config=config)
-        steady = timed(mll.select, hub, tasks, config=config)
+        first = timed(mll.select_many, hub, tasks, config=config)
+        steady = timed(mll.select_many, hub, tasks, config=config)
         serial_tasks = tasks[:serial_limit]
         select_each(hub, serial_tasks, config)  # compile the single-task programs
         serial = timed(select_each, hub, serial_tasks, config) / len(serial_tasks)
-        mll.select(hub, serial_tasks, config=config)  # compile this subset's buckets
-        same = timed(mll.select, hub, serial_tasks, config=config) / len(serial_tasks)  # batched, same tasks
+        mll.select_many(hub, serial_tasks, config=config)  # compile this subset's buckets
+        same = timed(mll.select_many, hub, serial_tasks, config=config) / len(serial_tasks)  # batched, same tasks
         rows.append(
             {
                 "tasks": count,
@@ -70,7 +67,7 @@ def throughput(hub, counts, serial_limit, config, rng) -> list[dict]:
 def quality(hub, count, config, rng) -> dict:
     tasks = random_tasks(hub, count, rng, sizes=(2, 4))
     start = time.perf_counter()
-    chosen = mll.select(hub, tasks, config=config)
+    chosen = mll.select_many(hub, tasks, config=config)
     chco_s = time.perf_counter() - start
     start = time.perf_counter()
     optimum = [selection.brute_force(hub, t, config) for t in tasks]

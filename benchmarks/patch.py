@@ -24,8 +24,14 @@ from pathlib import Path
 import numpy as np
 
 import mll_jax as mll
-from mll_jax import data, demo, general, labeling, models, paths, suite, text
-from mll_jax import task as task_lib
+from mll_jax import data, labeling, paths
+from mll_jax.concepts import task as task_lib
+from mll_jax.concepts import text
+from mll_jax.configs import suite
+from mll_jax.data.preprocess import preprocess
+from mll_jax.experiments import demo
+from mll_jax.hub import general
+from mll_jax.nets.aligned import text_scores
 
 METHODS = ("mll", "patch_only")
 
@@ -39,7 +45,7 @@ def raw_name_accuracy(hub: mll.Hub, test: data.Dataset, tasks) -> float:
         classes = task_lib.resolve(hub.sdag, names)
         y = task_lib.targets(np.array(test.synsets)[test.labels], classes)
         keep = y >= 0
-        scores = general.text_scores(model, models.preprocess(test.images[keep], spec), text.embed(names))
+        scores = text_scores(model, preprocess(test.images[keep], spec), text.embed(names))
         accuracies.append(float(np.mean(np.asarray(scores).argmax(1) == y[keep])))
     return float(np.mean(accuracies))
 

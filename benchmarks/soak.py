@@ -25,7 +25,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mll_jax as mll
-from mll_jax import chco, classifier, data, paths, selection
+from mll_jax import classifier, data, paths
+from mll_jax.experiments.tasks import random_tasks
+from mll_jax.selection import chco, programs
 
 LIGHT = chco.Config(restarts=2, steps=40, refit_steps=20, samples_per_class=64)
 
@@ -37,11 +39,6 @@ def rss_mib() -> float:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def random_tasks(hub: mll.Hub, count: int, rng: np.random.Generator) -> list[list[str]]:
-    nodes = hub.sdag.concept_nodes
-    return [list(rng.choice(nodes, rng.integers(2, 7), replace=False)) for _ in range(count)]
 
 
 def growth(samples: list[float]) -> float:
@@ -66,7 +63,7 @@ def main() -> None:
 
     for names in tqdm(random_tasks(hub, args.warmup, rng), desc="warm-up", mininterval=5):
         mll.select(hub, names, config=LIGHT)
-    warm_programs = selection._solve_chunk._cache_size()
+    warm_programs = programs.count(programs.solve_chunk)
     start = time.perf_counter()
     select_rss, sels = [], []
     for i, names in enumerate(tqdm(random_tasks(hub, args.selections, rng), desc="selections", mininterval=5)):
@@ -103,8 +100,8 @@ def main() -> None:
         "select_rss_growth": growth(select_rss),
         "predict_rss_growth": growth(predict_rss),
         "compiled_select_programs_after_warmup": warm_programs,
-        "compiled_select_programs": selection._solve_chunk._cache_size(),
-        "compiled_reuse_programs": classifier._logits._cache_size(),
+        "compiled_select_programs": programs.count(programs.solve_chunk),
+        "compiled_reuse_programs": classifier.compiled_programs(),
         "config": {"chco": LIGHT.__dict__},
     }
     header = ["phase", "count", "seconds", "RSS first 10% MiB", "RSS last 10% MiB", "growth"]

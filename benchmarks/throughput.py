@@ -34,15 +34,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mll_jax import engine, labeling, models, paths, zoo
+from mll_jax import engine, labeling, nets, paths
+from mll_jax.configs import demo_hub
+from mll_jax.data.preprocess import preprocess, spec_key
+from mll_jax.engine import forward, runner
 
-SPEC = zoo.INPUT_SPEC
+SPEC = demo_hub.INPUT_SPEC
 STANDALONE = [
-    ("mlp", zoo.MLP),
-    ("cnn", zoo.CNN),
-    ("mlp", zoo.SMALL_MLP),
-    ("cnn", zoo.SMALL_CNN),
-    ("cnn", zoo.LARGE_CNN),
+    ("mlp", demo_hub.MLP),
+    ("cnn", demo_hub.CNN),
+    ("mlp", demo_hub.SMALL_MLP),
+    ("cnn", demo_hub.SMALL_CNN),
+    ("cnn", demo_hub.LARGE_CNN),
 ]
 FAMILY_SIZE = 8
 
@@ -53,12 +56,12 @@ def synthetic_hub(experts: int, seed: int = 0) -> tuple[list[engine.Member], dic
     members, backbones = [], {}
     for i in range(experts - heads):
         arch, config = STANDALONE[i % len(STANDALONE)]
-        members.append(engine.Member(f"{arch}-{i}", models.build(arch, config, 2 + i % 5, seed=seed + i), SPEC))
+        members.append(engine.Member(f"{arch}-{i}", nets.build(arch, config, 2 + i % 5, seed=seed + i), SPEC))
     for i in range(heads):
         family = f"backbone-{i // FAMILY_SIZE}"
         if family not in backbones:
-            backbones[family] = models.build("cnn", zoo.CNN, 9, seed=seed + 1000 + i)
-        model = models.build("linear", zoo.HEADS, 2 + i % 5, seed=seed + 2000 + i)
+            backbones[family] = nets.build("cnn", demo_hub.CNN, 9, seed=seed + 1000 + i)
+        model = nets.build("linear", demo_hub.HEADS, 2 + i % 5, seed=seed + 2000 + i)
         members.append(engine.Member(f"head-{i}", model, SPEC, family))
     return members, backbones
 
@@ -80,16 +83,16 @@ def whole_model(member: engine.Member, backbones: dict[str, nnx.Module]) -> nnx.
 
 def plain_loop(members, backbones, batch_size: int):
     """One jitted softmax forward per model; returns run(images) -> {id: probs}."""
-    spec = engine.spec_key(SPEC)
+    spec = spec_key(SPEC)
     programs = {}
     for m in members:
         fn = whole_model(m, backbones)
-        programs[m.id] = jax.jit(lambda x, f=fn: jax.nn.softmax(f(models.preprocess(x, dict(spec))), -1))
+        programs[m.id] = jax.jit(lambda x, f=fn: jax.nn.softmax(f(preprocess(x, dict(spec))), -1))
 
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
         parts = {i: [] for i in programs}
         for start in range(0, len(images), batch_size):
-            batch = jnp.asarray(engine.pad_rows(images[start : start + batch_size], batch_size))
+            batch = jnp.asarray(runner.pad_rows(images[start : start + batch_size], batch_size))
             outs = {i: p(batch) for i, p in programs.items()}
             for i, o in outs.items():
                 parts[i].append(np.asarray(o)[: min(batch_size, len(images) - start)])
@@ -203,12 +206,12 @@ def throughput(experts: list[int], batches: list[int], images: np.ndarray, repea
     return rows, peak
 
 
-_forward = jax.jit(engine.forward, static_argnums=(0, 1))
+_forward = jax.jit(forward.forward, static_argnums=(0, 1))
 
 
 def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
     """Labelling as a plain loop: load each model, one jitted call per model and batch."""
-    spec = engine.spec_key(SPEC)
+    spec = spec_key(SPEC)
     out = {}
     for model_id in ids:
         backbones: dict[str, nnx.Module] = {}  # each model loads its own backbone, as a plain loop would
@@ -216,7 +219,7 @@ def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = 5
         graphdef, state = nnx.split(whole_model(member, backbones))
         parts = [
             np.asarray(
-                _forward(graphdef, spec, state, jnp.asarray(engine.pad_rows(images[s : s + batch_size], batch_size)))
+                _forward(graphdef, spec, state, jnp.asarray(runner.pad_rows(images[s : s + batch_size], batch_size)))
             )
             for s in range(0, len(images), batch_size)
         ]
@@ -234,10 +237,10 @@ def labelling(hub_path: Path, repeats: int) -> dict | None:
         print(f"labelling: skipped, no hub at {hub_path} (run `make demo`)")
         return None
     images, ids = hub.store.images, list(hub.entries)
-    groups = labeling.groups(hub, ids)
+    groups = labeling.labels.groups(hub, ids)
     engine_s, loop_s = side_by_side(
         [
-            lambda: [labeling.compute(hub, g, progress=False) for g in groups],
+            lambda: [labeling.labels.compute(hub, g, progress=False) for g in groups],
             lambda: plain_labelling(hub, ids, images),
         ],
         repeats,
@@ -255,7 +258,7 @@ def _picks(sel) -> list:
 def precision(hub_path: Path) -> dict | None:
     """bfloat16 vs float32 on the demo hub: probabilities, head labels and selections."""
     import mll_jax as mll
-    from mll_jax import suite
+    from mll_jax.configs import suite
     from mll_jax.hub import Hub
 
     try:
@@ -271,7 +274,7 @@ def precision(hub_path: Path) -> dict | None:
             for i in hub.ids("expert")
         )
         tasks = [list(t) for t in suite.DEMO_TASKS]
-        fp32, bf16 = mll.select(hub, tasks), mll.select(copy, tasks)
+        fp32, bf16 = mll.select_many(hub, tasks), mll.select_many(copy, tasks)
     same = sum(_picks(a) == _picks(b) for a, b in zip(fp32, bf16))
     result = {
         "prob_max_abs_diff": float(max(d.max() for d in diffs)),

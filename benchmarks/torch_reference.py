@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from flax import nnx
 from torch import nn
 
-from mll_jax import models
+from mll_jax import nets
+from mll_jax.data.preprocess import preprocess
 
 
 def _linear(layer: nnx.Linear) -> nn.Linear:
@@ -61,12 +62,12 @@ class _Flatten(nn.Module):
 
 def _features(model: nnx.Module) -> nn.Sequential:
     """Torch equivalent of `model.features` (NCHW input)."""
-    if isinstance(model, models.CNN) or hasattr(model, "convs"):
+    if isinstance(model, nets.cnn.CNN) or hasattr(model, "convs"):
         blocks = [m for conv in model.convs for m in (_SameConv(conv), nn.ReLU())]
         return nn.Sequential(*blocks, _Flatten(), _linear(model.dense), nn.ReLU())
-    if isinstance(model, models.MLP) or hasattr(model, "layers"):
+    if isinstance(model, nets.mlp.MLP) or hasattr(model, "layers"):
         return nn.Sequential(_Flatten(), *[m for layer in model.layers for m in (_linear(layer), nn.ReLU())])
-    if isinstance(model, models.LinearHeads):
+    if isinstance(model, nets.linear.LinearHeads):
         return nn.Sequential(_Flatten())
     raise TypeError(f"unsupported model {type(model).__name__}")
 
@@ -103,20 +104,20 @@ def _self_check() -> None:
 
     spec = {"mean": 0.1307, "std": 0.3081}
     images = np.random.default_rng(0).integers(0, 256, (100, 28, 28, 1), dtype=np.uint8)
-    backbone = models.build("cnn", {"channels": [16, 32], "dense": 128}, 3, seed=4)
-    heads = models.build("linear", {"in_features": 128}, 4, seed=5)
+    backbone = nets.build("cnn", {"channels": [16, 32], "dense": 128}, 3, seed=4)
+    heads = nets.build("linear", {"in_features": 128}, 4, seed=5)
     cases = {
-        "mlp [256]": (models.build("mlp", {"hidden": [256]}, 3, seed=1), None),
-        "cnn [8,16] 64": (models.build("cnn", {"channels": [8, 16], "dense": 64}, 3, seed=2), None),
-        "cnn [24,48] 128": (models.build("cnn", {"channels": [24, 48], "dense": 128}, 5, seed=3), None),
+        "mlp [256]": (nets.build("mlp", {"hidden": [256]}, 3, seed=1), None),
+        "cnn [8,16] 64": (nets.build("cnn", {"channels": [8, 16], "dense": 64}, 3, seed=2), None),
+        "cnn [24,48] 128": (nets.build("cnn", {"channels": [24, 48], "dense": 128}, 5, seed=3), None),
         "backbone+linear": (heads, backbone),
     }
     for name, (model, base) in cases.items():
         if base is None:
-            expected = nnx.jit(lambda m, x: jax.nn.softmax(m(models.preprocess(x, spec))))(model, images)
+            expected = nnx.jit(lambda m, x: jax.nn.softmax(m(preprocess(x, spec))))(model, images)
             torch_model = to_torch(model)
         else:
-            expected = nnx.jit(lambda m, b, x: jax.nn.softmax(m(b.features(models.preprocess(x, spec)))))(
+            expected = nnx.jit(lambda m, b, x: jax.nn.softmax(m(b.features(preprocess(x, spec)))))(
                 model, base, images
             )
             torch_model = to_torch_on_backbone(base, model)

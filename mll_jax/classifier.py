@@ -1,4 +1,4 @@
-"""Reuse (DESIGN 3.3), the classifier: a selection becomes one jitted classifier `images -> logits [B, K]`.
+"""Reuse (method.md §3.4): a selection becomes one jitted classifier `images -> logits [B, K]`.
 
 Only the selected models run, on the engine's groups (a shared backbone once for
 all its selected heads). Class k's logit is
@@ -17,8 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from mll_jax import engine
-from mll_jax.hub import Hub
-from mll_jax.selection import EPS, Selection
+from mll_jax.hub.hub import Hub
+from mll_jax.selection.chco import candidate_scores
+from mll_jax.selection.types import Selection
+
+_programs: set = set()  # (groups, input shape) of every compiled classifier program
 
 
 def check_images(images, shape: tuple[int, ...]) -> None:
@@ -38,7 +41,7 @@ def _logits(layouts: tuple, params: tuple, combine: tuple, biases: jax.Array, im
     z = jnp.broadcast_to(biases, (images.shape[0], biases.shape[0]))
     for layout, group_params, (membership, weights) in zip(layouts, params, combine):
         probs = engine.group_probabilities(layout, group_params, images)  # [M, B, H]
-        scores = jnp.log(jnp.einsum("mbh,mhk->mbk", probs, membership) + EPS)
+        scores = candidate_scores(jnp.einsum("mbh,mhk->mbk", probs, membership))
         z = z + jnp.where(weights[:, None] > 0, scores * weights[:, None], 0.0).sum(0)
     return z
 
@@ -65,7 +68,13 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
 
     def classifier(images: jax.Array) -> jax.Array:
         check_images(images, shape)
+        _programs.add((layouts, images.shape, str(images.dtype)))
         return _logits(layouts, params, combine, biases, images)
 
     classifier.classes = list(selection.classes)
     return classifier
+
+
+def compiled_programs() -> int:
+    """How many classifier programs this process has compiled (one per selected groups and input shape)."""
+    return len(_programs)

@@ -23,7 +23,8 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def hub_path() -> Path:
     """The demo hub, built where `Hub.open()` looks by default (inside the test cache)."""
-    from mll_jax import labeling, paths, zoo
+    from mll_jax import labeling, paths
+    from mll_jax.hub import zoo
 
     path = paths.default_hub()
     labeling.label(zoo.build(path))

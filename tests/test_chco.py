@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mll_jax import chco
+from mll_jax.selection import chco, programs
 
 
 def constructed_problem(seed=0, n_per_class=60, K=3, C=4):
@@ -16,59 +16,57 @@ def constructed_problem(seed=0, n_per_class=60, K=3, C=4):
     # informative but overlapping: each class needs its own informative candidate
     scores[:, :, 2] = np.where(np.eye(K)[labels] > 0, -0.5, -2.0) + rng.normal(0, 0.7, (N, K))
     M = K * C
-    return {
-        **chco.halves(scores, labels.astype(np.int32), np.arange(N) % 2 == 0),
-        "cand_mask": np.ones((K, C), bool),
-        "cand_model": np.arange(M).reshape(K, C).astype(np.int32),
-        "model_cost": np.full(M, 0.1, np.float32),
-    }
+    return chco.Problem(
+        *chco.halves(scores, labels.astype(np.int32), np.arange(N) % 2 == 0),
+        cand_mask=np.ones((K, C), bool),
+        cand_model=np.arange(M).reshape(K, C).astype(np.int32),
+        model_cost=np.full(M, 0.1, np.float32),
+    )
 
 
 def test_recovers_the_known_best_combination():
     problem = constructed_problem()
-    K, C = problem["cand_mask"].shape
+    K, C = problem.cand_mask.shape
     brute = {}
     for pick in itertools.product(range(C), repeat=K):
-        brute[pick] = float(chco.solve_fixed(problem, jnp.array(pick))["val_loss"])
+        brute[pick] = float(chco.solve_fixed(problem, jnp.array(pick)).val_loss)
     assert min(brute, key=brute.get) == (2, 2, 2)
     out = jax.device_get(chco.solve(problem, jax.random.key(0)))
-    assert out["w"].argmax(1).tolist() == [2, 2, 2]
-    assert out["val_accuracy"] > 0.8
+    assert out.w.argmax(1).tolist() == [2, 2, 2]
+    assert out.val_accuracy > 0.8
 
 
 def test_respects_the_candidate_mask():
     problem = constructed_problem()
-    problem["cand_mask"][1, 2] = False  # the best candidate of class 1 is not allowed
+    problem.cand_mask[1, 2] = False  # the best candidate of class 1 is not allowed
     out = jax.device_get(chco.solve(problem, jax.random.key(0)))
-    assert out["w"][1, 2] == 0 and out["w"][1].sum() == 1.0
+    assert out.w[1, 2] == 0 and out.w[1].sum() == 1.0
 
 
 def test_padding_does_not_change_the_answer():
     problem = constructed_problem(K=3, C=4)
     K, C = 4, 8
-    padded = {"cand_mask": np.zeros((K, C), bool), "cand_model": np.zeros((K, C), np.int32)}
-    padded["cand_mask"][:3, :4] = True
-    padded["cand_model"][:3, :4] = problem["cand_model"]
-    padded["model_cost"] = problem["model_cost"]
-    for half in ("fit", "val"):
-        part = problem[half]
-        N = len(part["labels"])
+    cand_mask, cand_model = np.zeros((K, C), bool), np.zeros((K, C), np.int32)
+    cand_mask[:3, :4] = True
+    cand_model[:3, :4] = problem.cand_model
+    halves = []
+    for part in (problem.fit, problem.val):
+        N = len(part.labels)
         scores = np.zeros((N + 10, K, C), np.float32)
-        scores[:N, :3, :4] = part["scores"]
-        padded[half] = {
-            "scores": scores,
-            "labels": np.pad(np.asarray(part["labels"]), (0, 10)),
-            "weight": np.pad(np.asarray(part["weight"]), (0, 10)),
-        }
+        scores[:N, :3, :4] = part.scores
+        halves.append(
+            chco.Half(scores, np.pad(np.asarray(part.labels), (0, 10)), np.pad(np.asarray(part.weight), (0, 10)))
+        )
+    padded = chco.Problem(*halves, cand_mask, cand_model, problem.model_cost)
     out = jax.device_get(chco.solve(padded, jax.random.key(0)))
-    assert out["w"][:3].argmax(1).tolist() == [2, 2, 2] and out["w"][3].sum() == 0
+    assert out.w[:3].argmax(1).tolist() == [2, 2, 2] and out.w[3].sum() == 0
 
 
 def test_masked_softmax_and_model_usage():
     mask = jnp.array([[True, True, False]])
     w = chco.masked_softmax(jnp.array([[0.0, 0.0, 5.0]]), mask)
     np.testing.assert_allclose(w, [[0.5, 0.5, 0.0]], atol=1e-6)
-    problem = {"model_cost": jnp.zeros(2), "cand_model": jnp.array([[0, 1, 1]]), "cand_mask": mask}
+    problem = chco.Problem(None, None, cand_mask=mask, cand_model=jnp.array([[0, 1, 1]]), model_cost=jnp.zeros(2))
     np.testing.assert_allclose(chco.model_usage(w, problem), [0.5, 0.5], atol=1e-6)
 
 
@@ -81,19 +79,17 @@ def test_discretise_top_mass():
 
 def test_compiled_programs_are_bounded(monkeypatch):
     """Over the memory-map budget, compiled programs are dropped; the next call recompiles, same answer."""
-    from mll_jax import selection
-
-    monkeypatch.setattr(selection, "_signatures", {})
+    monkeypatch.setattr(programs, "_signatures", {})
     answers = {}
     for K in (2, 3, 2):
         problem, picks = constructed_problem(K=K), jnp.full(K, 2)
-        answer = float(selection.compiled_call(chco.solve_fixed, problem, picks, config=chco.Config())["val_accuracy"])
+        answer = float(programs.compiled_call(chco.solve_fixed, problem, picks, config=chco.Config()).val_accuracy)
         assert answers.setdefault(K, answer) == answer
-    assert len(selection._signatures[chco.solve_fixed]) == 2  # under budget: both kept
-    monkeypatch.setattr(selection, "MAP_BUDGET", 0.0)
-    monkeypatch.setattr(selection, "_maps_in_use", lambda: 0.5)
+    assert programs.count(chco.solve_fixed) == 2  # under budget: both kept
+    monkeypatch.setattr(programs, "MAP_BUDGET", 0.0)
+    monkeypatch.setattr(programs, "_maps_in_use", lambda: 0.5)
     problem, picks = constructed_problem(K=4), jnp.full(4, 2)
-    selection.compiled_call(chco.solve_fixed, problem, picks, config=chco.Config())
-    assert len(selection._signatures[chco.solve_fixed]) == 1  # over budget: the others were dropped
+    programs.compiled_call(chco.solve_fixed, problem, picks, config=chco.Config())
+    assert programs.count(chco.solve_fixed) == 1  # over budget: the others were dropped
     problem, picks = constructed_problem(K=2), jnp.full(2, 2)
-    assert float(chco.solve_fixed(problem, picks)["val_accuracy"]) == answers[2]
+    assert float(chco.solve_fixed(problem, picks).val_accuracy) == answers[2]

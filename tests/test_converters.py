@@ -9,9 +9,10 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import mll_jax as mll  # noqa: E402
-from mll_jax import cli, converters, labeling, models  # noqa: E402
-from mll_jax import store as store_lib  # noqa: E402
+from mll_jax import cli, converters, labeling  # noqa: E402
 from mll_jax.converters import torch_sequential  # noqa: E402
+from mll_jax.data import store as store_lib  # noqa: E402
+from mll_jax.data.preprocess import preprocess  # noqa: E402
 
 SPEC = {"shape": [28, 28, 1], "dtype": "uint8", "mean": 0.286, "std": 0.353}
 
@@ -61,7 +62,7 @@ def test_torch_sequential_parity(shape, layout, make):
     net, spec = make(), {**SPEC, "shape": list(shape)}
     converted = torch_sequential.convert(_state(net), spec, **layout)
     images = np.random.default_rng(0).integers(0, 256, (32, *shape), dtype=np.uint8)
-    ours = np.asarray(converted.model(models.preprocess(images, spec)))
+    ours = np.asarray(converted.model(preprocess(images, spec)))
     np.testing.assert_allclose(ours, _torch_logits(net, images, spec), atol=1e-4, rtol=0)
 
 
@@ -78,7 +79,7 @@ def test_bad_state_dicts_name_the_parameter(tmp_path):
         torch_sequential.convert({k: v for k, v in state.items() if k != "3.weight"}, SPEC)
     (tmp_path / "m.onnx").write_bytes(b"")
     with pytest.raises(ValueError, match="unknown checkpoint type"):
-        converters.read_tensors(tmp_path / "m.onnx")
+        converters.files.read_tensors(tmp_path / "m.onnx")
 
 
 class _Boom:
@@ -90,10 +91,10 @@ def test_reading_a_checkpoint_never_runs_its_code(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"0.weight": torch.zeros(2, 2), "hook": _Boom()}, path)
     with pytest.raises(ValueError, match="not a plain state_dict"):
-        converters.read_tensors(path)
+        converters.files.read_tensors(path)
     path.write_bytes(pickle.dumps(_Boom()))
     with pytest.raises(ValueError, match="not a plain state_dict"):
-        converters.read_tensors(path)
+        converters.files.read_tensors(path)
     assert "code from a checkpoint ran" not in capsys.readouterr().out
 
 

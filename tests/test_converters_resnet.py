@@ -13,9 +13,10 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 from torch import nn  # noqa: E402
 
-from mll_jax import converters, engine, models  # noqa: E402
+from mll_jax import converters, engine  # noqa: E402
 from mll_jax.converters import hf_resnet, torch_sequential, torchvision_resnet  # noqa: E402
-from mll_jax.resnet import LAYOUTS  # noqa: E402
+from mll_jax.data.preprocess import preprocess  # noqa: E402
+from mll_jax.nets.resnet import LAYOUTS  # noqa: E402
 
 SPEC = {"shape": [64, 64, 3], "dtype": "uint8", "mean": 0.45, "std": 0.25}
 GRAY_SPEC = {"shape": [28, 28, 1], "dtype": "uint8", "mean": 0.286, "std": 0.353}
@@ -129,7 +130,7 @@ def _torch_logits(net: nn.Module, images: np.ndarray, spec: dict) -> np.ndarray:
 
 def _assert_parity(case: str, model, net: nn.Module, spec: dict) -> None:
     images = _images(spec)
-    ours = np.asarray(model(models.preprocess(images, spec)))
+    ours = np.asarray(model(preprocess(images, spec)))
     theirs = _torch_logits(net, images, spec)
     print(f"{case}: max |diff| {np.abs(ours - theirs).max():.2e} (logits up to {np.abs(theirs).max():.1f})")  # -s
     np.testing.assert_allclose(ours, theirs, atol=TOLERANCE, rtol=0, err_msg=case)
@@ -265,7 +266,7 @@ def test_a_converted_resnet_runs_through_the_engine():
     model = torchvision_resnet.convert(_state(net), GRAY_SPEC).model
     images = _images(GRAY_SPEC, n=5)
     direct = np.asarray(torch.softmax(torch.from_numpy(_torch_logits(net, images, GRAY_SPEC)), -1))
-    plain = np.asarray(jax.nn.softmax(model(models.preprocess(images, GRAY_SPEC)), axis=-1))
+    plain = np.asarray(jax.nn.softmax(model(preprocess(images, GRAY_SPEC)), axis=-1))
     through_engine = engine.model_probabilities(model, GRAY_SPEC, images, batch_size=4)  # two batches, one padded
     np.testing.assert_allclose(through_engine, plain, atol=1e-5, rtol=0)
     np.testing.assert_allclose(through_engine, direct, atol=1e-5, rtol=0)

@@ -14,8 +14,11 @@ transformers = pytest.importorskip("transformers")
 from flax import nnx  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
-from mll_jax import checkpoint, converters, models  # noqa: E402
+from mll_jax import converters, nets  # noqa: E402
 from mll_jax.converters import hf_clip, hf_vit  # noqa: E402
+from mll_jax.data.preprocess import preprocess  # noqa: E402
+from mll_jax.hub import checkpoint  # noqa: E402
+from mll_jax.nets import clip  # noqa: E402
 
 TOLERANCE = 1e-4
 LABELS = ["sandal", "sneaker", "boot", "bag", "shirt"]
@@ -91,7 +94,7 @@ def test_vit_matches_transformers(vit_dir):
 
     # The hub stores (arch, JSON config, state) and rebuilds the model from the registry.
     config = json.loads(json.dumps(converted.config))
-    abstract = models.abstract("vit", config, len(LABELS))
+    abstract = nets.abstract("vit", config, len(LABELS))
     digest = checkpoint.save(path / "restored", converted.model)
     restored = checkpoint.restore(path / "restored", abstract, digest)
     assert _max_diff(restored(pixels), expected) < TOLERANCE
@@ -230,7 +233,8 @@ def test_clip_load_tokenizes_and_embeds(clip_dir, monkeypatch, tmp_path):
 
 def test_a_converted_clip_serves_as_the_general_model(clip_dir, hub_copy):
     """The `clip` backend: CLIP's image tower with heads from its text tower; the engine runs it like any model."""
-    from mll_jax import clip_general, engine, general
+    from mll_jax import engine
+    from mll_jax.hub import clip_general, general
 
     path, reference = clip_dir
     _write_tokenizer(path)
@@ -241,7 +245,7 @@ def test_a_converted_clip_serves_as_the_general_model(clip_dir, hub_copy):
     images = hub_copy.store.images[:16]
     ours = engine.from_hub(hub_copy, [hub_copy.general_id]).probabilities(images)[hub_copy.general_id]
 
-    pixels = np.asarray(clip_general.pixels(models.preprocess(images, entry["input_spec"]), 32))
+    pixels = np.asarray(clip.pixels(preprocess(images, entry["input_spec"]), 32))
     _, tokenizer = hf_clip.load(path)
     ids, mask = hf_clip.tokenize(tokenizer, clip_general.node_prompts(hub_copy.sdag, nodes))
     with torch.no_grad():

@@ -4,7 +4,9 @@ import shutil
 import numpy as np
 import pytest
 
-from mll_jax import data, store, wordnet
+from mll_jax.concepts import wordnet
+from mll_jax.data import datasets as data
+from mll_jax.data import store
 
 
 def test_fashion_mnist_shapes_and_counts():

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from mll_jax import demo, report, suite
+from mll_jax.configs import suite
+from mll_jax.experiments import demo, report
 
 
 @pytest.mark.slow
@@ -13,7 +14,7 @@ def test_demo_end_to_end(hub_path, tmp_path):
     out = tmp_path / "demo.json"
     png = tmp_path / "demo.png"
     # 8 of the 31 tasks, spread over the suite, keep CI short; `make demo` runs them all
-    cmd = [sys.executable, "-m", "mll_jax.cli", "--hub", str(hub_path), "demo", "--tasks", "8"]
+    cmd = [sys.executable, "-m", "mll_jax", "--hub", str(hub_path), "demo", "--tasks", "8"]
     cmd += ["--json", str(out), "--plot", str(png)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -43,7 +44,7 @@ def test_demo_end_to_end(hub_path, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "mll_jax.cli",
+        "mll_jax",
         "report",
         "--results",
         str(tmp_path),

@@ -6,13 +6,13 @@ import sys
 
 import numpy as np
 
-from mll_jax import distributed
 from mll_jax.hub import Hub
+from mll_jax.labeling import distributed
 
 
 def test_two_processes_label_the_same_bytes_as_one(hub, hub_copy):
     shutil.rmtree(hub_copy.path / "labels")
-    cmd = [sys.executable, "-m", "mll_jax.cli", "--hub", str(hub_copy.path), "label", "--processes", "2"]
+    cmd = [sys.executable, "-m", "mll_jax", "--hub", str(hub_copy.path), "label", "--processes", "2"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"labelled {len(hub.entries)} model(s)" in run.stdout

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 import mll_jax as mll
-from mll_jax import engine, labeling, models, selection, tuning
+from mll_jax import engine, labeling, nets
+from mll_jax.data.preprocess import preprocess
+from mll_jax.engine import tuning
+from mll_jax.selection import chco
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def plain(hub, images):
     out = {}
     for model_id, entry in hub.entries.items():
         model = hub.load_model(model_id)
-        x = models.preprocess(images, entry["input_spec"])
+        x = preprocess(images, entry["input_spec"])
         if backbone := entry.get("backbone"):
             trunk = hub.load_backbone(backbone)
             logits = jax.jit(lambda x, b=trunk, m=model: m(b.features(x)))(x)
@@ -93,7 +96,7 @@ def test_the_measured_strategy_is_remembered_and_can_be_forced(hub, monkeypatch)
     assert set(remembered[0]["seconds"]) == set(tuning.STRATEGIES)
     # the head width is measured too: three heads as they are, or padded to a multiple of HEAD_ALIGN
     widths = [r for k, r in table.items() if "1 models|head width for 3|batch 96|float32" in k]
-    assert widths and set(widths[0]["seconds"]) == {"3", str(engine.HEAD_ALIGN)}
+    assert widths and set(widths[0]["seconds"]) == {"3", str(engine.forward.HEAD_ALIGN)}
     monkeypatch.setenv("MLL_JAX_STRATEGY", "map")
     forced = engine.from_hub(hub, ["footwear-mlp", "bottoms-mlp"], batch_size=96)
     assert set(forced.strategies.values()) == {"map"}
@@ -118,7 +121,7 @@ def test_bad_engine_options_are_explained(hub):
 def test_heads_must_fit_their_backbone(hub_copy):
     registry = (hub_copy.path / "registry.json").read_bytes()
     spec = hub_copy.entry("family-tops")["input_spec"]
-    wrong = models.build("linear", {"in_features": 64}, 2)
+    wrong = nets.build("linear", {"in_features": 64}, 2)
     with pytest.raises(ValueError, match="features"):
         hub_copy.add("bad-heads", wrong, "linear", {"in_features": 64}, ["Sandal", "Bag"], spec, backbone="family-cnn")
     with pytest.raises(ValueError, match="add_backbone"):
@@ -139,14 +142,15 @@ def test_reuse_runs_only_the_selected_models(hub, test_split):
     for k, choices in enumerate(sel.choices):
         for c in choices:
             scale = c.weight * np.exp(-sel.temperatures[c.model])
-            z[:, k] += scale * np.log(probs[c.model][:, c.heads].sum(1) + selection.EPS)
+            z[:, k] += scale * np.log(probs[c.model][:, c.heads].sum(1) + chco.EPS)
     np.testing.assert_allclose(np.asarray(mll.reuse(hub, sel)(images)), z, rtol=1e-4, atol=1e-4)
 
 
 ON_EIGHT_DEVICES = """
 import json, sys
 import jax, numpy as np
-from mll_jax import engine, sharding
+from mll_jax import engine
+from mll_jax.engine import sharding
 from mll_jax.hub import Hub
 assert jax.device_count() == 8, jax.devices()
 hub = Hub.open(sys.argv[1])

@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
-from mll_jax import general, matching, models, store, text
-from mll_jax import task as task_lib
+from mll_jax.concepts import matching, text
+from mll_jax.concepts import task as task_lib
+from mll_jax.data import store
+from mll_jax.data.preprocess import preprocess
+from mll_jax.hub import general
+from mll_jax.nets.aligned import text_scores
 
 
 def test_the_demo_general_model_is_text_aligned_and_heads_every_node(hub):
@@ -25,7 +29,7 @@ def test_the_aligned_tower_trains_with_shifts_and_flips_so_it_barely_overfits_it
     assert entry["provenance"]["augmentations"] == ["shift", "flip"]
     model = hub.load_model(hub.general_id)
     heads = [entry["heads"].index(s) for s in hub.store.synsets]
-    logits = np.asarray(model(models.preprocess(hub.store.images, entry["input_spec"])))[:, heads]
+    logits = np.asarray(model(preprocess(hub.store.images, entry["input_spec"])))[:, heads]
     hits = logits.argmax(1) == hub.store.concepts
     fit = store.fit_mask(len(hub.store))
     assert hits[~fit].mean() > 0.8
@@ -37,8 +41,8 @@ def _zero_shot_accuracy(hub, test_split, names):
     classes = task_lib.resolve(hub.sdag, names)
     y = task_lib.targets(np.array(test_split.synsets)[test_split.labels], classes)
     keep = y >= 0
-    x = models.preprocess(test_split.images[keep], hub.entry(hub.general_id)["input_spec"])
-    scores = general.text_scores(model, x, text.embed(names))
+    x = preprocess(test_split.images[keep], hub.entry(hub.general_id)["input_spec"])
+    scores = text_scores(model, x, text.embed(names))
     return float(np.mean(np.asarray(scores).argmax(1) == y[keep]))
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from mll_jax import growth, suite
+from mll_jax.configs import suite
+from mll_jax.experiments import growth
 
 
 @pytest.mark.slow

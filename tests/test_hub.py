@@ -4,23 +4,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mll_jax import checkpoint, models
-from mll_jax.hub import FORMAT_VERSION, Hub
+from mll_jax import nets
+from mll_jax.hub import checkpoint
+from mll_jax.hub.hub import FORMAT_VERSION, Hub
 
 
 def test_checkpoint_round_trip(tmp_path):
-    model = models.build("cnn", {"channels": [8, 16], "dense": 32}, num_heads=3, seed=1)
+    model = nets.build("cnn", {"channels": [8, 16], "dense": 32}, num_heads=3, seed=1)
     digest = checkpoint.save(tmp_path / "m", model)
-    restored = checkpoint.restore(tmp_path / "m", models.abstract("cnn", {"channels": [8, 16], "dense": 32}, 3), digest)
+    restored = checkpoint.restore(tmp_path / "m", nets.abstract("cnn", {"channels": [8, 16], "dense": 32}, 3), digest)
     x = jnp.linspace(-1, 1, 2 * 28 * 28).reshape(2, 28, 28, 1)
     np.testing.assert_array_equal(model(x), restored(x))
 
 
 def test_checkpoint_checksum_mismatch_is_an_error(tmp_path):
-    model = models.build("mlp", {"hidden": [16]}, num_heads=2)
+    model = nets.build("mlp", {"hidden": [16]}, num_heads=2)
     checkpoint.save(tmp_path / "m", model)
     with pytest.raises(ValueError, match="does not match its registry checksum"):
-        checkpoint.restore(tmp_path / "m", models.abstract("mlp", {"hidden": [16]}, 2), "0" * 64)
+        checkpoint.restore(tmp_path / "m", nets.abstract("mlp", {"hidden": [16]}, 2), "0" * 64)
 
 
 def test_hub_models_load_with_their_declared_heads(hub):
@@ -37,12 +38,12 @@ def test_hub_models_load_with_their_declared_heads(hub):
 
 def test_add_replaces_and_keeps_other_entries(hub_copy):
     before = set(hub_copy.entries)
-    model = models.build("mlp", {"hidden": [16]}, num_heads=2)
+    model = nets.build("mlp", {"hidden": [16]}, num_heads=2)
     hub_copy.add("extra-mlp", model, "mlp", {"hidden": [16]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
     reopened = Hub.open(hub_copy.path)
     assert set(reopened.entries) == before | {"extra-mlp"}
     with pytest.raises(ValueError, match="2 head names for 3 heads"):
-        hub_copy.add("bad", models.build("mlp", {}, 3), "mlp", {}, ["a", "b"], {})
+        hub_copy.add("bad", nets.build("mlp", {}, 3), "mlp", {}, ["a", "b"], {})
     with pytest.raises(ValueError, match="model id"):
         hub_copy.add("../escape", model, "mlp", {"hidden": [16]}, ["a", "b"], {})
 
@@ -50,7 +51,7 @@ def test_add_replaces_and_keeps_other_entries(hub_copy):
 def test_a_hub_opened_by_a_relative_path_stores_models(hub_copy, monkeypatch):
     monkeypatch.chdir(hub_copy.path.parent)
     relative = Hub.open(hub_copy.path.name)
-    model = models.build("mlp", {"hidden": [16]}, num_heads=2)
+    model = nets.build("mlp", {"hidden": [16]}, num_heads=2)
     relative.add("extra-mlp", model, "mlp", {"hidden": [16]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
     x = jnp.ones((2, 28, 28, 1))
     np.testing.assert_array_equal(Hub.open(hub_copy.path).load_model("extra-mlp")(x), model(x))

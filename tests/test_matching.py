@@ -1,7 +1,8 @@
 import pytest
 
-from mll_jax import matching, sdag, store
-from mll_jax import task as task_lib
+from mll_jax.concepts import matching, sdag
+from mll_jax.concepts import task as task_lib
+from mll_jax.data import store
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_bad_tasks(graph, names, message):
 
 
 def test_names_outside_wordnet_match_by_hypernym_or_meaning(hub):
-    from mll_jax import suite
+    from mll_jax.configs import suite
 
     for name, node in suite.OUTSIDE_WORDNET.items():
         found = matching.match_one(hub.sdag, name)
@@ -95,7 +96,7 @@ def test_the_task_context_chooses_between_senses(hub):
 
 
 def test_node_text_embeddings_are_stored_with_the_sdag(hub_copy):
-    from mll_jax.sdag import SDAG
+    from mll_jax.concepts.sdag import SDAG
 
     path = hub_copy.path / "sdag_text.npz"
     path.unlink(missing_ok=True)

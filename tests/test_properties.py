@@ -9,9 +9,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mll_jax import chco, matching, models, sdag, store
+from mll_jax import nets
+from mll_jax.concepts import matching, sdag
+from mll_jax.data import store
 from mll_jax.hub import Hub
-from mll_jax.selection import Choice, Selection
+from mll_jax.selection import Choice, Selection, chco
 
 
 @functools.cache
@@ -48,12 +50,8 @@ def problems(draw):
         cand_model[k, n - 1] = M - 1
     labels = rng.integers(0, num_classes, N).astype(np.int32)
     scores = np.log(rng.dirichlet(np.ones(3), (N, K, C))[..., 0] + 1e-6).astype(np.float32)
-    problem = {
-        **chco.halves(scores, labels, np.arange(N) % 2 == 0),
-        "cand_mask": cand_mask,
-        "cand_model": cand_model,
-        "model_cost": rng.random(M).astype(np.float32),
-    }
+    fit, val = chco.halves(scores, labels, np.arange(N) % 2 == 0)
+    problem = chco.Problem(fit, val, cand_mask, cand_model, rng.random(M).astype(np.float32))
     return problem, num_classes
 
 
@@ -62,10 +60,10 @@ def problems(draw):
 def test_chco_covers_every_class_and_respects_max_models(case, max_models):
     problem, num_classes = case
     out = jax.device_get(chco.solve(problem, jax.random.key(0), dataclasses.replace(FAST, max_models=max_models)))
-    w = out["w"]
+    w = out.w
     assert (w.sum(1)[:num_classes] == 1).all() and (w[num_classes:] == 0).all()
-    assert not (w > 0)[~problem["cand_mask"]].any()
-    used = set(problem["cand_model"][w > 0].tolist())
+    assert not (w > 0)[~problem.cand_mask].any()
+    used = set(problem.cand_model[w > 0].tolist())
     assert len(used) <= max_models
 
 
@@ -107,7 +105,7 @@ def test_sdag_round_trip_is_exact(tmp_path):
 @given(st.lists(st.integers(1, 32), min_size=1, max_size=2), st.integers(0, 1000), st.sampled_from(["mlp", "cnn"]))
 def test_hub_entry_round_trip_is_exact(hub_copy, hidden, seed, arch):
     config = {"hidden": hidden} if arch == "mlp" else {"channels": [h % 8 + 1 for h in hidden], "dense": 8}
-    model = models.build(arch, config, 3, seed=seed)
+    model = nets.build(arch, config, 3, seed=seed)
     hub_copy.add("prop", model, arch, config, ["Sandal", "Sneaker", "Ankle boot"], {"mean": 0.5, "std": 0.25})
     again = Hub.open(hub_copy.path)
     assert again.entry("prop")["config"] == config and again.entry("prop")["input_spec"] == {"mean": 0.5, "std": 0.25}

@@ -20,7 +20,7 @@ def test_readme_python_example_runs(hub_path, capsys):
 def test_readme_results_block_is_generated_from_the_committed_json():
     import json
 
-    from mll_jax import report
+    from mll_jax.experiments import report
 
     doc = json.loads((README.parent / "docs" / "results.json").read_text())
     block = re.search(re.escape(report.BEGIN) + ".*?" + re.escape(report.END), README.read_text(), re.S).group(0)
@@ -31,7 +31,7 @@ def test_readme_results_block_is_generated_from_the_committed_json():
 def test_update_readme_without_a_results_block_says_how_to_fix(tmp_path):
     import pytest
 
-    from mll_jax import report
+    from mll_jax.experiments import report
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results.json").write_text((README.parent / "docs" / "results.json").read_text())

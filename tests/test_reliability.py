@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import mll_jax as mll
-from mll_jax import checkpoint, cli, labeling, models, verify
-from mll_jax.hub import Hub
+from mll_jax import cli, labeling, nets
+from mll_jax.hub import Hub, checkpoint
+from mll_jax.labeling import verify
 
-CLI = [sys.executable, "-m", "mll_jax.cli"]
+CLI = [sys.executable, "-m", "mll_jax"]
 
 
 def _checkpoint_file(hub: Hub, model_id: str):
@@ -62,11 +63,11 @@ def test_two_processes_adding_models_at_once(hub_copy):
     script = textwrap.dedent(
         """
         import sys
-        from mll_jax import models
+        from mll_jax import nets
         from mll_jax.hub import Hub
         hub = Hub.open(sys.argv[1])
         for i in range(3):
-            model = models.build("mlp", {"hidden": [8]}, 2, seed=i)
+            model = nets.build("mlp", {"hidden": [8]}, 2, seed=i)
             spec = {"mean": 0.0, "std": 1.0}
             hub.add(f"{sys.argv[2]}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], spec)
         """
@@ -81,13 +82,13 @@ def test_two_processes_adding_models_at_once(hub_copy):
 
 
 def _add_broken(hub: Hub) -> None:
-    nan = models.build("mlp", {"hidden": [8]}, 2)
+    nan = nets.build("mlp", {"hidden": [8]}, 2)
     nan.head.bias[...] = jnp.full(2, jnp.nan)
     hub.add("nan-mlp", nan, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
-    constant = models.build("mlp", {"hidden": [8]}, 2)
+    constant = nets.build("mlp", {"hidden": [8]}, 2)
     constant.head.kernel[...] = jnp.zeros((8, 2))
     hub.add("constant-mlp", constant, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
-    hub.add("wrong-heads", models.build("mlp", {"hidden": [8]}, 2), "mlp", {"hidden": [8]}, ["a", "b"], {})
+    hub.add("wrong-heads", nets.build("mlp", {"hidden": [8]}, 2), "mlp", {"hidden": [8]}, ["a", "b"], {})
     hub.entries["wrong-heads"]["heads"] = ["Sandal", "Sneaker", "Ankle boot"]  # registry says 3, checkpoint has 2
     hub._write_registry()
 
@@ -173,20 +174,20 @@ def test_no_write_permission(hub_copy, monkeypatch, capsys):
 def test_safetensors_with_missing_or_extra_tensor(tmp_path):
     from safetensors.numpy import save_file
 
-    model = models.build("mlp", {"hidden": [8]}, 2)
+    model = nets.build("mlp", {"hidden": [8]}, 2)
     tensors = checkpoint.flat_params(model)
     save_file(tensors, str(tmp_path / "ok.safetensors"))
-    loaded = checkpoint.load_safetensors(tmp_path / "ok.safetensors", models.abstract("mlp", {"hidden": [8]}, 2))
+    loaded = checkpoint.load_safetensors(tmp_path / "ok.safetensors", nets.abstract("mlp", {"hidden": [8]}, 2))
     x = jnp.ones((1, 28, 28, 1))
     np.testing.assert_array_equal(loaded(x), model(x))
     missing = dict(tensors)
     del missing["head.bias"]
     save_file(missing, str(tmp_path / "missing.safetensors"))
     with pytest.raises(ValueError, match="missing tensor head.bias"):
-        checkpoint.load_safetensors(tmp_path / "missing.safetensors", models.abstract("mlp", {"hidden": [8]}, 2))
+        checkpoint.load_safetensors(tmp_path / "missing.safetensors", nets.abstract("mlp", {"hidden": [8]}, 2))
     save_file({**tensors, "head.extra": np.zeros(2, np.float32)}, str(tmp_path / "extra.safetensors"))
     with pytest.raises(ValueError, match="unexpected tensor head.extra"):
-        checkpoint.load_safetensors(tmp_path / "extra.safetensors", models.abstract("mlp", {"hidden": [8]}, 2))
+        checkpoint.load_safetensors(tmp_path / "extra.safetensors", nets.abstract("mlp", {"hidden": [8]}, 2))
     save_file({**tensors, "head.bias": np.zeros(3, np.float32)}, str(tmp_path / "shape.safetensors"))
     with pytest.raises(ValueError, match=r"tensor head.bias has shape \(3,\)"):
-        checkpoint.load_safetensors(tmp_path / "shape.safetensors", models.abstract("mlp", {"hidden": [8]}, 2))
+        checkpoint.load_safetensors(tmp_path / "shape.safetensors", nets.abstract("mlp", {"hidden": [8]}, 2))

@@ -2,7 +2,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from mll_jax import sdag, store
+from mll_jax.concepts import sdag
+from mll_jax.data import store
 
 
 @pytest.fixture(scope="module")

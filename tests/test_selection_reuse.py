@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 import mll_jax as mll
-from mll_jax import chco, selection
-from mll_jax import task as task_lib
+from mll_jax import selection
+from mll_jax.concepts import task as task_lib
+from mll_jax.selection import chco
+from mll_jax.selection.candidates import candidates
 
 
 def _task_data(test_split, sel):
@@ -46,10 +48,10 @@ def test_classifier_composes_with_jax(hub, test_split):
 def test_the_general_model_is_a_candidate_for_every_class_or_only_uncovered_ones(hub, test_split):
     names = ["bag", "sandal", "shirt"]
     classes = task_lib.resolve(hub.sdag, names)
-    everywhere = selection.candidates(hub, classes)
+    everywhere = candidates(hub, classes)
     assert [c.model for c in everywhere[0]] == ["general"]  # no expert covers bags
     assert all(cs[-1].model == "general" and len(cs) > 1 for cs in everywhere[1:])
-    uncovered_only = selection.candidates(hub, classes, patch_every_class=False)
+    uncovered_only = candidates(hub, classes, patch_every_class=False)
     assert uncovered_only[0] == everywhere[0] and all(
         cs == es[:-1] for cs, es in zip(uncovered_only[1:], everywhere[1:])
     )
@@ -69,7 +71,7 @@ def test_classes_no_expert_covers_are_patched(hub_copy, test_split):
     sel = mll.select(hub_copy, ["handbag", "sandal", "sneakers"])
     assert sel.uncovered == ["handbag", "sandal"]
     assert [cs[0].model for cs in sel.choices][:2] == ["general", "general"]
-    sneakers = selection.candidates(hub_copy, task_lib.resolve(hub_copy.sdag, sel.classes))[2]
+    sneakers = candidates(hub_copy, task_lib.resolve(hub_copy.sdag, sel.classes))[2]
     assert {c.model for c in sneakers} == {"general", "footwear-cnn"}
     images, y = _task_data(test_split, sel)
     assert float(np.mean(np.asarray(mll.reuse(hub_copy, sel)(images)).argmax(1) == y)) > 0.85
@@ -98,10 +100,10 @@ ON_EIGHT_DEVICES = """
 import dataclasses, json, sys
 import jax
 import mll_jax as mll
-from mll_jax import chco
+from mll_jax.selection import chco
 assert jax.device_count() == 8, jax.devices()
 tasks, hub, config = json.loads(sys.argv[1]), mll.Hub.open(sys.argv[2]), chco.Config(**json.loads(sys.argv[3]))
-print(json.dumps([s.to_json() for s in mll.select(hub, tasks, config=config)]))
+print(json.dumps([s.to_json() for s in mll.select_many(hub, tasks, config=config)]))
 """
 
 
@@ -114,13 +116,13 @@ def _same_selection(a: dict, b: dict) -> None:
 
 
 def test_a_task_gets_the_same_selection_alone_and_in_a_batch(hub):
-    batched = mll.select(hub, TASKS, config=LIGHT)
+    batched = mll.select_many(hub, TASKS, config=LIGHT)
     for names, sel in zip(TASKS, batched):
         _same_selection(mll.select(hub, names, config=LIGHT).to_json(), sel.to_json())
 
 
 def test_one_and_eight_devices_give_the_same_selections(hub, hub_path):
-    one = [s.to_json() for s in mll.select(hub, TASKS, config=LIGHT)]
+    one = [s.to_json() for s in mll.select_many(hub, TASKS, config=LIGHT)]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     args = [json.dumps(TASKS), str(hub_path), json.dumps(dataclasses.asdict(LIGHT))]
     run = subprocess.run([sys.executable, "-c", ON_EIGHT_DEVICES, *args], env=env, capture_output=True, text=True)

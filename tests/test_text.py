@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mll_jax import text
+from mll_jax.concepts import text
 from mll_jax.converters import hf_bert
 
 SENTENCES = [

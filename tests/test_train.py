@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mll_jax import train
+from mll_jax.data import augment
+from mll_jax.hub import train
 
 
 @pytest.fixture(scope="module")
@@ -12,7 +13,7 @@ def images(hub):
 
 
 def test_shift_translates_each_image_by_at_most_the_given_pixels(images):
-    shifted = train.shift(images, np.random.default_rng(0), pixels=2)
+    shifted = augment.shift(images, np.random.default_rng(0), pixels=2)
     assert shifted.shape == images.shape and shifted.dtype == images.dtype
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
     offsets = set()
@@ -26,7 +27,7 @@ def test_shift_translates_each_image_by_at_most_the_given_pixels(images):
 
 
 def test_flip_mirrors_about_half_the_images(images):
-    flipped = train.flip(images, np.random.default_rng(0))
+    flipped = augment.flip(images, np.random.default_rng(0))
     mirrored = [np.array_equal(out, original[:, ::-1]) for original, out in zip(images, flipped)]
     kept = [np.array_equal(out, original) for original, out in zip(images, flipped)]
     assert all(m or k for m, k in zip(mirrored, kept))

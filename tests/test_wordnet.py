@@ -1,7 +1,7 @@
 import pytest
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-from mll_jax import wordnet
+from mll_jax.concepts import wordnet
 
 
 def test_lexnames_lists_the_45_lexicographer_files():

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from flax import nnx
 
-from mll_jax import bert
-from mll_jax.converters import config_fields
-from mll_jax.converters.hf_vit import Weights
+from mll_jax.converters.tensors import Weights, config_fields
+from mll_jax.nets import bert
 
 
 def convert(tensors: dict[str, np.ndarray], config: dict) -> bert.Bert:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from flax import nnx
 
-from mll_jax import clip
-from mll_jax.converters import config_fields, read_checkpoint
-from mll_jax.converters.hf_vit import Weights, check_filled
+from mll_jax.converters.files import read_checkpoint
+from mll_jax.converters.tensors import Weights, check_filled, config_fields
+from mll_jax.nets import clip
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

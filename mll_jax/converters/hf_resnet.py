@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mll_jax.converters import Converted, register, torchvision_resnet
-from mll_jax.resnet import EXPANSION
+from mll_jax.converters import torchvision_resnet
+from mll_jax.converters.registry import register
+from mll_jax.converters.tensors import Converted
+from mll_jax.nets.resnet import EXPANSION
 
 DEFAULTS = {  # transformers' ResNetConfig defaults, for config.json files that leave a key out
     "num_channels": 3,

@@ -6,59 +6,12 @@ unused or misshapen tensor is a ValueError naming it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import numpy as np
-from flax import nnx
 
-from mll_jax import models, vit
-from mll_jax.converters import Converted, Tensors, config_fields, register, set_conv, set_param, unfilled
-
-
-class Weights(Tensors):
-    """`Tensors` with setters for PyTorch's Linear, LayerNorm, Conv2d and the pre-norm block, by checkpoint name."""
-
-    def param(
-        self, param: nnx.Variable, name: str, transform: Callable[[np.ndarray], np.ndarray] | None = None
-    ) -> None:
-        value = self.take(name)
-        if transform is not None:
-            try:
-                value = np.ascontiguousarray(transform(value))
-            except ValueError:  # a reshape or transpose that cannot apply: the shape is wrong
-                raise ValueError(f"{name}: shape {value.shape} does not fit the architecture's {param.shape}") from None
-        set_param(param, value, name)
-
-    def linear(self, layer: nnx.Linear, name: str) -> None:
-        self.param(layer.kernel, f"{name}.weight", lambda w: w.T)  # PyTorch stores [out, in]
-        if layer.bias is not None:
-            self.param(layer.bias, f"{name}.bias")
-
-    def norm(self, layer: nnx.LayerNorm, name: str) -> None:
-        self.param(layer.scale, f"{name}.weight")
-        self.param(layer.bias, f"{name}.bias")
-
-    def conv(self, layer: nnx.Conv, name: str) -> None:
-        bias = self.take(f"{name}.bias") if layer.bias is not None else None
-        set_conv(layer, self.take(f"{name}.weight"), bias, name)
-
-    def block(self, block: vit.Block, prefix: str, names: dict[str, str]) -> None:
-        """A pre-norm `vit.Block` from the tensors under `prefix`; `names` maps its attributes to checkpoint names."""
-        for attribute in ("query", "key", "value", "attention_out", "fc1", "fc2"):
-            self.linear(getattr(block, attribute), f"{prefix}.{names[attribute]}")
-        for attribute in ("norm1", "norm2"):
-            self.norm(getattr(block, attribute), f"{prefix}.{names[attribute]}")
-
-    def skip(self, names: Iterable[str]) -> None:
-        """Mark tensors as used without reading them: parts of the checkpoint the model has no use for."""
-        self.used.update(name for name in names if name in self)
-
-
-def check_filled(model: nnx.Module) -> None:
-    """A RuntimeError if an abstract model still has variables without values (a converter bug, not the file's)."""
-    if gaps := unfilled(model):
-        raise RuntimeError(f"the converter left {gaps[:5]} without values")
-
+from mll_jax.converters.registry import register
+from mll_jax.converters.tensors import Converted, Weights, check_filled, config_fields
+from mll_jax.nets import registry as models
+from mll_jax.nets import vit
 
 BLOCK_NAMES = {
     "query": "attention.attention.query",

@@ -15,8 +15,9 @@ import re
 
 import numpy as np
 
-from mll_jax import models
-from mll_jax.converters import Converted, Tensors, register, set_batch_norm, set_conv, set_param
+from mll_jax.converters.registry import register
+from mll_jax.converters.tensors import Converted, Tensors, set_batch_norm, set_conv, set_param
+from mll_jax.nets import registry as models
 
 _KEY = re.compile(r"^(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
 _RUNNING = ("running_mean", "running_var", "num_batches_tracked")  # what makes a tensor group a batch norm

@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mll_jax import models
-from mll_jax.converters import Converted, Tensors, register, set_batch_norm, set_conv, set_param, unfilled
-from mll_jax.resnet import EXPANSION, ConvBN, ResNet
+from mll_jax.converters.registry import register
+from mll_jax.converters.tensors import Converted, Tensors, set_batch_norm, set_conv, set_param, unfilled
+from mll_jax.nets import registry as models
+from mll_jax.nets.resnet import EXPANSION, ConvBN, ResNet
 
 
 def _stage_depths(tensors: dict[str, np.ndarray]) -> list[int]:

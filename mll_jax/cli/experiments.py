@@ -1,0 +1,84 @@
+"""`mll-jax demo`, `mll-jax experiment growth` and `mll-jax report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mll_jax import paths
+from mll_jax.cli.common import command, open_hub, show
+
+
+def run_demo(args) -> None:
+    from mll_jax.configs import suite
+    from mll_jax.experiments import demo
+
+    result = demo.run(Path(args.hub), suite.spread(suite.DEMO_TASKS, args.tasks))
+    show(args, result, demo.table(result), demo.plot)
+
+
+def run_growth(args) -> None:
+    from mll_jax.configs import suite
+    from mll_jax.experiments import growth
+
+    hub = open_hub(args)
+    workdir = Path(args.workdir or paths.cache_dir() / "growth")
+    result = growth.run(hub, workdir, args.sizes, args.orders, suite.DEMO_TASKS[: args.tasks], args.seed)
+    show(args, result, growth.table(result), growth.plot)
+
+
+def run_report(args) -> None:
+    from mll_jax.experiments import report
+
+    out = report.write(Path(args.results), Path(args.out))
+    print(f"wrote {out}")
+    if args.readme:
+        report.update_readme(Path(args.readme), Path(args.results))
+        print(f"updated the results block of {args.readme} and {Path(args.readme).parent / 'docs' / 'results.json'}")
+
+
+def add_demo(sub) -> None:
+    demo = command(
+        sub,
+        "demo",
+        "build hub, label, select, reuse; print the accuracy table",
+        "mll-jax demo --json out/demo.json --plot out/demo.png",
+        run_demo,
+    )
+    demo.add_argument("--json", help="write the results as JSON to this path")
+    demo.add_argument("--plot", help="write a bar chart of mean accuracies (PNG) to this path")
+    demo.add_argument(
+        "--tasks", type=int, help="run only this many of the suite's tasks, spread evenly over it (default: all)"
+    )
+
+
+def add_experiment(sub) -> None:
+    experiment = sub.add_parser("experiment", help="experiments on the hub").add_subparsers(
+        dest="experiment_command", required=True
+    )
+    growth = command(
+        experiment,
+        "growth",
+        "accuracy and coverage of nested hubs of growing size",
+        "mll-jax experiment growth --orders 3 --json out/growth.json --plot out/growth.png",
+        run_growth,
+    )
+    growth.add_argument("--sizes", type=int, nargs="+", help="expert counts (default: 1, 2, 4, ... and all)")
+    growth.add_argument("--orders", type=int, default=3, help="random orders of adding experts (default: 3)")
+    growth.add_argument("--tasks", type=int, help="use only the first N tasks of the demo suite")
+    growth.add_argument("--workdir", help="where the nested hubs live (default: <cache>/growth)")
+    growth.add_argument("--json", help="write the results as JSON to this path")
+    growth.add_argument("--plot", help="write the growth curve (PNG) to this path")
+    growth.add_argument("--seed", type=int, default=0)
+
+
+def add_report(sub) -> None:
+    report = command(
+        sub,
+        "report",
+        "write a Markdown report from the results JSON",
+        "mll-jax report --results out --out out/report.md --readme README.md",
+        run_report,
+    )
+    report.add_argument("--results", default="out", help="folder with demo.json, growth.json, chco.json, ...")
+    report.add_argument("--out", default="out/report.md", help="the report's path (PNGs are copied beside it)")
+    report.add_argument("--readme", help="also rewrite this README's results block (and docs/results.json)")

@@ -1,0 +1,128 @@
+"""`mll-jax hub build | list | info | verify` and `mll-jax convert`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from mll_jax.cli.common import command, open_hub, plain
+
+
+def run_build(args) -> None:
+    from mll_jax.hub import zoo
+
+    hub = zoo.build(Path(args.hub))
+    print(f"hub at {hub.path}: {len(hub.ids('expert'))} experts, general model {hub.general_id}")
+
+
+def run_list(args) -> None:
+    from mll_jax import labeling
+
+    hub = open_hub(args)
+    labelled = {i: labeling.problem(hub, i) or "yes" for i in hub.entries}
+    if args.json:
+        print(json.dumps({i: {**e, "labelled": labelled[i]} for i, e in hub.entries.items()}, indent=1))
+        return
+    print(f"{'id':28s} {'role':8s} {'arch':5s} {'params':>8s}  {'heads':40s} labelled")
+    for i, e in hub.entries.items():
+        print(f"{i:28s} {e['role']:8s} {e['arch']:5s} {e['params']:8d}  {', '.join(e['heads'])[:40]:40s} {labelled[i]}")
+
+
+def run_info(args) -> None:
+    from mll_jax import labeling
+
+    hub = open_hub(args)
+    entry = hub.entry(args.id)
+    if args.json:
+        problem = labeling.problem(hub, args.id)
+        heads = [] if problem else [dataclasses.asdict(h) for h in labeling.head_labels(hub, args.id)]
+        print(json.dumps({"entry": entry, "problem": problem, "heads": heads}, indent=1, default=plain))
+        return
+    print(json.dumps(entry, indent=1))
+    if problem := labeling.problem(hub, args.id):
+        print(f"excluded from selection: {problem}")
+        return
+    for h in labeling.head_labels(hub, args.id):
+        flag = "  MISLABELLED" if h.mislabelled else ""
+        nodes = ", ".join(h.nodes) or "(no concept)"
+        print(f"head {h.head} {h.declared!r}: {nodes}  r={h.response:.2f} acc={h.accuracy:.2f}{flag}")
+
+
+def run_verify(args) -> None:
+    from mll_jax.labeling import verify
+
+    hub = open_hub(args)
+    faults = verify.verify(hub)
+    repaired = verify.repair(hub, faults) if args.repair and faults else []
+    if repaired:
+        faults = verify.verify(hub)
+    if args.json:
+        print(json.dumps({"repaired": repaired, "faults": [str(f) for f in faults]}, indent=1))
+    else:
+        for action in repaired:
+            print(f"repaired: {action}")
+        for fault in faults:
+            print(fault)
+        print(f"{len(faults)} fault(s) in hub {hub.path}")
+    if faults:
+        raise ValueError(f"hub {hub.path} has {len(faults)} fault(s); `mll-jax hub verify --repair` fixes them")
+
+
+def run_convert(args) -> None:
+    from mll_jax import converters
+
+    hub = open_hub(args)
+    spec = {"shape": args.image_shape, "dtype": "uint8", "mean": args.mean, "std": args.std}
+    layout = {"stride": args.stride, "padding": args.padding} if args.converter == "torch-sequential" else {}
+    converted = converters.add_to_hub(hub, args.id, args.converter, args.path, args.heads, spec, **layout)
+    print(
+        f"added {args.id} ({converted.arch} {json.dumps(converted.config)}) to hub {hub.path}; "
+        "label it with `mll-jax label`"
+    )
+
+
+def add_hub(sub) -> None:
+    hub = sub.add_parser("hub", help="build or inspect the expert hub").add_subparsers(
+        dest="hub_command", required=True
+    )
+    command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", run_build)
+    command(hub, "list", "list the models", "mll-jax hub list --json", run_list, json_flag=True)
+    verify = command(
+        hub,
+        "verify",
+        "check every entry; --repair fixes only the broken ones",
+        "mll-jax hub verify --repair",
+        run_verify,
+        json_flag=True,
+    )
+    verify.add_argument("--repair", action="store_true", help="remove or re-label broken entries")
+    info = command(
+        hub, "info", "show one model and its head labels", "mll-jax hub info footwear-cnn", run_info, json_flag=True
+    )
+    info.add_argument("id")
+
+
+def add_convert(sub) -> None:
+    convert = command(
+        sub,
+        "convert",
+        "convert a checkpoint of another framework (tensors only, no code runs) and add it to the hub",
+        "mll-jax convert torch-sequential my_mlp.pt --id my-mlp --heads Sandal Bag --mean 0.286 --std 0.353",
+        run_convert,
+    )
+    convert.add_argument("converter", help="checkpoint layout, e.g. torch-sequential (an unknown one lists them all)")
+    convert.add_argument(
+        "path",
+        help="state_dict file (.safetensors, or .pt/.pth/.bin read with weights_only), "
+        "or a Hugging Face model directory (config.json + model.safetensors)",
+    )
+    convert.add_argument("--id", required=True, help="the new model's hub id")
+    convert.add_argument(
+        "--heads", nargs="+", help="declared class name of each output, in order (default: the checkpoint's id2label)"
+    )
+    convert.add_argument("--mean", type=float, default=0.0, help="input normalisation: (x/255 - mean) / std")
+    convert.add_argument("--std", type=float, default=1.0)
+    convert.add_argument("--image-shape", type=int, nargs=3, default=[28, 28, 1], metavar=("H", "W", "C"))
+    convert.add_argument("--stride", type=int, default=2, help="torch-sequential: the convolutions' stride")
+    convert.add_argument("--padding", type=int, default=1, help="torch-sequential: the convolutions' padding")

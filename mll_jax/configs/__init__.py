@@ -1,0 +1,4 @@
+"""Settings as data: the spec types, the demo hub, the demo suite, the oracle's recipe.
+
+Nothing here runs anything; every stage above reads these values (big_vision's configs).
+"""

@@ -1,0 +1,46 @@
+"""The settings types: what a sample store, an expert and a general model are built from (config as data)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSpec:
+    """The sample store: `per_class` train images per class drawn with `seed` from `source` (method.md §2)."""
+
+    source: str = "fashion_mnist"
+    per_class: int = 1000
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpertSpec:
+    """One expert of a hub: architecture and config, the classes it trains on, and how its data is spoiled."""
+
+    id: str
+    arch: str
+    config: dict
+    classes: tuple[int, ...]  # dataset labels, in head order
+    epochs: int = 2
+    label_noise: float = 0.0
+    per_class: int | None = None  # cap on training items per class (tiny data)
+    swap_heads: tuple[int, int] | None = None  # declared names of these heads exchanged
+    seed: int = 0
+    backbone: str | None = None  # heads only (`linear`), trained on this backbone's frozen features
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneralSpec:
+    """The general model: the backend and its options (`hub.general.add_to_hub` builds it)."""
+
+    backend: str = "aligned"
+    id: str = "general"
+    epochs: int = 15
+    config: dict | None = None  # aligned: tower config; classifier: mlp config
+    source: str | None = None  # clip: local Hugging Face directory or model name
+    seed: int = 0
+    augmentations: tuple[str, ...] | None = None  # names in `data.augment.AUGMENTATIONS`; None: the backend's default

@@ -1,0 +1,110 @@
+"""Image datasets: Fashion-MNIST from Debian's IDX files, or `tfds:<name>`.
+
+A dataset is plain arrays: images uint8 [N, H, W, C], labels int32 [N], plus the
+catalog of its classes (name, WordNet synset, extra lemmas) shipped as package data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_HINT = "sudo apt-get install dataset-fashion-mnist"
+_SPLIT_FILES = {"train": "train", "test": "t10k"}
+_SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+_IDX_IMAGES, _IDX_LABELS = 2051, 2049
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int32 [N], index into `classes`
+    classes: tuple[dict, ...]  # catalog entries: label, name, synset, lemmas
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def synsets(self) -> list[str]:
+        return [c["synset"] for c in self.classes]
+
+
+def catalog(name: str) -> dict:
+    """The packaged class catalog of dataset `name` (e.g. 'fashion_mnist')."""
+    try:
+        text = resources.files("mll_jax.data.catalogs").joinpath(f"{name}.json").read_text()
+    except FileNotFoundError:
+        raise ValueError(f"no class catalog for dataset {name!r}") from None
+    return json.loads(text)
+
+
+def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"Fashion-MNIST file {path} is missing. Install it with: {FASHION_MNIST_HINT}")
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    header = np.frombuffer(raw[:8], dtype=">i4")
+    if header[0] != magic:
+        raise ValueError(f"{path}: IDX magic number {header[0]}, expected {magic}")
+    if header[1] != count:
+        raise ValueError(f"{path}: holds {header[1]} items, expected {count}")
+    dims = [count] + ([28, 28] if magic == _IDX_IMAGES else [])
+    offset = 4 * (1 + len(dims))
+    if magic == _IDX_IMAGES:
+        rows_cols = tuple(np.frombuffer(raw[8:16], dtype=">i4"))
+        if rows_cols != (28, 28):
+            raise ValueError(f"{path}: images are {rows_cols}, expected (28, 28)")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=offset)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: {data.size} bytes of data, expected {int(np.prod(dims))}")
+    return data.reshape(dims)
+
+
+@functools.cache
+def fashion_mnist(split: str, root: Path = FASHION_MNIST_DIR) -> Dataset:
+    """Fashion-MNIST `split` ('train' or 'test') from the Debian package's IDX files."""
+    if split not in _SPLIT_FILES:
+        raise ValueError(f"unknown split {split!r}; use one of {sorted(_SPLIT_FILES)}")
+    stem, count = _SPLIT_FILES[split], _SPLIT_SIZES[split]
+    images = _read_idx(root / f"{stem}-images-idx3-ubyte.gz", _IDX_IMAGES, count)
+    labels = _read_idx(root / f"{stem}-labels-idx1-ubyte.gz", _IDX_LABELS, count)
+    if labels.max() > 9:
+        raise ValueError(f"{root}: label {labels.max()} out of range 0..9")
+    images.setflags(write=False)
+    return Dataset(
+        images=images[..., None],
+        labels=labels.astype(np.int32),
+        classes=tuple(catalog("fashion_mnist")["classes"]),
+        name="fashion_mnist",
+    )
+
+
+def _tfds(name: str, split: str) -> Dataset:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise ImportError(f"source 'tfds:{name}' needs tensorflow-datasets: pip install 'mll_jax[tfds]'") from None
+    images, labels = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True))
+    return Dataset(
+        images=np.asarray(images, np.uint8),
+        labels=np.asarray(labels, np.int32),
+        classes=tuple(catalog(name)["classes"]),
+        name=name,
+    )
+
+
+def load(source: str, split: str) -> Dataset:
+    """Load `split` of `source`: 'fashion_mnist' or 'tfds:<name>'."""
+    if source == "fashion_mnist":
+        return fashion_mnist(split)
+    if source.startswith("tfds:"):
+        return _tfds(source.removeprefix("tfds:"), split)
+    raise ValueError(f"unknown data source {source!r}; use 'fashion_mnist' or 'tfds:<name>'")

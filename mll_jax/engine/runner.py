@@ -1,0 +1,255 @@
+"""The execution engine (method.md §5): the one place the library runs models on images.
+
+Models are grouped by architecture signature (same class and parameter shapes up to
+the head size). A group runs with one strategy:
+
+    vmap    parameters stacked on a leading model axis, `jax.vmap` over it
+    map     the same stack, `jax.lax.map` over it (one model at a time, one program)
+    loop    one jitted call per model (what a JAX user writes first)
+    shared  heads over one shared backbone: the backbone runs once per batch and
+            every head of the family is one matmul
+
+Heads are padded to the group's widest head, or further, to a multiple of
+`HEAD_ALIGN`, where that is measured faster; padded heads get a bias of -1e9, so
+their softmax probability is exactly 0 and the real heads' probabilities are
+unchanged. On XLA:CPU a CNN whose head layer is at least 8 wide compiles its conv,
+dense and head layers into one fused library call, faster than with 2-6 heads,
+while an MLP runs slower that way. So the head width, like the choice between
+vmap, map and loop, is measured (`tuning.py`).
+
+Parameters live on a ('data', 'model') mesh: stacks are split along the model axis,
+batches along the data axis, and every program is a `jax.jit` with in/out shardings.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from mll_jax.configs.engine import BATCH_SIZE
+from mll_jax.data.preprocess import spec_key
+from mll_jax.engine import sharding, tuning
+from mll_jax.engine.forward import Member, features, head_widths, signature
+from mll_jax.engine.group import Group
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class Engine:
+    """Runs many models over image batches: grouped, stacked, sharded, streamed.
+
+    `strategy` forces one of `tuning.STRATEGIES` for every stackable group, and
+    `pad_heads` True / False forces head layers padded to a multiple of `HEAD_ALIGN`
+    or not; by default both are measured once per backend and batch size.
+    On one device, up to `chunk_rows` rows (whole batches) go to the device and
+    run as one dispatch; batches are still computed `batch_size` at a time.
+    """
+
+    def __init__(
+        self,
+        members: list[Member],
+        backbones: dict[str, nnx.Module] | None = None,
+        *,
+        batch_size: int = BATCH_SIZE,
+        dtype: str = "float32",
+        mesh: Mesh | None = None,
+        strategy: str | None = None,
+        chunk_rows: int = 4096,
+        pad_heads: bool | None = None,
+    ):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
+        if strategy is not None and strategy not in tuning.STRATEGIES:
+            raise ValueError(f"strategy {strategy!r} is not one of {tuning.STRATEGIES}")
+        ids = [m.id for m in members]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"model ids must be unique, got {ids}")
+        backbones = backbones or {}
+        missing = sorted({m.backbone for m in members if m.backbone is not None} - set(backbones))
+        if missing:
+            raise ValueError(f"members name backbones {missing} that were not given to the engine")
+        self.mesh = mesh or sharding.mesh()
+        self.batch_size = sharding.round_up(batch_size, self.mesh, "data")
+        # Chunks only on one device: a row-sharded chunk would not split into per-device batches.
+        self.chunks = max(1, chunk_rows // self.batch_size) if self.mesh.size == 1 else 1
+        self._rows = NamedSharding(self.mesh, P("data"))  # batches: split over the data axis
+        self.dtype = dtype
+        by_signature: dict[str, list[Member]] = collections.defaultdict(list)
+        for m in members:
+            by_signature[signature(m)].append(m)
+        forced = strategy or tuning.forced()
+        self.pad_heads = pad_heads
+        self.groups = []
+        for key, group in by_signature.items():
+            backbone = backbones.get(group[0].backbone)
+            measurable = "shape" in group[0].input_spec
+            if backbone is not None:
+                chosen = "shared"
+            elif len(group) == 1 or not measurable:  # nothing to stack, or no shape to measure
+                chosen = "loop"
+            else:
+                chosen = None
+            width = self._width(key, group, chosen or "loop", backbone) if measurable else None
+            if chosen is None:
+                chosen = forced or tuning.choose(
+                    self._tuning_key(key, group, f"heads {width}"),
+                    {s: self._runner(group, s, backbone, width) for s in tuning.STRATEGIES},
+                )
+            self.groups.append(self._group(group, chosen, backbone, width))
+
+    def _group(self, members: list[Member], strategy: str, backbone=None, width: int | None = None) -> Group:
+        return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone, width)
+
+    def _width(self, key: str, members: list[Member], strategy: str, backbone) -> int:
+        """The group's head width: its widest head, or that rounded up where measured faster (one model stands
+        for a stack: the width changes how each model's program compiles)."""
+        widths = head_widths(m.model.head.out_features for m in members)
+        if len(widths) == 1 or self.pad_heads is not None:
+            return widths[-1] if self.pad_heads else widths[0]
+        sample = members if strategy == "shared" else members[:1]
+        runners = {str(w): self._runner(sample, strategy, backbone, w) for w in widths}
+        key = self._tuning_key(key, sample, f"head width for {widths[0]}")
+        return int(tuning.choose(key, runners, baseline=str(widths[0])))
+
+    def _tuning_key(self, signature_key: str, members: list[Member], what: str) -> str:
+        device = jax.local_devices()[0]
+        shape = "x".join(map(str, self.mesh.devices.shape))
+        size = f"{len(members)} models|{what}|batch {self.batch_size}|{self.dtype}"
+        return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
+
+    def _runner(self, members: list[Member], strategy: str, backbone, width: int):
+        """A factory of a function that runs `members` on one batch and waits (for `tuning.choose`)."""
+
+        def make():
+            images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
+            group = self._group(members, strategy, backbone, width)
+            return lambda: jax.block_until_ready(group.run(images))
+
+        return make
+
+    def place(self, batch: np.ndarray) -> jax.Array:
+        """A host batch on the devices, split over the data axis."""
+        if self.mesh.size == 1:  # without the sharded-transfer overhead (~40 us a batch on CPU)
+            device = self.mesh.devices.flat[0]
+            return jnp.asarray(batch) if device == jax.devices()[0] else jax.device_put(batch, device)
+        return jax.device_put(batch, self._rows)
+
+    @property
+    def strategies(self) -> dict[str, str]:
+        """Model id -> the strategy its group runs with."""
+        return {m.id: g.layout.strategy for g in self.groups for m in g.members}
+
+    def probabilities(
+        self, images: np.ndarray | Iterable[np.ndarray], progress: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each model's probabilities [N, H] on uint8 images (an array, or an iterable of batches).
+
+        Batches stream through the engine: the next batch is copied to the devices
+        while the current one runs, so inputs larger than memory can be passed as
+        an iterator (or a memory-mapped array).
+        """
+        total = len(images) if isinstance(images, np.ndarray) else None
+        parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        pending = None  # the chunk in flight: (outputs per group, real rows)
+        pieces = itertools.chain(self._pieces(_rebatch(images, self.batch_size * self.chunks)), [(None, 0)])
+        with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
+            for batch, chunks in pieces:  # lazily: inputs may not fit in memory
+                if batch is not None:
+                    placed = self.place(pad_rows(batch, self.batch_size * chunks))
+                    running = ([g.run(placed, chunks) for g in self.groups], len(batch))
+                if pending is not None:
+                    outputs, rows = pending
+                    for group, out in zip(self.groups, outputs):
+                        for model_id, probs in group.split([np.asarray(o) for o in out], rows).items():
+                            parts[model_id].append(probs)
+                    bar.update(rows)
+                pending = running if batch is not None else None
+        return {
+            m.id: np.concatenate(parts[m.id]) if parts[m.id] else np.zeros((0, h), np.float32)
+            for g in self.groups
+            for m, h in zip(g.members, g.heads)
+        }
+
+    def _pieces(self, chunks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
+        """(rows, batches) to run: whole chunks, and a short last chunk cut into power-of-two numbers of batches
+        (few programs to compile, little padding)."""
+        for rows in chunks:
+            batches = -(-len(rows) // self.batch_size)
+            while batches:
+                take = min(self.chunks, 1 << (batches.bit_length() - 1))
+                yield rows[: take * self.batch_size], take
+                rows, batches = rows[take * self.batch_size :], batches - take
+
+
+def _rebatch(images: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Batches of exactly `size` rows (the last one shorter) from an array or any iterable of batches."""
+    if isinstance(images, np.ndarray):
+        for start in range(0, len(images), size):
+            yield images[start : start + size]
+        return
+    buffer, buffered = [], 0
+    for batch in images:
+        batch = np.asarray(batch)
+        buffer.append(batch)
+        buffered += len(batch)
+        while buffered >= size:
+            joined = np.concatenate(buffer)
+            yield joined[:size]
+            buffer, buffered = [joined[size:]], buffered - size
+    if buffered:
+        yield np.concatenate(buffer)
+
+
+def pad_rows(batch: np.ndarray, size: int) -> np.ndarray:
+    missing = size - len(batch)
+    return batch if missing == 0 else np.concatenate([batch, np.zeros((missing, *batch.shape[1:]), batch.dtype)])
+
+
+def model_probabilities(
+    model: nnx.Module, input_spec: dict, images: np.ndarray, batch_size: int = BATCH_SIZE, dtype: str = "float32"
+) -> np.ndarray:
+    """Probabilities [N, H] of one model (a one-model engine)."""
+    engine = Engine([Member("model", model, input_spec)], batch_size=min(batch_size, max(len(images), 1)), dtype=dtype)
+    return engine.probabilities(images)["model"]
+
+
+_features_program = jax.jit(features, static_argnums=(0, 1))
+
+
+def model_features(model: nnx.Module, input_spec: dict, images: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """A backbone's features [N, F] on uint8 images (to train heads on it)."""
+    graphdef, state = nnx.split(model)
+    spec = spec_key(input_spec)
+    out = [
+        np.asarray(_features_program(graphdef, spec, state, pad_rows(b, batch_size)))[: len(b)]
+        for b in _rebatch(images, batch_size)
+    ]
+    return np.concatenate(out)
+
+
+def hub_member(hub, model_id: str, backbones: dict[str, nnx.Module]) -> Member:
+    """One hub model as a member; its backbone, if new, is loaded into `backbones`."""
+    entry = hub.entry(model_id)
+    if (backbone := entry.get("backbone")) and backbone not in backbones:
+        backbones[backbone] = hub.load_backbone(backbone)
+    return Member(model_id, hub.load_model(model_id), entry["input_spec"], backbone)
+
+
+def hub_members(hub, model_ids: list[str]) -> tuple[list[Member], dict[str, nnx.Module]]:
+    """Members for hub models (loading each checkpoint) and the backbones they share."""
+    backbones: dict[str, nnx.Module] = {}
+    return [hub_member(hub, i, backbones) for i in model_ids], backbones
+
+
+def from_hub(hub, model_ids: list[str], **options) -> Engine:
+    """An engine over hub models."""
+    return Engine(*hub_members(hub, model_ids), **options)

@@ -1,0 +1,1 @@
+"""Experiments on a hub: the demo suite against the baselines, hub growth, reports and pictures."""

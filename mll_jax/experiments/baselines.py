@@ -1,0 +1,139 @@
+"""Baselines (method.md §4), for an honest comparison with MLL on the same tasks.
+
+- oracle:     an MLP trained directly on the task's classes (expert pool data)
+- patch_only: the general model alone
+- f1_topk:    per model and class the F1 on node samples, scored
+              alpha * F1_k + (1 - alpha) * mean F1 of the other classes; the top-k
+              models per class, combined by an entropy-weighted average of their
+              class probabilities (the published VLM-selection recipe)
+- declared:   candidates from declared head names (no labelling) and the general
+              model, their class probabilities averaged
+- random:     a random candidate per class, temperatures and biases calibrated
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from mll_jax import engine, nets, paths
+from mll_jax.concepts import matching
+from mll_jax.concepts import task as task_lib
+from mll_jax.configs.demo_hub import INPUT_SPEC
+from mll_jax.configs.oracle import ORACLE
+from mll_jax.data import store as store_lib
+from mll_jax.hub import checkpoint, train
+from mll_jax.hub.hub import Hub
+from mll_jax.labeling import labels as labeling
+from mll_jax.selection import chco
+from mll_jax.selection.problems import node_samples
+from mll_jax.selection.types import Candidate
+
+EPS = chco.EPS
+
+
+# -- ensembles of class probabilities -----------------------------------------------
+def class_probs(probs: np.ndarray, heads_per_class: dict[int, tuple[int, ...]], K: int) -> np.ndarray:
+    """q [N, K]: one model's probabilities of the task classes it covers, renormalised (0 elsewhere)."""
+    q = np.zeros((len(probs), K), np.float32)
+    for k, heads in heads_per_class.items():
+        q[:, k] = probs[:, list(heads)].sum(1)
+    return q / np.maximum(q.sum(1, keepdims=True), EPS)
+
+
+def ensemble(
+    probs: dict[str, np.ndarray], cands: list[list[Candidate]], members: list[list[str]], entropy_weighted: bool
+) -> np.ndarray:
+    """Scores [N, K]: per class, the (entropy-weighted) mean of its member models' class probabilities."""
+    K = len(cands)
+    q = {}
+    for m in {m for ms in members for m in ms}:
+        heads = {k: c.heads for k, cs in enumerate(cands) for c in cs if c.model == m}
+        q[m] = class_probs(probs[m], heads, K)
+    n = len(next(iter(probs.values())))
+    scores = np.zeros((n, K), np.float32)
+    for k, ms in enumerate(members):
+        weights = [np.exp((q[m] * np.log(q[m] + EPS)).sum(1)) if entropy_weighted else np.ones(n) for m in ms]
+        total = np.maximum(np.sum(weights, 0), EPS)
+        scores[:, k] = sum(w * q[m][:, k] for w, m in zip(weights, ms)) / total
+    return scores
+
+
+def f1_scores(pred: np.ndarray, labels: np.ndarray, K: int) -> np.ndarray:
+    f1 = np.zeros(K)
+    for k in range(K):
+        tp = np.sum((pred == k) & (labels == k))
+        denominator = np.sum(pred == k) + np.sum(labels == k)
+        f1[k] = 2 * tp / denominator if denominator else 0.0
+    return f1
+
+
+def f1_topk_members(
+    hub: Hub, classes, cands: list[list[Candidate]], top_k: int = 3, alpha: float = 0.7, seed: int = 0
+) -> list[list[str]]:
+    """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples."""
+    K = len(classes)
+    index, labels = node_samples(hub, classes, chco.Config().samples_per_class, seed)[0]  # the fit half
+    score: dict[tuple[str, int], float] = {}
+    for m in {c.model for cs in cands for c in cs}:
+        heads = {k: c.heads for k, cs in enumerate(cands) for c in cs if c.model == m}
+        q = class_probs(hub.labels(m)["probs"][index].astype(np.float32), heads, K)
+        q[:, [k for k in range(K) if k not in heads]] = -1.0
+        f1 = f1_scores(q.argmax(1), labels, K)
+        for k in heads:
+            others = np.delete(f1, k)
+            score[m, k] = alpha * f1[k] + (1 - alpha) * (others.mean() if len(others) else 0.0)
+    return [sorted((c.model for c in cs), key=lambda m: -score[m, k])[:top_k] for k, cs in enumerate(cands)]
+
+
+def declared_candidates(hub: Hub, classes) -> list[list[Candidate]]:
+    """Candidates from declared head names only (no labelling), plus the general model as in MLL."""
+    sdag = hub.sdag
+    out: list[list[Candidate]] = [[] for _ in classes]
+    for m in hub.ids("expert"):
+        if labeling.problem(hub, m):
+            continue
+        nodes = [matching.match_one(sdag, h).node for h in hub.entry(m)["heads"]]
+        concepts = [sdag.concepts_under(v) if v else frozenset() for v in nodes]
+        for k, cls in enumerate(classes):
+            others = frozenset().union(*(c.concepts for c in classes if c is not cls))
+            heads = tuple(j for j, cs in enumerate(concepts) if cs & cls.concepts and not cs & others)
+            if heads:
+                out[k].append(Candidate(m, heads))
+    return [cs + g for cs, g in zip(out, patch_candidates(hub, classes))]
+
+
+def patch_candidates(hub: Hub, classes) -> list[list[Candidate]]:
+    declared = [str(n) for n in hub.labels(hub.general_id)["declared_nodes"]]
+    return [
+        [Candidate(hub.general_id, tuple(j for j, v in enumerate(declared) if v in cls.concepts))] for cls in classes
+    ]
+
+
+def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return [int(rng.integers(len(cs))) for cs in cands]
+
+
+# -- the oracle -----------------------------------------------------------------------
+def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
+    """Logits of an MLP trained on the task's classes (cached on disk by task)."""
+    concept_index = {c: i for i, c in enumerate(hub.store.synsets)}
+    groups = [sorted(concept_index[c] for c in cls.concepts) for cls in classes]
+    key = hashlib.sha256(json.dumps([groups, ORACLE, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
+    directory = paths.cache_dir() / "oracles" / key
+    abstract = nets.abstract(ORACLE["arch"], ORACLE["config"], len(classes))
+    try:
+        model = checkpoint.restore(directory, abstract)
+    except (FileNotFoundError, ValueError):
+        pool = store_lib.expert_pool(hub.store_spec)
+        target = np.full(len(pool.labels), -1)
+        for k, g in enumerate(groups):
+            target[np.isin(pool.labels, g)] = k
+        keep = target >= 0
+        model = nets.build(ORACLE["arch"], ORACLE["config"], len(classes))
+        train.fit(model, pool.images[keep], target[keep], INPUT_SPEC, epochs=ORACLE["epochs"])
+        checkpoint.save(directory, model)
+    return np.log(engine.model_probabilities(model, INPUT_SPEC, images) + EPS)

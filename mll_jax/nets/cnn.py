@@ -1,0 +1,67 @@
+"""`cnn`: strided conv-ReLU blocks (batch norm optional), a dense layer, then the heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+from flax import nnx
+
+from mll_jax.nets.registry import register
+
+
+@register("cnn")
+class CNN(nnx.Module):
+    """Strided conv-ReLU blocks, then a dense layer and the heads.
+
+    Strided convolutions rather than conv + max-pool: on XLA:CPU they train ~5x
+    faster at the same accuracy on 28x28 images. `padding` is "SAME" (XLA's) or a
+    symmetric integer (PyTorch's `padding=p`, for converted models). `batch_norm`
+    puts an inference-mode batch norm (running statistics) after each conv, as in
+    converted conv-BatchNorm2d-ReLU stacks; without it the parameters are as before.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        in_channels: int = 1,
+        channels: Sequence[int] = (16, 32),
+        dense: int = 128,
+        image_size: int = 28,
+        kernel: int = 3,
+        stride: int = 2,
+        padding: str | int = "SAME",
+        batch_norm: bool = False,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        sizes = [in_channels, *channels]
+        pad = padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, (kernel, kernel), strides=stride, padding=pad, rngs=rngs)
+                for a, b in zip(sizes[:-1], sizes[1:])
+            ]
+        )
+        # None, not an empty list, without batch norm: the state (and so stored checkpoints) stays as it was.
+        self.norms = (
+            nnx.List([nnx.BatchNorm(c, use_running_average=True, epsilon=1e-5, rngs=rngs) for c in channels])
+            if batch_norm
+            else None
+        )
+        side = image_size
+        for _ in channels:
+            side = -(-side // stride) if isinstance(padding, str) else (side + 2 * padding - kernel) // stride + 1
+        self.dense = nnx.Linear(side * side * channels[-1], dense, rngs=rngs)
+        self.head = nnx.Linear(dense, num_heads, rngs=rngs)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = jax.nn.relu(x)
+        return jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))

@@ -1,0 +1,46 @@
+"""Architecture registry: name -> Flax NNX module class, built from a config dict.
+
+A leaf: it imports no architecture. Each architecture module registers itself with
+`@register(name)`, and `mll_jax.nets` imports them all.
+
+Every expert maps preprocessed images [B, H, W, C] (float32) to head logits [B, H]
+as `head(features(x))`: `features` is everything below the last linear layer, so a
+model can serve as the shared backbone of other experts' heads (`linear`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+from flax import nnx
+
+ARCHITECTURES: dict[str, type[nnx.Module]] = {}
+
+
+def register(name: str) -> Callable[[type[nnx.Module]], type[nnx.Module]]:
+    """Class decorator: `name` builds this architecture. A name registered twice is an error."""
+
+    def add(cls: type[nnx.Module]) -> type[nnx.Module]:
+        if name in ARCHITECTURES:
+            raise ValueError(f"architecture {name!r} is already registered (by {ARCHITECTURES[name].__qualname__})")
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return add
+
+
+def build(arch: str, config: dict, num_heads: int, seed: int = 0) -> nnx.Module:
+    """A freshly initialised model of architecture `arch`."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; registered: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](num_heads, **config, rngs=nnx.Rngs(seed))
+
+
+def abstract(arch: str, config: dict, num_heads: int) -> nnx.Module:
+    """The model's structure without allocating parameters (for restoring)."""
+    return nnx.eval_shape(lambda: build(arch, config, num_heads))
+
+
+def num_params(model: nnx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

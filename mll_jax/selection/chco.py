@@ -1,0 +1,554 @@
+"""Classification head combination optimisation (method.md §3.3): the math, on padded arrays.
+
+A `Problem` (one task, padded; a leading task axis is added by vmap) holds two `Half`s
+of node samples, `fit` and `val`, each (scores S [N, K, C], labels y [N], weight [N])
+(S: candidate scores s_c(x) = log sum_{j in J_c} p_m(x)_j, `candidate_scores`; weight 0 pads), and
+  cand_mask  [K, C]  real candidates
+  cand_model [K, C]  index of each candidate's model in 0..M-1
+  model_cost [M]     relative cost of running each model
+The relaxation: combination logits a [K, C], log-temperatures t [M], biases b [K],
+  w_k    = masked softmax(a_k)
+  z_k(x) = sum_c w_kc * s_c(x) * exp(-t_m(c)) + b_k
+  loss   = CE(z, y) + l_H * mean_k H(w_k)
+           + l_cost * sum_m cost_m * (1 - prod_{(k,c) in m} (1 - w_kc)) + l_t * |t|^2
+
+A discrete selection (one candidate per class) is scored by calibrating it on the fit
+half: with beta = exp(-t), the cross-entropy is convex in (beta, b), and a damped
+Newton method (`calibrate`) reaches its optimum in a few steps, so a selection gets
+the same temperatures, biases and validation accuracy however it was found (search,
+brute force, baselines).
+
+`solve` runs `restarts` local searches, vmapped: the first starts from the
+relaxation's top-1 selection, the others from random selections. A round of search
+screens every single-class swap by refitting only the swapped class against the
+others' fixed logits (a two-parameter logistic regression per swap, all K x C of them
+as one array program), calibrates the `search_top` most promising swaps in full, and
+keeps the best if it beats the current selection on validation accuracy, then loss.
+The best restart wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+NEG = -1e9
+MIN_BETA = 1e-3  # inverse temperatures stay positive: a head's score never counts for other classes
+BIAS_RIDGE = 1e-4  # fixes the softmax's shift invariance, so the calibration optimum is unique
+EPS = 1e-6  # keeps a candidate's log score finite where its heads give probability 0
+
+
+class Half(NamedTuple):
+    """Node samples of one half: scores [N, K, C] (`samples_last`: [K, C, N]), labels [N], weight [N] (0 pads)."""
+
+    scores: jax.Array
+    labels: jax.Array
+    weight: jax.Array
+
+
+class Problem(NamedTuple):
+    """One task's CHCO problem: both halves, real candidates [K, C], their models [K, C], model costs [M]."""
+
+    fit: Half
+    val: Half
+    cand_mask: jax.Array
+    cand_model: jax.Array
+    model_cost: jax.Array
+
+
+class Report(NamedTuple):
+    """A selection scored on the validation half."""
+
+    val_accuracy: jax.Array
+    val_accuracy_per_class: jax.Array  # [K]
+    val_loss: jax.Array
+
+
+class Result(NamedTuple):
+    """A discrete selection: weights w [K, C], log-temperatures t [M], biases b [K], its validation report, and
+    (from `solve`) the relaxation's continuous weights."""
+
+    w: jax.Array
+    t: jax.Array
+    b: jax.Array
+    val_accuracy: jax.Array
+    val_accuracy_per_class: jax.Array
+    val_loss: jax.Array
+    continuous_w: jax.Array | None = None
+
+
+class Evaluated(NamedTuple):
+    """A calibrated selection of one candidate per class, with both halves' logits (for screening swaps)."""
+
+    picks: jax.Array  # [K]
+    w: jax.Array
+    t: jax.Array
+    b: jax.Array
+    beta: jax.Array  # [K], per class
+    z_fit: jax.Array  # [K, N]
+    z_val: jax.Array
+    val_accuracy: jax.Array
+    val_accuracy_per_class: jax.Array
+    val_loss: jax.Array
+
+
+def candidate_scores(summed: jax.Array) -> jax.Array:
+    """s_c(x) = log of the summed probabilities of a candidate's heads (method.md §3.2)."""
+    return jnp.log(summed + EPS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    restarts: int = 4  # local searches: from the relaxation's selection, then from random selections
+    steps: int = 20  # Adam steps of the continuous relaxation
+    learning_rate: float = 0.1
+    entropy_weight: float = 0.1
+    cost_weight: float = 0.01
+    temperature_weight: float = 1e-3
+    init_scale: float = 2.0
+    top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
+    refit_steps: int = 50  # Adam steps refitting t and b of a top-mass selection (several heads per class)
+    max_models: int | None = None  # hard cap on the number of distinct models a selection uses
+    samples_per_class: int = 200  # node samples per class, half to fit and half to validate
+    patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
+    calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
+    search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
+    search_top: int = 2  # screened swaps calibrated in full per round
+    screen_steps: int = 2  # Newton steps refitting the swapped class when screening
+    swap_steps: int = 4  # damped Newton steps calibrating a swap, from the current calibration
+
+
+def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
+    return jax.nn.softmax(jnp.where(mask, a, NEG), axis=-1) * mask
+
+
+def halves(scores, labels, in_fit) -> tuple[Half, Half]:
+    """(fit, val) from scores [N, K, C] and labels [N] of samples marked by `in_fit` [N]
+    (problems built by hand; `selection.problems` builds them from node samples)."""
+    scores, labels, in_fit = (jnp.asarray(x) for x in (scores, labels, in_fit))
+    return tuple(Half(scores[mask], labels[mask], jnp.ones(int(mask.sum()))) for mask in (in_fit, ~in_fit))
+
+
+def samples_last(problem: Problem) -> Problem:
+    """The problem with scores [K, C, N]: reductions over samples then run along the fastest axis.
+
+    Every function below takes scores in this layout and returns logits z [K, N].
+    """
+    fit, val = (h._replace(scores=jnp.moveaxis(h.scores, 0, -1)) for h in (problem.fit, problem.val))
+    return problem._replace(fit=fit, val=val)
+
+
+def logits(w, t, b, problem: Problem, half: Half) -> jax.Array:
+    """z [K, N] of a weighted selection `w` [K, C] on one half; padded classes get a very low logit."""
+    scale = jnp.exp(-t)[problem.cand_model]  # [K, C]
+    z = jnp.einsum("kc,kcn->kn", w * scale, half.scores) + b[:, None]
+    return jnp.where(problem.cand_mask.any(-1)[:, None], z, NEG)
+
+
+def weighted_mean(values: jax.Array, weight: jax.Array) -> jax.Array:
+    return (values * weight).sum() / jnp.maximum(weight.sum(), 1.0)
+
+
+def label_logit(z: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(z, labels[None], 0)[0]
+
+
+def cross_entropy(z: jax.Array, half: Half) -> jax.Array:
+    return weighted_mean(jax.nn.logsumexp(z, 0) - label_logit(z, half.labels), half.weight)
+
+
+def accuracy(z: jax.Array, half: Half) -> jax.Array:
+    return weighted_mean((z.argmax(0) == half.labels).astype(jnp.float32), half.weight)
+
+
+def model_usage(w, problem) -> jax.Array:
+    """[M]: probability that each model is used, 1 - prod over its candidates of (1 - w)."""
+    num_models = problem.model_cost.shape[0]
+    onehot = jax.nn.one_hot(problem.cand_model, num_models) * problem.cand_mask[..., None]
+    log_unused = jnp.einsum("kcm,kc->m", onehot, jnp.log1p(-jnp.clip(w, 0.0, 1.0 - 1e-6)))
+    return 1.0 - jnp.exp(log_unused)
+
+
+def loss(params, problem, config: Config) -> jax.Array:
+    """The relaxation's loss on the fit half."""
+    w = masked_softmax(params["a"], problem.cand_mask)
+    z = logits(w, params["t"], params["b"], problem, problem.fit)
+    class_mask = problem.cand_mask.any(-1)
+    entropy = -(w * jnp.log(jnp.where(w > 0, w, 1.0))).sum(-1)
+    mean_entropy = (entropy * class_mask).sum() / jnp.maximum(class_mask.sum(), 1)
+    cost = (problem.model_cost * model_usage(w, problem)).sum()
+    return (
+        cross_entropy(z, problem.fit)
+        + config.entropy_weight * mean_entropy
+        + config.cost_weight * cost
+        + config.temperature_weight * (params["t"] ** 2).sum()
+    )
+
+
+def adam_fit(loss_fn, params, steps: int, learning_rate: float):
+    optimizer = optax.adam(learning_rate)
+
+    def step(carry, _):
+        params, state = carry
+        grads = jax.grad(loss_fn)(params)
+        updates, state = optimizer.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), None, length=steps)
+    return params
+
+
+def discretise(w: jax.Array, mask: jax.Array, top_mass: float | None) -> jax.Array:
+    """Top-1 candidate per class (renormalised weights of the top-mass set if `top_mass`)."""
+    if top_mass is None:
+        return jax.nn.one_hot(jnp.where(mask, w, -1.0).argmax(-1), w.shape[-1]) * mask
+    order = jnp.argsort(-w, axis=-1)
+    sorted_w = jnp.take_along_axis(w, order, -1)
+    keep_sorted = (jnp.cumsum(sorted_w, -1) - sorted_w) < top_mass
+    keep = jnp.zeros_like(w).at[jnp.arange(w.shape[0])[:, None], order].set(keep_sorted) * mask
+    kept = w * keep
+    return kept / jnp.maximum(kept.sum(-1, keepdims=True), 1e-9)
+
+
+def limit_models(w: jax.Array, problem: Problem, max_models: int) -> jax.Array:
+    """bool [M]: the models a selection may use so that it uses at most `max_models`.
+
+    Greedy: while the top-1 selection uses too many models, forbid the used model
+    with the least total weight whose loss leaves every class a candidate. Dropping
+    can strand the search (two narrow models left, each the last for some class), so
+    if it ends above the cap, a greedy set cover (the model covering most uncovered
+    classes first, weight breaking ties) is used instead. If that fails too, the cap
+    is infeasible and the caller sees more models in use.
+    """
+    num_models = problem.model_cost.shape[0]
+    onehot = jax.nn.one_hot(problem.cand_model, num_models) * problem.cand_mask[..., None]  # [K, C, M]
+    real_class = problem.cand_mask.any(-1)
+    usage = jnp.einsum("kcm,kc->m", onehot, w)
+
+    def used_by(allowed):
+        """bool [M]: models the top-1 selection uses when only `allowed` models may be chosen."""
+        allowed_cands = problem.cand_mask & (onehot @ allowed.astype(w.dtype) > 0)
+        return jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0
+
+    def drop_one(_, allowed):
+        used = used_by(allowed)
+        per_class = (onehot * allowed).sum(1)  # [K, M]: allowed candidates of class k from model m
+        left = per_class.sum(-1, keepdims=True) - per_class  # without model m
+        removable = ((left > 0) | ~real_class[:, None]).all(0) & used
+        score = jnp.where(removable, usage, jnp.inf)
+        drop = score.argmin()
+        do_drop = (used.sum() > max_models) & jnp.isfinite(score[drop])
+        return allowed.at[drop].set(allowed[drop] & ~do_drop)
+
+    covers = onehot.any(1) & real_class[:, None]  # [K, M]
+
+    def cover_one(_, state):
+        allowed, covered = state
+        gain = (covers & ~covered[:, None]).sum(0) + usage / (usage.sum() + 1.0)
+        pick = gain.argmax()
+        return allowed.at[pick].set(True), covered | covers[:, pick]
+
+    dropped = jax.lax.fori_loop(0, num_models, drop_one, onehot.any((0, 1)))
+    cover, covered = jax.lax.fori_loop(0, max_models, cover_one, (jnp.zeros(num_models, bool), ~real_class))
+    use_cover = (used_by(dropped).sum() > max_models) & covered.all()
+    return jnp.where(use_cover, cover, dropped)
+
+
+def relax(problem: Problem, key: jax.Array, config: Config) -> jax.Array:
+    """Continuous weights w [K, C]: the relaxation (Adam on `loss`) from a random start."""
+    K, C = problem.cand_mask.shape
+    M = problem.model_cost.shape[0]
+    init = {"a": config.init_scale * jax.random.normal(key, (K, C)), "t": jnp.zeros(M), "b": jnp.zeros(K)}
+    params = adam_fit(lambda p: loss(p, problem, config), init, config.steps, config.learning_rate)
+    return masked_softmax(params["a"], problem.cand_mask)
+
+
+def report(problem: Problem, z: jax.Array) -> Report:
+    """Validation accuracy (overall and per class) and cross-entropy of validation logits z [K, N]."""
+    val = problem.val
+    per_class_weights = jax.nn.one_hot(val.labels, z.shape[0]) * val.weight[:, None]  # [N, K]
+    hits = (z.argmax(0) == val.labels).astype(jnp.float32)[:, None]
+    return Report(
+        val_accuracy=accuracy(z, val),
+        val_accuracy_per_class=(hits * per_class_weights).sum(0) / jnp.maximum(per_class_weights.sum(0), 1.0),
+        val_loss=cross_entropy(z, val),
+    )
+
+
+def best(results: Result | Evaluated) -> Result | Evaluated:
+    """The selection with the best validation accuracy, ties broken by validation loss (over a leading axis)."""
+    winner = jnp.lexsort((results.val_loss, -results.val_accuracy))[0]
+    return jax.tree.map(lambda x: x[winner], results)
+
+
+def better(a: Evaluated, b: Evaluated) -> jax.Array:
+    return (a.val_accuracy > b.val_accuracy) | ((a.val_accuracy == b.val_accuracy) & (a.val_loss < b.val_loss))
+
+
+def columns(problem: Problem, picks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Model [K] and realness [K] of one candidate per class, `picks` [K]."""
+    column = picks[:, None]
+    model = jnp.take_along_axis(problem.cand_model, column, axis=1)[:, 0]
+    return model, jnp.take_along_axis(problem.cand_mask, column, axis=1)[:, 0]
+
+
+def picked(half: Half, picks: jax.Array) -> jax.Array:
+    """Scores [K, N] of one candidate per class."""
+    return jnp.take_along_axis(half.scores, picks[:, None, None], axis=1)[:, 0]
+
+
+def ties(model: jax.Array, real: jax.Array) -> jax.Array:
+    """[K, K] one-hot: class k takes its temperature from the first class using the same model."""
+    K = model.shape[0]
+    same = (model[:, None] == model[None, :]) & real[None, :]
+    return jax.nn.one_hot(jnp.where(real, same.argmax(1), jnp.arange(K)), K)
+
+
+def calibrated_logits(theta: dict, scores: jax.Array, tie: jax.Array, real: jax.Array) -> jax.Array:
+    """z [K, N] = beta_k * s_k + b_k, with beta shared by the classes of one model."""
+    return jnp.where(real[:, None], (tie @ theta["beta"])[:, None] * scores + theta["b"][:, None], NEG)
+
+
+def calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: Config) -> dict:
+    """Inverse temperatures `beta` [K] (per tied class) and biases `b` [K] minimising the
+    half's cross-entropy + l_t |beta - 1|^2 + BIAS_RIDGE |b|^2, by Levenberg-Marquardt
+    from `start`. Gradient and Hessian are closed-form sums of [K, K] products."""
+    K = scores.shape[0]
+    weight = half.weight / jnp.maximum(half.weight.sum(), 1.0)
+    target = jax.nn.one_hot(half.labels, K, axis=0) * weight
+    ridge = jnp.concatenate([jnp.full(K, config.temperature_weight), jnp.full(K, BIAS_RIDGE)])
+
+    def offset(theta):
+        return jnp.concatenate([theta["beta"] - 1.0, theta["b"]])
+
+    def value_gradient_hessian(theta):
+        z = calibrated_logits(theta, scores, tie, real)
+        log_norm = jax.nn.logsumexp(z, 0)
+        value = (weight * log_norm).sum() - (z * target).sum() + (ridge * offset(theta) ** 2).sum()
+        p = jnp.exp(z - log_norm)
+        ps = p * scores
+        pw, psw = p * weight, ps * weight
+        residual = pw - target
+        # sum_n w_n (diag p - p p^T), with the scores on neither, one or both sides
+        h_bb = jnp.diag(pw.sum(1)) - p @ pw.T
+        h_sb = jnp.diag(psw.sum(1)) - ps @ pw.T
+        h_ss = jnp.diag((psw * scores).sum(1)) - ps @ psw.T
+        grad = jnp.concatenate([tie.T @ (residual * scores).sum(1), residual.sum(1)]) + 2 * ridge * offset(theta)
+        hess = jnp.block([[tie.T @ h_ss @ tie, tie.T @ h_sb], [h_sb.T @ tie, h_bb]]) + jnp.diag(2 * ridge)
+        return value, grad, hess
+
+    def step(_, state):
+        # the trial point's value, gradient and Hessian come from one pass; a rejected trial keeps the old ones
+        theta, damping, current = state
+        _, grad, hess = current
+        delta = jnp.linalg.solve(hess + damping * jnp.diag(jnp.diag(hess)), grad)
+        trial = {"beta": jnp.maximum(theta["beta"] - delta[:K], MIN_BETA), "b": theta["b"] - delta[K:]}
+        at_trial = value_gradient_hessian(trial)
+        accept = at_trial[0] < current[0]
+        keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(accept, new, old))
+        return keep(trial, theta), jnp.where(accept, damping / 3, damping * 4), keep(at_trial, current)
+
+    state = (start, jnp.float32(1e-2), value_gradient_hessian(start))
+    theta, _, _ = jax.lax.fori_loop(0, steps, step, state)
+    return theta
+
+
+def evaluate(problem: Problem, picks: jax.Array, config: Config, start: dict | None = None) -> Evaluated:
+    """Calibrate one candidate per class (`picks` [K]) on the fit half, report it on the validation half.
+
+    From scratch (beta = 1, b = 0; `calibration_steps`) unless `start` is given
+    (`swap_steps`). Keeps both halves' logits for screening swaps.
+    """
+    model, real = columns(problem, picks)
+    tie = ties(model, real)
+    K, C = problem.cand_mask.shape
+    steps = config.calibration_steps if start is None else config.swap_steps
+    start = {"beta": jnp.ones(K), "b": jnp.zeros(K)} if start is None else start
+    theta = calibrate(picked(problem.fit, picks), tie, real, problem.fit, start, steps, config)
+    z_val = calibrated_logits(theta, picked(problem.val, picks), tie, real)
+    beta = tie @ theta["beta"]  # per class
+    M = problem.model_cost.shape[0]
+    return Evaluated(
+        picks=picks,
+        w=jax.nn.one_hot(picks, C) * problem.cand_mask,
+        t=jnp.zeros(M).at[jnp.where(real, model, M)].set(-jnp.log(beta), mode="drop"),
+        b=theta["b"],
+        beta=beta,
+        z_fit=calibrated_logits(theta, picked(problem.fit, picks), tie, real),
+        z_val=z_val,
+        **report(problem, z_val)._asdict(),
+    )
+
+
+def leave_one_out(z: jax.Array, labels: jax.Array) -> dict:
+    """Per class k and sample n, over the classes other than k: logsumexp, max, whether the
+    label is their argmax, all [K, 1, N]; and the label's logit [1, 1, N]."""
+    K = z.shape[0]
+    others = jnp.where(jnp.eye(K, dtype=bool)[:, :, None], NEG, z[None])  # [K, K, N]: row k without class k
+    return {
+        "rest": jax.nn.logsumexp(others, 1)[:, None],
+        "top": others.max(1)[:, None],
+        "label_tops": (others.argmax(1) == labels)[:, None],
+        "z_label": label_logit(z, labels)[None, None],
+        "is_k": (jnp.arange(K)[:, None] == labels)[:, None],
+    }
+
+
+def screen(problem: Problem, current: Evaluated, config: Config) -> tuple[jax.Array, jax.Array, dict]:
+    """Approximate validation accuracy and loss [K, C] of every single swap (class k to candidate c),
+    and each swap's refitted beta and b [K, C].
+
+    The swapped class's beta and b take a few Newton steps (from its current values) on
+    the fit half, against the other classes' logits held fixed.
+    """
+    fit, val = problem.fit, problem.val
+    S = fit.scores
+    out = leave_one_out(current.z_fit, fit.labels)
+    weight = fit.weight / jnp.maximum(fit.weight.sum(), 1.0)
+    ones = jnp.ones(S.shape[:2])
+    lam_beta, lam_b = config.temperature_weight, BIAS_RIDGE
+
+    def newton(_, state):
+        beta, bias = state
+        sig = jax.nn.sigmoid(beta[..., None] * S + bias[..., None] - out["rest"])
+        r, h = (sig - out["is_k"]) * weight, sig * (1 - sig) * weight
+        g1, g2 = (r * S).sum(-1) + 2 * lam_beta * (beta - 1), r.sum(-1) + 2 * lam_b * bias
+        h11, h12, h22 = (h * S * S).sum(-1) + 2 * lam_beta, (h * S).sum(-1), h.sum(-1) + 2 * lam_b
+        det = h11 * h22 - h12**2
+        return jnp.maximum(beta - (h22 * g1 - h12 * g2) / det, MIN_BETA), bias - (h11 * g2 - h12 * g1) / det
+
+    start = (current.beta[:, None] * ones, current.b[:, None] * ones)
+    beta, bias = jax.lax.fori_loop(0, config.screen_steps, newton, start)
+    held = leave_one_out(current.z_val, val.labels)
+    u = beta[..., None] * val.scores + bias[..., None]
+    ce = jnp.where(held["is_k"], -u, -held["z_label"]) + jnp.logaddexp(held["rest"], u)
+    hit = jnp.where(held["is_k"], u > held["top"], held["label_tops"] & (held["z_label"] > u))
+    weight = val.weight / jnp.maximum(val.weight.sum(), 1.0)
+    return (hit * weight).sum(-1), (ce * weight).sum(-1), {"beta": beta, "b": bias}
+
+
+def allowed_swaps(problem: Problem, picks: jax.Array, max_models: int | None) -> jax.Array:
+    """bool [K, C]: real candidates other than the current pick, within `max_models` after the swap."""
+    K, C = problem.cand_mask.shape
+    allowed = problem.cand_mask & ~jax.nn.one_hot(picks, C, dtype=bool)
+    if max_models is None:
+        return allowed
+    model, real = columns(problem, picks)
+    count = jnp.zeros(problem.model_cost.shape[0], jnp.int32).at[model].add(real)
+    target = problem.cand_model  # [K, C]
+    after = (count > 0).sum() + (count[target] == 0) - ((count[model] == 1)[:, None] & (target != model[:, None]))
+    return allowed & (after <= max_models)
+
+
+def search(problem: Problem, start: Evaluated, config: Config) -> Evaluated:
+    """Single-swap local search from the evaluated selection `start` (see the module docstring)."""
+    K, C = problem.cand_mask.shape
+    top = min(config.search_top, K * C)
+
+    def one_round(state):
+        current, _, rounds = state
+        accuracy, loss, refitted = screen(problem, current, config)
+        allowed = allowed_swaps(problem, current.picks, config.max_models)
+        promise = jnp.where(allowed, accuracy - 1e-4 * loss, -jnp.inf).ravel()  # accuracy, then loss
+        _, index = jax.lax.top_k(promise, top)
+        k, c = index // C, index % C
+        swaps = jnp.tile(current.picks, (top, 1)).at[jnp.arange(top), k].set(c)
+        # warm start: the current calibration per class, the swapped class's as screened
+        starts = {
+            name: jnp.tile(getattr(current, name), (top, 1)).at[jnp.arange(top), k].set(refitted[name][k, c])
+            for name in ("beta", "b")
+        }
+        tried = jax.vmap(lambda picks, start: evaluate(problem, picks, config, start))(swaps, starts)
+        tried = tried._replace(val_accuracy=jnp.where(jnp.isfinite(promise[index]), tried.val_accuracy, -1.0))
+        candidate = best(tried)
+        improved = better(candidate, current)
+        current = jax.tree.map(lambda new, old: jnp.where(improved, new, old), candidate, current)
+        return current, improved, rounds + 1
+
+    def going(state):
+        _, improved, rounds = state
+        return improved & (rounds < config.search_rounds)
+
+    final, _, _ = jax.lax.while_loop(going, one_round, (start, jnp.bool_(True), 0))
+    return final
+
+
+def start_picks(problem: Problem, w: jax.Array, config: Config) -> jax.Array:
+    """Top-1 candidate per class of continuous weights `w`, within `max_models`."""
+    mask = problem.cand_mask
+    if config.max_models is not None:
+        mask = mask & limit_models(w, problem, config.max_models)[problem.cand_model]
+    return jnp.where(mask, w, -1.0).argmax(-1)
+
+
+def kept(result: Evaluated) -> Result:
+    """The part of an evaluated selection that leaves the solver."""
+    return Result(result.w, result.t, result.b, result.val_accuracy, result.val_accuracy_per_class, result.val_loss)
+
+
+def refit_mass(problem: Problem, w: jax.Array, config: Config) -> Result:
+    """t and b of a weighted selection `w` [K, C] (several heads per class), by Adam on the fit half."""
+    K = w.shape[0]
+
+    def objective(tb):
+        z = logits(w, tb["t"], tb["b"], problem, problem.fit)
+        return cross_entropy(z, problem.fit) + config.temperature_weight * (tb["t"] ** 2).sum()
+
+    tb = {"t": jnp.zeros_like(problem.model_cost), "b": jnp.zeros(K)}
+    tb = adam_fit(objective, tb, config.refit_steps, config.learning_rate)
+    return Result(w, tb["t"], tb["b"], *report(problem, logits(w, tb["t"], tb["b"], problem, problem.val)))
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def solve(problem: Problem, key: jax.Array, config: Config = Config()) -> Result:
+    """CHCO on one padded problem.
+
+    Top-1 (default): restart 0 starts from the relaxation's selection, the others from
+    random selections; each is improved by local search and the best wins. Top mass:
+    every restart runs the relaxation, keeps its top-mass heads and refits t and b.
+    Returns discrete weights w [K, C], t [M], b [K], validation accuracy overall and
+    per class, and the relaxation's continuous weights.
+    """
+    problem = samples_last(problem)
+    K, C = problem.cand_mask.shape
+    keys = jax.random.split(key, config.restarts)
+    if config.top_mass is not None:
+
+        def one_restart(key):
+            continuous = relax(problem, key, config)
+            mask = problem.cand_mask
+            if config.max_models is not None:
+                mask = mask & limit_models(continuous, problem, config.max_models)[problem.cand_model]
+            w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
+            return refit_mass(problem, w, config)._replace(continuous_w=continuous)
+
+        return best(jax.vmap(one_restart)(keys))
+    continuous = relax(problem, keys[0], config)
+    random = jax.vmap(lambda k: masked_softmax(jax.random.normal(k, (K, C)), problem.cand_mask))(keys[1:])
+
+    def one_search(w):
+        return kept(search(problem, evaluate(problem, start_picks(problem, w, config), config), config))
+
+    winner = best(jax.vmap(one_search)(jnp.concatenate([continuous[None], random])))
+    return winner._replace(continuous_w=continuous)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def solve_fixed(problem: Problem, picks: jax.Array, config: Config = Config()) -> Result:
+    """Calibrate and report a given selection, one candidate index per class `picks` [K] (baselines)."""
+    return kept(evaluate(samples_last(problem), picks, config))
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def brute_force(problem: Problem, picks: jax.Array, config: Config = Config()) -> Result:
+    """Every discrete selection in `picks` [P, K] (one candidate index per class), calibrated
+    and scored on the validation half; returns the best by validation accuracy, then loss."""
+    K = problem.cand_mask.shape[0]
+    picks = jnp.pad(picks, ((0, 0), (0, K - picks.shape[1])))  # padded classes have no candidate to pick
+    problem = samples_last(problem)
+    return best(jax.vmap(lambda p: kept(evaluate(problem, p, config)))(picks))

@@ -1,0 +1,149 @@
+"""A task as padded arrays: its node samples of each half, its candidates' head memberships, its bucket.
+
+`build_problem` makes a `Task` on the host; `with_scores` turns it into a
+`chco.Problem` inside the compiled program, gathering candidate scores from the
+label cache. Tasks are padded to bucketed shapes (`bucket_shape`) and run in chunks
+of power-of-four sizes (`chunk_sizes`), so few programs serve any suite.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from mll_jax.data.store import fit_mask
+from mll_jax.hub.hub import Hub
+from mll_jax.selection import chco
+from mll_jax.selection.label_cache import label_cache
+
+
+class Samples(NamedTuple):
+    """Node samples of one half, padded: store indices [N], class labels [N], weight [N] (0 pads)."""
+
+    index: np.ndarray
+    labels: np.ndarray
+    weight: np.ndarray
+
+
+class Task(NamedTuple):
+    """One task before scores: candidate head memberships [K, C, H] over the label cache's heads, real
+    candidates [K, C], their models [K, C], the node samples of each half, and the hash of its names."""
+
+    membership: np.ndarray
+    cand_mask: np.ndarray
+    cand_model: np.ndarray
+    fit: Samples
+    val: Samples
+    name_hash: np.ndarray = np.uint32(0)
+
+
+def _bucket(n: int, smallest: int = 2) -> int:
+    return max(smallest, 1 << (n - 1).bit_length())
+
+
+def items_by_concept(hub: Hub, seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(fit, val): per concept column, its store indices in that half, in one fixed shuffle per seed
+    (memoised by the hub)."""
+
+    def shuffled():
+        order = np.random.default_rng(seed).permutation(len(hub.store))
+        in_fit = fit_mask(len(hub.store))[order]
+        concept_of = hub.store.concepts[order]
+        return tuple(
+            {int(c): order[in_half & (concept_of == c)] for c in np.unique(concept_of)} for in_half in (in_fit, ~in_fit)
+        )
+
+    return hub.memo.get(("items by concept", seed), shuffled)
+
+
+def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(fit, val), each (store indices, class labels): up to `per_class // 2` items per class from that half
+    of the store, stratified over the class's concepts.
+
+    Items come from one fixed shuffle of the store per seed, so a class gets the same
+    samples in every task.
+    """
+    column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
+    size = per_class // 2
+    halves = []
+    for items in items_by_concept(hub, seed):
+        index, labels = [], []
+        for k, cls in enumerate(classes):
+            quota = -(-size // len(cls.concepts))
+            chosen = [items.get(column[c], np.zeros(0, np.int64))[:quota] for c in sorted(cls.concepts)]
+            index.append(np.concatenate(chosen)[:size])
+            labels.append(np.full(len(index[-1]), k))
+        halves.append((np.concatenate(index), np.concatenate(labels)))
+    return tuple(halves)
+
+
+def bucket_shape(classes, cands) -> tuple[int, int]:
+    """Padded (K, C) of a task: classes exact up to 8, then a power of two; candidates to a multiple of 8.
+
+    Node samples scale with K, so padding K costs twice (samples and classes); C is
+    coarser. Bounded buckets keep the number of compiled programs small, so a
+    long-running process stops compiling (and growing) early.
+    """
+    K = len(classes)
+    return (K if K <= 8 else _bucket(K)), -(-max(len(cs) for cs in cands) // 8) * 8
+
+
+def chunk_sizes(tasks: int, limit: int) -> list[int]:
+    """Tasks per compiled call, covering `tasks` exactly: powers of 4 (1, 4, 16, ...) up to
+    `limit`, largest first, so a few programs serve any count and no chunk is padded."""
+    size, sizes = 1, []
+    while size * 4 <= limit:
+        size *= 4
+    while tasks > 0:
+        while size > tasks:
+            size //= 4
+        sizes.append(size)
+        tasks -= size
+    return sizes
+
+
+def pad_picks(picks: np.ndarray) -> np.ndarray:
+    """Rows of `picks` [P, K] repeated up to a power of two, so brute-force searches of similar size share programs."""
+    return np.concatenate([picks, np.repeat(picks[:1], _bucket(len(picks)) - len(picks), 0)])
+
+
+def build_problem(
+    hub: Hub, classes, cands, per_class: int = chco.Config.samples_per_class, seed: int = 0, shape=None
+) -> Task:
+    """One task's padded arrays (node samples of each half, candidate head memberships, masks); `shape` = (K, C)."""
+    cache = label_cache(hub)
+    K, C = shape or bucket_shape(classes, cands)
+    membership = np.zeros((K, C, cache.probs.shape[1]), np.float32)
+    cand_mask = np.zeros((K, C), bool)
+    cand_model = np.zeros((K, C), np.int32)
+    for k, cs in enumerate(cands):
+        for c, cand in enumerate(cs):
+            m = cache.models.index(cand.model)
+            membership[k, c, cache.head_offset[m] + np.array(cand.heads)] = 1.0
+            cand_mask[k, c] = True
+            cand_model[k, c] = m
+    halves = []
+    for index, labels in node_samples(hub, classes, per_class, seed):
+        pad = K * (per_class // 2) - len(index)
+        halves.append(
+            Samples(
+                index=np.pad(index, (0, pad)).astype(np.int32),
+                labels=np.pad(labels, (0, pad)).astype(np.int32),
+                weight=np.pad(np.ones(len(index), np.float32), (0, pad)),
+            )
+        )
+    return Task(membership, cand_mask, cand_model, *halves)
+
+
+def with_scores(task: Task, probs: jax.Array, cost: jax.Array) -> chco.Problem:
+    """The CHCO problem of one task: candidate scores gathered from the label cache (traceable)."""
+    K, C, H = task.membership.shape
+    heads = task.membership.reshape(K * C, H).T
+
+    def half(part: Samples) -> chco.Half:
+        summed = probs[part.index] @ heads  # [N, K*C]
+        return chco.Half(chco.candidate_scores(summed).reshape(-1, K, C), part.labels, part.weight)
+
+    return chco.Problem(half(task.fit), half(task.val), task.cand_mask, task.cand_model, cost)

@@ -1,0 +1,198 @@
+"""Selection (method.md §3.2-3.3): names -> classes -> candidates -> CHCO on the label cache -> `Selection`.
+
+`select(hub, names)` solves one task, `select_many(hub, tasks)` many at once. The
+general model is the only candidate for a class no expert covers ("uncovered"); by
+default it is a candidate for every other class too (a text-aligned patch is often
+as good as an expert, and CHCO picks by validation accuracy), and
+`Config(patch_every_class=False)` keeps it to uncovered classes, as the paper does.
+
+Batching: tasks are padded to bucketed shapes, so one compiled program serves a
+bucket; candidate scores are gathered inside the program from the label cache (no
+inference, no Python loop over samples). A chunk's tasks are split over every local
+device (a 'data' mesh); each task's random key comes from the seed and its names,
+so the answer does not depend on the batch or the number of devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from mll_jax.concepts import task as task_lib
+from mll_jax.engine import sharding
+from mll_jax.hub.hub import Hub
+from mll_jax.labeling import labels as labeling
+from mll_jax.selection import chco, programs
+from mll_jax.selection.candidates import candidates
+from mll_jax.selection.label_cache import label_cache
+from mll_jax.selection.problems import bucket_shape, build_problem, chunk_sizes, pad_picks, with_scores
+from mll_jax.selection.types import Choice, Selection
+
+log = logging.getLogger(__name__)
+
+
+def default_chunk() -> int:
+    """Most tasks per call of the compiled program. On CPU a task's optimisation is compute-bound
+    and bigger chunks only add cache pressure (measured: 16 is as fast as any); accelerators
+    want wide batches."""
+    return 16 if jax.default_backend() == "cpu" else 256
+
+
+def name_hash(names) -> np.uint32:
+    """Folded into the seed to give a task's random key, so the key does not depend on batch position."""
+    return np.uint32(zlib.crc32("\x1f".join(names).encode()))
+
+
+def select(
+    hub: Hub,
+    names: list[str] | tuple[str, ...],
+    config: chco.Config = chco.Config(),
+    seed: int = 0,
+    max_models: int | None = None,
+) -> Selection:
+    """Choose heads for one task, given as its class names."""
+    if not isinstance(names, str) and len(names) > 0 and not isinstance(names[0], str):
+        raise task_lib.TaskError("select takes one task's class names; for a list of tasks use select_many")
+    return _solve(hub, [names], config, seed, max_models)[0]
+
+
+def select_many(
+    hub: Hub,
+    tasks: list[list[str]],
+    config: chco.Config = chco.Config(),
+    seed: int = 0,
+    max_models: int | None = None,
+    chunk: int | None = None,
+    progress: bool = False,
+) -> list[Selection]:
+    """Choose heads for many tasks at once (one compiled program per shape bucket); Selections in task order."""
+    if isinstance(tasks, str) or any(isinstance(t, str) for t in tasks):
+        raise task_lib.TaskError("select_many takes a list of tasks, each a list of class names; for one use select")
+    return _solve(hub, [list(t) for t in tasks], config, seed, max_models, chunk, progress)
+
+
+def _solve(
+    hub: Hub,
+    tasks: list,
+    config: chco.Config,
+    seed: int,
+    max_models: int | None,
+    chunk: int | None = None,
+    progress: bool = False,
+) -> list[Selection]:
+    chunk = chunk or default_chunk()
+    if max_models is not None:
+        if max_models < 1:
+            raise ValueError(f"max_models must be at least 1, got {max_models}")
+        config = dataclasses.replace(config, max_models=max_models)
+    missing = [i for i in hub.entries if hub.labels(i) is None]
+    if missing:
+        raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
+    resolved = [task_lib.resolve(hub.sdag, t) for t in tasks]
+    cands = [candidates(hub, classes, config.patch_every_class) for classes in resolved]
+    for t, (classes, cs) in enumerate(zip(resolved, cands)):
+        empty = [cls.name for cls, c in zip(classes, cs) if not c]
+        if empty:
+            raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
+    cache = label_cache(hub)
+    mesh = sharding.mesh()  # tasks are split over every local device
+    probs, cost = sharding.replicate((cache.probs, jnp.asarray(cache.cost)), mesh)
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for t, (classes, cs) in enumerate(zip(resolved, cands)):
+        buckets.setdefault(bucket_shape(classes, cs), []).append(t)
+    results: list[Selection | None] = [None] * len(tasks)
+    bar = tqdm(total=len(tasks), desc="selecting", disable=not progress)
+    for shape, members in buckets.items():
+        log.info("bucket K=%d C=%d: %d task(s)", *shape, len(members))
+        starts = np.cumsum([0, *chunk_sizes(len(members), chunk)])
+        for start, stop in zip(starts[:-1], starts[1:]):
+            part = members[start:stop]
+            problems = [
+                build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape)._replace(
+                    name_hash=name_hash(tasks[t])
+                )
+                for t in part
+            ]
+            size = sharding.round_up(len(part), mesh)
+            problems += [problems[0]] * (size - len(part))  # pad to a multiple of the devices with copies
+            stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
+            solved = programs.compiled_call(programs.solve_chunk, stacked, seed, probs, cost, config=config)
+            out = jax.device_get(solved)
+            for i, t in enumerate(part):
+                result = jax.tree.map(lambda x, i=i: x[i], out)
+                results[t] = make_selection(hub, resolved[t], cands[t], list(cache.models), result)
+                if max_models is not None and len(results[t].models) > max_models:
+                    raise task_lib.TaskError(
+                        f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
+                        f"the smallest found uses {len(results[t].models)}"
+                    )
+            bar.update(len(part))
+    bar.close()
+    return results
+
+
+def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int = 0, limit: int = 4096) -> Selection:
+    """The best discrete selection by exhaustive search (small tasks only): every
+    combination of one candidate per class, temperatures and biases calibrated."""
+    classes = task_lib.resolve(hub.sdag, names)
+    cands = candidates(hub, classes, config.patch_every_class)
+    counts = [len(cs) for cs in cands]
+    if int(np.prod(counts)) > limit:
+        raise ValueError(f"{int(np.prod(counts))} combinations exceed the brute-force limit {limit}")
+    cache = label_cache(hub)
+    task = build_problem(hub, classes, cands, config.samples_per_class, seed)
+    problem = with_scores(task, cache.probs, jnp.asarray(cache.cost))
+    picks = pad_picks(np.array(list(itertools.product(*[range(n) for n in counts])), np.int32))
+    result = jax.device_get(programs.compiled_call(chco.brute_force, problem, picks, config=config))
+    return make_selection(hub, classes, cands, list(cache.models), result)
+
+
+def fixed_selection(
+    hub: Hub, classes, cands, pick: list[int], seed: int = 0, config: chco.Config = chco.Config()
+) -> Selection:
+    """A selection of the given candidate per class, with temperatures and biases calibrated (baselines)."""
+    cache = label_cache(hub)
+    problem = with_scores(build_problem(hub, classes, cands, seed=seed), cache.probs, jnp.asarray(cache.cost))
+    picks = np.zeros(problem.cand_mask.shape[0], np.int32)
+    picks[: len(pick)] = pick
+    result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, jnp.asarray(picks), config=config))
+    return make_selection(hub, classes, cands, list(cache.models), result)
+
+
+def make_selection(hub: Hub, classes, cands, models: list[str], result: chco.Result) -> Selection:
+    """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `models`)."""
+    general = hub.general_id
+    choices, considered = [], []
+    for k, cs in enumerate(cands):
+        chosen, weighed = [], []
+        for c, cand in enumerate(cs):
+            heads = hub.entry(cand.model)["heads"]
+            names = [heads[j] for j in cand.heads]
+            if result.w[k, c] > 0:
+                chosen.append(Choice(cand.model, list(cand.heads), names, float(result.w[k, c])))
+            if result.continuous_w is not None:
+                weighed.append({"model": cand.model, "heads": names, "weight": float(result.continuous_w[k, c])})
+        choices.append(chosen)
+        considered.append(weighed)
+    used = {c.model for cs in choices for c in cs}
+    return Selection(
+        classes=[c.name for c in classes],
+        nodes=[c.node for c in classes],
+        concepts=[sorted(c.concepts) for c in classes],
+        choices=choices,
+        temperatures={m: float(result.t[i]) for i, m in enumerate(models) if m in used},
+        biases=[float(b) for b in result.b[: len(classes)]],
+        uncovered=[cls.name for cls, cs in zip(classes, cands) if all(c.model == general for c in cs)],
+        val_accuracy=float(result.val_accuracy),
+        val_accuracy_per_class=[float(a) for a in result.val_accuracy_per_class[: len(classes)]],
+        num_candidates=[len(cs) for cs in cands],
+        excluded={i: labeling.problem(hub, i) for i in hub.entries if labeling.problem(hub, i)},
+        considered=considered,
+    )
