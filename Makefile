@@ -1,5 +1,5 @@
 # make demo: install, build the hub, label, select, reuse, print the accuracy table
-# make test: install, lint, run the test suite
+# make test: install, lint (ruff, the import layering), run the test suite
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_FILES := /usr/share/wordnet/data.noun /usr/share/wordnet/index.sense \
@@ -12,6 +12,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -ra --durations=15
 
 setup: system $(VENV)/.installed

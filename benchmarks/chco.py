@@ -167,7 +167,7 @@ def main() -> None:
     config = chco.Config(**{k: _parse(getattr(chco.Config(), k), v) for k, v in overrides.items()})
     rng = np.random.default_rng(0)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]
-    result = {"config": config.__dict__, "backend": jax.default_backend(), "devices": jax.device_count()}
+    result = {"config": dataclasses.asdict(config), "backend": jax.default_backend(), "devices": jax.device_count()}
 
     result["throughput"] = throughput(hub, args.tasks, args.serial_limit, config, rng)
     print(

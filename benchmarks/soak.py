@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import json
 import resource
@@ -102,7 +103,7 @@ def main() -> None:
         "compiled_select_programs_after_warmup": warm_programs,
         "compiled_select_programs": programs.count(programs.solve_chunk),
         "compiled_reuse_programs": classifier.compiled_programs(),
-        "config": {"chco": LIGHT.__dict__},
+        "config": {"chco": dataclasses.asdict(LIGHT)},
     }
     header = ["phase", "count", "seconds", "RSS first 10% MiB", "RSS last 10% MiB", "growth"]
     print(f"{header[0]:12s} {header[1]:>10s} {header[2]:>8s} {header[3]:>18s} {header[4]:>17s} {header[5]:>7s}")

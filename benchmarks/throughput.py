@@ -36,6 +36,7 @@ from flax import nnx
 
 from mll_jax import engine, labeling, nets, paths
 from mll_jax.configs import demo_hub
+from mll_jax.configs.engine import BATCH_SIZE
 from mll_jax.data.preprocess import preprocess, spec_key
 from mll_jax.engine import forward, runner
 
@@ -209,7 +210,7 @@ def throughput(experts: list[int], batches: list[int], images: np.ndarray, repea
 _forward = jax.jit(forward.forward, static_argnums=(0, 1))
 
 
-def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
+def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = BATCH_SIZE) -> dict[str, np.ndarray]:
     """Labelling as a plain loop: load each model, one jitted call per model and batch."""
     spec = spec_key(SPEC)
     out = {}
@@ -308,7 +309,7 @@ def _line(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experts", type=int, nargs="*", default=[1, 4, 16, 64])
-    parser.add_argument("--batches", type=int, nargs="+", default=[32, 512])
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, BATCH_SIZE])
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch-limit", type=int, default=64, help="run the torch loop up to this many experts")

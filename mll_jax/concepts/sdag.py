@@ -1,4 +1,4 @@
-"""The semantic DAG: WordNet synsets above the store's concepts, with their samples.
+"""The semantic DAG: WordNet synsets above the store's concepts, with their samples (method.md §2).
 
 Nodes are synset names (or custom concept ids); edges go hypernym -> hyponym. Node
 attributes: `lemmas`, `gloss`, `depth`, `concept` (the store concept index, or -1

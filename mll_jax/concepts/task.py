@@ -1,4 +1,4 @@
-"""A target task: class names resolved to SDAG nodes and the concepts each class means.
+"""A target task: class names resolved to SDAG nodes and the concepts each class means (method.md §3.2).
 
 When a task names a concept and one of its descendants ("shirt" and "t-shirt"), the
 ancestor class means its subtree minus the other classes' subtrees: here, shirts

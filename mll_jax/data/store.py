@@ -1,4 +1,4 @@
-"""The sample store: a labelled slice of a train split, disjoint from expert data.
+"""The sample store: a labelled slice of a train split, disjoint from expert data (method.md §2).
 
 It plays the role of the paper's node images: models are labelled and selections
 fitted on it; experts never train on it, and evaluation uses the test split.

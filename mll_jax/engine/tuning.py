@@ -1,4 +1,4 @@
-"""Choosing how a group of models runs (its strategy, its head width), by measurement, remembered on disk.
+"""Choosing how a group of models runs (strategy, head width), by measurement, remembered on disk (method.md §5).
 
 The candidates are timed on the real group at the real batch size on the current
 backend; the result is kept in `<cache>/engine/strategies.json` under a key naming

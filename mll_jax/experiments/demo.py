@@ -1,4 +1,4 @@
-"""The demo: build the hub, label it, then solve the suite with MLL and every baseline."""
+"""The demo: build the hub, label it, then solve the suite with MLL and every baseline (method.md §4)."""
 
 from __future__ import annotations
 

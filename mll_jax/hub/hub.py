@@ -1,4 +1,4 @@
-"""The hub: a directory of models, their registry, label records and the SDAG.
+"""The hub: a directory of models, their registry, label records and the SDAG (method.md §2).
 
     hub/registry.json      format version, sample-store spec, one entry per model
     hub/models/<id>/       orbax checkpoint

@@ -1,4 +1,4 @@
-"""Labelling over several processes with JAX's multi-controller runtime (`jax.distributed`).
+"""Labelling over several processes with JAX's multi-controller runtime (`jax.distributed`; method.md §5).
 
 Every process opens the same hub, takes its share of the engine groups, and writes
 the store probabilities of its models to `labels/.parts/<process>.npz`. After a

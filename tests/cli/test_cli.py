@@ -40,6 +40,15 @@ def test_select_table_and_json(capsys, hub_path):
     assert code == 0 and "models used: " in out and "," not in out.split("models used: ")[1].split(";")[0]
 
 
+def test_hub_option_goes_before_or_after_the_command(capsys, hub_path, tmp_path):
+    code, after, _ = run(capsys, "hub", "list", "--hub", str(hub_path))
+    assert code == 0 and "footwear-cnn" in after
+    code, before, _ = run(capsys, "--hub", str(hub_path), "hub", "list")
+    assert before == after
+    code, _, err = run(capsys, "--hub", str(hub_path), "hub", "list", "--hub", str(tmp_path / "none"))
+    assert code == 2 and "no hub at" in err  # the later one wins
+
+
 def test_sdag_build_and_show(capsys, tmp_path):
     code, out, _ = run(capsys, "sdag", "build", "--out", str(tmp_path))
     assert code == 0 and "27 nodes" in out
@@ -135,5 +144,5 @@ def test_verbose_logs_and_default_is_quiet(capsys, hub_path):
     code, _, err = run(capsys, "--hub", str(hub_path), "label")
     assert code == 0 and "mll_jax.labeling" not in err
     code, _, err = run(capsys, "-v", "--hub", str(hub_path), "label")
-    assert code == 0 and "mll_jax.labeling: 0 of" in err
-    assert err.count("mll_jax.labeling: 0 of") == 1  # one handler, however often main runs
+    assert code == 0 and "mll_jax.labeling.labels: 0 of" in err
+    assert err.count("mll_jax.labeling.labels: 0 of") == 1  # one handler, however often main runs
