@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import json
+import re
 
 import jax
 import numpy as np
@@ -26,8 +27,8 @@ def graph():
 def test_matching_never_crashes_on_unicode(text):
     try:
         m = matching.match_one(graph(), text)
-    except ValueError as error:
-        assert str(error)
+    except ValueError as error:  # only the name checks may refuse a string, each saying what is wrong
+        assert re.search("is empty|the limit is 100|has no letters or digits", str(error)), error
     else:
         assert m.node is None or m.node in graph().graph
 
