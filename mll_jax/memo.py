@@ -20,6 +20,3 @@ class Memo:
 
     def clear(self) -> None:
         self._values.clear()
-
-    def __len__(self) -> int:
-        return len(self._values)
