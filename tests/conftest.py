@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# Everything the tests write (WordNet copy, oracles, compile cache) goes to a fresh folder.
-os.environ["MLL_JAX_CACHE"] = tempfile.mkdtemp(prefix="mll_jax_test_cache_")
+# Everything the tests write (WordNet copy, oracles, compile cache, the hub) goes to a fresh folder;
+# MLL_JAX_TEST_CACHE names one to keep between local runs instead (CI never sets it).
+os.environ["MLL_JAX_CACHE"] = os.environ.get("MLL_JAX_TEST_CACHE") or tempfile.mkdtemp(prefix="mll_jax_test_cache_")
 
 
 def pytest_configure(config):

@@ -12,7 +12,8 @@ def run_demo(args) -> None:
     from mll_jax.configs import suite
     from mll_jax.experiments import demo
 
-    result = demo.run(Path(args.hub), suite.spread(suite.DEMO_TASKS, args.tasks))
+    tasks = suite.spread(suite.tasks(args.split), args.tasks)
+    result = demo.run(Path(args.hub), tasks, tuple(range(args.seeds)), args.split)
     show(args, result, demo.table(result), demo.plot)
 
 
@@ -48,6 +49,13 @@ def add_demo(sub) -> None:
     demo.add_argument("--plot", help="write a bar chart of mean accuracies (PNG) to this path")
     demo.add_argument(
         "--tasks", type=int, help="run only this many of the suite's tasks, spread evenly over it (default: all)"
+    )
+    demo.add_argument("--seeds", type=int, default=5, help="selection seeds 0..N-1 (default: 5)")
+    demo.add_argument(
+        "--split",
+        choices=("test", "dev"),
+        default="test",
+        help="test: the reported suite on the test split; dev: the development suite on the development split",
     )
 
 

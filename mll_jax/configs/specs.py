@@ -7,11 +7,16 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class StoreSpec:
-    """The sample store: `per_class` train images per class drawn with `seed` from `source` (method.md §2)."""
+    """How a train split is cut (method.md §2): per class, `per_class` images for the sample store and
+    `dev_per_class` for the development split, drawn with `seed`; the rest is the expert pool.
+
+    A hub made before the development split existed records no `dev_per_class`; it reads as 0.
+    """
 
     source: str = "fashion_mnist"
     per_class: int = 1000
     seed: int = 0
+    dev_per_class: int = 1000  # as large as the test split, so development estimates are as precise
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

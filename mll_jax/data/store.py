@@ -1,7 +1,9 @@
-"""The sample store: a labelled slice of a train split, disjoint from expert data (method.md §2).
+"""A train split cut three ways (method.md §2): the sample store, the development split, the expert pool.
 
-It plays the role of the paper's node images: models are labelled and selections
-fitted on it; experts never train on it, and evaluation uses the test split.
+The sample store plays the role of the paper's node images: models are labelled
+and selections fitted on it. The development split is where every threshold,
+recipe and design choice is made (and the oracle stops early); the test split is
+left to the reported results. Experts train on the expert pool only.
 """
 
 from __future__ import annotations
@@ -14,13 +16,27 @@ from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets
 
 
-def split_indices(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train indices of (store, pool): `per_class` random items per class go to the store."""
+def split_indices(
+    labels: np.ndarray, per_class: int, seed: int, dev_per_class: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train indices of (store, dev, pool), disjoint and sorted.
+
+    Per class, in one seeded random order: the first `per_class` items go to the
+    store, the next `dev_per_class` to the development split, the rest to the pool
+    (so adding a development split leaves the store as it was).
+    """
     order = np.random.default_rng(seed).permutation(len(labels))
-    store = np.concatenate([order[labels[order] == c][:per_class] for c in np.unique(labels)])
-    store = np.sort(store)
-    pool = np.setdiff1d(np.arange(len(labels)), store)
-    return store, pool
+    by_class = [order[labels[order] == c] for c in np.unique(labels)]
+    short = [int(c) for c, items in zip(np.unique(labels), by_class) if len(items) <= per_class + dev_per_class]
+    if short:
+        raise ValueError(
+            f"classes {short} have too few train items for {per_class} store and {dev_per_class} development "
+            "items each and an expert pool; lower StoreSpec.per_class or dev_per_class"
+        )
+    store = np.sort(np.concatenate([items[:per_class] for items in by_class]))
+    dev = np.sort(np.concatenate([items[per_class : per_class + dev_per_class] for items in by_class]))
+    pool = np.setdiff1d(np.arange(len(labels)), np.concatenate([store, dev]))
+    return store, dev, pool
 
 
 def fit_mask(n: int) -> np.ndarray:
@@ -40,9 +56,13 @@ class SampleStore:
         return len(self.concepts)
 
 
-def load(spec: StoreSpec = StoreSpec()) -> SampleStore:
+def _split(spec: StoreSpec) -> tuple[datasets.Dataset, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     train = datasets.load(spec.source, "train")
-    store, _ = split_indices(train.labels, spec.per_class, spec.seed)
+    return train, split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
+
+
+def load(spec: StoreSpec = StoreSpec()) -> SampleStore:
+    train, (store, _, _) = _split(spec)
     return SampleStore(
         spec=spec,
         images=train.images[store],
@@ -53,7 +73,17 @@ def load(spec: StoreSpec = StoreSpec()) -> SampleStore:
 
 
 def expert_pool(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
-    """The train split minus the store: the only data experts may train on."""
-    train = datasets.load(spec.source, "train")
-    _, pool = split_indices(train.labels, spec.per_class, spec.seed)
-    return dataclasses.replace(train, images=train.images[pool], labels=train.labels[pool])
+    """The train split minus the store and the development split: the only data experts may train on."""
+    train, (_, _, pool) = _split(spec)
+    return dataclasses.replace(train, images=train.images[pool], labels=train.labels[pool], name=f"{train.name}:pool")
+
+
+def development(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
+    """The development split: where thresholds, recipes and design choices are made (never the test split)."""
+    if spec.dev_per_class < 1:
+        raise ValueError(
+            f"this hub's store spec {spec.to_json()} has no development split (it was built before there was one); "
+            "rebuild the hub in a new folder with `mll-jax --hub NEW hub build`"
+        )
+    train, (_, dev, _) = _split(spec)
+    return dataclasses.replace(train, images=train.images[dev], labels=train.labels[dev], name=f"{train.name}:dev")

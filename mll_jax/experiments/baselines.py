@@ -1,6 +1,6 @@
 """Baselines (method.md §4), for an honest comparison with MLL on the same tasks.
 
-- oracle:     an MLP trained directly on the task's classes (expert pool data)
+- oracle:     a CNN trained on exactly the task's classes, to convergence (`configs.oracle`)
 - patch_only: the general model alone
 - f1_topk:    per model and class the F1 on node samples, scored
               alpha * F1_k + (1 - alpha) * mean F1 of the other classes; the top-k
@@ -17,6 +17,7 @@ import hashlib
 import json
 
 import numpy as np
+from flax import nnx
 
 from mll_jax import engine, nets, paths
 from mll_jax.concepts import matching
@@ -118,22 +119,59 @@ def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:
 
 
 # -- the oracle -----------------------------------------------------------------------
-def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
-    """Logits of an MLP trained on the task's classes (cached on disk by task)."""
+def _task_data(dataset, groups: list[list[int]], per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`dataset`'s items of the task's classes (at most `per_class` per concept, in order), with class indices."""
+    target = np.full(len(dataset.labels), -1)
+    for k, group in enumerate(groups):
+        for concept in group:
+            items = np.flatnonzero(dataset.labels == concept)
+            target[items[:per_class]] = k
+    keep = np.flatnonzero(target >= 0)
+    return dataset.images[keep], target[keep]
+
+
+def oracle_model(hub: Hub, classes: list[task_lib.TaskClass]) -> tuple[nnx.Module, dict]:
+    """The task's oracle (trained once, then read from the cache) and its record: recipe and training history."""
     concept_index = {c: i for i, c in enumerate(hub.store.synsets)}
     groups = [sorted(concept_index[c] for c in cls.concepts) for cls in classes]
     key = hashlib.sha256(json.dumps([groups, ORACLE, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
     directory = paths.cache_dir() / "oracles" / key
     abstract = nets.abstract(ORACLE["arch"], ORACLE["config"], len(classes))
     try:
-        model = checkpoint.restore(directory, abstract)
-    except (FileNotFoundError, ValueError):
-        pool = store_lib.expert_pool(hub.store_spec)
-        target = np.full(len(pool.labels), -1)
-        for k, g in enumerate(groups):
-            target[np.isin(pool.labels, g)] = k
-        keep = target >= 0
-        model = nets.build(ORACLE["arch"], ORACLE["config"], len(classes))
-        train.fit(model, pool.images[keep], target[keep], INPUT_SPEC, epochs=ORACLE["epochs"])
-        checkpoint.save(directory, model)
+        record = json.loads((directory / "oracle.json").read_text())
+        return checkpoint.restore(directory / "model", abstract, record["checksum"]), record
+    except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError):
+        pass
+    images, target = _task_data(store_lib.expert_pool(hub.store_spec), groups, ORACLE["per_class"])
+    validation = _task_data(store_lib.development(hub.store_spec), groups)
+    model = nets.build(ORACLE["arch"], ORACLE["config"], len(classes))
+    model, history = train.fit_early_stopping(
+        model,
+        images,
+        target,
+        validation,
+        INPUT_SPEC,
+        ORACLE["max_epochs"],
+        ORACLE["patience"],
+        ORACLE["batch_size"],
+        ORACLE["learning_rate"],
+    )
+    record = {"recipe": ORACLE, "training_items": int(len(target)), **history}
+    record["checksum"] = checkpoint.save(directory / "model", model)
+    (directory / "oracle.json").write_text(json.dumps(record))
+    return model, record
+
+
+def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
+    """Logits of the task's oracle on `images`."""
+    model, _ = oracle_model(hub, classes)
     return np.log(engine.model_probabilities(model, INPUT_SPEC, images) + EPS)
+
+
+def covering_experts(cands: list[list[Candidate]], general_id: str | None) -> dict[str, dict[int, tuple[int, ...]]]:
+    """Experts with a candidate for every class of the task: model -> {class: heads}."""
+    heads: dict[str, dict[int, tuple[int, ...]]] = {}
+    for k, cs in enumerate(cands):
+        for c in cs:
+            heads.setdefault(c.model, {})[k] = c.heads
+    return {m: h for m, h in heads.items() if len(h) == len(cands) and m != general_id}

@@ -71,7 +71,8 @@ def run(
     if full.general_id is None:
         raise ValueError(f"hub {full.path} has no general model; growth hubs need one to patch uncovered classes")
     test = data.load(full.store_spec.source, "test")
-    test_probs = demo.test_probabilities(full, test)
+    test_probs = demo.all_probabilities(full, test)
+    tasks, unanswered = demo.answerable(full, tasks)
     oracle = []
     for names in tqdm(tasks, desc="oracle"):
         classes, keep, y = demo.task_items(full, names, test)
@@ -110,14 +111,16 @@ def run(
         "sizes": sizes,
         "orders": permutations,
         "tasks": [list(t) for t in tasks],
+        "unanswered": unanswered,
         "oracle": float(np.mean(oracle)),
+        "oracle_by_task": oracle,
         "rows": rows,
         "summary": summarise(rows, sizes),
     }
 
 
 def summarise(rows: list[dict], sizes: list[int]) -> list[dict]:
-    """Per hub size: mean, min and max over orders of each method's accuracy and of coverage."""
+    """Per hub size: mean, standard error, min and max over orders of each method's accuracy and of coverage."""
     out = []
     for size in sizes:
         at = [r for r in rows if r["size"] == size]
@@ -125,7 +128,12 @@ def summarise(rows: list[dict], sizes: list[int]) -> list[dict]:
         for name, values in [(m, [r["accuracy"][m] for r in at]) for m in METHODS] + [
             ("coverage", [r["coverage"] for r in at])
         ]:
-            entry[name] = {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
+            entry[name] = {
+                "mean": float(np.mean(values)),
+                "stderr": demo.stderr(values),
+                "min": float(np.min(values)),
+                "max": float(np.max(values)),
+            }
         out.append(entry)
     return out
 
@@ -134,10 +142,11 @@ def table(result: dict) -> str:
     header = f"{'experts':>7s} " + " ".join(f"{m:>16s}" for m in (*METHODS, "coverage"))
     lines = [header, "-" * len(header)]
     for s in result["summary"]:
-        cells = [f"{s[m]['mean']:.3f} [{s[m]['min']:.2f},{s[m]['max']:.2f}]" for m in (*METHODS, "coverage")]
+        cells = [f"{s[m]['mean']:.3f}+-{s[m]['stderr']:.3f}" for m in (*METHODS, "coverage")]
         lines.append(f"{s['size']:7d} " + " ".join(f"{c:>16s}" for c in cells))
     lines.append(
-        f"oracle (independent of the hub): {result['oracle']:.3f}; mean [min, max] over {len(result['orders'])} orders"
+        f"oracle (independent of the hub): {result['oracle']:.3f}; mean +- standard error over "
+        f"{len(result['orders'])} orders"
     )
     return "\n".join(lines)
 
@@ -169,7 +178,7 @@ def plot(result: dict, path: Path) -> None:
     acc_ax.set_xticks(sizes, tick_labels(sizes))
     acc_ax.set_xlabel("experts in the hub")
     acc_ax.set_ylabel(f"mean test accuracy ({len(result['tasks'])} tasks)")
-    acc_ax.set_title("Zero-shot accuracy grows with the hub")
+    acc_ax.set_title("Mean test accuracy against hub size")
     acc_ax.legend(loc="lower right")
     acc_ax.grid(alpha=0.3)
     cov = [s["coverage"]["mean"] for s in summary]

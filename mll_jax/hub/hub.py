@@ -102,7 +102,7 @@ class Hub:
 
     @property
     def store_spec(self) -> StoreSpec:
-        return StoreSpec(**self._registry["store"])
+        return StoreSpec(**{"dev_per_class": 0, **self._registry["store"]})  # older hubs: no development split
 
     @property
     def store(self) -> store_lib.SampleStore:

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from mll_jax import engine
 from mll_jax.data.augment import augment, check_augmentations
 from mll_jax.data.preprocess import preprocess, spec_key
 
@@ -34,6 +35,44 @@ def _epoch(graphdef, optimizer, spec_items, params, rest, opt_state, images, lab
     return params, opt_state, losses.mean()
 
 
+def _epochs(
+    model: nnx.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    input_spec: dict | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    augmentations: tuple[str, ...],
+):
+    """Train `model` in place, yielding the epoch number after each epoch."""
+    check_augmentations(augmentations)  # before any training, not after the first epoch
+    if len(images) < batch_size:
+        batch_size = len(images)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    optimizer = optax.adam(learning_rate)
+    opt_state = optimizer.init(params)
+    rng = np.random.default_rng(seed)
+    steps = len(images) // batch_size
+    spec_items = None if input_spec is None else spec_key(input_spec)
+    for epoch in range(epochs):
+        order = rng.permutation(len(images))[: steps * batch_size].reshape(steps, batch_size)
+        batches = augment(images[order.ravel()], augmentations, rng).reshape(order.shape + images.shape[1:])
+        params, opt_state, _ = _epoch(
+            graphdef,
+            optimizer,
+            spec_items,
+            params,
+            rest,
+            opt_state,
+            jnp.asarray(batches),
+            jnp.asarray(labels[order]),
+        )
+        nnx.update(model, params)
+        yield epoch + 1
+
+
 def fit(
     model: nnx.Module,
     images: np.ndarray,
@@ -53,27 +92,41 @@ def fit(
     a frozen backbone's features). Only `nnx.Param`s train; other variables (a
     frozen text embedding, batch statistics) stay as they are.
     """
-    check_augmentations(augmentations)  # before any training, not after the first epoch
-    if len(images) < batch_size:
-        batch_size = len(images)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    optimizer = optax.adam(learning_rate)
-    opt_state = optimizer.init(params)
-    rng = np.random.default_rng(seed)
-    steps = len(images) // batch_size
-    spec_items = None if input_spec is None else spec_key(input_spec)
-    for _ in range(epochs):
-        order = rng.permutation(len(images))[: steps * batch_size].reshape(steps, batch_size)
-        batches = augment(images[order.ravel()], augmentations, rng).reshape(order.shape + images.shape[1:])
-        params, opt_state, _ = _epoch(
-            graphdef,
-            optimizer,
-            spec_items,
-            params,
-            rest,
-            opt_state,
-            jnp.asarray(batches),
-            jnp.asarray(labels[order]),
-        )
-    nnx.update(model, params)
+    for _ in _epochs(model, images, labels, input_spec, epochs, batch_size, learning_rate, seed, augmentations):
+        pass
     return model
+
+
+def fit_early_stopping(
+    model: nnx.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray],
+    input_spec: dict,
+    max_epochs: int,
+    patience: int,
+    batch_size: int = 128,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    augmentations: tuple[str, ...] = (),
+) -> tuple[nnx.Module, dict]:
+    """`fit` until validation accuracy has not risen for `patience` epochs; the model keeps its best epoch.
+
+    Returns the model and its history: epochs run, the best epoch and the
+    validation accuracy after each epoch.
+    """
+
+    if patience < 1 or max_epochs < 1:
+        raise ValueError(f"patience and max_epochs must be at least 1, got {patience} and {max_epochs}")
+    val_images, val_labels = validation
+    history: list[float] = []
+    best_epoch, best_params = 0, None
+    for epoch in _epochs(model, images, labels, input_spec, max_epochs, batch_size, learning_rate, seed, augmentations):
+        probs = engine.model_probabilities(model, input_spec, val_images)
+        history.append(float(np.mean(probs.argmax(1) == val_labels)))
+        if best_params is None or history[-1] > history[best_epoch - 1]:
+            best_epoch, best_params = epoch, jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))  # a copy, not views
+        elif epoch - best_epoch >= patience:
+            break
+    nnx.update(model, best_params)
+    return model, {"epochs": len(history), "best_epoch": best_epoch, "val_accuracy": history}

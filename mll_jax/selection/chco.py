@@ -104,6 +104,9 @@ def candidate_scores(summed: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    """CHCO's settings. Chosen by `benchmarks/chco.py` (validation accuracy on node samples against the
+    brute-force optimum, on random tasks of the sample store), never on the development or test split."""
+
     restarts: int = 4  # local searches: from the relaxation's selection, then from random selections
     steps: int = 20  # Adam steps of the continuous relaxation
     learning_rate: float = 0.1

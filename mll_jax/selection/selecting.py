@@ -39,9 +39,8 @@ log = logging.getLogger(__name__)
 
 
 def default_chunk() -> int:
-    """Most tasks per call of the compiled program. On CPU a task's optimisation is compute-bound
-    and bigger chunks only add cache pressure (measured: 16 is as fast as any); accelerators
-    want wide batches."""
+    """Most tasks per call of the compiled program. On CPU a task's optimisation is compute-bound,
+    so bigger chunks add cache pressure and little else; accelerators want wide batches."""
     return 16 if jax.default_backend() == "cpu" else 256
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mll_jax.concepts import wordnet
+from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets as data
 from mll_jax.data import store
 
@@ -61,9 +62,23 @@ def test_unknown_source_and_split():
         data.load("fashion_mnist", "validation")
 
 
-def test_store_is_disjoint_from_expert_pool():
+def test_store_development_split_and_expert_pool_are_disjoint():
     labels = data.load("fashion_mnist", "train").labels
-    kept, pool = store.split_indices(labels, per_class=1000, seed=0)
-    assert len(np.intersect1d(kept, pool)) == 0 and len(kept) + len(pool) == len(labels)
+    kept, dev, pool = store.split_indices(labels, per_class=1000, seed=0, dev_per_class=500)
+    assert len(np.intersect1d(kept, pool)) == len(np.intersect1d(kept, dev)) == len(np.intersect1d(dev, pool)) == 0
+    assert len(kept) + len(dev) + len(pool) == len(labels)
     assert np.bincount(labels[kept]).tolist() == [1000] * 10
+    assert np.bincount(labels[dev]).tolist() == [500] * 10
+    assert np.array_equal(store.split_indices(labels, per_class=1000, seed=0)[0], kept)  # the store stays put
+    with pytest.raises(ValueError, match="too few train items"):
+        store.split_indices(labels, per_class=3000, seed=0, dev_per_class=3000)
+
+
+def test_the_development_split_is_what_the_spec_says():
+    spec = StoreSpec()
+    dev, pool = store.development(spec), store.expert_pool(spec)
+    assert np.bincount(dev.labels).tolist() == [spec.dev_per_class] * 10
+    assert len(dev) + len(pool) + 10 * spec.per_class == 60_000
+    with pytest.raises(ValueError, match="no development split"):
+        store.development(StoreSpec(dev_per_class=0))
     assert store.fit_mask(10).tolist() == [True, False] * 5
