@@ -2,13 +2,15 @@
 
     python benchmarks/chco.py [--hub PATH] [--tasks 1 100 1000] [--quality 200] [--json out/chco.json]
 
-Throughput: random tasks (2-6 concepts) from the hub; the first call (compiling)
-is reported apart from a second, steady-state call. Task-by-task runs at most
-`--serial-limit` tasks and reports per-task time; those same tasks are also
-timed batched, since the full set's mix of shapes differs from the subset's. Quality: on small instances
-(2-3 classes), CHCO's validation accuracy minus the brute-force optimum.
-Scaling: synthetic problems with K classes and C candidates. Trade-off: mean
-validation accuracy and models used under `max_models` caps and cost weights.
+Throughput: random tasks (2-6 concepts) from the hub; the first call (compiling) is
+reported apart from the steady state. The speed-up of batching is measured on the
+same tasks on both sides: the first `--serial-limit` tasks (task by task is slow, so
+few), run task by task and batched. Steady-state and speed-up timings are the medians
+of `--repeats` interleaved rounds (A, B, A, B, ...) after one warm-up call each; the
+JSON keeps every repeat's time and the number of tasks the speed-up was measured on.
+Quality: on small instances (2-3 classes), CHCO's validation accuracy minus the
+brute-force optimum. Scaling: synthetic problems with K classes and C candidates.
+Trade-off: mean validation accuracy and models used under `max_models` caps and cost weights.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import statistics
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
+from throughput import MIN_REPEATS, interleaved  # one timing method for every benchmark
 
 import mll_jax as mll
 from mll_jax import paths, selection
@@ -39,26 +43,35 @@ def select_each(hub, tasks, config) -> list:
     return [mll.select(hub, names, config=config) for names in tasks]
 
 
-def throughput(hub, counts, serial_limit, config, rng) -> list[dict]:
+def throughput(hub, counts: list[int], serial_limit: int, config, rng, repeats: int) -> list[dict]:
+    """Per task count: the batched first call, its steady state, and the speed-up of batching measured on the same
+    tasks: the first `serial_limit` of them, task by task against batched, timed interleaved (medians)."""
     rows = []
     for count in counts:
         tasks = random_tasks(hub, count, rng)
         first = timed(mll.select_many, hub, tasks, config=config)
-        steady = timed(mll.select_many, hub, tasks, config=config)
-        serial_tasks = tasks[:serial_limit]
-        select_each(hub, serial_tasks, config)  # compile the single-task programs
-        serial = timed(select_each, hub, serial_tasks, config) / len(serial_tasks)
-        mll.select_many(hub, serial_tasks, config=config)  # compile this subset's buckets
-        same = timed(mll.select_many, hub, serial_tasks, config=config) / len(serial_tasks)  # batched, same tasks
+        same = tasks[:serial_limit]
+        # The warm-up calls compile each side's programs and fill the hub's caches, which both sides share.
+        times, _ = interleaved(
+            {
+                "batched_all": lambda t=tasks: mll.select_many(hub, t, config=config),
+                "serial": lambda t=same: select_each(hub, t, config),
+                "batched": lambda t=same: mll.select_many(hub, t, config=config),
+            },
+            repeats,
+        )
+        seconds = {name: statistics.median(t) for name, t in times.items()}
         rows.append(
             {
                 "tasks": count,
                 "batched_first_s": first,
-                "batched_ms_per_task": 1000 * steady / count,
-                "serial_ms_per_task": 1000 * serial,
-                "speedup": serial * count / steady,
-                "batched_ms_per_task_on_serial_tasks": 1000 * same,
-                "speedup_on_serial_tasks": serial / same,
+                "batched_ms_per_task": 1000 * seconds["batched_all"] / count,
+                "same_tasks": len(same),
+                "serial_ms_per_task": 1000 * seconds["serial"] / len(same),
+                "batched_ms_per_task_same_tasks": 1000 * seconds["batched"] / len(same),
+                "speedup_same_tasks": seconds["serial"] / seconds["batched"],
+                "repeats": repeats,
+                "times_s": times,
             }
         )
     return rows
@@ -107,17 +120,17 @@ def tradeoff(hub, count, config, rng, caps=(1, 2, 3, None), cost_weights=(0.0, 0
     return rows
 
 
-def synthetic(K: int, C: int, per_class: int, rng: np.random.Generator) -> dict:
+def synthetic(K: int, C: int, per_class: int, rng: np.random.Generator) -> chco.Problem:
     N, M = K * per_class, C
     labels = np.repeat(np.arange(K), per_class).astype(np.int32)
     scores = rng.normal(-2.0, 1.0, (N, K, C)).astype(np.float32)
     scores[:, :, 0] += 1.5 * (np.eye(K)[labels] > 0)
-    return {
-        **chco.halves(scores, labels, np.arange(N) % 2 == 0),
-        "cand_mask": np.ones((K, C), bool),
-        "cand_model": np.tile(np.arange(C, dtype=np.int32), (K, 1)),
-        "model_cost": np.full(M, 0.1, np.float32),
-    }
+    return chco.Problem(
+        *chco.halves(scores, labels, np.arange(N) % 2 == 0),
+        cand_mask=np.ones((K, C), bool),
+        cand_model=np.tile(np.arange(C, dtype=np.int32), (K, 1)),
+        model_cost=np.full(M, 0.1, np.float32),
+    )
 
 
 def scaling(config, rng, shapes) -> list[dict]:
@@ -147,7 +160,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hub", default=str(paths.default_hub()))
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 100, 1000])
-    parser.add_argument("--serial-limit", type=int, default=50)
+    parser.add_argument(
+        "--serial-limit", type=int, default=20, help="tasks run task by task (and batched) for the speed-up"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=MIN_REPEATS, help=f"timed runs per side (at least {MIN_REPEATS})"
+    )
     parser.add_argument("--quality", type=int, default=200)
     parser.add_argument("--scaling", default="2x8,8x8,16x32,64x64,16x256", help="KxC shapes, comma-separated")
     parser.add_argument("--tradeoff", type=int, default=30, help="tasks for the accuracy/cost trade-off (0: skip)")
@@ -155,6 +173,8 @@ def main() -> None:
     parser.add_argument("--only-scaling", action="store_true", help="run only the synthetic scaling (no hub needed)")
     parser.add_argument("--set", nargs="*", default=[], help="CHCO config overrides, e.g. restarts=2 steps=60")
     args = parser.parse_args()
+    if args.repeats < MIN_REPEATS:
+        parser.error(f"--repeats must be at least {MIN_REPEATS}")
     paths.enable_compile_cache()
     if args.only_scaling:
         args.tasks, args.quality, args.tradeoff = [], 0, 0
@@ -168,17 +188,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]
     result = {"config": dataclasses.asdict(config), "backend": jax.default_backend(), "devices": jax.device_count()}
+    result |= {"serial_limit": args.serial_limit, "repeats": args.repeats}
 
-    result["throughput"] = throughput(hub, args.tasks, args.serial_limit, config, rng)
+    result["throughput"] = throughput(hub, args.tasks, args.serial_limit, config, rng, args.repeats)
     print(
-        f"{'tasks':>6s} {'first call s':>12s} {'batched ms/task':>16s} {'serial ms/task':>15s} {'speedup':>8s} "
-        f"{'same tasks: batched':>20s} {'speedup':>8s}"
+        f"{'tasks':>6s} {'first call s':>12s} {'batched ms/task':>16s} | same tasks: {'tasks':>5s} "
+        f"{'serial ms/task':>15s} {'batched ms/task':>16s} {'speedup':>8s}"
     )
     for r in result["throughput"]:
         print(
-            f"{r['tasks']:6d} {r['batched_first_s']:12.1f} {r['batched_ms_per_task']:16.1f} "
-            f"{r['serial_ms_per_task']:15.1f} {r['speedup']:8.2f} "
-            f"{r['batched_ms_per_task_on_serial_tasks']:20.1f} {r['speedup_on_serial_tasks']:8.2f}",
+            f"{r['tasks']:6d} {r['batched_first_s']:12.1f} {r['batched_ms_per_task']:16.1f} | {'':11s} "
+            f"{r['same_tasks']:5d} {r['serial_ms_per_task']:15.1f} "
+            f"{r['batched_ms_per_task_same_tasks']:16.1f} {r['speedup_same_tasks']:8.2f}",
             flush=True,
         )
     save(result, args.json)

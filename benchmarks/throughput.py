@@ -1,20 +1,35 @@
-"""Inference throughput: the engine vs the plain JAX loop vs a PyTorch reference loop.
+"""Inference throughput: the engine vs the plain JAX loop vs a PyTorch loop, like for like.
 
     python benchmarks/throughput.py [--experts 1 4 16 64] [--batches 32 512] [--json out/throughput.json]
 
 Hubs of random-initialised experts in the demo hub's architectures: half stand
-alone (MLPs and CNNs of five shapes), half are heads of shared-backbone families
-(up to 8 heads per backbone). All runs see the same uint8 images, in one process.
+alone (MLPs and CNNs of `STANDALONE`'s shapes), half are heads of shared-backbone
+families (up to `FAMILY_SIZE` heads per backbone). All runs see the same uint8
+images, in one process.
 
-- plain: one jitted call per expert and batch, a family head running its own
-  backbone (what a JAX user writes first);
+Every ratio compares two sides that compute the same models' probabilities on the
+same images at the same batch size and the same rows per dispatch (one device call's
+rows); the sides are timed interleaved (A, B, A, B, ...) for `--repeats` rounds after
+one warm-up call each, and each side's figure is its median. The JSON keeps every
+repeat's time. Each row names `batch`, `torch_batch`, `plain_rows_per_dispatch` and
+`engine_rows_per_dispatch` (null where a side is absent).
+
 - engine: `mll_jax.engine.Engine` (grouping, measured strategies, shared backbones);
-- torch: the loop of published MLL code (per model, `torch.no_grad()`, batch 32),
-  same architectures and weights; its outputs are checked against the engine's;
+  per batch size, once with one batch per dispatch and, where its own setting
+  (`chunk_rows`) puts more batches in a dispatch, once at that setting;
+- plain: one jitted call per expert and dispatch, a family head running its own
+  backbone (what a JAX user writes first), cut into dispatches as the engine cuts them;
+- torch: the loop of published MLL code (per model, `torch.no_grad()`, one forward a
+  batch, on the CPU), same architectures and weights, outputs checked against the
+  engine's; in ratios only where the engine runs one batch per dispatch, at that
+  batch. The published code's own batch size (`REFERENCE_BATCH`) gets a row of its
+  own, labelled as the reference, with no ratio;
 - roofline: the engine's useful FLOP/s (XLA's count of each model's forward,
   a family's backbone once) against a dense matmul measured in the same run;
-- labelling: probabilities for the whole demo hub on the sample store, one jitted
-  call per model vs the engine (needs a built hub: `make demo`);
+- labelling: probabilities for the whole demo hub on the sample store, the plain loop
+  vs the engine at the engine's batch size and dispatches, with checkpoint loading
+  (the plain loop loads a family's backbone once per head) timed and not (needs a
+  built hub: `make demo`);
 - precision: bfloat16 against float32 on the demo hub (probabilities, head labels,
   selections on the demo suite).
 """
@@ -22,11 +37,14 @@ alone (MLPs and CNNs of five shapes), half are heads of shared-backbone families
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -37,7 +55,7 @@ from flax import nnx
 from mll_jax import engine, labeling, nets, paths
 from mll_jax.configs import demo_hub
 from mll_jax.configs.engine import BATCH_SIZE
-from mll_jax.data.preprocess import preprocess, spec_key
+from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import forward, runner
 
 SPEC = demo_hub.INPUT_SPEC
@@ -49,6 +67,8 @@ STANDALONE = [
     ("cnn", demo_hub.LARGE_CNN),
 ]
 FAMILY_SIZE = 8
+MIN_REPEATS = 5  # the command line refuses fewer: medians of fewer say little
+REFERENCE_BATCH = 32  # the batch size of published MLL code
 
 
 def synthetic_hub(experts: int, seed: int = 0) -> tuple[list[engine.Member], dict[str, nnx.Module]]:
@@ -82,41 +102,64 @@ def whole_model(member: engine.Member, backbones: dict[str, nnx.Module]) -> nnx.
     return member.model if member.backbone is None else OnBackbone(backbones[member.backbone], member.model)
 
 
-def plain_loop(members, backbones, batch_size: int):
-    """One jitted softmax forward per model; returns run(images) -> {id: probs}."""
-    spec = spec_key(SPEC)
-    programs = {}
-    for m in members:
-        fn = whole_model(m, backbones)
-        programs[m.id] = jax.jit(lambda x, f=fn: jax.nn.softmax(f(preprocess(x, dict(spec))), -1))
+class PlainLoop:
+    """One jitted call per model and dispatch, at the engine's batch size and cut into the engine's dispatches, so
+    a ratio against the engine compares like with like.
 
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
-        parts = {i: [] for i in programs}
-        for start in range(0, len(images), batch_size):
-            batch = jnp.asarray(runner.pad_rows(images[start : start + batch_size], batch_size))
-            outs = {i: p(batch) for i, p in programs.items()}
-            for i, o in outs.items():
-                parts[i].append(np.asarray(o)[: min(batch_size, len(images) - start)])
+    `members` are whole models (no shared backbone). A dispatch of k batches is one call computing them a batch
+    at a time (`forward.chunked`, as the engine does); with `chunks` 1 every call is one batch, what a JAX user
+    writes first.
+    """
+
+    def __init__(self, members: list[engine.Member], batch: int, chunks: int):
+        self.models = [(m.id, spec_key(m.input_spec), *nnx.split(m.model)) for m in members]
+        self.batch, self.chunks = batch, chunks
+        self.rows_per_dispatch = None  # the largest dispatch of the last call
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        parts = {i: [] for i, *_ in self.models}
+        start, schedule = 0, dispatches(len(images), self.batch, self.chunks)
+        for take in schedule:
+            rows = images[start : start + take * self.batch]
+            x = jnp.asarray(runner.pad_rows(rows, take * self.batch))
+            outs = [(i, _program(g, spec, take)(state, x)) for i, spec, g, state in self.models]
+            for i, o in outs:
+                parts[i].append(np.asarray(o)[: len(rows)])
+            start += len(rows)
+        self.rows_per_dispatch = max(schedule, default=0) * self.batch
         return {i: np.concatenate(p) for i, p in parts.items()}
 
-    return run
+
+@functools.cache
+def _program(graphdef: nnx.GraphDef, spec: tuple, chunks: int):
+    # One program per architecture and dispatch size, shared by models of equal graphdefs (as one jitted function is).
+    return jax.jit(forward.chunked(functools.partial(forward.forward, graphdef, spec), chunks))
 
 
-def best_of(fn, repeats: int) -> float:
-    return side_by_side([fn], repeats)[0]
+def dispatches(rows: int, batch: int, chunks: int) -> list[int]:
+    """Batches per dispatch as the engine cuts `rows` images (`Engine._pieces`): chunks of `chunks` batches, each
+    run in power-of-two numbers of batches (few programs to compile)."""
+    out = []
+    for start in range(0, rows, batch * chunks):
+        batches = -(-min(batch * chunks, rows - start) // batch)
+        while batches:
+            take = min(chunks, 1 << (batches.bit_length() - 1))
+            out.append(take)
+            batches -= take
+    return out
 
 
-def side_by_side(fns: list, repeats: int) -> list[float]:
-    """Best wall time of each function, run in turn `repeats` times (so load changes hit all alike)."""
-    for fn in fns:
-        jax.block_until_ready(fn())  # compile / warm up
-    best = [float("inf")] * len(fns)
+def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, list[float]], dict]:
+    """Each side's wall times over `repeats` rounds, the sides run in turn in every round (A, B, A, B, ...) so a
+    change in the machine's load hits all alike; and each side's output of its warm-up call (which compiles)."""
+    outputs = {name: jax.block_until_ready(fn()) for name, fn in sides.items()}
+    times: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(repeats):
-        for i, fn in enumerate(fns):
+        for name, fn in sides.items():
             start = time.perf_counter()
             jax.block_until_ready(fn())
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
+            times[name].append(time.perf_counter() - start)
+    return times, outputs
 
 
 def forward_flops(fn, shape) -> float:
@@ -138,98 +181,169 @@ def useful_flops(members, backbones) -> float:
     return total
 
 
-def matmul_peak(dtype=jnp.float32) -> float:
-    """Dense matmul FLOP/s measured now (the roofline's ceiling for this run)."""
+def matmul_peak(repeats: int = MIN_REPEATS, dtype=jnp.float32) -> float:
+    """Dense matmul FLOP/s measured now, median of `repeats` (the roofline's ceiling for this run)."""
     n = 2048 if jax.default_backend() == "cpu" else 8192
     a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda a: a @ a)
-    return 2 * n**3 / best_of(lambda: f(a), 5)
+    times, _ = interleaved({"matmul": lambda: f(a)}, repeats)
+    return 2 * n**3 / statistics.median(times["matmul"])
 
 
-def torch_reference(members, backbones, images: np.ndarray):
-    """The published-style loop; returns (seconds, probabilities) or None without torch."""
+def torch_models(members, backbones) -> list | None:
+    """The members as torch modules (a head with its own backbone), or None without torch."""
     try:
         import torch
         import torch_reference as ref
     except ImportError:
         return None
     torch.set_num_threads(os.cpu_count())
-    modules = [
+    return [
         ref.to_torch(m.model) if m.backbone is None else ref.to_torch_on_backbone(backbones[m.backbone], m.model)
         for m in members
     ]
-    ref.reference_probabilities(modules, images[:64], SPEC["mean"], SPEC["std"])  # warm up
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        probs = ref.reference_probabilities(modules, images, SPEC["mean"], SPEC["std"])
-        best = min(best, time.perf_counter() - start)
-    return best, dict(zip([m.id for m in members], probs))
 
 
-def throughput(experts: list[int], batches: list[int], images: np.ndarray, repeats: int, torch_limit: int):
-    peak = matmul_peak()
+def torch_loop(modules: list, ids: list[str], batch: int) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """The published-code loop (per model, `torch.no_grad()`, one forward per batch of `batch` rows)."""
+    import torch_reference as ref
+
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(ids, ref.reference_probabilities(modules, images, SPEC["mean"], SPEC["std"], batch)))
+
+    return run
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    return max(float(np.abs(a[i] - b[i]).max()) for i in a)
+
+
+def measure(
+    eng: engine.Engine,
+    plain_members: list[engine.Member],
+    images: np.ndarray,
+    repeats: int,
+    torch_modules: list | None = None,
+) -> dict:
+    """One like-for-like row: the engine and the plain loop at the engine's batch size and dispatches, and torch
+    at that batch where the engine dispatches one batch at a time (torch runs one forward per batch), all timed
+    interleaved; median seconds per side."""
+    batch, chunks = eng.batch_size, eng.chunks
+    plain = PlainLoop(plain_members, batch, chunks)
+    sides = {"engine": lambda: eng.probabilities(images), "plain": lambda: plain(images)}
+    with_torch = torch_modules is not None and chunks == 1
+    if with_torch:
+        sides["torch"] = functools.partial(torch_loop(torch_modules, [m.id for m in plain_members], batch), images)
+    times, outputs = interleaved(sides, repeats)
+    seconds = {name: statistics.median(t) for name, t in times.items()}
+    engine_rows = max(dispatches(len(images), batch, chunks)) * batch
+    row = {
+        "reference": False,
+        "label": "like for like" if chunks == 1 else f"like for like, engine's own dispatch ({engine_rows} rows)",
+        "experts": len(plain_members),
+        "images": len(images),
+        "batch": batch,
+        "torch_batch": batch if with_torch else None,
+        "plain_rows_per_dispatch": plain.rows_per_dispatch,
+        "engine_rows_per_dispatch": engine_rows,
+        "torch_rows_per_dispatch": batch if with_torch else None,
+        "torch_device": "cpu" if with_torch else None,
+        "strategies": ",".join(sorted({g.layout.strategy for g in eng.groups})),
+        "repeats": repeats,
+        "times_s": times,
+        "engine_img_per_s": len(images) / seconds["engine"],
+        "plain_img_per_s": len(images) / seconds["plain"],
+        "engine_vs_plain": seconds["plain"] / seconds["engine"],
+        "max_abs_diff_plain": _max_diff(outputs["engine"], outputs["plain"]),
+    }
+    if with_torch:
+        row["torch_img_per_s"] = len(images) / seconds["torch"]
+        row["engine_vs_torch"] = seconds["torch"] / seconds["engine"]
+        row["max_abs_diff_torch"] = _max_diff(outputs["engine"], outputs["torch"])
+    return row
+
+
+def reference_row(count: int, torch_modules: list, ids: list[str], images: np.ndarray, repeats: int) -> dict:
+    """The published-code loop at its batch size, on its own: no ratio is taken against it."""
+    times, _ = interleaved(
+        {"torch": functools.partial(torch_loop(torch_modules, ids, REFERENCE_BATCH), images)}, repeats
+    )
+    return {
+        "reference": True,
+        "label": f"published-code loop, batch {REFERENCE_BATCH}, not like for like",
+        "experts": count,
+        "images": len(images),
+        "batch": None,
+        "torch_batch": REFERENCE_BATCH,
+        "plain_rows_per_dispatch": None,
+        "engine_rows_per_dispatch": None,
+        "torch_rows_per_dispatch": REFERENCE_BATCH,
+        "torch_device": "cpu",
+        "repeats": repeats,
+        "times_s": times,
+        "torch_img_per_s": len(images) / statistics.median(times["torch"]),
+    }
+
+
+def standalone(member: engine.Member, backbones: dict[str, nnx.Module]) -> engine.Member:
+    """`member` as a model of its own (a family head runs its own backbone, as in a plain loop)."""
+    return engine.Member(member.id, whole_model(member, backbones), member.input_spec)
+
+
+def throughput(
+    experts: list[int],
+    batches: list[int],
+    images: np.ndarray,
+    repeats: int,
+    torch_limit: int,
+    peak: float | None = None,
+) -> list[dict]:
+    """Per hub size: the reference row (with torch), then per batch size a like-for-like row with one batch per
+    dispatch (torch included) and, where the engine's own setting dispatches more rows, one at that setting."""
     rows = []
     for count in experts:
         members, backbones = synthetic_hub(count)
         flops = useful_flops(members, backbones)
-        reference = torch_reference(members, backbones, images) if count <= torch_limit else None
+        plain_members = [standalone(m, backbones) for m in members]
+        modules = torch_models(members, backbones) if count <= torch_limit else None
+        if modules is not None:
+            rows.append(reference_row(count, modules, [m.id for m in members], images, repeats))
+            print(_line(rows[-1]), flush=True)
         for batch in batches:
-            loop = plain_loop(members, backbones, batch)
-            start = time.perf_counter()
-            runner = engine.Engine(members, backbones, batch_size=batch)
-            setup = time.perf_counter() - start
-            engine_s, loop_s = side_by_side(
-                [lambda r=runner: r.probabilities(images), lambda f=loop: f(images)], repeats
-            )
-            ours = runner.probabilities(images)
-            plain = loop(images)
-            agree = max(float(np.abs(ours[i] - plain[i]).max()) for i in ours)
-            row = {
-                "experts": count,
-                "batch": batch,
-                "strategies": ",".join(sorted({g.layout.strategy for g in runner.groups})),
-                "engine_setup_s": setup,
-                "engine_img_per_s": len(images) / engine_s,
-                "plain_img_per_s": len(images) / loop_s,
-                "engine_vs_plain": loop_s / engine_s,
-                "max_abs_diff_plain": agree,
-                "engine_gflop_per_s": flops * len(images) / engine_s / 1e9,
-                "roofline_fraction": flops * len(images) / engine_s / peak,
-            }
-            if reference is not None:
-                torch_s, torch_probs = reference
-                row["torch_img_per_s"] = len(images) / torch_s
-                row["engine_vs_torch"] = torch_s / engine_s
-                row["max_abs_diff_torch"] = max(float(np.abs(ours[i] - torch_probs[i]).max()) for i in ours)
-            rows.append(row)
-            print(_line(row), flush=True)
-    return rows, peak
+            engines = {}
+            for chunk_rows in (batch, None):  # one batch per dispatch, then the engine's own setting
+                start = time.perf_counter()
+                options = {} if chunk_rows is None else {"chunk_rows": chunk_rows}
+                eng = engine.Engine(members, backbones, batch_size=batch, **options)
+                key = max(dispatches(len(images), eng.batch_size, eng.chunks))  # few images: the same dispatches
+                engines.setdefault(key, (eng, time.perf_counter() - start))
+            for eng, setup in engines.values():
+                row = measure(eng, plain_members, images, repeats, modules)
+                row["engine_setup_s"] = setup
+                row["engine_gflop_per_s"] = flops * len(images) / statistics.median(row["times_s"]["engine"]) / 1e9
+                row["roofline_fraction"] = None if peak is None else row["engine_gflop_per_s"] * 1e9 / peak
+                rows.append(row)
+                print(_line(rows[-1]), flush=True)
+    return rows
 
 
-_forward = jax.jit(forward.forward, static_argnums=(0, 1))
-
-
-def plain_labelling(hub, ids: list[str], images: np.ndarray, batch_size: int = BATCH_SIZE) -> dict[str, np.ndarray]:
-    """Labelling as a plain loop: load each model, one jitted call per model and batch."""
-    spec = spec_key(SPEC)
+def engine_labelling(hub, groups: list[list[str]], images: np.ndarray) -> dict[str, np.ndarray]:
+    """Labelling as `labeling.labels.compute` does it: per group, load the checkpoints, build an engine, run."""
     out = {}
-    for model_id in ids:
-        backbones: dict[str, nnx.Module] = {}  # each model loads its own backbone, as a plain loop would
-        member = engine.hub_member(hub, model_id, backbones)
-        graphdef, state = nnx.split(whole_model(member, backbones))
-        parts = [
-            np.asarray(
-                _forward(graphdef, spec, state, jnp.asarray(runner.pad_rows(images[s : s + batch_size], batch_size)))
-            )
-            for s in range(0, len(images), batch_size)
-        ]
-        out[model_id] = np.concatenate(parts)[: len(images)]
+    for group in groups:
+        out |= engine.from_hub(hub, group).probabilities(images)
     return out
 
 
-def labelling(hub_path: Path, repeats: int) -> dict | None:
-    """Store probabilities for every demo-hub model, checkpoints loaded: plain loop vs the engine."""
+def load_standalone(hub, model_id: str) -> engine.Member:
+    """A hub model loaded as a model of its own."""
+    backbones: dict[str, nnx.Module] = {}  # each model loads its own backbone, as a plain loop would
+    return standalone(engine.hub_member(hub, model_id, backbones), backbones)
+
+
+def labelling(hub_path: Path, repeats: int, limit: int | None = None) -> list[dict] | None:
+    """Store probabilities for every demo-hub model: the plain loop vs the engine at the engine's batch size and
+    dispatches, timed twice: checkpoint loading (and engine building) included, and compute alone."""
     from mll_jax.hub import Hub
 
     try:
@@ -237,19 +351,43 @@ def labelling(hub_path: Path, repeats: int) -> dict | None:
     except FileNotFoundError:
         print(f"labelling: skipped, no hub at {hub_path} (run `make demo`)")
         return None
-    images, ids = hub.store.images, list(hub.entries)
+    images, ids = hub.store.images[:limit], list(hub.entries)
     groups = labeling.labels.groups(hub, ids)
-    engine_s, loop_s = side_by_side(
-        [
-            lambda: [labeling.labels.compute(hub, g, progress=False) for g in groups],
-            lambda: plain_labelling(hub, ids, images),
-        ],
-        repeats,
-    )
-    result = {"models": len(ids), "images": len(images), "plain_s": loop_s, "engine_s": engine_s}
-    result["engine_vs_plain"] = loop_s / engine_s
-    print(f"labelling {len(ids)} models on {len(images)} store images: plain {loop_s:.2f} s, engine {engine_s:.2f} s")
-    return result
+    engines = [engine.from_hub(hub, g) for g in groups]  # loaded before timing: the compute-only sides
+    batch, chunks = engines[0].batch_size, engines[0].chunks  # every group's engine has the defaults
+    loop = PlainLoop([load_standalone(hub, i) for i in ids], batch, chunks)
+    sides = {
+        "engine_loading": lambda: engine_labelling(hub, groups, images),
+        "plain_loading": lambda: PlainLoop([load_standalone(hub, i) for i in ids], batch, chunks)(images),
+        "engine": lambda: {k: v for e in engines for k, v in e.probabilities(images).items()},
+        "plain": lambda: loop(images),
+    }
+    times, outputs = interleaved(sides, repeats)
+    seconds = {name: statistics.median(t) for name, t in times.items()}
+    rows_per_dispatch = max(dispatches(len(images), batch, chunks)) * batch
+    rows = []
+    for timed, suffix in (("checkpoint loading + compute", "_loading"), ("compute only", "")):
+        row = {
+            "timed": timed,
+            "models": len(ids),
+            "images": len(images),
+            "batch": batch,
+            "torch_batch": None,
+            "plain_rows_per_dispatch": loop.rows_per_dispatch,
+            "engine_rows_per_dispatch": rows_per_dispatch,
+            "repeats": repeats,
+            "times_s": {"engine": times["engine" + suffix], "plain": times["plain" + suffix]},
+            "plain_s": seconds["plain" + suffix],
+            "engine_s": seconds["engine" + suffix],
+            "engine_vs_plain": seconds["plain" + suffix] / seconds["engine" + suffix],
+            "max_abs_diff_plain": _max_diff(outputs["engine" + suffix], outputs["plain" + suffix]),
+        }
+        rows.append(row)
+        print(
+            f"labelling {len(ids)} models on {len(images)} store images ({timed}): plain {row['plain_s']:.2f} s, "
+            f"engine {row['engine_s']:.2f} s ({row['engine_vs_plain']:.2f}x)"
+        )
+    return rows
 
 
 def _picks(sel) -> list:
@@ -260,6 +398,7 @@ def precision(hub_path: Path) -> dict | None:
     """bfloat16 vs float32 on the demo hub: probabilities, head labels and selections."""
     import mll_jax as mll
     from mll_jax.configs import suite
+    from mll_jax.experiments import demo
     from mll_jax.hub import Hub
 
     try:
@@ -274,7 +413,7 @@ def precision(hub_path: Path) -> dict | None:
             [h.concepts for h in labeling.head_labels(copy, i)] == [h.concepts for h in labeling.head_labels(hub, i)]
             for i in hub.ids("expert")
         )
-        tasks = [list(t) for t in suite.DEMO_TASKS]
+        tasks = [list(t) for t in demo.answerable(hub, suite.DEV_TASKS)[0]]  # a design check: the development suite
         fp32, bf16 = mll.select_many(hub, tasks), mll.select_many(copy, tasks)
     same = sum(_picks(a) == _picks(b) for a, b in zip(fp32, bf16))
     result = {
@@ -290,7 +429,11 @@ def precision(hub_path: Path) -> dict | None:
 
 COLUMNS = [
     ("experts", "{}"),
+    ("label", "{}"),
     ("batch", "{}"),
+    ("torch_batch", "{}"),
+    ("plain_rows_per_dispatch", "{}"),
+    ("engine_rows_per_dispatch", "{}"),
     ("strategies", "{}"),
     ("engine_img_per_s", "{:.0f}"),
     ("plain_img_per_s", "{:.0f}"),
@@ -303,31 +446,38 @@ COLUMNS = [
 
 
 def _line(row: dict) -> str:
-    return " | ".join(fmt.format(row[k]) if k in row else "-" for k, fmt in COLUMNS)
+    return " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, fmt in COLUMNS)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experts", type=int, nargs="*", default=[1, 4, 16, 64])
-    parser.add_argument("--batches", type=int, nargs="+", default=[32, BATCH_SIZE])
+    parser.add_argument("--batches", type=int, nargs="+", default=[REFERENCE_BATCH, BATCH_SIZE])
     parser.add_argument("--images", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--repeats", type=int, default=MIN_REPEATS, help=f"timed runs per side (at least {MIN_REPEATS})"
+    )
     parser.add_argument("--torch-limit", type=int, default=64, help="run the torch loop up to this many experts")
     parser.add_argument("--hub", default=str(paths.default_hub()))
     parser.add_argument("--skip-hub", action="store_true", help="skip the labelling and precision sections")
+    parser.add_argument("--skip-precision", action="store_true", help="skip the bfloat16 section")
+    parser.add_argument("--store-images", type=int, help="label only the first N store images (default: all)")
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args()
+    if args.repeats < MIN_REPEATS:
+        parser.error(f"--repeats must be at least {MIN_REPEATS}")
     paths.enable_compile_cache()
     images = np.random.default_rng(0).integers(0, 256, (args.images, *SPEC["shape"]), dtype=np.uint8)
     device = jax.local_devices()[0]
     print(f"backend {device.platform} ({device.device_kind}), {jax.local_device_count()} device(s)")
+    peak = matmul_peak(args.repeats)
+    print(f"dense matmul peak measured in this run (median of {args.repeats}): {peak / 1e9:.1f} GFLOP/s")
     print(" | ".join(k for k, _ in COLUMNS))
-    rows, peak = throughput(args.experts, args.batches, images, args.repeats, args.torch_limit)
-    print(f"dense matmul peak measured in this run: {peak / 1e9:.1f} GFLOP/s")
+    rows = throughput(args.experts, args.batches, images, args.repeats, args.torch_limit, peak)
     result = {"backend": f"{device.platform}:{device.device_kind}", "matmul_gflop_per_s": peak / 1e9, "rows": rows}
     if not args.skip_hub:
-        result["labelling"] = labelling(Path(args.hub), args.repeats)
-        result["precision"] = precision(Path(args.hub))
+        result["labelling"] = labelling(Path(args.hub), args.repeats, args.store_images)
+        result["precision"] = None if args.skip_precision else precision(Path(args.hub))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.json}")

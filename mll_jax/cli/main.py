@@ -89,4 +89,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mll-jax: error: {message}", file=sys.stderr)
         return 2
     return 0
-

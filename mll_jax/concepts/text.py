@@ -46,7 +46,6 @@ def encoder() -> tuple:
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 
-
     directory = model_dir()
     model = hf_bert.convert(
         load_file(directory / "model.safetensors"), json.loads((directory / "config.json").read_text())

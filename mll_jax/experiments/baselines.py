@@ -5,7 +5,8 @@
 - f1_topk:    per model and class the F1 on node samples, scored
               alpha * F1_k + (1 - alpha) * mean F1 of the other classes; the top-k
               models per class, combined by an entropy-weighted average of their
-              class probabilities (the published VLM-selection recipe)
+              class probabilities (the published VLM-selection recipe, its k = 3 and
+              alpha = 0.7 as published: not tuned here)
 - declared:   candidates from declared head names (no labelling) and the general
               model, their class probabilities averaged
 - random:     a random candidate per class, temperatures and biases calibrated

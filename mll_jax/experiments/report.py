@@ -14,6 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 METHOD_NAMES = {
     "mll": "MLL (CHCO)",
@@ -52,35 +54,99 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def accuracy_table(demo: dict) -> str:
+    """Mean accuracy per method, and its standard error over selection seeds where the run has one."""
     methods = list(demo["summary"])
-    return _table([METHOD_NAMES.get(m, m) for m in methods], [[demo["summary"][m] for m in methods]])
+    rows = [[demo["summary"][m] for m in methods]]
+    if "stderr" in demo:
+        rows.append([f"± {demo['stderr'][m]:.4f}" for m in methods])
+    return _table([METHOD_NAMES.get(m, m) for m in methods], rows)
+
+
+def noise_lines(demo: dict) -> list[str]:
+    """Which differences between MLL and each baseline are larger than the noise, and the unanswered tasks."""
+    if "differences" not in demo:
+        return []
+    larger, within = [], []
+    for m, d in demo["differences"].items():
+        text = f"{METHOD_NAMES.get(m, m)} {d['mean']:+.4f} ± {d['stderr']:.4f}"
+        (larger if d["beyond_noise"] else within).append(text)
+    seeds = len(demo["seeds"])
+    lines = [
+        f"MLL minus each baseline, mean ± standard error over {seeds} selection seeds (paired by seed); "
+        "a difference is larger than the noise beyond twice its standard error. "
+        f"Larger than the noise: {', '.join(larger) or 'none'}. Within the noise: {', '.join(within) or 'none'}. "
+        "Oracle and declared draw nothing at random, so their own error is 0."
+    ]
+    gaps = [(t["oracle_minus_best_covering"], t["classes"]) for t in demo["tasks"] if t.get("best_covering_expert")]
+    if gaps:
+        below = [f"{', '.join(c)} ({g:+.3f})" for g, c in gaps if g < 0]
+        lines.append(
+            f"Oracle minus the best single expert covering every class, on the {len(gaps)} tasks that have one: "
+            f"mean {np.mean([g for g, _ in gaps]):+.4f}, smallest {min(g for g, _ in gaps):+.4f}; "
+            f"below it on {len(below)} task(s){': ' + '; '.join(below) if below else ''}."
+        )
+    if demo.get("unanswered"):
+        lines.append(
+            f"Unanswered ({len(demo['unanswered'])} of {len(demo['tasks']) + len(demo['unanswered'])} tasks; "
+            "the suite is fixed, so they stay listed): "
+            + "; ".join(f"{', '.join(u['classes'])}: {u['error'].split('.')[0]}" for u in demo["unanswered"])
+            + "."
+        )
+    return lines
 
 
 def task_table(demo: dict) -> str:
     methods = list(demo["summary"])
-    rows = [[", ".join(t["classes"]), *(t["accuracy"][m] for m in methods)] for t in demo["tasks"]]
-    return _table(["task", *(METHOD_NAMES.get(m, m) for m in methods)], rows)
+    rows = [
+        [
+            ", ".join(t["classes"]),
+            *(t["accuracy"][m] for m in methods),
+            _or_dash(t.get("oracle_minus_best_covering")),
+        ]
+        for t in demo["tasks"]
+    ]
+    return _table(["task", *(METHOD_NAMES.get(m, m) for m in methods), "oracle − best covering expert"], rows)
 
 
 def growth_table(growth: dict) -> str:
     names = [k for k in growth["summary"][0] if k != "size"]
-    rows = [
-        [s["size"], *(f"{s[n]['mean']:.3f} [{s[n]['min']:.2f}, {s[n]['max']:.2f}]" for n in names)]
-        for s in growth["summary"]
-    ]
+
+    def cell(v: dict) -> str:
+        error = f" ± {v['stderr']:.3f}" if "stderr" in v else ""
+        return f"{v['mean']:.3f}{error} [{v['min']:.2f}, {v['max']:.2f}]"
+
+    rows = [[s["size"], *(cell(s[n]) for n in names)] for s in growth["summary"]]
     return _table(["experts", *(METHOD_NAMES.get(n, n) for n in names)], rows)
 
 
+# Fields every throughput row names; a ratio is shown only where both of its sides match on them.
+ROW_FIELDS = ("batch", "torch_batch", "plain_rows_per_dispatch", "engine_rows_per_dispatch")
+STALE = "the file predates like-for-like timing (both sides of a ratio on the same work and settings); rerun"
+
+
+CHCO_COLUMNS = {
+    "tasks": "tasks",
+    "first call s": "batched_first_s",
+    "batched ms/task": "batched_ms_per_task",
+    "tasks (speed-up)": "same_tasks",
+    "serial ms/task": "serial_ms_per_task",
+    "batched ms/task (same tasks)": "batched_ms_per_task_same_tasks",
+    "speed-up": "speedup_same_tasks",
+    "repeats": "repeats",
+}
+
+
 def chco_section(chco: dict) -> str:
-    parts = [
-        _table(
-            ["tasks", "first call s", "batched ms/task", "serial ms/task", "speed-up"],
-            [
-                [r["tasks"], r["batched_first_s"], r["batched_ms_per_task"], r["serial_ms_per_task"], r["speedup"]]
-                for r in chco["throughput"]
-            ],
+    rows = [r for r in chco["throughput"] if "speedup_same_tasks" in r]
+    parts = []
+    if rows:
+        parts.append(
+            "Batched selection against task by task; the speed-up is measured on the same tasks on both sides "
+            "(medians of interleaved repeats):"
         )
-    ]
+        parts.append(_table(list(CHCO_COLUMNS), [[r[k] for k in CHCO_COLUMNS.values()] for r in rows]))
+    elif chco["throughput"]:
+        parts.append(f"Speed-up not shown: {STALE} `python benchmarks/chco.py`.")
     if q := chco.get("quality"):
         parts.append(
             f"Brute force minus CHCO validation accuracy on {q['instances']} small tasks: mean {q['gap_mean']:.4f}, "
@@ -106,7 +172,8 @@ def markdown(results_dir: Path) -> str:
     out = ["# mll_jax report", "", "## Environment", "", "```", json.dumps(environment(), indent=1), "```", ""]
     out += ["## Zero-shot accuracy on the demo suite", ""]
     if demo:
-        out += [accuracy_table(demo), "", "![accuracy](demo.png)", "", "### Per task", "", task_table(demo), ""]
+        out += [accuracy_table(demo), "", *(line + "\n" for line in noise_lines(demo)), "![accuracy](demo.png)", ""]
+        out += ["### Per task", "", task_table(demo), ""]
         out += ["Seconds by stage: " + ", ".join(f"{k} {v:.1f}" for k, v in demo["seconds"].items()), ""]
     else:
         out += ["Not run: `mll-jax demo --json out/demo.json --plot out/demo.png`.", ""]
@@ -143,38 +210,87 @@ def write(results_dir: Path, out: Path) -> Path:
     return out
 
 
-def throughput_section(throughput: dict) -> str:
-    """Engine vs plain JAX loop vs PyTorch reference loop, and labelling / precision lines."""
-    rows = throughput["rows"]
-    parts = [
-        f"Images per second on {throughput['backend']} (random-initialised experts, half of them heads on shared "
-        f"backbones; dense matmul peak {throughput['matmul_gflop_per_s']:.0f} GFLOP/s):",
-        _table(
-            ["experts", "batch", "engine img/s", "plain loop img/s", "engine / plain", "engine / torch", "roofline"],
-            [
-                [
-                    r["experts"],
-                    r["batch"],
-                    f"{r['engine_img_per_s']:.0f}",
-                    f"{r['plain_img_per_s']:.0f}",
-                    r["engine_vs_plain"],
-                    r.get("engine_vs_torch", "-"),
-                    r["roofline_fraction"],
-                ]
-                for r in rows
-            ],
-        ),
+def _ratio(row: dict, key: str, other_batch: str, other_rows: str):
+    """`row[key]`, where its other side ran at the engine's batch and rows per dispatch."""
+    same = row.get(other_batch) == row["batch"] and row.get(other_rows) == row["engine_rows_per_dispatch"]
+    return row[key] if same and row.get(key) is not None else "-"
+
+
+def _or_dash(value):
+    return "-" if value is None else value
+
+
+THROUGHPUT_COLUMNS = [
+    "experts",
+    "batch",
+    "torch batch",
+    "plain rows/dispatch",
+    "engine rows/dispatch",
+    "engine img/s",
+    "plain loop img/s",
+    "engine / plain",
+    "torch img/s",
+    "engine / torch",
+    "roofline",
+    "repeats",
+]
+
+
+def _throughput_row(r: dict) -> list:
+    return [
+        r["experts"],
+        r["batch"],
+        _or_dash(r["torch_batch"]),
+        r["plain_rows_per_dispatch"],
+        r["engine_rows_per_dispatch"],
+        f"{r['engine_img_per_s']:.0f}",
+        f"{r['plain_img_per_s']:.0f}",
+        _ratio(r, "engine_vs_plain", "batch", "plain_rows_per_dispatch"),
+        f"{r['torch_img_per_s']:.0f}" if r.get("torch_img_per_s") else "-",
+        _ratio(r, "engine_vs_torch", "torch_batch", "torch_rows_per_dispatch"),
+        _or_dash(r.get("roofline_fraction")),
+        r["repeats"],
     ]
-    if lab := throughput.get("labelling"):
+
+
+def throughput_section(throughput: dict) -> str:
+    """Engine vs plain JAX loop vs PyTorch loop (like for like), the published-code reference loop, and labelling /
+    precision lines."""
+    rows = [r for r in throughput["rows"] if all(k in r for k in ROW_FIELDS)]
+    like, reference = [r for r in rows if not r.get("reference")], [r for r in rows if r.get("reference")]
+    parts = []
+    if like:
+        parts += [
+            f"Images per second on {throughput['backend']} (random-initialised experts, half of them heads on shared "
+            f"backbones; dense matmul peak {throughput['matmul_gflop_per_s']:.0f} GFLOP/s). Both sides of a ratio "
+            "run at the same batch size and rows per dispatch, timed interleaved (medians of the repeats):",
+            _table(THROUGHPUT_COLUMNS, [_throughput_row(r) for r in like]),
+        ]
+    elif throughput["rows"]:
+        parts.append(f"Throughput not shown: {STALE} `python benchmarks/throughput.py`.")
+    if reference:
+        parts += [
+            "Reference (no ratio is taken against it): " + reference[0]["label"] + ".",
+            _table(
+                ["experts", "torch batch", "torch img/s", "repeats"],
+                [[r["experts"], r["torch_batch"], f"{r['torch_img_per_s']:.0f}", r["repeats"]] for r in reference],
+            ),
+        ]
+    labelling = throughput.get("labelling")
+    if isinstance(labelling, dict):
+        parts.append(f"Labelling not shown: {STALE} `python benchmarks/throughput.py`.")
+    for lab in labelling if isinstance(labelling, list) else []:
         parts.append(
-            f"Labelling the demo hub ({lab['models']} models, {lab['images']} store images, checkpoints loaded): "
-            f"plain loop {lab['plain_s']:.2f} s, engine {lab['engine_s']:.2f} s ({lab['engine_vs_plain']:.2f}x)."
+            f"Labelling the demo hub ({lab['models']} models, {lab['images']} store images; {lab['timed']} timed; "
+            f"batch {lab['batch']}, {lab['plain_rows_per_dispatch']} / {lab['engine_rows_per_dispatch']} rows per "
+            f"dispatch plain / engine): plain loop {lab['plain_s']:.2f} s, engine {lab['engine_s']:.2f} s "
+            f"({lab['engine_vs_plain']:.2f}x, medians of {lab['repeats']})."
         )
     if p := throughput.get("precision"):
         parts.append(
             f"bfloat16 against float32: store probabilities differ by {p['prob_mean_abs_diff']:.4f} on average "
             f"(at most {p['prob_max_abs_diff']:.4f}); same head labels for {p['experts_with_same_head_labels']} "
-            f"experts; same selection on {p['tasks_with_same_selection']} demo tasks "
+            f"experts; same selection on {p['tasks_with_same_selection']} development-suite tasks "
             f"(validation accuracy {p['val_accuracy_mean_diff']:+.4f} on average)."
         )
     return "\n\n".join(parts)
@@ -185,13 +301,16 @@ def results_document(results_dir: Path) -> dict:
     demo, growth = _load(results_dir, "demo.json"), _load(results_dir, "growth.json")
     if demo is None:
         raise FileNotFoundError(f"no demo.json in {results_dir}; run `mll-jax demo --json {results_dir}/demo.json`")
+    keep = ("classes", "accuracy", "by_seed", "best_covering_expert", "oracle_minus_best_covering", "oracle")
     doc = {
         "environment": environment(),
         "summary": demo["summary"],
-        "tasks": [{"classes": t["classes"], "accuracy": t["accuracy"]} for t in demo["tasks"]],
+        **{k: demo[k] for k in ("stderr", "differences", "seeds", "per_seed", "unanswered") if k in demo},
+        "tasks": [{k: t[k] for k in keep if k in t} for t in demo["tasks"]],
     }
     if growth:
         doc["growth"] = {"oracle": growth["oracle"], "summary": growth["summary"], "orders": len(growth["orders"])}
+        doc["growth"] |= {k: growth[k] for k in ("tasks", "unanswered") if k in growth}
     if throughput := _load(results_dir, "throughput.json"):
         keep = ("backend", "matmul_gflop_per_s", "rows", "labelling", "precision")
         doc["throughput"] = {k: throughput[k] for k in keep if throughput.get(k)}
@@ -202,15 +321,17 @@ def readme_block(doc: dict) -> str:
     env = doc["environment"]
     lines = [
         BEGIN,
-        f"Mean test accuracy over the {len(doc['tasks'])} tasks of the demo suite "
-        f"(jax {env['jax']}, {env['backend']}, {env['machine']}):",
+        f"Mean test accuracy over the {len(doc['tasks'])} answered tasks of the demo suite"
+        + (f", ± standard error over {len(doc['seeds'])} selection seeds" if "seeds" in doc else "")
+        + f" (jax {env['jax']}, {env['backend']}, {env['machine']}):",
         "",
         accuracy_table(doc),
         "",
+        *(line + "\n" for line in noise_lines(doc)),
     ]
     if "growth" in doc:
         lines += [
-            f"Hub growth (mean [min, max] over {doc['growth']['orders']} orders):",
+            f"Hub growth (mean ± standard error [min, max] over {doc['growth']['orders']} random orders):",
             "",
             growth_table(doc["growth"]),
             "",

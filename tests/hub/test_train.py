@@ -37,3 +37,25 @@ def test_flip_mirrors_about_half_the_images(images):
 def test_an_unknown_augmentation_is_named_before_any_training(hub):
     with pytest.raises(ValueError, match=r"unknown augmentation\(s\) \['rotate'\]; choose from \['flip', 'shift'\]"):
         train.fit(None, hub.store.images[:8], hub.store.concepts[:8], None, augmentations=("shift", "rotate"))
+
+
+def test_early_stopping_keeps_the_best_epoch_on_the_development_split():
+    from mll_jax import engine, nets
+    from mll_jax.configs.demo_hub import INPUT_SPEC, SMALL_MLP
+    from mll_jax.data import store
+
+    pool, dev = store.expert_pool(), store.development()
+    two = [np.flatnonzero(np.isin(d.labels, [2, 4]))[:600] for d in (pool, dev)]  # pullover against coat
+    images, labels = pool.images[two[0]], (pool.labels[two[0]] == 4).astype(np.int32)
+    validation = dev.images[two[1]], (dev.labels[two[1]] == 4).astype(np.int32)
+    model = nets.build("mlp", SMALL_MLP, 2)
+    model, history = train.fit_early_stopping(model, images, labels, validation, INPUT_SPEC, 8, 1, 64, 1e-2)
+    accuracy = history["val_accuracy"]
+    assert history["epochs"] == len(accuracy) <= 8
+    assert accuracy[history["best_epoch"] - 1] == max(accuracy)
+    if history["epochs"] < 8:  # it stopped: the epoch after the best did not improve
+        assert history["epochs"] == history["best_epoch"] + 1
+    probs = engine.model_probabilities(model, INPUT_SPEC, validation[0])
+    assert np.mean(probs.argmax(1) == validation[1]) == max(accuracy)  # the weights of the best epoch, not the last
+    with pytest.raises(ValueError, match="patience and max_epochs must be at least 1"):
+        train.fit_early_stopping(model, images, labels, validation, INPUT_SPEC, 8, 0)

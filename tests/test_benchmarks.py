@@ -1,0 +1,101 @@
+"""The benchmarks compare like with like: every ratio's sides at the same batch size and rows per dispatch, timed
+interleaved, every repeat kept; the report publishes only such ratios."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mll_jax import engine, nets
+from mll_jax.engine import runner
+from mll_jax.experiments import report
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+FIELDS = ("batch", "torch_batch", "plain_rows_per_dispatch", "engine_rows_per_dispatch")
+
+
+def _load(name: str):
+    # The benchmarks are scripts, not a package; they import each other from their folder, as when run.
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tp = _load("throughput")
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (64, *tp.SPEC["shape"]), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def rows(images) -> list[dict]:
+    """A tiny real run: one standalone expert and one head on a shared backbone, batch 32, one repeat, no torch."""
+    return tp.throughput([2], [32], images, repeats=1, torch_limit=0)
+
+
+def _assert_like_for_like(row: dict) -> None:
+    assert all(k in row for k in FIELDS), row
+    if "engine_vs_plain" in row:
+        assert row["plain_rows_per_dispatch"] == row["engine_rows_per_dispatch"]
+    if "engine_vs_torch" in row:
+        assert row["torch_batch"] == row["batch"]
+        assert row["torch_rows_per_dispatch"] == row["engine_rows_per_dispatch"]
+    assert all(len(times) == row["repeats"] for times in row["times_s"].values())
+
+
+@pytest.mark.parametrize("rows_in, batch, chunk_rows", [(64, 32, 64), (100, 8, 48), (1000, 32, 4096), (5, 4, 4)])
+def test_plain_loop_cuts_images_into_the_engines_dispatches(rows_in, batch, chunk_rows):
+    model = nets.build("mlp", {"hidden": [8]}, 2, seed=0)
+    eng = engine.Engine([engine.Member("m", model, tp.SPEC)], batch_size=batch, chunk_rows=chunk_rows, pad_heads=False)
+    images = np.zeros((rows_in, *tp.SPEC["shape"]), np.uint8)
+    pieces = [take for _, take in eng._pieces(runner._rebatch(images, eng.batch_size * eng.chunks))]
+    assert tp.dispatches(rows_in, eng.batch_size, eng.chunks) == pieces
+
+
+def test_every_ratio_compares_equal_batches_and_dispatches(rows, images):
+    assert [(r["batch"], r["engine_rows_per_dispatch"]) for r in rows] == [(32, 32), (32, len(images))]
+    for row in rows:
+        _assert_like_for_like(row)
+        assert row["torch_batch"] is None and "engine_vs_torch" not in row
+        assert row["max_abs_diff_plain"] < 1e-5
+
+
+def test_interleaved_alternates_the_sides_and_keeps_every_repeat():
+    calls = []
+    times, outputs = tp.interleaved({"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2}, 3)
+    assert calls == ["a", "b"] * 4  # a warm-up call each, then three rounds
+    assert outputs == {"a": 1, "b": 2} and [len(t) for t in times.values()] == [3, 3]
+
+
+def test_torch_ratio_only_at_the_engines_batch_and_dispatch(images):
+    pytest.importorskip("torch")
+    rows = tp.throughput([1], [16], images, repeats=1, torch_limit=1)
+    reference, *like = rows
+    assert reference["reference"] and "not like for like" in reference["label"]
+    assert reference["torch_batch"] == tp.REFERENCE_BATCH and reference["batch"] is None
+    assert not any(k.startswith("engine_vs") for k in reference)
+    assert [("engine_vs_torch" in r, r["engine_rows_per_dispatch"]) for r in like] == [(True, 16), (False, 64)]
+    for row in like:
+        _assert_like_for_like(row)
+    assert like[0]["max_abs_diff_torch"] < 1e-5
+
+
+def test_report_publishes_only_like_for_like_ratios(rows):
+    doc = {"backend": "cpu:cpu", "matmul_gflop_per_s": 1.0, "rows": rows}
+    text = report.throughput_section(doc)
+    assert "engine rows/dispatch" in text and "plain rows/dispatch" in text
+    assert f"{rows[0]['engine_vs_plain']:.3f}" in text
+    unmatched = dict(rows[0], plain_rows_per_dispatch=rows[0]["engine_rows_per_dispatch"] * 2)
+    assert f"{unmatched['engine_vs_plain']:.3f}" not in report.throughput_section(dict(doc, rows=[unmatched]))
+    stale = {"experts": 1, "batch": 32, "engine_vs_plain": 2.0}  # a row without the like-for-like fields
+    assert "not shown" in report.throughput_section(dict(doc, rows=[stale]))
+    assert "not shown" in report.chco_section({"throughput": [{"tasks": 10, "speedup": 3.0}]})
