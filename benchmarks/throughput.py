@@ -31,7 +31,7 @@ repeat's time. Each row names `batch`, `torch_batch`, `plain_rows_per_dispatch` 
   (the plain loop loads a family's backbone once per head) timed and not (needs a
   built hub: `make demo`);
 - precision: bfloat16 against float32 on the demo hub (probabilities, head labels,
-  selections on the demo suite).
+  selections on the development suite).
 """
 
 from __future__ import annotations

@@ -73,10 +73,6 @@ def run(
     test = data.load(full.store_spec.source, "test")
     test_probs = demo.all_probabilities(full, test)
     tasks, unanswered = demo.answerable(full, tasks)
-    oracle = []
-    for names in tqdm(tasks, desc="oracle"):
-        classes, keep, y = demo.task_items(full, names, test)
-        oracle.append(demo.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
     rng = np.random.default_rng(seed)
     permutations = [list(rng.permutation(experts)) for _ in range(orders)]
     rows = []
@@ -92,7 +88,7 @@ def run(
                 copy_model(hub, full, model_id)
             labelled = labeling.label(hub, progress=False)
             seconds: dict[str, float] = defaultdict(float)
-            results = demo.evaluate_suite(hub, tasks, test, test_probs, seconds, seed, METHODS)
+            results = demo.evaluate_suite(hub, tasks, test, test_probs, seconds, (seed,), METHODS)
             rows.append(
                 {
                     "order": o,
@@ -107,6 +103,10 @@ def run(
             log.info("order %d, %d experts: %s", o, size, rows[-1]["accuracy"])
             bar.update()
     bar.close()
+    oracle = []  # independent of the hub: one per task, trained once (or read from the oracle cache)
+    for names in tqdm(tasks, desc="oracle"):
+        classes, keep, y = demo.task_items(full, names, test)
+        oracle.append(demo.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
     return {
         "sizes": sizes,
         "orders": permutations,
