@@ -5,8 +5,9 @@ CNNs' (items per class from the expert pool), so an oracle differs from a
 covering expert only in training on the task's own classes and to convergence:
 Adam until accuracy on the task's development-split items has not risen for
 `patience` epochs, keeping the best epoch. None of these numbers was tuned:
-`max_epochs` is far past where the oracles stop (their histories are in the demo
-JSON), and `patience` is the smallest that survives one noisy epoch.
+`max_epochs` bounds the time an oracle may take (the demo JSON keeps each
+oracle's history, so an oracle that reached it shows), and `patience` is the
+smallest that survives one noisy epoch.
 """
 
 from __future__ import annotations

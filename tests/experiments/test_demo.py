@@ -9,8 +9,10 @@ import pytest
 from mll_jax.configs import suite
 from mll_jax.experiments import demo, report
 
-BEATEN = ("f1_topk", "declared")  # MLL beats these by more than the noise over selection seeds
-NOT_BELOW = ("patch_only",)  # MLL is not below these by more than the noise
+# Claims that hold on the reported suite and on this test's part of it, each beyond the noise over selection seeds.
+# Not claimed: MLL against f1-top-k (above it here, below it on the whole suite; both beyond the noise).
+BEATEN = ("declared",)  # MLL beats these by more than the noise
+NOT_BELOW = ("patch_only",)  # MLL is not below these by more than the noise (above it on the whole suite)
 
 
 def failed_claims(doc: dict) -> list[str]:

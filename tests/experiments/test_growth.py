@@ -5,7 +5,7 @@ from mll_jax.experiments import baselines, demo, growth
 
 
 @pytest.mark.slow
-def test_growth_curve_rises_and_labels_only_new_models(hub, tmp_path):
+def test_growth_covers_more_labels_only_new_models_and_reports_its_noise(hub, tmp_path):
     experts = hub.ids("expert")
     tasks = suite.spread(suite.DEMO_TASKS, 8)  # the demo test's tasks: their oracles are trained once
     result = growth.run(hub, tmp_path / "growth", sizes=[2, len(experts)], orders=1, tasks=tasks)
@@ -13,7 +13,8 @@ def test_growth_curve_rises_and_labels_only_new_models(hub, tmp_path):
     assert set(small["labelled_now"]) == {hub.general_id, *small["experts"]}
     assert set(full["labelled_now"]) == set(experts) - set(small["experts"])  # only the new models
     assert full["coverage"] > small["coverage"]
-    assert full["accuracy"]["mll"] > small["accuracy"]["mll"]
+    # No claim on accuracy against hub size here: one order has no noise to set a margin by, and with the
+    # in-domain general model patching, the full hub's MLL is not above a two-expert hub's on these tasks.
     assert all(set(s[m]) == {"mean", "stderr", "min", "max"} for s in result["summary"] for m in growth.METHODS)
     # the oracle line is each task's oracle on the test split (read from the oracle cache, not retrained)
     test = demo.evaluation_data(hub, "test")
