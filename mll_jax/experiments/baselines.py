@@ -45,15 +45,22 @@ def class_probs(probs: np.ndarray, heads_per_class: dict[int, tuple[int, ...]], 
     return q / np.maximum(q.sum(1, keepdims=True), EPS)
 
 
+def heads_by_model(cands: list[list[Candidate]]) -> dict[str, dict[int, tuple[int, ...]]]:
+    """model -> {class index: the heads its candidate for that class uses}."""
+    heads: dict[str, dict[int, tuple[int, ...]]] = {}
+    for k, cs in enumerate(cands):
+        for c in cs:
+            heads.setdefault(c.model, {})[k] = c.heads
+    return heads
+
+
 def ensemble(
     probs: dict[str, np.ndarray], cands: list[list[Candidate]], members: list[list[str]], entropy_weighted: bool
 ) -> np.ndarray:
     """Scores [N, K]: per class, the (entropy-weighted) mean of its member models' class probabilities."""
     K = len(cands)
-    q = {}
-    for m in {m for ms in members for m in ms}:
-        heads = {k: c.heads for k, cs in enumerate(cands) for c in cs if c.model == m}
-        q[m] = class_probs(probs[m], heads, K)
+    heads = heads_by_model(cands)
+    q = {m: class_probs(probs[m], heads[m], K) for m in {m for ms in members for m in ms}}
     n = len(next(iter(probs.values())))
     scores = np.zeros((n, K), np.float32)
     for k, ms in enumerate(members):
@@ -79,8 +86,7 @@ def f1_topk_members(
     K = len(classes)
     index, labels = node_samples(hub, classes, chco.Config().samples_per_class, seed)[0]  # the fit half
     score: dict[tuple[str, int], float] = {}
-    for m in {c.model for cs in cands for c in cs}:
-        heads = {k: c.heads for k, cs in enumerate(cands) for c in cs if c.model == m}
+    for m, heads in heads_by_model(cands).items():
         q = class_probs(hub.labels(m)["probs"][index].astype(np.float32), heads, K)
         q[:, [k for k in range(K) if k not in heads]] = -1.0
         f1 = f1_scores(q.argmax(1), labels, K)
@@ -163,16 +169,16 @@ def oracle_model(hub: Hub, classes: list[task_lib.TaskClass]) -> tuple[nnx.Modul
     return model, record
 
 
+def logits(model: nnx.Module, images: np.ndarray) -> np.ndarray:
+    """Log-probabilities of a model on the demo input spec (an oracle's scores)."""
+    return np.log(engine.model_probabilities(model, INPUT_SPEC, images) + EPS)
+
+
 def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
     """Logits of the task's oracle on `images`."""
-    model, _ = oracle_model(hub, classes)
-    return np.log(engine.model_probabilities(model, INPUT_SPEC, images) + EPS)
+    return logits(oracle_model(hub, classes)[0], images)
 
 
 def covering_experts(cands: list[list[Candidate]], general_id: str | None) -> dict[str, dict[int, tuple[int, ...]]]:
     """Experts with a candidate for every class of the task: model -> {class: heads}."""
-    heads: dict[str, dict[int, tuple[int, ...]]] = {}
-    for k, cs in enumerate(cands):
-        for c in cs:
-            heads.setdefault(c.model, {})[k] = c.heads
-    return {m: h for m, h in heads.items() if len(h) == len(cands) and m != general_id}
+    return {m: h for m, h in heads_by_model(cands).items() if len(h) == len(cands) and m != general_id}
