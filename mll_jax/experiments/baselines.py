@@ -30,6 +30,7 @@ from mll_jax.hub import checkpoint, train
 from mll_jax.hub.hub import Hub
 from mll_jax.labeling import labels as labeling
 from mll_jax.selection import chco
+from mll_jax.selection.candidates import general_candidate
 from mll_jax.selection.problems import node_samples
 from mll_jax.selection.types import Candidate
 
@@ -114,10 +115,8 @@ def declared_candidates(hub: Hub, classes) -> list[list[Candidate]]:
 
 
 def patch_candidates(hub: Hub, classes) -> list[list[Candidate]]:
-    declared = [str(n) for n in hub.labels(hub.general_id)["declared_nodes"]]
-    return [
-        [Candidate(hub.general_id, tuple(j for j, v in enumerate(declared) if v in cls.concepts))] for cls in classes
-    ]
+    """The general model alone, for every class."""
+    return [[general_candidate(hub, cls)] for cls in classes]
 
 
 def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:

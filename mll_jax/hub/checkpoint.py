@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -94,17 +95,46 @@ def load_safetensors(path: Path, abstract_model: nnx.Module) -> nnx.Module:
         tensors = load_file(str(path))
     except Exception as error:  # the library raises several types for a bad file
         raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
+    return from_flat(tensors, abstract_model, str(path))
+
+
+def to_bytes(model: nnx.Module) -> tuple[bytes, str]:
+    """A small model's parameters as one .npz blob (flat names, as in `flat_params`), and their checksum.
+
+    Heads over a shared backbone are a few KB: the registry stores them as rows,
+    where an orbax directory per head would cost more to write than to train.
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, **flat_params(model))
+    return buffer.getvalue(), checksum(nnx.to_pure_dict(nnx.state(model)))
+
+
+def from_bytes(data: bytes, abstract_model: nnx.Module, source: str, expected_checksum: str | None = None):
+    """Parameters from a `to_bytes` blob into `abstract_model`, checking the checksum."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as blob:
+            tensors = dict(blob)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"parameters of {source} are unreadable ({error})") from None
+    model = from_flat(tensors, abstract_model, source)
+    if expected_checksum is not None and checksum(nnx.to_pure_dict(nnx.state(model))) != expected_checksum:
+        raise ValueError(f"parameters of {source} do not match their registry checksum; they are corrupt")
+    return model
+
+
+def from_flat(tensors: dict[str, np.ndarray], abstract_model: nnx.Module, source: str) -> nnx.Module:
+    """`abstract_model` with parameters from flat names -> arrays; names or shapes that do not fit are errors."""
     graphdef, abstract_state = nnx.split(abstract_model)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(abstract_state))
     expected = {_flat_name(p): leaf for p, leaf in leaves}
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing:
-        raise ValueError(f"{path}: missing tensor {', '.join(missing)} for this architecture")
+        raise ValueError(f"{source}: missing tensor {', '.join(missing)} for this architecture")
     if extra:
-        raise ValueError(f"{path}: unexpected tensor {', '.join(extra)}; this architecture has no such parameter")
+        raise ValueError(f"{source}: unexpected tensor {', '.join(extra)}; this architecture has no such parameter")
     for name, leaf in expected.items():
         if tensors[name].shape != tuple(leaf.shape):
-            raise ValueError(f"{path}: tensor {name} has shape {tensors[name].shape}, the model expects {leaf.shape}")
+            raise ValueError(f"{source}: tensor {name} has shape {tensors[name].shape}, the model expects {leaf.shape}")
     pure = jax.tree_util.tree_unflatten(treedef, [tensors[n].astype(leaf.dtype) for n, leaf in expected.items()])
     nnx.replace_by_pure_dict(abstract_state, pure)
     return nnx.merge(graphdef, abstract_state)

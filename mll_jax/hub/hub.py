@@ -1,14 +1,17 @@
 """The hub: a directory of models, their registry, label records and the SDAG (method.md §2).
 
-    hub/registry.json      format version, sample-store spec, one entry per model
-    hub/models/<id>/       orbax checkpoint
+    hub/registry.sqlite    format version, sample-store spec, models, backbones, heads of
+                           shared backbones, the concept index (hub/registry.py, method.md §2.1)
+    hub/registry.json      a pointer for older releases (format-1 hubs: the whole registry)
+    hub/models/<id>/       orbax checkpoint of a model that does not share a backbone
     hub/backbones/<id>/    orbax checkpoint of a backbone shared by several experts' heads
     hub/labels/<id>.npz    label record (see labeling/labels.py)
     hub/sdag.json, hub/sdag_samples.npz
 
-Every write goes to a temporary path and is renamed into place under a file lock,
-so readers never see a half-written hub. Values derived from the hub's contents
-(selection's label cache, node samples) are kept in `hub.memo`, which every write clears.
+Files are written to a temporary path and renamed into place, registry changes are
+one database transaction each, and writers take a file lock, so readers never see
+a half-written hub. Values derived from the hub's contents (node samples, label
+records) are kept in `hub.memo`, which every write clears.
 """
 
 from __future__ import annotations
@@ -27,14 +30,16 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from mll_jax import nets, paths
+from mll_jax import engine, nets, paths
 from mll_jax.concepts import sdag as sdag_lib
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import store as store_lib
-from mll_jax.hub import checkpoint
+from mll_jax.hub import checkpoint, concept_index
+from mll_jax.hub import registry as registry_lib
+from mll_jax.hub.registry import FORMAT_VERSION
 from mll_jax.memo import Memo
 
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "ROLES", "Hub", "file_checksum"]
 ROLES = ("expert", "general")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -46,19 +51,34 @@ def file_checksum(path: Path) -> str:
 class Hub:
     """A hub on disk. Open an existing one with `Hub.open`, make one with `Hub.create`."""
 
-    def __init__(self, path: Path, registry: dict, store: store_lib.SampleStore | None = None):
+    def __init__(self, path: Path, registry: registry_lib.Registry, store: store_lib.SampleStore | None = None):
         self.path = Path(path).absolute()  # checkpoint writers need absolute paths
-        self._registry = registry
+        self.registry = registry
         self._sdag: sdag_lib.SDAG | None = None
         self._store = store
         self._labels: dict[str, dict[str, np.ndarray]] = {}
+        self._rows: dict = {}  # registry reads, dropped by every write
         self.memo = Memo()  # derived from the hub's contents; cleared by every write
 
     # -- opening ---------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike | None = None) -> Hub:
+        """The hub at `path`; a format-1 hub (registry.json) is migrated to a database first, once."""
         path = Path(path or paths.default_hub()).expanduser()
-        return cls(path, _read_registry(path))
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"hub path {path} is a file, not a hub directory")
+        legacy = path / registry_lib.LEGACY
+        if not (path / registry_lib.FILE).is_file() and not legacy.is_file():
+            raise FileNotFoundError(f"no hub at {path} (no registry); build one with `mll-jax hub build`")
+        if legacy.is_file() and registry_lib.read_legacy(path) is not None:
+            if not os.access(path, os.W_OK):
+                raise PermissionError(
+                    f"hub {path} has a format-1 registry.json, which is migrated once on opening; "
+                    "open it once with write permission"
+                )
+            with _locked(path):
+                registry_lib.migrate_json(path, _signature, _label_state(path))
+        return cls(path, registry_lib.open_registry(path))
 
     @classmethod
     def create(cls, path: str | os.PathLike, store_spec: StoreSpec = StoreSpec()) -> Hub:
@@ -66,23 +86,27 @@ class Hub:
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file; choose a directory")
-        if (path / "registry.json").exists():
+        if (path / registry_lib.FILE).exists() or (path / registry_lib.LEGACY).exists():
             raise FileExistsError(f"a hub already exists at {path}; open it with Hub.open")
         path.mkdir(parents=True, exist_ok=True)
         store = store_lib.load(store_spec)
         sdag_lib.build(store).save(path)
-        registry = {"format_version": FORMAT_VERSION, "store": store_spec.to_json(), "models": {}}
         with _locked(path):
-            _write_registry(path, registry)
+            registry = registry_lib.create(path, store_spec.to_json())
+            registry_lib.write_pointer(path)
         return cls(path, registry, store)
 
     # -- reading ----------------------------------------------------------------
     @property
     def entries(self) -> dict[str, dict]:
-        return self._registry["models"]
+        """Every model's entry, in the order added (a read of the whole registry: prefer `entry` for one)."""
+        return self._read("entries", self.registry.models)
 
     def ids(self, role: str = "expert") -> list[str]:
-        return [i for i, e in self.entries.items() if e["role"] == role]
+        return self._read(("ids", role), lambda: self.registry.ids(role))
+
+    def __len__(self) -> int:
+        return self._read("count", self.registry.count)
 
     @property
     def general_id(self) -> str | None:
@@ -90,9 +114,27 @@ class Hub:
         return general[0] if general else None
 
     def entry(self, model_id: str) -> dict:
-        if model_id not in self.entries:
+        if "entries" in self._rows:
+            entry = self._rows["entries"].get(model_id)
+        else:
+            entry = self._read(("entry", model_id), lambda: self.registry.model(model_id))
+        if entry is None:
             raise KeyError(f"no model {model_id!r} in hub {self.path}; `mll-jax hub list` shows what is there")
-        return self.entries[model_id]
+        return entry
+
+    def __contains__(self, model_id: str) -> bool:
+        return self._read(("entry", model_id), lambda: self.registry.model(model_id)) is not None
+
+    def unlabelled(self) -> list[str]:
+        """Models without a label record."""
+        return self._read("unlabelled", self.registry.unlabelled)
+
+    def excluded(self) -> dict[str, str]:
+        """Models labelling excluded from selection, and why."""
+        return self._read("excluded", self.registry.problems)
+
+    def largest_params(self) -> int:
+        return self._read("largest", self.registry.largest_params)
 
     @property
     def sdag(self) -> sdag_lib.SDAG:
@@ -102,7 +144,8 @@ class Hub:
 
     @property
     def store_spec(self) -> StoreSpec:
-        return StoreSpec(**{"dev_per_class": 0, **self._registry["store"]})  # older hubs: no development split
+        stored = self._read("store", lambda: json.loads(self.registry.meta("store")))
+        return StoreSpec(**{"dev_per_class": 0, **stored})  # older hubs: no development split
 
     @property
     def store(self) -> store_lib.SampleStore:
@@ -113,12 +156,17 @@ class Hub:
     @property
     def backbones(self) -> dict[str, dict]:
         """Shared backbones: id -> entry. Experts with a `backbone` store only their heads."""
-        return self._registry.setdefault("backbones", {})
+        return self._read("backbones", self.registry.backbones)
 
     def load_model(self, model_id: str) -> nnx.Module:
         """The stored model: the whole model, or only its heads if it reads a shared backbone."""
         e = self.entry(model_id)
         abstract = nets.abstract(e["arch"], e["config"], len(e["heads"]))
+        if e.get("stored") == "registry":
+            data = self.registry.head_params(model_id)
+            if data is None:
+                raise FileNotFoundError(f"no parameters of {model_id} in the registry")
+            return checkpoint.from_bytes(data, abstract, model_id, e["checksum"])
         return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
 
     def load_backbone(self, backbone_id: str) -> nnx.Module:
@@ -157,7 +205,8 @@ class Hub:
         """Store `model` under `model_id` (replacing an older one of that id).
 
         With `backbone`, `model` is only the heads (`linear`) over that shared
-        backbone's features (add the backbone first with `add_backbone`).
+        backbone's features (add the backbone first with `add_backbone`); such
+        heads are a few KB and are stored in the registry itself.
         """
         if not _ID.match(model_id):
             raise ValueError(f"model id {model_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
@@ -173,12 +222,15 @@ class Hub:
                 raise ValueError(
                     f"{model_id}: heads read {model.head.in_features} features, backbone {backbone!r} gives {width}"
                 )
+        signature = engine.signature(engine.Member(model_id, model, input_spec, backbone))
         with self._locked():
-            self._reload()
-            digest = checkpoint.save(self.path / "models" / model_id, model)
+            folder = self.path / "models" / model_id
+            if backbone is not None:
+                blob, digest = checkpoint.to_bytes(model)
+            else:
+                blob, digest = None, checkpoint.save(folder, model)
             self._drop_labels(model_id)
-            self.entries.pop(model_id, None)
-            self.entries[model_id] = {
+            entry = {
                 "arch": arch,
                 "config": config,
                 "heads": list(heads),
@@ -191,8 +243,11 @@ class Hub:
                 "added": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             }
             if backbone is not None:
-                self.entries[model_id]["backbone"] = backbone
-            self._write_registry()
+                entry |= {"backbone": backbone, "stored": "registry"}
+            self.registry.put_model(model_id, entry, signature, blob)
+            if blob is not None:
+                shutil.rmtree(folder, ignore_errors=True)  # an older model of this id kept a directory
+            self.refresh()
 
     def add_backbone(
         self,
@@ -207,12 +262,12 @@ class Hub:
         if not _ID.match(backbone_id):
             raise ValueError(f"backbone id {backbone_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         with self._locked():
-            self._reload()
+            self.refresh()
             users = [i for i, e in self.entries.items() if e.get("backbone") == backbone_id]
             if users:
                 raise ValueError(f"backbone {backbone_id!r} is used by {users}; remove them before replacing it")
             digest = checkpoint.save(self.path / "backbones" / backbone_id, model)
-            self.backbones[backbone_id] = {
+            entry = {
                 "arch": arch,
                 "config": config,
                 "num_heads": model.head.out_features,
@@ -222,33 +277,34 @@ class Hub:
                 "checksum": digest,
                 "provenance": provenance or {},
             }
-            self._write_registry()
+            self.registry.put_backbone(backbone_id, entry)
+            self.refresh()
 
     def remove(self, model_id: str) -> None:
         """Delete a model, its checkpoint and its label record."""
         with self._locked():
-            self._reload()
+            self.refresh()
             self.entry(model_id)
-            del self.entries[model_id]
-            self._write_registry()
+            self.registry.remove_model(model_id)
             self._drop_labels(model_id)
             shutil.rmtree(self.path / "models" / model_id, ignore_errors=True)
+            self.refresh()
 
     def save_labels(self, model_id: str, record: dict[str, np.ndarray]) -> None:
-        """Write a label record atomically and put its checksum in the registry."""
-        self.entry(model_id)
+        """Write a label record atomically; its checksum and concept index rows go to the registry."""
+        entry = self.entry(model_id)
         directory = self.path / "labels"
         directory.mkdir(exist_ok=True)
+        rows = concept_index.rows(record, self.sdag.concept_nodes) if entry["role"] == "expert" else []
+        problem = str(record["problem"]) if "problem" in record else ""
         with self._locked():
-            self._reload()
             tmp = directory / f".{model_id}.tmp.npz"
             np.savez(tmp, **record)
             digest = file_checksum(tmp)
             os.replace(tmp, directory / f"{model_id}.npz")
-            self.entries[model_id]["labels_checksum"] = digest
-            self._write_registry()
+            self.registry.set_labels(model_id, digest, problem, rows)
+        self.refresh()
         self._labels[model_id] = dict(record)
-        self.memo.clear()
 
     def labels_valid(self, model_id: str) -> bool:
         """Whether `model_id` has a label record whose checksum matches the registry."""
@@ -263,46 +319,51 @@ class Hub:
         self._sdag = None
         self.memo.clear()
 
+    def _read(self, key, read):
+        if key not in self._rows:
+            self._rows[key] = read()
+        return self._rows[key]
+
+    def refresh(self) -> None:
+        """Forget what was read from the registry (after another process, or a direct registry write, changed it)."""
+        self._rows.clear()
+        self.memo.clear()
+
     def _drop_labels(self, model_id: str) -> None:
         self._labels.pop(model_id, None)
         self.memo.clear()
         with contextlib.suppress(FileNotFoundError):
             (self.path / "labels" / f"{model_id}.npz").unlink()
 
-    def _reload(self) -> None:
-        """Re-read the registry (under the lock) so concurrent writers don't drop entries."""
-        self._registry = _read_registry(self.path)
-
-    def _write_registry(self) -> None:
-        _write_registry(self.path, self._registry)
-        self.memo.clear()
-
     def _locked(self) -> contextlib.AbstractContextManager[None]:
         return _locked(self.path)
 
 
-def _read_registry(path: Path) -> dict:
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"hub path {path} is a file, not a hub directory")
-    registry_path = path / "registry.json"
-    if not registry_path.is_file():
-        raise FileNotFoundError(f"no hub at {path} (no registry.json); build one with `mll-jax hub build`")
+def _signature(model_id: str, entry: dict, backbones: dict) -> str:
+    """A format-1 entry's engine signature (migration); an entry that does not build runs alone."""
     try:
-        registry = json.loads(registry_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{registry_path} is not valid JSON ({error}); restore it or rebuild the hub") from None
-    version = registry.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{registry_path} has format version {version}; this mll_jax reads version {FORMAT_VERSION}"
-        )
-    return registry
+        abstract = nets.abstract(entry["arch"], entry["config"], len(entry["heads"]))
+        return engine.signature(engine.Member(model_id, abstract, entry["input_spec"], entry.get("backbone")))
+    except (ValueError, TypeError, KeyError):
+        return f"alone:{model_id}"
 
 
-def _write_registry(path: Path, registry: dict) -> None:
-    tmp = path / ".registry.json.tmp"
-    tmp.write_text(json.dumps(registry, indent=1))
-    os.replace(tmp, path / "registry.json")
+def _label_state(path: Path):
+    """For migration: a format-1 entry's label checksum, problem and concept index rows, read from its record."""
+    sdag = sdag_lib.SDAG.load(path)
+
+    def state(model_id: str, entry: dict) -> tuple[str | None, str, list[tuple]]:
+        record_path = path / "labels" / f"{model_id}.npz"
+        expected = entry.get("labels_checksum")
+        if not record_path.is_file() or expected is None or file_checksum(record_path) != expected:
+            return None, "", []  # not labelled, or a record the registry does not vouch for: label it again
+        with np.load(record_path, allow_pickle=False) as record:
+            record = dict(record)
+        problem = str(record["problem"]) if "problem" in record else ""
+        rows = concept_index.rows(record, sdag.concept_nodes) if entry["role"] == "expert" else []
+        return expected, problem, rows
+
+    return state
 
 
 @contextlib.contextmanager

@@ -27,14 +27,15 @@ import networkx as nx
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import engine, nets
+from mll_jax import engine
 from mll_jax.concepts import matching
 from mll_jax.concepts.sdag import SDAG
+from mll_jax.hub import concept_index
 from mll_jax.hub.hub import Hub
 
 log = logging.getLogger(__name__)
 
-THRESHOLD = 0.5  # fixed with the rule (a head fires on most of the concept's samples), not tuned on any split
+THRESHOLD = concept_index.THRESHOLD  # fixed with the rule (a head fires on most of the concept's samples), not tuned
 
 
 def responses(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
@@ -82,23 +83,25 @@ def problem_with(probs: np.ndarray) -> str:
     return ""
 
 
-def groups(hub: Hub, model_ids: list[str]) -> list[list[str]]:
-    """The engine groups (by signature, over the whole hub) that hold any of `model_ids`.
+GROUP_SIZE = 64  # models run together in one engine program when labelled
 
-    A model is always run with its whole group, so its labels do not depend on
-    which other models are labelled at the same time: resumed and multi-process
-    runs give the same bytes as one uninterrupted run.
+
+def groups(hub: Hub, model_ids: list[str]) -> list[list[str]]:
+    """The engine groups that hold any of `model_ids`: models of one signature, in the order they were
+    added, cut into runs of GROUP_SIZE.
+
+    A model is always run with the same group, so its labels do not depend on which
+    other models are labelled at the same time: resumed and multi-process runs give
+    the same bytes as one uninterrupted run. Bounded groups keep labelling a new
+    model as cheap in a hub of thousands as in a small one.
     """
-    by_signature: dict[str, list[str]] = {}
-    for i, e in hub.entries.items():
-        try:
-            abstract = nets.abstract(e["arch"], e["config"], len(e["heads"]))
-            key = engine.signature(engine.Member(i, abstract, e["input_spec"], e.get("backbone")))
-        except (ValueError, TypeError):  # an unbuildable entry runs alone, and `compute` reports it
-            key = f"alone:{i}"
-        by_signature.setdefault(key, []).append(i)
-    wanted = set(model_ids)
-    return [g for g in by_signature.values() if wanted & set(g)]
+    out: dict[tuple[str, int], list[str]] = {}
+    for model_id in model_ids:
+        signature = hub.registry.signature(model_id)
+        members = hub.registry.with_signature(signature)
+        start = members.index(model_id) // GROUP_SIZE * GROUP_SIZE
+        out.setdefault((signature, start), members[start : start + GROUP_SIZE])
+    return list(out.values())
 
 
 def compute(
@@ -127,11 +130,19 @@ def record(hub: Hub, model_id: str, result: np.ndarray | str) -> dict[str, np.nd
 
 
 def todo(hub: Hub, model_ids: list[str] | None = None, force: bool = False) -> list[str]:
-    """The models (of `model_ids`, default all) without a valid label record, or all of them with `force`."""
-    ids = model_ids or list(hub.entries)
-    for model_id in ids:
+    """The models (of `model_ids`, default all) without a valid label record, or all of them with `force`.
+
+    For the whole hub, a model counts as labelled when the registry has its record's
+    checksum and the file exists; `hub verify` checks every record's bytes.
+    """
+    if model_ids is None:
+        if force:
+            return list(hub.entries)
+        unlabelled = set(hub.unlabelled())
+        return [i for i in hub.entries if i in unlabelled or not (hub.path / "labels" / f"{i}.npz").is_file()]
+    for model_id in model_ids:
         hub.entry(model_id)
-    return [i for i in ids if force or not hub.labels_valid(i)]
+    return [i for i in model_ids if force or not hub.labels_valid(i)]
 
 
 def label(
@@ -162,10 +173,9 @@ def label(
 
 def problem(hub: Hub, model_id: str) -> str:
     """The reason `model_id` is excluded from selection ('' if it is usable)."""
-    record = hub.labels(model_id)
-    if record is None:
+    if model_id in hub.unlabelled() or not (hub.path / "labels" / f"{model_id}.npz").is_file():
         return "not labelled"
-    return str(record["problem"]) if "problem" in record else ""
+    return hub.excluded().get(model_id, "")
 
 
 @dataclasses.dataclass(frozen=True)

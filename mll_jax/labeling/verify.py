@@ -1,6 +1,6 @@
 """Hub verification: find every broken entry, and repair only those.
 
-Checks: registry entries against the files on disk (checkpoints and label records
+Checks: the registry database (`PRAGMA integrity_check`), registry entries against the files on disk (checkpoints and label records
 without an entry, entries without a checkpoint), parameter checksums, label record
 checksums and shapes against the SDAG and the store, experts excluded at labelling
 (NaN/Inf or constant outputs, checkpoints that do not load), the SDAG itself, and
@@ -37,11 +37,12 @@ REPAIRS = {
     "orphan labels": "delete the file",
     "temporary file": "delete the file",
     "sdag": "rebuild the SDAG",
+    "registry": "nothing: restore registry.sqlite from a backup (registry.v1.json is the pre-migration one)",
 }
 
 
 def verify(hub: Hub) -> list[Fault]:
-    faults = []
+    faults = [Fault("registry", None, problem) for problem in hub.registry.integrity()]
     models_dir, labels_dir = hub.path / "models", hub.path / "labels"
     for leftover in [*hub.path.glob(".*.tmp"), *models_dir.glob(".*"), *labels_dir.glob(".*")]:
         faults.append(Fault("temporary file", None, str(leftover.relative_to(hub.path))))
@@ -57,12 +58,12 @@ def verify(hub: Hub) -> list[Fault]:
         if record.stem not in hub.entries:
             faults.append(Fault("orphan labels", record.stem, str(record.relative_to(hub.path))))
     for model_id, entry in hub.entries.items():
-        if not (models_dir / model_id).is_dir():
-            faults.append(Fault("missing checkpoint", model_id, "no models/" + model_id))
-            continue
         try:
             hub.load_model(model_id)
-        except (ValueError, FileNotFoundError) as error:
+        except FileNotFoundError as error:
+            faults.append(Fault("missing checkpoint", model_id, str(error)))
+            continue
+        except ValueError as error:
             faults.append(Fault("corrupt checkpoint", model_id, str(error)))
             continue
         faults += _label_faults(hub, model_id, len(entry["heads"]), num_concepts)

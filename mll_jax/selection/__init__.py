@@ -1,8 +1,8 @@
-"""Selection (method.md §3.2-3.3): task names to candidate heads, combined by CHCO on the label cache.
+"""Selection (method.md §3.2-3.3): task names to candidate heads, combined by CHCO on their label records.
 
-`types` the results, `label_cache` every head's store probabilities, `candidates`
-who may score a class, `problems` a task as padded arrays, `chco` the optimisation,
-`programs` its compiled programs, `selecting` the `select` / `select_many` entry points.
+`types` the results, `candidates` who may score a class (from the concept index),
+`problems` a task as padded arrays, `chco` the optimisation, `programs` its compiled
+programs, `selecting` the `select` / `select_many` entry points.
 """
 
 from mll_jax.selection.chco import Config

@@ -119,6 +119,7 @@ class Config:
     max_models: int | None = None  # hard cap on the number of distinct models a selection uses
     samples_per_class: int = 200  # node samples per class, half to fit and half to validate
     patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
+    max_candidates: int | None = 16  # experts per class CHCO weighs, the best by labelling evidence; None: all
     calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
     search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
     search_top: int = 2  # screened swaps calibrated in full per round

@@ -1,42 +1,49 @@
-"""A task as padded arrays: its node samples of each half, its candidates' head memberships, its bucket.
+"""A task as padded arrays: its candidates' summed probabilities on the node samples of each half, its bucket.
 
-`build_problem` makes a `Task` on the host; `with_scores` turns it into a
-`chco.Problem` inside the compiled program, gathering candidate scores from the
-label cache. Tasks are padded to bucketed shapes (`bucket_shape`) and run in chunks
-of power-of-four sizes (`chunk_sizes`), so few programs serve any suite.
+`build_problem` makes a `Task` on the host, reading only the candidates' columns
+of their label records at the task's node samples (no matrix of every head in the
+hub); `with_scores` turns it into a `chco.Problem` inside the compiled program.
+Models are numbered per task, so a task's arrays do not grow with the hub. Tasks
+are padded to bucketed shapes (`bucket_shape`) and run in chunks of power-of-four
+sizes (`chunk_sizes`), so few programs serve any suite.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from mll_jax.data.store import fit_mask
 from mll_jax.hub.hub import Hub
 from mll_jax.selection import chco
-from mll_jax.selection.label_cache import label_cache
+from mll_jax.selection.types import Candidate
 
 
 class Samples(NamedTuple):
-    """Node samples of one half, padded: store indices [N], class labels [N], weight [N] (0 pads)."""
+    """Node samples of one half, padded: candidates' summed head probabilities [N, K, C], class labels [N],
+    weight [N] (0 pads)."""
 
-    index: np.ndarray
+    summed: np.ndarray
     labels: np.ndarray
     weight: np.ndarray
 
 
 class Task(NamedTuple):
-    """One task before scores: candidate head memberships [K, C, H] over the label cache's heads, real
-    candidates [K, C], their models [K, C], the node samples of each half, and the hash of its names."""
+    """One task before scores: real candidates [K, C], their models [K, C] (numbered by `task_models`), each
+    model's relative cost [K * C], the node samples of each half, and the hash of its names."""
 
-    membership: np.ndarray
     cand_mask: np.ndarray
     cand_model: np.ndarray
+    cost: np.ndarray
     fit: Samples
     val: Samples
     name_hash: np.ndarray = np.uint32(0)
+
+
+def task_models(cands: list[list[Candidate]]) -> list[str]:
+    """The task's models in order of first appearance: `Task.cand_model` and CHCO's temperatures index them."""
+    return list(dict.fromkeys(c.model for cs in cands for c in cs))
 
 
 def _bucket(n: int, smallest: int = 2) -> int:
@@ -112,38 +119,42 @@ def pad_picks(picks: np.ndarray) -> np.ndarray:
 def build_problem(
     hub: Hub, classes, cands, per_class: int = chco.Config.samples_per_class, seed: int = 0, shape=None
 ) -> Task:
-    """One task's padded arrays (node samples of each half, candidate head memberships, masks); `shape` = (K, C)."""
-    cache = label_cache(hub)
+    """One task's padded arrays (candidates' summed probabilities on both halves' node samples, masks);
+    `shape` = (K, C)."""
     K, C = shape or bucket_shape(classes, cands)
-    membership = np.zeros((K, C, cache.probs.shape[1]), np.float32)
+    models = task_models(cands)
     cand_mask = np.zeros((K, C), bool)
     cand_model = np.zeros((K, C), np.int32)
     for k, cs in enumerate(cands):
         for c, cand in enumerate(cs):
-            m = cache.models.index(cand.model)
-            membership[k, c, cache.head_offset[m] + np.array(cand.heads)] = 1.0
             cand_mask[k, c] = True
-            cand_model[k, c] = m
+            cand_model[k, c] = models.index(cand.model)
+    largest = hub.largest_params()
+    cost = np.zeros(K * C, np.float32)  # a task uses at most K * C models
+    cost[: len(models)] = [hub.entry(m)["params"] / largest for m in models]
     halves = []
     for index, labels in node_samples(hub, classes, per_class, seed):
         pad = K * (per_class // 2) - len(index)
+        index = np.pad(index, (0, pad))
+        summed = np.zeros((len(index), K, C), np.float32)  # padded candidates sum no heads
+        for k, cs in enumerate(cands):
+            for c, cand in enumerate(cs):
+                columns = hub.labels(cand.model)["probs"][index][:, list(cand.heads)]
+                summed[:, k, c] = columns.astype(np.float32).sum(1)
         halves.append(
             Samples(
-                index=np.pad(index, (0, pad)).astype(np.int32),
+                summed=summed,
                 labels=np.pad(labels, (0, pad)).astype(np.int32),
-                weight=np.pad(np.ones(len(index), np.float32), (0, pad)),
+                weight=np.pad(np.ones(len(labels), np.float32), (0, pad)),
             )
         )
-    return Task(membership, cand_mask, cand_model, *halves)
+    return Task(cand_mask, cand_model, cost, *halves)
 
 
-def with_scores(task: Task, probs: jax.Array, cost: jax.Array) -> chco.Problem:
-    """The CHCO problem of one task: candidate scores gathered from the label cache (traceable)."""
-    K, C, H = task.membership.shape
-    heads = task.membership.reshape(K * C, H).T
+def with_scores(task: Task) -> chco.Problem:
+    """The CHCO problem of one task (traceable)."""
 
     def half(part: Samples) -> chco.Half:
-        summed = probs[part.index] @ heads  # [N, K*C]
-        return chco.Half(chco.candidate_scores(summed).reshape(-1, K, C), part.labels, part.weight)
+        return chco.Half(chco.candidate_scores(part.summed), part.labels, part.weight)
 
-    return chco.Problem(half(task.fit), half(task.val), task.cand_mask, task.cand_model, cost)
+    return chco.Problem(half(task.fit), half(task.val), task.cand_mask, task.cand_model, task.cost)

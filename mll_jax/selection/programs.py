@@ -60,11 +60,11 @@ def count(fn) -> int:
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def solve_chunk(tasks: Task, seed, probs: jax.Array, cost: jax.Array, config: chco.Config) -> chco.Result:
+def solve_chunk(tasks: Task, seed, config: chco.Config) -> chco.Result:
     """CHCO on a chunk of tasks (a leading task axis), each with its own random key."""
 
     def one(task: Task) -> chco.Result:
         key = jax.random.fold_in(jax.random.key(seed), task.name_hash)
-        return chco.solve(with_scores(task, probs, cost), key, config)
+        return chco.solve(with_scores(task), key, config)
 
     return jax.vmap(one)(tasks)

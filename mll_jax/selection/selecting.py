@@ -1,4 +1,4 @@
-"""Selection (method.md §3.2-3.3): names -> classes -> candidates -> CHCO on the label cache -> `Selection`.
+"""Selection (method.md §3.2-3.3): names -> classes -> candidates -> CHCO on their label records -> `Selection`.
 
 `select(hub, names)` solves one task, `select_many(hub, tasks)` many at once. The
 general model is the only candidate for a class no expert covers ("uncovered"); by
@@ -7,8 +7,8 @@ as good as an expert, and CHCO picks by validation accuracy), and
 `Config(patch_every_class=False)` keeps it to uncovered classes, as the paper does.
 
 Batching: tasks are padded to bucketed shapes, so one compiled program serves a
-bucket; candidate scores are gathered inside the program from the label cache (no
-inference, no Python loop over samples). A chunk's tasks are split over every local
+bucket; a task reads only its candidates' label-record columns at its node samples
+(no inference, and nothing that grows with the hub). A chunk's tasks are split over every local
 device (a 'data' mesh); each task's random key comes from the seed and its names,
 so the answer does not depend on the batch or the number of devices.
 """
@@ -21,18 +21,15 @@ import logging
 import zlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from mll_jax.concepts import task as task_lib
 from mll_jax.engine import sharding
 from mll_jax.hub.hub import Hub
-from mll_jax.labeling import labels as labeling
 from mll_jax.selection import chco, programs
 from mll_jax.selection.candidates import candidates
-from mll_jax.selection.label_cache import label_cache
-from mll_jax.selection.problems import bucket_shape, build_problem, chunk_sizes, pad_picks, with_scores
+from mll_jax.selection.problems import bucket_shape, build_problem, chunk_sizes, pad_picks, task_models, with_scores
 from mll_jax.selection.types import Choice, Selection
 
 log = logging.getLogger(__name__)
@@ -91,18 +88,16 @@ def _solve(
         if max_models < 1:
             raise ValueError(f"max_models must be at least 1, got {max_models}")
         config = dataclasses.replace(config, max_models=max_models)
-    missing = [i for i in hub.entries if hub.labels(i) is None]
+    missing = hub.unlabelled()
     if missing:
         raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
     resolved = [task_lib.resolve(hub.sdag, t) for t in tasks]
-    cands = [candidates(hub, classes, config.patch_every_class) for classes in resolved]
+    cands = [candidates(hub, classes, config.patch_every_class, config.max_candidates) for classes in resolved]
     for t, (classes, cs) in enumerate(zip(resolved, cands)):
         empty = [cls.name for cls, c in zip(classes, cs) if not c]
         if empty:
             raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
-    cache = label_cache(hub)
     mesh = sharding.mesh()  # tasks are split over every local device
-    probs, cost = sharding.replicate((cache.probs, jnp.asarray(cache.cost)), mesh)
     buckets: dict[tuple[int, int], list[int]] = {}
     for t, (classes, cs) in enumerate(zip(resolved, cands)):
         buckets.setdefault(bucket_shape(classes, cs), []).append(t)
@@ -122,11 +117,11 @@ def _solve(
             size = sharding.round_up(len(part), mesh)
             problems += [problems[0]] * (size - len(part))  # pad to a multiple of the devices with copies
             stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
-            solved = programs.compiled_call(programs.solve_chunk, stacked, seed, probs, cost, config=config)
+            solved = programs.compiled_call(programs.solve_chunk, stacked, seed, config=config)
             out = jax.device_get(solved)
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
-                results[t] = make_selection(hub, resolved[t], cands[t], list(cache.models), result)
+                results[t] = make_selection(hub, resolved[t], cands[t], result)
                 if max_models is not None and len(results[t].models) > max_models:
                     raise task_lib.TaskError(
                         f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
@@ -141,33 +136,30 @@ def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int 
     """The best discrete selection by exhaustive search (small tasks only): every
     combination of one candidate per class, temperatures and biases calibrated."""
     classes = task_lib.resolve(hub.sdag, names)
-    cands = candidates(hub, classes, config.patch_every_class)
+    cands = candidates(hub, classes, config.patch_every_class, config.max_candidates)
     counts = [len(cs) for cs in cands]
     if int(np.prod(counts)) > limit:
         raise ValueError(f"{int(np.prod(counts))} combinations exceed the brute-force limit {limit}")
-    cache = label_cache(hub)
-    task = build_problem(hub, classes, cands, config.samples_per_class, seed)
-    problem = with_scores(task, cache.probs, jnp.asarray(cache.cost))
+    problem = with_scores(build_problem(hub, classes, cands, config.samples_per_class, seed))
     picks = pad_picks(np.array(list(itertools.product(*[range(n) for n in counts])), np.int32))
     result = jax.device_get(programs.compiled_call(chco.brute_force, problem, picks, config=config))
-    return make_selection(hub, classes, cands, list(cache.models), result)
+    return make_selection(hub, classes, cands, result)
 
 
 def fixed_selection(
     hub: Hub, classes, cands, pick: list[int], seed: int = 0, config: chco.Config = chco.Config()
 ) -> Selection:
     """A selection of the given candidate per class, with temperatures and biases calibrated (baselines)."""
-    cache = label_cache(hub)
-    problem = with_scores(build_problem(hub, classes, cands, seed=seed), cache.probs, jnp.asarray(cache.cost))
+    problem = with_scores(build_problem(hub, classes, cands, seed=seed))
     picks = np.zeros(problem.cand_mask.shape[0], np.int32)
     picks[: len(pick)] = pick
-    result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, jnp.asarray(picks), config=config))
-    return make_selection(hub, classes, cands, list(cache.models), result)
+    result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, picks, config=config))
+    return make_selection(hub, classes, cands, result)
 
 
-def make_selection(hub: Hub, classes, cands, models: list[str], result: chco.Result) -> Selection:
-    """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `models`)."""
-    general = hub.general_id
+def make_selection(hub: Hub, classes, cands, result: chco.Result) -> Selection:
+    """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `task_models(cands)`)."""
+    general, models = hub.general_id, task_models(cands)
     choices, considered = [], []
     for k, cs in enumerate(cands):
         chosen, weighed = [], []
@@ -192,6 +184,6 @@ def make_selection(hub: Hub, classes, cands, models: list[str], result: chco.Res
         val_accuracy=float(result.val_accuracy),
         val_accuracy_per_class=[float(a) for a in result.val_accuracy_per_class[: len(classes)]],
         num_candidates=[len(cs) for cs in cands],
-        excluded={i: labeling.problem(hub, i) for i in hub.entries if labeling.problem(hub, i)},
+        excluded=dict(hub.excluded()),
         considered=considered,
     )

@@ -89,8 +89,9 @@ def _add_broken(hub: Hub) -> None:
     constant.head.kernel[...] = jnp.zeros((8, 2))
     hub.add("constant-mlp", constant, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
     hub.add("wrong-heads", nets.build("mlp", {"hidden": [8]}, 2), "mlp", {"hidden": [8]}, ["a", "b"], {})
-    hub.entries["wrong-heads"]["heads"] = ["Sandal", "Sneaker", "Ankle boot"]  # registry says 3, checkpoint has 2
-    hub._write_registry()
+    wrong = {**hub.entry("wrong-heads"), "heads": ["Sandal", "Sneaker", "Ankle boot"]}  # checkpoint has 2
+    hub.registry.replace_entry("wrong-heads", wrong)
+    hub.refresh()
 
 
 def test_bad_experts_are_excluded_with_a_reason(hub_copy):
@@ -163,11 +164,11 @@ def test_no_write_permission(hub_copy, monkeypatch, capsys):
     # Tests run as root, who may write anywhere; the OS's answer is what we replace here.
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode))
-    registry = (hub_copy.path / "registry.json").read_bytes()
+    registry = hub_copy.registry.dump()
     records = {p: p.read_bytes() for p in (hub_copy.path / "labels").iterdir()}
     code = cli.main(["--hub", str(hub_copy.path), "label", "--force", "footwear-mlp"])
     assert code == 2 and "no write permission" in capsys.readouterr().err
-    assert (hub_copy.path / "registry.json").read_bytes() == registry
+    assert hub_copy.registry.dump() == registry
     assert {p: p.read_bytes() for p in (hub_copy.path / "labels").iterdir()} == records
 
 

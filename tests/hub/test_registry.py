@@ -1,0 +1,191 @@
+"""The SQLite registry: migration from registry.json, the concept index, concurrent and killed writers."""
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import mll_jax as mll
+from mll_jax.concepts import task as task_lib
+from mll_jax.configs import suite
+from mll_jax.hub import Hub, checkpoint, concept_index
+from mll_jax.hub import registry as registry_lib
+from mll_jax.labeling import verify
+from mll_jax.selection.candidates import candidates
+
+TASKS = [list(t) for t in suite.DEMO_TASKS[:8]]
+
+
+def format_one(hub: Hub, path):
+    """`hub` copied to `path` as a format-1 hub (registry.json, every model an orbax directory), as
+    releases before the database wrote it."""
+    shutil.copytree(hub.path, path)
+    for name in (registry_lib.FILE, f"{registry_lib.FILE}-wal", f"{registry_lib.FILE}-shm"):
+        (path / name).unlink(missing_ok=True)
+    models = {}
+    for model_id, entry in hub.entries.items():
+        if entry.pop("stored", None) == "registry":
+            checkpoint.save(path / "models" / model_id, hub.load_model(model_id))
+        models[model_id] = entry
+    legacy = {"format_version": 1, "store": hub.store_spec.to_json(), "models": models, "backbones": hub.backbones}
+    (path / "registry.json").write_text(json.dumps(legacy, indent=1))
+    return legacy
+
+
+def test_format_one_hub_is_migrated_once_with_a_backup_and_selects_the_same(hub, tmp_path):
+    legacy = format_one(hub, tmp_path / "old")
+    migrated = Hub.open(tmp_path / "old")
+    assert json.loads((tmp_path / "old" / registry_lib.BACKUP).read_text()) == legacy
+    pointer = json.loads((tmp_path / "old" / "registry.json").read_text())
+    assert pointer["format_version"] == registry_lib.FORMAT_VERSION != 1  # older releases stop at this version check
+    assert list(migrated.entries) == list(hub.entries)
+    assert all(migrated.labels_valid(i) for i in migrated.entries)
+    assert verify.verify(migrated) == []
+    before = [s.to_json() for s in mll.select_many(hub, TASKS)]
+    assert [s.to_json() for s in mll.select_many(migrated, TASKS)] == before
+    dump = migrated.registry.dump()
+    assert Hub.open(tmp_path / "old").registry.dump() == dump  # opened again: not migrated again
+
+
+def test_a_killed_migration_leaves_the_old_hub_and_the_next_open_finishes(hub, tmp_path):
+    path = tmp_path / "old"
+    legacy = format_one(hub, path)
+    (path / f".{registry_lib.FILE}.tmp").write_bytes(b"half a database")  # killed before the commit point
+    assert list(Hub.open(path).entries) == list(legacy["models"])
+    # killed after the commit point: the database is in place, registry.json still the old registry
+    (path / "registry.json").write_text(json.dumps(legacy))
+    (path / registry_lib.BACKUP).unlink()
+    reopened = Hub.open(path)
+    assert json.loads((path / registry_lib.BACKUP).read_text()) == legacy
+    assert json.loads((path / "registry.json").read_text())["format_version"] == registry_lib.FORMAT_VERSION
+    assert verify.verify(reopened) == []
+
+
+def test_concept_index_holds_exactly_what_label_records_say(hub):
+    concepts = hub.sdag.concept_nodes
+    expected = set()
+    for model_id in hub.ids("expert"):
+        record = hub.labels(model_id)
+        r = record["response"]
+        for j, c in zip(*np.nonzero(r >= concept_index.THRESHOLD)):
+            expected.add((concepts[c], model_id, int(j)))
+    rows = hub.registry.concept_rows(concepts)
+    assert {(c, m, h) for c, m, h, _, _ in rows} == expected and len(rows) == len(expected)
+    for concept, model, head, response, hits in rows:
+        record = hub.labels(model)
+        assert response == pytest.approx(float(record["response"][head, concepts.index(concept)]))
+        assert hits == pytest.approx(float(record["confusion"][concepts.index(concept), head]))
+
+
+def dense_candidates(hub: Hub, classes) -> list[list[tuple[str, tuple[int, ...]]]]:
+    """The rule of method.md §3.2 computed from every label record (what the concept index must reproduce)."""
+    column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
+    out = [[] for _ in classes]
+    for model_id in hub.ids("expert"):
+        fired = hub.labels(model_id)["response"] >= concept_index.THRESHOLD  # [H, concepts]
+        on = np.stack([fired[:, [column[c] for c in cls.concepts]].any(1) for cls in classes], 1)  # [H, K]
+        for k in range(len(classes)):
+            heads = tuple(int(j) for j in np.flatnonzero(on[:, k] & (on.sum(1) == 1)))
+            if heads:
+                out[k].append((model_id, heads))
+    return out
+
+
+def test_candidates_from_the_index_equal_the_rule_on_every_record(hub):
+    for names in TASKS:
+        classes = task_lib.resolve(hub.sdag, names)
+        got = candidates(hub, classes, patch_every_class=False)
+        experts = [[(c.model, c.heads) for c in cs if c.model != hub.general_id] for cs in got]
+        assert experts == dense_candidates(hub, classes), names
+
+
+def test_the_cap_keeps_the_candidates_with_most_evidence(hub):
+    concepts = hub.sdag.concept_nodes
+    classes = task_lib.resolve(hub.sdag, ["sandals", "sneakers", "ankle boots"])
+    full = candidates(hub, classes, patch_every_class=False)
+    capped = candidates(hub, classes, patch_every_class=False, max_candidates=2)
+    for cls, every, kept in zip(classes, full, capped):
+        assert len(every) > 2 and len(kept) == 2
+
+        def hit_rate(c):
+            confusion = hub.labels(c.model)["confusion"]
+            return np.mean([confusion[concepts.index(x), list(c.heads)].sum() for x in cls.concepts])
+
+        best = sorted(every, key=hit_rate, reverse=True)[:2]
+        assert set(kept) == set(best)
+        assert kept == [c for c in every if c in kept]  # hub order, as without the cap
+
+
+ADD_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from mll_jax import nets
+    from mll_jax.hub import Hub
+    hub = Hub.open(sys.argv[1])
+    spec = hub.entry("family-tops")["input_spec"]
+    for i in range(int(sys.argv[3])):
+        if i % 2:  # heads over the shared backbone: rows in the registry
+            model = nets.build("linear", {"in_features": 128}, 2, seed=i)
+            hub.add(f"{sys.argv[2]}-{i}", model, "linear", {"in_features": 128}, ["Sandal", "Sneaker"], spec,
+                    backbone="family-cnn")
+        else:  # whole models: orbax directories
+            model = nets.build("mlp", {"hidden": [8]}, 2, seed=i)
+            hub.add(f"{sys.argv[2]}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], spec)
+    """
+)
+
+
+@pytest.mark.slow
+def test_four_processes_adding_25_models_each(hub_copy):
+    before = set(hub_copy.entries)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", ADD_SCRIPT, str(hub_copy.path), name, "25"]) for name in "abcd"
+    ]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0, 0, 0]
+    reopened = Hub.open(hub_copy.path)
+    added = set(reopened.entries) - before
+    assert added == {f"{n}-{i}" for n in "abcd" for i in range(25)}
+    assert {(f.kind, f.model) for f in verify.verify(reopened)} == {("unlabelled", m) for m in added}
+
+
+def test_a_killed_add_leaves_every_entry_whole_and_a_rerun_completes(hub_copy):
+    path = hub_copy.path
+    proc = subprocess.Popen([sys.executable, "-c", ADD_SCRIPT, str(path), "k", "40"])
+    deadline = time.time() + 300
+    while time.time() < deadline and len(Hub.open(path)) < len(hub_copy) + 5:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    added = len(Hub.open(path)) - len(hub_copy)
+    assert 5 <= added < 40, "the kill should land mid-run"
+    faults = verify.verify(Hub.open(path))
+    # no entry is broken; a killed writer can leave only its staging folder or an unregistered checkpoint
+    assert {f.kind for f in faults} <= {"unlabelled", "temporary file", "orphan checkpoint"}
+    verify.repair(Hub.open(path), [f for f in faults if f.kind != "unlabelled"])
+    subprocess.run([sys.executable, "-c", ADD_SCRIPT, str(path), "k", "40"], check=True, timeout=600)
+    rerun = Hub.open(path)
+    assert {f"k-{i}" for i in range(40)} <= set(rerun.entries)
+    assert {f.kind for f in verify.verify(rerun)} == {"unlabelled"}
+
+
+def test_a_corrupt_database_is_found(hub_copy):
+    hub_copy.registry.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    hub_copy.registry.close()
+    database = hub_copy.path / registry_lib.FILE
+    raw = bytearray(database.read_bytes())
+    page = 4096
+    raw[2 * page : 4 * page] = bytes(2 * page)  # zero two pages past the header
+    database.write_bytes(bytes(raw))
+    try:
+        faults = verify.verify(Hub.open(hub_copy.path))
+    except (ValueError, sqlite3.DatabaseError) as error:
+        assert "registry" in str(error) or "malformed" in str(error)
+    else:
+        assert any(f.kind == "registry" for f in faults)
