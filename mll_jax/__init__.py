@@ -10,12 +10,41 @@ The package is one folder per stage, each importing only the ones below it
 selection > labeling > hub > engine > concepts > converters > nets > data > configs.
 """
 
-from mll_jax.classifier import reuse
-from mll_jax.concepts.task import TaskError
-from mll_jax.hub.hub import Hub
-from mll_jax.labeling.labels import label
-from mll_jax.selection.selecting import select, select_many
-from mll_jax.selection.types import Selection
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mll_jax.classifier import reuse
+    from mll_jax.concepts.task import TaskError
+    from mll_jax.hub.hub import Hub
+    from mll_jax.labeling.labels import label
+    from mll_jax.selection.selecting import select, select_many
+    from mll_jax.selection.types import Selection
+
+# Imported on first use (PEP 562), not here: every `import mll_jax.x` runs this file first, and these
+# pull in jax, flax and orbax, seconds that `mll-jax --help` or `sdag show` should not pay.
+_LAZY = {
+    "Hub": "mll_jax.hub.hub",
+    "Selection": "mll_jax.selection.types",
+    "TaskError": "mll_jax.concepts.task",
+    "label": "mll_jax.labeling.labels",
+    "reuse": "mll_jax.classifier",
+    "select": "mll_jax.selection.selecting",
+    "select_many": "mll_jax.selection.selecting",
+}
 __all__ = ["Hub", "Selection", "TaskError", "label", "reuse", "select", "select_many"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mll_jax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -15,11 +16,23 @@ def default_hub() -> Path:
 
 
 def enable_compile_cache() -> None:
-    """Keep XLA compilations on disk so repeated runs skip them."""
+    """Keep XLA compilations on disk so repeated runs skip them.
+
+    Before jax is imported this only sets the environment variables jax reads its settings from, so a
+    command that never runs jax (`--help`, `cache info`, `sdag show`) does not import it; after, it
+    updates jax's config.
+    """
+    settings = {
+        "jax_compilation_cache_dir": str(cache_dir() / "jax"),
+        "jax_persistent_cache_min_compile_time_secs": 0.2,
+    }
+    if "jax" not in sys.modules:
+        os.environ.update({name.upper(): str(value) for name, value in settings.items()})
+        return
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    for name, value in settings.items():
+        jax.config.update(name, value)
 
 
 def _size(path: Path) -> int:

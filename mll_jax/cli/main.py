@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 
 from mll_jax import paths
 from mll_jax.cli.cache import add_cache, add_sdag
@@ -80,7 +79,6 @@ def configure_logging(verbose: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.verbose)
-    warnings.filterwarnings("ignore", message="The multilingual functions")
     paths.enable_compile_cache()
     try:
         args.run(args)

@@ -76,15 +76,12 @@ def check_name(name: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _forms(key: str) -> tuple[str, ...]:
-    """`key` and its base forms ('ankle_boots' -> 'ankle_boot'): the whole, then the last word.
-
-    nltk's public `morphy` returns only the first base form; `_morphy` returns them all (a documented exception
-    to the rule of no private names)."""
+    """`key` and its base forms ('ankle_boots' -> 'ankle_boot'): the whole, then the last word."""
     wn = wordnet.wordnet()
-    forms = [key, *wn._morphy(key, "n")]
+    forms = [key, *wn.base_forms(key)]
     head, _, last = key.rpartition("_")
     if head:
-        forms += [f"{head}_{base}" for base in wn._morphy(last, "n")]
+        forms += [f"{head}_{base}" for base in wn.base_forms(last)]
     return tuple(dict.fromkeys(forms))
 
 

@@ -11,13 +11,10 @@ import functools
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
-from flax import nnx
 
-from mll_jax.converters import hf_bert
-from mll_jax.nets import bert
-
+# jax, flax and the converters are imported where MiniLM is first loaded, not here: matching imports this
+# module, and most names are matched without embeddings.
 MAX_TOKENS = 256  # the model's max_seq_length
 
 
@@ -43,8 +40,11 @@ def available() -> bool:
 @functools.cache
 def encoder() -> tuple:
     """(tokenizer, graphdef, state) of MiniLM, loaded once."""
+    from flax import nnx
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
+
+    from mll_jax.converters import hf_bert
 
     directory = model_dir()
     model = hf_bert.convert(
@@ -56,9 +56,19 @@ def encoder() -> tuple:
     return (tokenizer, *nnx.split(model))
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _embed(graphdef, state, ids, mask):
+def _forward(graphdef, state, ids, mask):
+    from flax import nnx
+
+    from mll_jax.nets import bert
+
     return bert.mean_pool(nnx.merge(graphdef, state)(ids, mask), mask)
+
+
+@functools.cache
+def _jitted():
+    import jax
+
+    return jax.jit(_forward, static_argnums=0)  # the graphdef is static: one compile per batch shape
 
 
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -75,5 +85,5 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
         for i, e in enumerate(encodings):
             ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, e.attention_mask
         mask[rows:, 0] = 1  # padding rows get one token, so nothing divides by zero
-        out.append(np.asarray(_embed(graphdef, state, ids, mask))[:rows])
+        out.append(np.asarray(_jitted()(graphdef, state, ids, mask))[:rows])
     return np.concatenate(out) if out else np.zeros((0, 384), np.float32)

@@ -114,7 +114,7 @@ def test_the_cap_keeps_the_candidates_with_most_evidence(hub):
     for cls, every, kept in zip(classes, full, capped):
         assert len(every) > 2 and len(kept) == 2
 
-        def hit_rate(c):
+        def hit_rate(c, cls=cls):
             confusion = hub.labels(c.model)["confusion"]
             return np.mean([confusion[concepts.index(x), list(c.heads)].sum() for x in cls.concepts])
 
