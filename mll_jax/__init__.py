@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from mll_jax import paths
+
 if TYPE_CHECKING:
     from mll_jax.classifier import reuse
     from mll_jax.concepts.task import TaskError
@@ -35,6 +37,7 @@ _LAZY = {
     "select_many": "mll_jax.selection.selecting",
 }
 __all__ = ["Hub", "Selection", "TaskError", "label", "reuse", "select", "select_many"]
+paths.default_compile_cache()  # every process reuses compiled programs (opt out: MLL_JAX_NO_COMPILE_CACHE=1)
 __version__ = "0.1.0"
 
 

@@ -35,6 +35,21 @@ def enable_compile_cache() -> None:
         jax.config.update(name, value)
 
 
+NO_COMPILE_CACHE = "MLL_JAX_NO_COMPILE_CACHE"  # set to 1: mll_jax leaves jax's compilation cache alone
+
+
+def default_compile_cache() -> None:
+    """The compile cache, on for every user of the library (`import mll_jax`), unless they opted out
+    (`MLL_JAX_NO_COMPILE_CACHE=1`) or configured jax's cache themselves."""
+    if os.environ.get(NO_COMPILE_CACHE, "") not in ("", "0"):
+        return
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    if "jax" in sys.modules and sys.modules["jax"].config.jax_compilation_cache_dir:
+        return
+    enable_compile_cache()
+
+
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size

@@ -14,6 +14,9 @@ def run_build(args) -> None:
 
     hub = zoo.build(Path(args.hub))
     print(f"hub at {hub.path}: {len(hub.ids('expert'))} experts, general model {hub.general_id}")
+    from mll_jax import selection
+
+    selection.warmup(progress=True)  # so the first query of a new process loads its programs
 
 
 def run_list(args) -> None:

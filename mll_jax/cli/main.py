@@ -5,6 +5,7 @@ mll-jax hub build | list | info ID | verify  the expert hub
 mll-jax label [--force] [ID ...]           label models (only unlabelled ones by default)
 mll-jax convert torch-sequential PATH ...  add a PyTorch model to the hub, converted to Flax
 mll-jax select sandal sneakers boots       choose heads for a task and show them
+mll-jax warmup                             prepare the selection programs (also done by `hub build`)
 mll-jax experiment growth                  accuracy and coverage against hub size
 mll-jax report                             a Markdown report from the results JSON
 mll-jax sdag build | show NODE             the semantic DAG
@@ -24,7 +25,7 @@ from mll_jax.cli.common import add_hub_option
 from mll_jax.cli.experiments import add_demo, add_experiment, add_report
 from mll_jax.cli.hub import add_convert, add_hub
 from mll_jax.cli.label import add_label
-from mll_jax.cli.select import add_select
+from mll_jax.cli.select import add_select, add_warmup
 
 EXPECTED_ERRORS = (
     ValueError,
@@ -35,7 +36,18 @@ EXPECTED_ERRORS = (
     PermissionError,
     ImportError,
 )
-SUBCOMMANDS = (add_demo, add_hub, add_label, add_convert, add_select, add_experiment, add_report, add_sdag, add_cache)
+SUBCOMMANDS = (
+    add_demo,
+    add_hub,
+    add_label,
+    add_convert,
+    add_select,
+    add_warmup,
+    add_experiment,
+    add_report,
+    add_sdag,
+    add_cache,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,7 +91,7 @@ def configure_logging(verbose: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.verbose)
-    paths.enable_compile_cache()
+    paths.default_compile_cache()
     try:
         args.run(args)
     except EXPECTED_ERRORS as error:

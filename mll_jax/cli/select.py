@@ -21,6 +21,23 @@ def run_select(args) -> None:
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
 
 
+def run_warmup(args) -> None:
+    from mll_jax import selection
+
+    count = selection.warmup(progress=True)
+    print(f"{count} selection program(s) ready under {selection.programs.store_dir()}")
+
+
+def add_warmup(sub) -> None:
+    command(
+        sub,
+        "warmup",
+        "prepare the selection programs (one per class bucket), so a new process's first query loads them",
+        "mll-jax warmup",
+        run_warmup,
+    )
+
+
 def add_select(sub) -> None:
     select = command(
         sub,

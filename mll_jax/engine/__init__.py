@@ -5,18 +5,41 @@ compiled programs, `runner` the `Engine` that streams batches through the groups
 `tuning` the measured choice of strategy and head width, `sharding` the mesh.
 """
 
-from mll_jax.engine.forward import Layout, Member, group_probabilities, signature
-from mll_jax.engine.runner import (
-    BATCH_SIZE,
-    DTYPES,
-    Engine,
-    from_hub,
-    hub_member,
-    hub_members,
-    model_features,
-    model_probabilities,
-)
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mll_jax.engine.forward import Layout, Member, group_probabilities, signature
+    from mll_jax.engine.runner import (
+        BATCH_SIZE,
+        DTYPES,
+        Engine,
+        from_hub,
+        hub_member,
+        hub_members,
+        model_features,
+        model_probabilities,
+    )
+
+# Loaded on first use (PEP 562): `engine.sharding` is all selection needs, and the rest imports flax.
+_LAZY = {
+    **dict.fromkeys(("Layout", "Member", "group_probabilities", "signature"), "mll_jax.engine.forward"),
+    **dict.fromkeys(
+        (
+            "BATCH_SIZE",
+            "DTYPES",
+            "Engine",
+            "from_hub",
+            "hub_member",
+            "hub_members",
+            "model_features",
+            "model_probabilities",
+        ),
+        "mll_jax.engine.runner",
+    ),
+}
 __all__ = [
     "BATCH_SIZE",
     "DTYPES",
@@ -31,3 +54,15 @@ __all__ = [
     "model_probabilities",
     "signature",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mll_jax.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
 
@@ -25,7 +24,9 @@ def checksum(tree) -> str:
     return digest.hexdigest()
 
 
-def _checkpointer() -> ocp.StandardCheckpointer:
+def _checkpointer():
+    import orbax.checkpoint as ocp  # half a second to import: only where a checkpoint is read or written
+
     # Each hub file belongs to one process: under jax.distributed, processes read and
     # write different models, so orbax must not wait for the others at a barrier.
     this = jax.process_index()

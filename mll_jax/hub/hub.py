@@ -26,18 +26,21 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from flax import nnx
 
-from mll_jax import engine, nets, paths
+from mll_jax import paths
 from mll_jax.concepts import sdag as sdag_lib
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import store as store_lib
-from mll_jax.hub import checkpoint, concept_index
+from mll_jax.hub import concept_index
 from mll_jax.hub import registry as registry_lib
 from mll_jax.hub.registry import FORMAT_VERSION
 from mll_jax.memo import Memo
+
+if TYPE_CHECKING:
+    from flax import nnx
 
 __all__ = ["FORMAT_VERSION", "ROLES", "Hub", "file_checksum"]
 ROLES = ("expert", "general")
@@ -56,6 +59,7 @@ class Hub:
         self.registry = registry
         self._sdag: sdag_lib.SDAG | None = None
         self._store = store
+        self._store_concepts: np.ndarray | None = None
         self._labels: dict[str, dict[str, np.ndarray]] = {}
         self._rows: dict = {}  # registry reads, dropped by every write
         self.memo = Memo()  # derived from the hub's contents; cleared by every write
@@ -154,12 +158,31 @@ class Hub:
         return self._store
 
     @property
+    def store_concepts(self) -> np.ndarray:
+        """The sample store's concept index per image, kept beside the SDAG so that selection does
+        not load the store's images."""
+        if self._store_concepts is None:
+            path = self.path / "store_concepts.npy"
+            if path.is_file():
+                self._store_concepts = np.load(path, allow_pickle=False)
+            else:
+                self._store_concepts = np.asarray(self.store.concepts)
+                with contextlib.suppress(OSError):  # a read-only hub loads the store next time too
+                    tmp = self.path / ".store_concepts.tmp.npy"
+                    np.save(tmp, self._store_concepts)
+                    os.replace(tmp, path)
+        return self._store_concepts
+
+    @property
     def backbones(self) -> dict[str, dict]:
         """Shared backbones: id -> entry. Experts with a `backbone` store only their heads."""
         return self._read("backbones", self.registry.backbones)
 
     def load_model(self, model_id: str) -> nnx.Module:
         """The stored model: the whole model, or only its heads if it reads a shared backbone."""
+        from mll_jax import nets  # flax and orbax: only where a model is built or stored
+        from mll_jax.hub import checkpoint
+
         e = self.entry(model_id)
         abstract = nets.abstract(e["arch"], e["config"], len(e["heads"]))
         if e.get("stored") == "registry":
@@ -170,6 +193,9 @@ class Hub:
         return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
 
     def load_backbone(self, backbone_id: str) -> nnx.Module:
+        from mll_jax import nets
+        from mll_jax.hub import checkpoint
+
         if backbone_id not in self.backbones:
             raise KeyError(f"no backbone {backbone_id!r} in hub {self.path}; it has {sorted(self.backbones)}")
         e = self.backbones[backbone_id]
@@ -208,6 +234,8 @@ class Hub:
         backbone's features (add the backbone first with `add_backbone`); such
         heads are a few KB and are stored in the registry itself.
         """
+        from mll_jax import engine, nets
+        from mll_jax.hub import checkpoint
         if not _ID.match(model_id):
             raise ValueError(f"model id {model_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         if role not in ROLES:
@@ -259,6 +287,8 @@ class Hub:
         provenance: dict | None = None,
     ) -> None:
         """Store a feature extractor that several experts' heads share (its own head is kept but unused)."""
+        from mll_jax import nets
+        from mll_jax.hub import checkpoint
         if not _ID.match(backbone_id):
             raise ValueError(f"backbone id {backbone_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         with self._locked():
@@ -341,6 +371,7 @@ class Hub:
 
 def _signature(model_id: str, entry: dict, backbones: dict) -> str:
     """A format-1 entry's engine signature (migration); an entry that does not build runs alone."""
+    from mll_jax import engine, nets
     try:
         abstract = nets.abstract(entry["arch"], entry["config"], len(entry["heads"]))
         return engine.signature(engine.Member(model_id, abstract, entry["input_spec"], entry.get("backbone")))

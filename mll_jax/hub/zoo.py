@@ -23,8 +23,8 @@ from mll_jax.hub.hub import Hub
 log = logging.getLogger(__name__)
 
 
-def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (images, head targets) an expert trains on, with its noise and data cap."""
+def training_indices(spec: ExpertSpec, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (indices into `labels`, head targets) an expert trains on, with its noise and data cap."""
     rng = np.random.default_rng(spec.seed)
     picked = [np.flatnonzero(labels == c) for c in spec.classes]
     if spec.per_class is not None:
@@ -33,6 +33,12 @@ def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> t
     targets = np.concatenate([np.full(len(p), h, np.int32) for h, p in enumerate(picked)])
     noisy = rng.random(len(targets)) < spec.label_noise
     targets[noisy] = rng.integers(0, len(spec.classes), noisy.sum())
+    return index, targets
+
+
+def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, head targets) an expert trains on (`training_indices`)."""
+    index, targets = training_indices(spec, labels)
     return images[index], targets
 
 
@@ -56,6 +62,12 @@ def declared_heads(spec: ExpertSpec, class_names: list[str]) -> list[str]:
     return heads
 
 
+def provenance(spec: ExpertSpec) -> dict:
+    """What the registry records of how an expert was made: its spec less what the entry holds anyway."""
+    recorded = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config", "backbone")}
+    return recorded | {"trained_on": "expert pool"}
+
+
 def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert", input_spec: dict = demo_hub.INPUT_SPEC) -> None:
     """Train `spec` on the expert pool (an expert, or with role "backbone" a shared backbone); store it."""
     pool = store_lib.expert_pool(hub.store_spec)
@@ -63,13 +75,11 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert", input_spec: dic
     names = [c["name"] for c in pool.classes]
     backbone = hub.load_backbone(spec.backbone) if spec.backbone else None
     model = train_expert(spec, images, labels, backbone, input_spec)
-    provenance = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config", "backbone")}
-    provenance["trained_on"] = "expert pool"
     if role == "backbone":
-        hub.add_backbone(spec.id, model, spec.arch, spec.config, input_spec, provenance)
+        hub.add_backbone(spec.id, model, spec.arch, spec.config, input_spec, provenance(spec))
     else:
         heads = declared_heads(spec, names)
-        hub.add(spec.id, model, spec.arch, spec.config, heads, input_spec, role, provenance, spec.backbone)
+        hub.add(spec.id, model, spec.arch, spec.config, heads, input_spec, role, provenance(spec), spec.backbone)
 
 
 def build(path, config: demo_hub.HubConfig | None = None) -> Hub:

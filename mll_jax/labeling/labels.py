@@ -95,12 +95,16 @@ def groups(hub: Hub, model_ids: list[str]) -> list[list[str]]:
     the same bytes as one uninterrupted run. Bounded groups keep labelling a new
     model as cheap in a hub of thousands as in a small one.
     """
-    out: dict[tuple[str, int], list[str]] = {}
+    by_signature: dict[str, list[str]] = {}
     for model_id in model_ids:
-        signature = hub.registry.signature(model_id)
-        members = hub.registry.with_signature(signature)
-        start = members.index(model_id) // GROUP_SIZE * GROUP_SIZE
-        out.setdefault((signature, start), members[start : start + GROUP_SIZE])
+        by_signature.setdefault(hub.registry.signature(model_id), []).append(model_id)
+    out: dict[tuple[str, int], list[str]] = {}
+    for signature, pending in by_signature.items():
+        members = hub.registry.with_signature(signature)  # one read per signature
+        position = {m: i for i, m in enumerate(members)}
+        for model_id in pending:
+            start = position[model_id] // GROUP_SIZE * GROUP_SIZE
+            out.setdefault((signature, start), members[start : start + GROUP_SIZE])
     return list(out.values())
 
 

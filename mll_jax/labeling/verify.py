@@ -2,9 +2,10 @@
 
 Checks: the registry database (`PRAGMA integrity_check`), registry entries against
 the files on disk (checkpoints and label records without an entry, entries without
-a checkpoint), parameter checksums, label record checksums and shapes against the SDAG and the store, experts excluded at labelling
-(NaN/Inf or constant outputs, checkpoints that do not load), the SDAG itself, and
-temporary files left by a killed writer.
+a checkpoint), parameter checksums, label record checksums and shapes against the
+SDAG and the store, experts excluded at labelling (NaN/Inf or constant outputs,
+checkpoints that do not load), the SDAG itself, and temporary files left by a
+killed writer.
 """
 
 from __future__ import annotations

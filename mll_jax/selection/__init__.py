@@ -5,8 +5,9 @@
 programs, `selecting` the `select` / `select_many` entry points.
 """
 
+from mll_jax.selection import programs
 from mll_jax.selection.chco import Config
-from mll_jax.selection.selecting import brute_force, select, select_many
+from mll_jax.selection.selecting import brute_force, select, select_many, warmup
 from mll_jax.selection.types import Candidate, Choice, Selection
 
-__all__ = ["Candidate", "Choice", "Config", "Selection", "brute_force", "select", "select_many"]
+__all__ = ["Candidate", "Choice", "Config", "Selection", "brute_force", "programs", "select", "select_many", "warmup"]

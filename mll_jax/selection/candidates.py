@@ -1,8 +1,9 @@
 """Candidates (method.md §3.2): per task class, the (model, heads) that fire on it and on no other class.
 
 They come from the concept index: only the rows of the task's concepts are read.
-A class keeps at most `max_candidates` experts, ranked by their labelling evidence
-(`evidence`), so CHCO's cost does not grow with the hub.
+A class has at most `max_candidates` candidates (the general model included): the
+experts with the most labelling evidence (`evidence`), so CHCO's cost does not grow
+with the hub.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def candidates(
     patch_every_class: bool = True,
     max_candidates: int | None = None,
 ) -> list[list[Candidate]]:
-    """Per class: (expert, heads) that fire on it and on no other class of the task, at most `max_candidates`
-    of them (the best by `evidence`, kept in hub order); then the general model (for every class, or with
-    `patch_every_class` False only for a class no expert covers)."""
+    """Per class: (expert, heads) that fire on it and on no other class of the task (the best by `evidence`,
+    kept in hub order, so that the class has at most `max_candidates` candidates); then the general model
+    (for every class, or with `patch_every_class` False only for a class no expert covers)."""
     class_of = {c: k for k, cls in enumerate(classes) for c in cls.concepts}
     fires_on: dict[tuple[str, int], set[int]] = defaultdict(set)
     hits: dict[tuple[str, int], float] = defaultdict(float)
@@ -54,13 +55,13 @@ def candidates(
     out: list[list[Candidate]] = []
     for cls, by_model in zip(classes, per_class):
         cands = [Candidate(m, tuple(sorted(hs))) for m, hs in by_model.items()]
-        if max_candidates is not None and len(cands) > max_candidates:
+        general = general_candidate(hub, cls) if patch_every_class or not cands else None
+        room = None if max_candidates is None else max_candidates - (general is not None)
+        if room is not None and len(cands) > room:
             score = {c: evidence(c, hits, len(cls.concepts)) for c in cands}
-            kept = set(sorted(cands, key=lambda c: -score[c])[:max_candidates])  # stable: ties keep hub order
+            kept = set(sorted(cands, key=lambda c: -score[c])[:room])  # stable: ties keep hub order
             cands = [c for c in cands if c in kept]
-        if (patch_every_class or not cands) and (general := general_candidate(hub, cls)) is not None:
-            cands.append(general)
-        out.append(cands)
+        out.append(cands + [general] if general is not None else cands)
     return out
 
 

@@ -119,12 +119,25 @@ class Config:
     max_models: int | None = None  # hard cap on the number of distinct models a selection uses
     samples_per_class: int = 200  # node samples per class, half to fit and half to validate
     patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
-    max_candidates: int | None = 16  # experts per class CHCO weighs, the best by labelling evidence; None: all
+    max_candidates: int | None = 16  # candidates per class (general model included), best by evidence; None: all
+    class_buckets: tuple[int, ...] = (4, 8)  # tasks are padded to these class counts (then powers of two)
     calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
     search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
     search_top: int = 2  # screened swaps calibrated in full per round
     screen_steps: int = 2  # Newton steps refitting the swapped class when screening
     swap_steps: int = 4  # damped Newton steps calibrating a swap, from the current calibration
+
+    def __post_init__(self):
+        # A config is a static argument of compiled programs, so it must hash (JSON gives lists).
+        object.__setattr__(self, "class_buckets", tuple(sorted(self.class_buckets)))
+
+
+def normal_grid(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+    """Standard normals [K, C] where entry (k, c) depends on (key, k, c) alone, so a task draws the same
+    numbers in any padded bucket and its answer does not depend on the bucket policy."""
+    rows, cols = jnp.meshgrid(jnp.arange(shape[0]), jnp.arange(shape[1]), indexing="ij")
+    draw = lambda k, c: jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, k), c))  # noqa: E731
+    return jax.vmap(jax.vmap(draw))(rows, cols)
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
@@ -267,7 +280,7 @@ def relax(problem: Problem, key: jax.Array, config: Config) -> jax.Array:
     """Continuous weights w [K, C]: the relaxation (Adam on `loss`) from a random start."""
     K, C = problem.cand_mask.shape
     M = problem.model_cost.shape[0]
-    init = {"a": config.init_scale * jax.random.normal(key, (K, C)), "t": jnp.zeros(M), "b": jnp.zeros(K)}
+    init = {"a": config.init_scale * normal_grid(key, (K, C)), "t": jnp.zeros(M), "b": jnp.zeros(K)}
     params = adam_fit(lambda p: loss(p, problem, config), init, config.steps, config.learning_rate)
     return masked_softmax(params["a"], problem.cand_mask)
 
@@ -533,7 +546,7 @@ def solve(problem: Problem, key: jax.Array, config: Config = Config()) -> Result
 
         return best(jax.vmap(one_restart)(keys))
     continuous = relax(problem, keys[0], config)
-    random = jax.vmap(lambda k: masked_softmax(jax.random.normal(k, (K, C)), problem.cand_mask))(keys[1:])
+    random = jax.vmap(lambda k: masked_softmax(normal_grid(k, (K, C)), problem.cand_mask))(keys[1:])
 
     def one_search(w):
         return kept(search(problem, evaluate(problem, start_picks(problem, w, config), config), config))

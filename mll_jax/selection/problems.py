@@ -4,8 +4,8 @@
 of their label records at the task's node samples (no matrix of every head in the
 hub); `with_scores` turns it into a `chco.Problem` inside the compiled program.
 Models are numbered per task, so a task's arrays do not grow with the hub. Tasks
-are padded to bucketed shapes (`bucket_shape`) and run in chunks of power-of-four
-sizes (`chunk_sizes`), so few programs serve any suite.
+are padded to bucketed shapes (`bucket_shape`) and run in chunks of one size
+(`chunks`), so one program serves every task of a bucket.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def items_by_concept(hub: Hub, seed: int) -> tuple[dict[int, np.ndarray], dict[i
     (memoised by the hub)."""
 
     def shuffled():
-        order = np.random.default_rng(seed).permutation(len(hub.store))
-        in_fit = fit_mask(len(hub.store))[order]
-        concept_of = hub.store.concepts[order]
+        concepts = hub.store_concepts
+        order = np.random.default_rng(seed).permutation(len(concepts))
+        in_fit = fit_mask(len(concepts))[order]
+        concept_of = concepts[order]
         return tuple(
             {int(c): order[in_half & (concept_of == c)] for c in np.unique(concept_of)} for in_half in (in_fit, ~in_fit)
         )
@@ -86,29 +87,25 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np
     return tuple(halves)
 
 
-def bucket_shape(classes, cands) -> tuple[int, int]:
-    """Padded (K, C) of a task: classes exact up to 8, then a power of two; candidates to a multiple of 8.
+def bucket_shape(classes, cands, config: chco.Config = chco.Config()) -> tuple[int, int]:
+    """Padded (K, C) of a task: K up to the next of `config.class_buckets` (beyond them a power of two);
+    C to `config.max_candidates` (without a cap, to a multiple of 8).
 
-    Node samples scale with K, so padding K costs twice (samples and classes); C is
-    coarser. Bounded buckets keep the number of compiled programs small, so a
-    long-running process stops compiling (and growing) early.
+    Every bucket is a program to trace, compile and load, which costs more than the
+    padding's compute for the tasks of a typical suite (`benchmarks/programs.py`).
     """
     K = len(classes)
-    return (K if K <= 8 else _bucket(K)), -(-max(len(cs) for cs in cands) // 8) * 8
+    K = next((b for b in config.class_buckets if b >= K), _bucket(K))
+    widest = max(len(cs) for cs in cands)
+    if config.max_candidates is not None and widest <= config.max_candidates:
+        return K, config.max_candidates
+    return K, -(-widest // 8) * 8
 
 
-def chunk_sizes(tasks: int, limit: int) -> list[int]:
-    """Tasks per compiled call, covering `tasks` exactly: powers of 4 (1, 4, 16, ...) up to
-    `limit`, largest first, so a few programs serve any count and no chunk is padded."""
-    size, sizes = 1, []
-    while size * 4 <= limit:
-        size *= 4
-    while tasks > 0:
-        while size > tasks:
-            size //= 4
-        sizes.append(size)
-        tasks -= size
-    return sizes
+def chunks(tasks: int, size: int) -> list[tuple[int, int]]:
+    """(start, stop) of each compiled call over `tasks` tasks: `size` at a time; the last call's
+    program is the same, padded with copies."""
+    return [(start, min(start + size, tasks)) for start in range(0, tasks, size)]
 
 
 def pad_picks(picks: np.ndarray) -> np.ndarray:
@@ -149,6 +146,15 @@ def build_problem(
             )
         )
     return Task(cand_mask, cand_model, cost, *halves)
+
+
+def empty_problem(K: int, C: int, per_class: int = chco.Config.samples_per_class) -> Task:
+    """A task of bucket (K, C) with one candidate per class and no data: the shapes of a program, for warm-up."""
+    n = K * (per_class // 2)
+    half = Samples(np.zeros((n, K, C), np.float32), np.zeros(n, np.int32), np.zeros(n, np.float32))
+    mask = np.zeros((K, C), bool)
+    mask[:, 0] = True
+    return Task(mask, np.zeros((K, C), np.int32), np.zeros(K * C, np.float32), half, half, np.uint32(0))
 
 
 def with_scores(task: Task) -> chco.Problem:

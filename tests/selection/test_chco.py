@@ -79,7 +79,7 @@ def test_discretise_top_mass():
 
 def test_compiled_programs_are_bounded(monkeypatch):
     """Over the memory-map budget, compiled programs are dropped; the next call recompiles, same answer."""
-    monkeypatch.setattr(programs, "_signatures", {})
+    programs.forget()
     answers = {}
     for K in (2, 3, 2):
         problem, picks = constructed_problem(K=K), jnp.full(K, 2)

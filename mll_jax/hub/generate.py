@@ -1,0 +1,208 @@
+"""Generating hubs of thousands of real experts (`configs.scale_hub`): experts trained in vmapped batches.
+
+Most experts are linear heads over a few shared backbones. Each backbone's
+features of the expert pool are computed once; heads then train
+`heads_per_program` at a time in one compiled program: parameters stacked on a
+leading model axis, every model widened to the widest class count with the
+engine's masked bias (a padded head's probability, and so its gradients and
+Adam updates, are exactly 0), and every model's data drawn to the same
+steps x batch size. Stand-alone experts on pixels train the same way, one batch
+per architecture. Each trained model is cut back to its own classes and added
+to the hub like any other. Training reads the expert pool only.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from mll_jax import engine, nets
+from mll_jax.configs.scale_hub import ScaleConfig, expert_specs
+from mll_jax.configs.specs import ExpertSpec
+from mll_jax.data import store as store_lib
+from mll_jax.data.preprocess import spec_key
+from mll_jax.engine.forward import MASKED
+from mll_jax.hub import train, zoo
+from mll_jax.hub.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+def schedule(spec: ExpertSpec, labels: np.ndarray, steps: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (pool indices, head targets) [steps, batch_size] that `spec` trains on, step by step.
+
+    Its items (`zoo.training_indices`) are taken in epochs, each a fresh permutation, cut
+    at steps x batch_size: every expert takes the same number of steps, whatever its data.
+    """
+    index, targets = zoo.training_indices(spec, labels)
+    rng = np.random.default_rng([spec.seed, 1])  # a stream apart from the one that drew the items
+    epochs = -(-steps * batch_size // len(index))
+    order = np.argsort(rng.random((epochs, len(index))), axis=1).ravel()[: steps * batch_size]
+    return index[order].reshape(steps, batch_size), targets[order].reshape(steps, batch_size)
+
+
+def init(arch: str, config: dict, specs: list[ExpertSpec], width: int) -> nnx.State:
+    """Stacked initial parameters [M, ...] of `specs` (all `arch`), heads widened to `width`, the extra ones masked."""
+    # The seed as a key: inside vmap it is traced; nnx.Rngs(key(s)) draws what nnx.Rngs(s) does.
+    keys = jax.vmap(jax.random.key)(jnp.asarray([s.seed for s in specs], jnp.uint32))
+    params = jax.vmap(lambda key: nnx.state(nets.build(arch, config, width, key), nnx.Param))(keys)
+    real = np.arange(width) < np.asarray([len(s.classes) for s in specs])[:, None]
+    params["head"]["bias"][...] = jnp.where(real, params["head"]["bias"][...], MASKED)
+    return params
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "spec_items"))
+def _fit(graphdef, optimizer, spec_items, params, rest, inputs, source, index, targets):
+    """Stacked params [M, ...] after one step per row of index / targets [steps, M, B], and the loss [steps, M].
+
+    Model m reads inputs[source[m]] (inputs: [K, N, ...], one row per backbone's features, or the pixels).
+    """
+    spec = None if spec_items is None else dict(spec_items)
+    loss = jax.vmap(jax.value_and_grad(lambda p, x, y: train._loss(graphdef, p, rest, x, y, spec)))
+
+    def step(carry, batch):
+        params, opt_state = carry
+        idx, y = batch
+        losses, grads = loss(params, inputs[source[:, None], idx], y)
+        # Adam is elementwise and every model steps together: one Adam over the stack is one per model.
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), losses
+
+    (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), (index, targets))
+    return params, losses
+
+
+def fit(
+    specs: list[ExpertSpec],
+    inputs: dict[str | None, np.ndarray],
+    labels: np.ndarray,
+    input_spec: dict | None,
+    scale: ScaleConfig,
+) -> tuple[dict, np.ndarray]:
+    """Train `specs` (one architecture) together; expert s reads `inputs[s.backbone]` (pool features, or with
+    backbone None the pool images) and `labels` (the pool's).
+
+    Returns their stacked parameters as numpy ([M, ...], heads `scale.num_classes[1]` wide) and each
+    one's mean loss over its last tenth of steps. `input_spec` None: inputs are features, used as they are.
+    """
+    arch, config, width = specs[0].arch, specs[0].config, scale.num_classes[1]
+    sources = list(dict.fromkeys(s.backbone for s in specs))
+    plans = [schedule(s, labels, scale.steps, scale.batch_size) for s in specs]
+    index = np.stack([p[0] for p in plans], axis=1).astype(np.int32)  # [steps, M, B]: scan runs over steps
+    targets = np.stack([p[1] for p in plans], axis=1).astype(np.int32)
+    graphdef, _, rest = nnx.split(nets.abstract(arch, config, width), nnx.Param, ...)
+    if jax.tree.leaves(rest):  # batch statistics would need stacking and updating too
+        raise ValueError(f"{arch} {config} has state besides parameters; batched training takes only nnx.Param")
+    params, losses = _fit(
+        graphdef,
+        optax.adam(scale.learning_rate),
+        None if input_spec is None else spec_key(input_spec),
+        init(arch, config, specs, width),
+        rest,
+        jnp.stack([jnp.asarray(inputs[b]) for b in sources]),
+        jnp.asarray([sources.index(s.backbone) for s in specs], jnp.int32),
+        jnp.asarray(index),
+        jnp.asarray(targets),
+    )
+    final = np.asarray(losses[-max(1, scale.steps // 10) :].mean(0))
+    return jax.device_get(nnx.to_pure_dict(params)), final
+
+
+@functools.cache
+def _template(arch: str, config_json: str, num_heads: int) -> tuple[nnx.GraphDef, nnx.State]:
+    # nets.build and nets.abstract cost 12-15 ms a model on CPU, nnx.merge ~0.4 ms: one structure per class count.
+    return nnx.split(nets.abstract(arch, json.loads(config_json), num_heads))
+
+
+def unstack(arch: str, config: dict, params: dict, m: int, num_heads: int) -> nnx.Module:
+    """Model `m` of stacked `params` as a model of its own `num_heads` heads (the padded ones cut off)."""
+    graphdef, abstract = _template(arch, json.dumps(config, sort_keys=True), num_heads)
+    own = jax.tree.map(lambda x: x[m], params)
+    own["head"] = jax.tree.map(lambda x: x[..., :num_heads], own["head"])
+    own = jax.tree.map(jnp.array, own)  # copies: a model must not keep its whole batch's arrays alive
+    state = jax.tree.map(lambda v: v, abstract)  # fresh variables: models must not share arrays
+    nnx.replace_by_pure_dict(state, own)
+    return nnx.merge(graphdef, state)
+
+
+def provenance(spec: ExpertSpec, scale: ScaleConfig, final_loss: float) -> dict:
+    """`zoo.provenance` with the batched recipe (steps, not epochs) and the backbone."""
+    recorded = {k: v for k, v in zoo.provenance(spec).items() if k not in ("epochs", "swap_heads")}
+    recipe = {"steps": scale.steps, "batch_size": scale.batch_size, "learning_rate": scale.learning_rate}
+    return recorded | recipe | {"backbone": spec.backbone, "final_loss": round(final_loss, 4), "generator": "scale_hub"}
+
+
+def batches(specs: list[ExpertSpec], scale: ScaleConfig) -> Iterator[tuple[list[ExpertSpec], int]]:
+    """`specs` in training batches of one architecture (heads over any backbones of one width share one),
+    each with the program size of its kind.
+
+    Batches of a kind are as equal as can be (rather than full ones and a remainder); the
+    short ones are padded to the size with copies of their last expert (trained, then
+    dropped), so a kind is one compiled program and little of it is padding.
+    """
+    kind = lambda s: (s.backbone is None, s.arch, json.dumps(s.config, sort_keys=True))  # noqa: E731
+    for _, group in itertools.groupby(sorted(specs, key=kind), key=kind):
+        group = list(group)
+        cap = scale.models_per_program if group[0].backbone is None else scale.heads_per_program
+        size = -(-len(group) // -(-len(group) // cap))
+        for i in range(0, len(group), size):
+            yield group[i : i + size], size
+
+
+def build(
+    path: str | os.PathLike, config: ScaleConfig, base: str | os.PathLike | None = None, progress: bool = True
+) -> Hub:
+    """Create (or complete) the generated hub at `path`; with `base`, it starts as a copy of that hub directory
+    (e.g. the labelled demo hub, whose general model and experts are then kept).
+
+    Trains the backbones it lacks, then the experts it lacks in vmapped batches, and adds them;
+    labelling is left to `labeling.label`. A hub made without `base` has no general model
+    (`hub.general.add_to_hub` adds one).
+    """
+    path = Path(path)
+    if base is not None and not path.exists():
+        shutil.copytree(base, path)
+    try:
+        hub = Hub.open(path)
+    except FileNotFoundError:
+        hub = Hub.create(path)
+    have = set(hub.entries)
+    todo = [s for s in expert_specs(config) if s.id not in have]
+    needed = {s.backbone for s in todo if s.backbone}
+    for spec in config.backbones:
+        if spec.id in needed and spec.id not in hub.backbones:
+            log.info("hub %s: training backbone %s", hub.path, spec.id)
+            zoo.add_expert(hub, spec, "backbone", config.input_spec)
+    pool = store_lib.expert_pool(hub.store_spec)
+    names = [c["name"] for c in pool.classes]
+    # Each backbone's features of the whole pool, once: every head over it trains on rows of these.
+    inputs: dict[str | None, np.ndarray] = {None: pool.images}
+    for b in sorted(needed):
+        inputs[b] = engine.model_features(hub.load_backbone(b), hub.backbones[b]["input_spec"], pool.images)
+    log.info("hub %s: %d expert(s) to train", hub.path, len(todo))
+    bar = tqdm(total=len(todo), desc="generating experts", disable=not (progress and todo))
+    for batch, size in batches(todo, config):
+        input_spec = config.input_spec if batch[0].backbone is None else None
+        padded = batch + [batch[-1]] * (size - len(batch))
+        params, final = fit(padded, inputs, pool.labels, input_spec, config)
+        for m, spec in enumerate(batch):
+            model = unstack(spec.arch, spec.config, params, m, len(spec.classes))
+            heads = zoo.declared_heads(spec, names)
+            prov = provenance(spec, config, float(final[m]))
+            hub.add(spec.id, model, spec.arch, spec.config, heads, config.input_spec, "expert", prov, spec.backbone)
+            bar.update()
+    bar.close()
+    return hub

@@ -1,0 +1,96 @@
+"""Stored selection programs: a new process loads them, a damaged or stale one is rebuilt, answers do not
+depend on the bucket policy; the compile cache is on by default."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import mll_jax as mll
+from mll_jax import paths
+from mll_jax.configs import suite
+from mll_jax.selection import chco, programs
+
+ONE = ["sandals", "sneakers", "ankle boots"]
+
+
+def choices(selection) -> list:
+    return [[(c.model, c.heads, round(c.weight, 6)) for c in cs] for cs in selection.choices]
+
+
+def stored() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in programs.store_dir().glob("solve_chunk-*.jaxprog")}
+
+
+def test_a_damaged_or_stale_stored_program_is_rebuilt_not_run(hub):
+    for path in programs.store_dir().glob("solve_chunk-*.jaxprog"):
+        path.unlink()
+    programs.forget()
+    before = mll.select(hub, ONE)
+    files = stored()
+    assert len(files) == 1, "one task, one stored program"
+    for damage in (
+        lambda raw: raw[: len(raw) // 2],  # cut short: the checksum does not match
+        lambda raw: raw[:-100] + bytes(100),  # zeroed tail
+        lambda raw: b"not a program",
+    ):
+        for name, raw in files.items():
+            (programs.store_dir() / name).write_bytes(damage(raw))
+        programs.forget()
+        made = programs.made()
+        again = mll.select(hub, ONE)
+        assert choices(again) == choices(before) and again.val_accuracy == pytest.approx(before.val_accuracy)
+        assert programs.made()["exported"] == made["exported"] + 1, "a damaged program must be rebuilt"
+        programs.forget()
+        mll.select(hub, ONE)
+        assert programs.made()["exported"] == made["exported"] + 1, "the rebuilt program is stored sound"
+    # stale: a sound program of another bucket under this one's name
+    mll.select(hub, ONE, config=dataclasses.replace(chco.Config(), class_buckets=(8,)))
+    foreign = [raw for name, raw in stored().items() if name not in files]
+    assert len(foreign) == 1
+    for name in files:
+        (programs.store_dir() / name).write_bytes(foreign[0])
+    programs.forget()
+    made = programs.made()
+    assert choices(mll.select(hub, ONE)) == choices(before)
+    assert programs.made()["exported"] == made["exported"] + 1, "a program for other shapes must not be run"
+
+
+def test_answers_do_not_depend_on_the_bucket_policy(hub):
+    tasks = [list(t) for t in suite.DEMO_TASKS if "kicks" not in t and "puffer jacket" not in t][:12]
+    padded = mll.select_many(hub, tasks)
+    exact = dataclasses.replace(chco.Config(), class_buckets=(2, 3, 4, 5, 6, 7, 8), max_candidates=None)
+    for a, b in zip(padded, mll.select_many(hub, tasks, config=exact)):
+        assert choices(a) == choices(b), a.classes
+        assert a.val_accuracy == pytest.approx(b.val_accuracy, abs=1e-4)
+
+
+def run_fresh(code: str, **env) -> str:
+    """`code`'s last line of output in a new process, without the JAX_* settings this one runs with."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**inherited, **env})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_new_process_loads_stored_programs_and_traces_none(hub_path):
+    subprocess.run([sys.executable, "-m", "mll_jax", "--hub", str(hub_path), "warmup"], check=True, timeout=900)
+    code = f"""
+import json, mll_jax as mll
+from mll_jax.selection import programs
+hub = mll.Hub.open({str(hub_path)!r})
+mll.select_many(hub, [{ONE!r}, ["shirt", "pullover"], ["t-shirt", "trousers", "dress", "coat", "sandal"]])
+print(json.dumps(programs.made()))
+"""
+    made = json.loads(run_fresh(code))
+    assert made["exported"] == 0 and made["loaded"] >= 2, made
+
+
+def test_the_compile_cache_is_on_by_default_and_can_be_turned_off(tmp_path):
+    code = "import mll_jax, jax; print(jax.config.jax_compilation_cache_dir)"
+    assert run_fresh(code) == str(paths.cache_dir() / "jax")
+    assert run_fresh(code, MLL_JAX_NO_COMPILE_CACHE="1") == "None"
+    assert run_fresh(code, JAX_COMPILATION_CACHE_DIR=str(tmp_path)) == str(tmp_path)  # the user's own stays
