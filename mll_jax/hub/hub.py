@@ -178,8 +178,16 @@ class Hub:
         """Shared backbones: id -> entry. Experts with a `backbone` store only their heads."""
         return self._read("backbones", self.registry.backbones)
 
-    def load_model(self, model_id: str) -> nnx.Module:
-        """The stored model: the whole model, or only its heads if it reads a shared backbone."""
+    def load_model(self, model_id: str, reread: bool = False) -> nnx.Module:
+        """The stored model: the whole model, or only its heads if it reads a shared backbone.
+
+        Kept in the hub's memo, so classifiers built one after another read a checkpoint
+        once; `reread` reads it from disk as it is now (verification)."""
+        if reread:
+            return self._read_model(model_id)
+        return self.memo.get(("model", model_id), lambda: self._read_model(model_id))
+
+    def _read_model(self, model_id: str) -> nnx.Module:
         from mll_jax import nets  # flax and orbax: only where a model is built or stored
         from mll_jax.hub import checkpoint
 
@@ -193,6 +201,10 @@ class Hub:
         return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
 
     def load_backbone(self, backbone_id: str) -> nnx.Module:
+        """A shared backbone (kept in the hub's memo, like `load_model`)."""
+        return self.memo.get(("backbone", backbone_id), lambda: self._read_backbone(backbone_id))
+
+    def _read_backbone(self, backbone_id: str) -> nnx.Module:
         from mll_jax import nets
         from mll_jax.hub import checkpoint
 

@@ -60,7 +60,7 @@ def verify(hub: Hub) -> list[Fault]:
             faults.append(Fault("orphan labels", record.stem, str(record.relative_to(hub.path))))
     for model_id, entry in hub.entries.items():
         try:
-            hub.load_model(model_id)
+            hub.load_model(model_id, reread=True)
         except FileNotFoundError as error:
             faults.append(Fault("missing checkpoint", model_id, str(error)))
             continue

@@ -1,0 +1,284 @@
+"""Scale: what building, adding, opening, labelling, selecting and reusing cost in hubs of 17, 1,000 and 10,000 experts.
+
+    python benchmarks/scale.py [--sizes 17 1000 10000] [--work DIR] [--json out/scale.json] [--caps]
+
+The 17-expert hub is the demo hub (built and labelled here unless `--demo PATH`
+names one); each larger hub is a copy of it grown by `hub.generate` (mostly linear
+heads on shared backbones) and labelled. Per size:
+
+    build_s                     growing the demo hub to N experts: training, adding and labelling them
+    add_ms_first10 / _last10    mean ms of 10 adds into the demo hub's copy before it grows / after it
+                                has N experts (5 heads over a backbone, 5 MLPs; removed again)
+    open_s                      `Hub.open` and listing its experts, in a fresh process
+    label_new_model_s           labelling one stand-alone CNN (the same model for every size)
+    select_one_ms               one 3-class task, warm process (median of 5)
+    select_batched_ms_per_task  1,000 random tasks of 2-6 classes in one `select_many`, steady state
+    reuse_first_call_s          `reuse` of the 3-class selection and its first call on 1,024 images
+    peak_rss_mib                peak resident memory of the fresh process that opens, selects and reuses
+    disk_mib                    the hub directory
+
+Opening, selecting and reusing run in a fresh process per size (`--measure`), so
+`peak_rss_mib` is selection's and not the build's. The exponents are least-squares
+slopes of log(figure) against log(experts): 0 is flat, 1 linear. `--caps` also
+solves the demo suite on the second size's hub under several `max_candidates` and
+reports mean validation and test accuracy against no cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FIELDS = (
+    "build_s",
+    "add_ms_first10",
+    "add_ms_last10",
+    "open_s",
+    "label_new_model_s",
+    "select_one_ms",
+    "select_batched_ms_per_task",
+    "reuse_first_call_s",
+    "peak_rss_mib",
+    "disk_mib",
+)
+ONE_TASK = ["sandals", "sneakers", "ankle boots"]
+CAPS = (4, 8, 16, 32, None)
+
+
+def disk_mib(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def timed_adds(hub, tag: str) -> float:
+    """Mean ms of 10 adds: 5 copies of a demo family head (registry rows) and 5 MLPs (orbax directories)."""
+    from mll_jax import nets
+
+    head = hub.load_model("family-tops")
+    family = hub.entry("family-tops")
+    times = []
+    for i in range(-2, 10):  # the first two are not timed: imports and first-call set-up
+        if i == 0:
+            times.clear()
+        start = time.perf_counter()
+        if i % 2 == 0:
+            hub.add(
+                f"probe-{tag}-{i}",
+                head,
+                "linear",
+                family["config"],
+                family["heads"],
+                family["input_spec"],
+                backbone=family["backbone"],
+            )
+        else:
+            model = nets.build("mlp", {"hidden": [8]}, 2, seed=abs(i))
+            hub.add(f"probe-{tag}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], family["input_spec"])
+        times.append(time.perf_counter() - start)
+    for i in range(-2, 10):
+        hub.remove(f"probe-{tag}-{i}")
+    return 1000 * statistics.mean(times)
+
+
+def label_new_model(hub) -> float:
+    """Seconds to label one new stand-alone CNN of the demo's CNN recipe, which is then removed."""
+    from mll_jax import labeling, nets
+    from mll_jax.configs import demo_hub
+
+    model = nets.build("cnn", demo_hub.CNN, 3, seed=0)
+    hub.add("probe-cnn", model, "cnn", demo_hub.CNN, ["Sandal", "Sneaker", "Ankle boot"], demo_hub.INPUT_SPEC)
+    start = time.perf_counter()
+    labeling.label(hub, progress=False)
+    seconds = time.perf_counter() - start
+    hub.remove("probe-cnn")
+    return seconds
+
+
+def measure(path: Path) -> dict:
+    """Open, select and reuse in this (fresh) process; the figures of one size."""
+    import jax
+
+    import mll_jax as mll
+    from mll_jax import data, paths
+    from mll_jax.experiments.tasks import random_tasks
+
+    paths.enable_compile_cache()
+    start = time.perf_counter()
+    hub = mll.Hub.open(path)
+    experts = len(hub.ids("expert"))
+    open_s = time.perf_counter() - start
+    mll.select(hub, ONE_TASK)  # compiles, and reads the records it needs
+    one = []
+    for _ in range(5):
+        start = time.perf_counter()
+        selection = mll.select(hub, ONE_TASK)
+        one.append(time.perf_counter() - start)
+    tasks = random_tasks(hub, 1000, np.random.default_rng(0))
+    mll.select_many(hub, tasks)
+    start = time.perf_counter()
+    mll.select_many(hub, tasks)
+    batched = time.perf_counter() - start
+    images = data.load(hub.store_spec.source, "test").images[:1024]
+    start = time.perf_counter()
+    jax.block_until_ready(mll.reuse(hub, selection)(images))
+    reuse_s = time.perf_counter() - start
+    return {
+        "experts": experts,
+        "open_s": open_s,
+        "select_one_ms": 1000 * statistics.median(one),
+        "select_batched_ms_per_task": 1000 * batched / len(tasks),
+        "reuse_first_call_s": reuse_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "models_in_one_selection": len(selection.models),
+        "candidates_per_class": selection.num_candidates,
+    }
+
+
+def grow(path: Path, experts: int) -> float:
+    """The hub at `path` (a copy of the demo hub) grown to `experts` experts by `hub.generate`, labelled; seconds."""
+    import mll_jax as mll
+    from mll_jax import labeling
+    from mll_jax.configs import scale_hub
+    from mll_jax.hub import generate
+
+    start = time.perf_counter()
+    base = len(mll.Hub.open(path).ids("expert"))
+    hub = generate.build(path, scale_hub.get_config(experts - base))
+    labeling.label(hub)
+    return time.perf_counter() - start
+
+
+def demo_hub(work: Path, given: Path | None) -> tuple[Path, float | None]:
+    from mll_jax import labeling
+    from mll_jax.hub import zoo
+
+    if given is not None:
+        return given, None
+    path = work / "hub-17"
+    start = time.perf_counter()
+    labeling.label(zoo.build(path))
+    return path, time.perf_counter() - start
+
+
+def exponents(sizes: list[dict]) -> dict:
+    """Least-squares slope of log(figure) against log(experts), per figure."""
+    out = {}
+    x = np.log([s["experts"] for s in sizes])
+    for field in FIELDS:
+        values = [s.get(field) for s in sizes]
+        if len(sizes) >= 2 and all(v is not None and v > 0 for v in values):
+            out[field] = float(np.polyfit(x, np.log(values), 1)[0])
+    return out
+
+
+def cap_study(path: Path) -> list[dict]:
+    """The demo suite on one hub under each cap: mean validation accuracy (node samples) and test accuracy."""
+    import mll_jax as mll
+    from mll_jax.configs import suite
+    from mll_jax.experiments import demo
+    from mll_jax.selection import chco
+
+    hub = mll.Hub.open(path)
+    tasks, _ = demo.answerable(hub, [list(t) for t in suite.DEMO_TASKS])
+    test = demo.evaluation_data(hub, "test")
+    rows = []
+    for cap in CAPS:
+        config = dataclasses.replace(chco.Config(), max_candidates=cap)
+        mll.select_many(hub, tasks[:1], config=config)  # compiles the common bucket
+        start = time.perf_counter()
+        selections = mll.select_many(hub, tasks, config=config)
+        seconds = time.perf_counter() - start
+        accuracy = []
+        for names, sel in zip(tasks, selections):
+            _, mask, y = demo.task_items(hub, names, test)
+            logits = np.asarray(mll.reuse(hub, sel)(test.images[mask]))
+            accuracy.append(float((logits.argmax(1) == y).mean()))
+        rows.append(
+            {
+                "max_candidates": cap,
+                "val_accuracy": statistics.mean(s.val_accuracy for s in selections),
+                "test_accuracy": statistics.mean(accuracy),
+                "select_s": seconds,
+                "mean_candidates_per_class": statistics.mean(n for s in selections for n in s.num_candidates),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(sizes: list[dict], exps: dict) -> str:
+    head = f"{'figure':28s}" + "".join(f"{s['experts']:>12d}" for s in sizes) + f"{'exponent':>10s}"
+    lines = [head]
+    for field in FIELDS:
+        cells = "".join(f"{s[field]:12.3f}" if s.get(field) is not None else f"{'-':>12s}" for s in sizes)
+        exp = f"{exps[field]:10.2f}" if field in exps else f"{'-':>10s}"
+        lines.append(f"{field:28s}{cells}{exp}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[17, 1000, 10000])
+    parser.add_argument("--work", type=Path, default=None, help="where the hubs go (default: the cache)")
+    parser.add_argument("--demo", type=Path, default=None, help="a labelled demo hub to start from")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--caps", action="store_true", help="also the candidate cap's cost on the second size")
+    parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the fresh-process part
+    args = parser.parse_args(argv)
+    if args.measure is not None:
+        print(json.dumps(measure(args.measure)))
+        return {}
+    import jax
+
+    from mll_jax import paths
+
+    paths.enable_compile_cache()
+    work = args.work or paths.cache_dir() / "scale"
+    work.mkdir(parents=True, exist_ok=True)
+    demo, demo_build_s = demo_hub(work, args.demo)
+    sizes = []
+    for experts in args.sizes:
+        import mll_jax as mll
+
+        path, build_s = demo, demo_build_s
+        if experts > len(mll.Hub.open(demo).ids("expert")):
+            path = work / f"hub-{experts}"
+            shutil.rmtree(path, ignore_errors=True)
+            shutil.copytree(demo, path)
+        first = timed_adds(mll.Hub.open(path), "first")  # into the demo hub's copy, before it grows
+        if path != demo:
+            build_s = grow(path, experts)
+        hub = mll.Hub.open(path)
+        row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}
+        row["add_ms_last10"] = timed_adds(hub, "last")
+        row["label_new_model_s"] = label_new_model(hub)
+        fresh = subprocess.run(
+            [sys.executable, __file__, "--measure", str(path)], capture_output=True, text=True, check=True
+        )
+        row |= json.loads(fresh.stdout.strip().splitlines()[-1])
+        row["disk_mib"] = disk_mib(path)
+        row["hub"] = str(path)
+        sizes.append(row)
+        print(json.dumps(row), flush=True)
+    exps = exponents(sizes)
+    result = {"device": str(jax.devices()[0].device_kind), "sizes": sizes, "exponents": exps}
+    if args.caps and len(sizes) >= 2:
+        result["caps"] = cap_study(Path(sizes[1]["hub"]))
+    print(table(sizes, exps))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

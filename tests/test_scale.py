@@ -1,0 +1,35 @@
+"""The scale benchmark, small: the demo hub and a generated hub of 1,000 experts, measured in one run.
+
+A test of correctness (every figure there, hubs of the sizes asked for, selection bounded by the cap),
+not of speed: speed is read from the benchmark's own output.
+"""
+
+import json
+import shutil
+
+import pytest
+from test_benchmarks import _load  # the benchmarks are scripts: one loader for them
+
+import mll_jax as mll
+from mll_jax.selection import chco
+
+scale = _load("scale")
+
+
+@pytest.mark.slow
+def test_scale_benchmark_on_the_demo_hub_and_1000_experts(hub_path, tmp_path):
+    demo = shutil.copytree(hub_path, tmp_path / "demo")
+    out = tmp_path / "scale.json"
+    result = scale.main(["--sizes", "17", "1000", "--demo", str(demo), "--work", str(tmp_path), "--json", str(out)])
+    assert json.loads(out.read_text())["sizes"] == json.loads(json.dumps(result["sizes"]))
+    small, large = result["sizes"]
+    assert (small["experts"], large["experts"]) == (17, 1000)
+    for row in (small, large):
+        assert all(row[field] is not None and row[field] > 0 for field in scale.FIELDS if field != "build_s")
+        assert max(row["candidates_per_class"]) <= chco.Config().max_candidates
+    assert large["build_s"] > 0 and set(result["exponents"]) >= set(scale.FIELDS) - {"build_s"}
+    grown = mll.Hub.open(large["hub"])
+    assert len(grown.ids("expert")) == 1000 and not grown.unlabelled()
+    assert not [i for i in grown.entries if i.startswith("probe-")], "the benchmark's probes are removed"
+    # the 3-class task has more covering experts than the cap in the big hub, and still one program's shape
+    assert sum(large["candidates_per_class"]) > sum(small["candidates_per_class"])
