@@ -232,6 +232,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--demo", type=Path, default=None, help="a labelled demo hub to start from")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--caps", action="store_true", help="also the candidate cap's cost on the second size")
+    parser.add_argument("--reuse", action="store_true", help="measure hubs left by an earlier run (no build_s)")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the fresh-process part
     args = parser.parse_args(argv)
     if args.measure is not None:
@@ -250,12 +251,16 @@ def main(argv=None) -> dict:
         import mll_jax as mll
 
         path, build_s = demo, demo_build_s
-        if experts > len(mll.Hub.open(demo).ids("expert")):
-            path = work / f"hub-{experts}"
+        grown = work / f"hub-{experts}"
+        reused = args.reuse and grown.is_dir() and len(mll.Hub.open(grown).ids("expert")) == experts
+        if experts > len(mll.Hub.open(demo).ids("expert")) and not reused:
+            path = grown
             shutil.rmtree(path, ignore_errors=True)
             shutil.copytree(demo, path)
         first = timed_adds(mll.Hub.open(path), "first")  # into the demo hub's copy, before it grows
-        if path != demo:
+        if reused:
+            path, build_s = grown, None
+        elif path != demo:
             build_s = grow(path, experts)
         hub = mll.Hub.open(path)
         row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS concept_index (
     PRIMARY KEY (concept, model, head)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS concept_index_by_model ON concept_index (model);
+CREATE INDEX IF NOT EXISTS concept_index_by_hits ON concept_index (concept, hits DESC);
 """
 
 
@@ -143,6 +144,29 @@ class Registry:
     def dump(self) -> str:
         """The whole database as SQL text (to compare two states of a registry)."""
         return "\n".join(self.db.iterdump())
+
+    def best_rows(self, concept: str, limit: int) -> list[tuple[str, int, float]]:
+        """(model, head, hits) of the `limit` heads with the most hits on `concept` (an index range scan)."""
+        rows = self.db.execute(
+            "SELECT model, head, hits FROM concept_index WHERE concept = ? ORDER BY hits DESC, model, head LIMIT ?",
+            (concept, limit),
+        )
+        return rows.fetchall()
+
+    def firings(self, models: Iterable[str], concepts: Iterable[str]) -> list[tuple[str, str, int, float]]:
+        """(concept, model, head, hits) of `models`' heads on any of `concepts`."""
+        models, concepts = sorted(set(models)), sorted(set(concepts))
+        return self.db.execute(
+            f"SELECT concept, model, head, hits FROM concept_index WHERE model IN ({','.join('?' * len(models))}) "
+            f"AND concept IN ({','.join('?' * len(concepts))})",
+            [*models, *concepts],
+        ).fetchall()
+
+    def order(self, models: Iterable[str]) -> dict[str, int]:
+        """Each model's position in the order models were added."""
+        models = sorted(set(models))
+        rows = self.db.execute(f"SELECT id, seq FROM models WHERE id IN ({','.join('?' * len(models))})", models)
+        return dict(rows.fetchall())
 
     def integrity(self) -> list[str]:
         """What `PRAGMA integrity_check` finds wrong with the database file ([] if nothing)."""
@@ -243,6 +267,8 @@ def open_registry(directory: Path) -> Registry:
         raise ValueError(f"{path} is not a readable registry database ({error}); restore it from a backup") from None
     if version != str(FORMAT_VERSION):
         raise ValueError(f"{path} has format version {version}; this mll_jax reads version {FORMAT_VERSION}")
+    if os.access(directory, os.W_OK):
+        registry.db.executescript(SCHEMA)  # IF NOT EXISTS: adds what a database made by an earlier 2.x lacks
     return registry
 
 

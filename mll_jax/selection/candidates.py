@@ -1,6 +1,6 @@
 """Candidates (method.md §3.2): per task class, the (model, heads) that fire on it and on no other class.
 
-They come from the concept index: only the rows of the task's concepts are read.
+They come from the concept index: only rows of the task's concepts are read.
 A class has at most `max_candidates` candidates (the general model included): the
 experts with the most labelling evidence (`evidence`), so CHCO's cost does not grow
 with the hub.
@@ -33,6 +33,9 @@ def general_candidate(hub: Hub, cls: task_lib.TaskClass) -> Candidate | None:
     return Candidate(hub.general_id, tuple(heads[c] for c in hub.sdag.concept_nodes if c in cls.concepts))
 
 
+FETCH = 8  # with a cap, the heads read per concept: FETCH x max_candidates by hit rate (more if too few are valid)
+
+
 def candidates(
     hub: Hub,
     classes: list[task_lib.TaskClass],
@@ -41,28 +44,52 @@ def candidates(
 ) -> list[list[Candidate]]:
     """Per class: (expert, heads) that fire on it and on no other class of the task (the best by `evidence`,
     kept in hub order, so that the class has at most `max_candidates` candidates); then the general model
-    (for every class, or with `patch_every_class` False only for a class no expert covers)."""
+    (for every class, or with `patch_every_class` False only for a class no expert covers).
+
+    With a cap, only the heads with the most hits on each of the task's concepts are read
+    (an index range scan), and then those heads' other firings within the task; the read
+    grows when that leaves a class short. Without one, every row of the task's concepts."""
     class_of = {c: k for k, cls in enumerate(classes) for c in cls.concepts}
+    limit = None if max_candidates is None else FETCH * max_candidates
+    while True:
+        if limit is None:
+            rows = [(c, m, h, hit) for c, m, h, _, hit in hub.registry.concept_rows(class_of)]
+            truncated = set()
+        else:
+            best = {c: hub.registry.best_rows(c, limit) for c in class_of}
+            truncated = {c for c, found in best.items() if len(found) == limit}
+            rows = hub.registry.firings({m for found in best.values() for m, _, _ in found}, class_of)
+        out, short = _candidates(hub, classes, class_of, rows, patch_every_class, max_candidates)
+        if not any(short[k] and truncated & cls.concepts for k, cls in enumerate(classes)):
+            return out
+        limit *= 4
+
+
+def _candidates(hub: Hub, classes, class_of, rows, patch_every_class, max_candidates):
+    """Candidates from concept index rows (concept, model, head, hits), and which classes got fewer than the cap."""
     fires_on: dict[tuple[str, int], set[int]] = defaultdict(set)
     hits: dict[tuple[str, int], float] = defaultdict(float)
-    for concept, model, head, _, hit in hub.registry.concept_rows(class_of):  # in hub order
+    for concept, model, head, hit in rows:
         fires_on[model, head].add(class_of[concept])
         hits[model, head] += hit
+    order = hub.registry.order({m for m, _ in fires_on}) if fires_on else {}
     per_class: list[dict[str, list[int]]] = [{} for _ in classes]
-    for (model, head), ks in fires_on.items():
+    for model, head in sorted(fires_on, key=lambda mh: (order[mh[0]], mh[1])):  # hub order
+        ks = fires_on[model, head]
         if len(ks) == 1:
             per_class[next(iter(ks))].setdefault(model, []).append(head)
-    out: list[list[Candidate]] = []
+    out, short = [], []
     for cls, by_model in zip(classes, per_class):
-        cands = [Candidate(m, tuple(sorted(hs))) for m, hs in by_model.items()]
+        cands = [Candidate(m, tuple(hs)) for m, hs in by_model.items()]
         general = general_candidate(hub, cls) if patch_every_class or not cands else None
         room = None if max_candidates is None else max_candidates - (general is not None)
+        short.append(room is not None and len(cands) < room)
         if room is not None and len(cands) > room:
             score = {c: evidence(c, hits, len(cls.concepts)) for c in cands}
             kept = set(sorted(cands, key=lambda c: -score[c])[:room])  # stable: ties keep hub order
             cands = [c for c in cands if c in kept]
         out.append(cands + [general] if general is not None else cands)
-    return out
+    return out, short
 
 
 def evidence(candidate: Candidate, hits: dict[tuple[str, int], float], num_concepts: int) -> float:
