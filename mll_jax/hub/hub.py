@@ -214,8 +214,9 @@ class Hub:
         abstract = nets.abstract(e["arch"], e["config"], e["num_heads"])
         return checkpoint.restore(self.path / "backbones" / backbone_id, abstract, e["checksum"])
 
-    def labels(self, model_id: str, reread: bool = False) -> dict[str, np.ndarray] | None:
-        """The label record of `model_id` (cached; `reread` reads the file as it is now), or None if there is none."""
+    def labels(self, model_id: str, reread: bool = False, keep: bool = True) -> dict[str, np.ndarray] | None:
+        """The label record of `model_id` (cached unless `keep` is False; `reread` reads the file as it is now),
+        or None if there is none."""
         if reread:
             self._labels.pop(model_id, None)
             self.memo.clear()
@@ -224,7 +225,10 @@ class Hub:
             if not path.is_file():
                 return None
             with np.load(path, allow_pickle=False) as record:
-                self._labels[model_id] = dict(record)
+                record = dict(record)
+            if not keep:
+                return record
+            self._labels[model_id] = record
         return self._labels[model_id]
 
     # -- writing ------------------------------------------------------------------

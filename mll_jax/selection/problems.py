@@ -66,6 +66,29 @@ def items_by_concept(hub: Hub, seed: int) -> tuple[dict[int, np.ndarray], dict[i
     return hub.memo.get(("items by concept", seed), shuffled)
 
 
+def sample_rows(hub: Hub, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, position): every store index a node sample of this seed and size can be (the first
+    `per_class // 2` items of each concept in each half, and 0, the padding), and each store index's
+    position among them (-1 if none). Memoised by the hub."""
+
+    def compute():
+        halves = items_by_concept(hub, seed)
+        chosen = [items[: per_class // 2] for half in halves for items in half.values()]
+        rows = np.unique(np.concatenate([np.zeros(1, np.int64), *chosen]))
+        position = np.full(len(hub.store_concepts), -1, np.int64)
+        position[rows] = np.arange(len(rows))
+        return rows, position
+
+    return hub.memo.get(("sample rows", per_class, seed), compute)
+
+
+def sample_probs(hub: Hub, model: str, per_class: int, seed: int) -> np.ndarray:
+    """`model`'s label-record probabilities at `sample_rows` only, memoised by the hub: a selection
+    over thousands of models keeps a fraction of each record, not the whole."""
+    rows, _ = sample_rows(hub, per_class, seed)
+    return hub.memo.get(("sample probs", model, per_class, seed), lambda: hub.labels(model, keep=False)["probs"][rows])
+
+
 def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """(fit, val), each (store indices, class labels): up to `per_class // 2` items per class from that half
     of the store, stratified over the class's concepts.
@@ -129,14 +152,15 @@ def build_problem(
     largest = hub.largest_params()
     cost = np.zeros(K * C, np.float32)  # a task uses at most K * C models
     cost[: len(models)] = [hub.entry(m)["params"] / largest for m in models]
+    _, position = sample_rows(hub, per_class, seed)
     halves = []
     for index, labels in node_samples(hub, classes, per_class, seed):
         pad = K * (per_class // 2) - len(index)
-        index = np.pad(index, (0, pad))
-        summed = np.zeros((len(index), K, C), np.float32)  # padded candidates sum no heads
+        rows = position[np.pad(index, (0, pad))]
+        summed = np.zeros((len(rows), K, C), np.float32)  # padded candidates sum no heads
         for k, cs in enumerate(cands):
             for c, cand in enumerate(cs):
-                columns = hub.labels(cand.model)["probs"][index][:, list(cand.heads)]
+                columns = sample_probs(hub, cand.model, per_class, seed)[rows][:, list(cand.heads)]
                 summed[:, k, c] = columns.astype(np.float32).sum(1)
         halves.append(
             Samples(
