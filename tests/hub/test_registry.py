@@ -31,6 +31,7 @@ def format_one(hub: Hub, path):
         (path / name).unlink(missing_ok=True)
     models = {}
     for model_id, entry in hub.entries.items():
+        entry = dict(entry)  # the hub's own view stays as it is
         if entry.pop("stored", None) == "registry":
             checkpoint.save(path / "models" / model_id, hub.load_model(model_id))
         models[model_id] = entry
