@@ -12,7 +12,8 @@ heads on shared backbones) and labelled. Per size:
     open_s                      `Hub.open` and listing its experts, in a fresh process
     label_new_model_s           labelling one stand-alone CNN (the same model for every size)
     select_one_ms               one 3-class task, warm process (median of 5)
-    select_batched_ms_per_task  1,000 random tasks of 2-6 classes in one `select_many`, steady state
+    select_batched_ms_per_task  1,000 random tasks of 2-6 classes (`--batched-tasks`) in one `select_many`,
+                                steady state
     reuse_first_call_s          `reuse` of the 3-class selection and its first call on 1,024 images
     peak_rss_mib                peak resident memory of the fresh process that opens, selects and reuses
     disk_mib                    the hub directory
@@ -103,7 +104,7 @@ def label_new_model(hub) -> float:
     return seconds
 
 
-def measure(path: Path) -> dict:
+def measure(path: Path, batched_tasks: int = 1000) -> dict:
     """Open, select and reuse in this (fresh) process; the figures of one size."""
     import jax
 
@@ -122,7 +123,7 @@ def measure(path: Path) -> dict:
         start = time.perf_counter()
         selection = mll.select(hub, ONE_TASK)
         one.append(time.perf_counter() - start)
-    tasks = random_tasks(hub, 1000, np.random.default_rng(0))
+    tasks = random_tasks(hub, batched_tasks, np.random.default_rng(0))
     mll.select_many(hub, tasks)
     start = time.perf_counter()
     mll.select_many(hub, tasks)
@@ -233,10 +234,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--caps", action="store_true", help="also the candidate cap's cost on the second size")
     parser.add_argument("--reuse", action="store_true", help="measure hubs left by an earlier run (no build_s)")
+    parser.add_argument("--batched-tasks", type=int, default=1000, help="random tasks in the batched selection")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the fresh-process part
     args = parser.parse_args(argv)
     if args.measure is not None:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, args.batched_tasks)))
         return {}
     import jax
 
@@ -267,7 +269,10 @@ def main(argv=None) -> dict:
         row["add_ms_last10"] = timed_adds(hub, "last")
         row["label_new_model_s"] = label_new_model(hub)
         fresh = subprocess.run(
-            [sys.executable, __file__, "--measure", str(path)], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--measure", str(path), "--batched-tasks", str(args.batched_tasks)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         row |= json.loads(fresh.stdout.strip().splitlines()[-1])
         row["disk_mib"] = disk_mib(path)
