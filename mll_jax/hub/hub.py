@@ -126,9 +126,6 @@ class Hub:
             raise KeyError(f"no model {model_id!r} in hub {self.path}; `mll-jax hub list` shows what is there")
         return entry
 
-    def __contains__(self, model_id: str) -> bool:
-        return self._read(("entry", model_id), lambda: self.registry.model(model_id)) is not None
-
     def unlabelled(self) -> list[str]:
         """Models without a label record."""
         return self._read("unlabelled", self.registry.unlabelled)
