@@ -10,7 +10,7 @@ needs its whole row for the normaliser, so a used model's head layer runs whole.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +73,19 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
 
     classifier.classes = list(selection.classes)
     return classifier
+
+
+def scores_from_probabilities(selection: Selection, probs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The logits [N, K] `reuse(hub, selection)` gives, from each used model's probabilities [N, H] on the same
+    images (experiments score many selections of one hub on one test set; a test checks they agree)."""
+    n = len(probs[selection.models[0]])
+    z = np.broadcast_to(np.asarray(selection.biases, np.float32), (n, len(selection.classes))).copy()
+    for k, choices in enumerate(selection.choices):
+        for c in choices:
+            summed = np.asarray(probs[c.model], np.float32)[:, c.heads].sum(1)
+            weight = c.weight * np.exp(-selection.temperatures[c.model])
+            z[:, k] += weight * np.asarray(candidate_scores(summed))
+    return z
 
 
 def compiled_programs() -> int:

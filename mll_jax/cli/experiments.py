@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mll_jax import paths
-from mll_jax.cli.common import command, open_hub, show
+from mll_jax.cli.common import command, show
 
 
 def run_demo(args) -> None:
@@ -21,9 +21,10 @@ def run_growth(args) -> None:
     from mll_jax.configs import suite
     from mll_jax.experiments import growth
 
-    hub = open_hub(args)
     workdir = Path(args.workdir or paths.cache_dir() / "growth")
-    result = growth.run(hub, workdir, args.sizes, args.orders, suite.DEMO_TASKS[: args.tasks], args.seed)
+    hub = growth.full_hub(workdir / f"hub-{args.experts}", args.experts)
+    tasks = suite.spread(suite.DEMO_TASKS, args.tasks)
+    result = growth.run(hub, workdir, args.sizes, args.orders, tasks, args.seed, tuple(args.regimes))
     show(args, result, growth.table(result), growth.plot)
 
 
@@ -66,14 +67,24 @@ def add_experiment(sub) -> None:
     growth = command(
         experiment,
         "growth",
-        "accuracy and coverage of nested hubs of growing size",
+        "accuracy and coverage of nested hubs of growing size, grown from a generated hub, in two regimes",
         "mll-jax experiment growth --orders 3 --json out/growth.json --plot out/growth.png",
         run_growth,
     )
     growth.add_argument("--sizes", type=int, nargs="+", help="expert counts (default: 1, 2, 4, ... and all)")
     growth.add_argument("--orders", type=int, default=3, help="random orders of adding experts (default: 3)")
-    growth.add_argument("--tasks", type=int, help="use only the first N tasks of the demo suite")
-    growth.add_argument("--workdir", help="where the nested hubs live (default: <cache>/growth)")
+    growth.add_argument(
+        "--experts", type=int, default=256, help="experts of the generated hub grown from (default: 256)"
+    )
+    growth.add_argument(
+        "--regimes",
+        nargs="+",
+        default=["paper", "in-domain"],
+        choices=["paper", "in-domain"],
+        help="general-model regimes (default: both)",
+    )
+    growth.add_argument("--tasks", type=int, help="run only this many of the demo suite's tasks, spread evenly over it")
+    growth.add_argument("--workdir", help="where the generated and nested hubs live (default: <cache>/growth)")
     growth.add_argument("--json", help="write the results as JSON to this path")
     growth.add_argument("--plot", help="write the growth curve (PNG) to this path")
     growth.add_argument("--seed", type=int, default=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mll_jax.configs import general
 from mll_jax.configs.specs import ExpertSpec, GeneralSpec
 
 INPUT_SPEC = {"shape": [28, 28, 1], "dtype": "uint8", "mean": 0.286, "std": 0.353}
@@ -44,7 +45,7 @@ DEMO_EXPERTS = (
     ExpertSpec("family-trouser-dress", "linear", HEADS, (1, 3), per_class=CNN_ITEMS, epochs=3, backbone="family-cnn"),
 )
 BACKBONES = (ExpertSpec("family-cnn", "cnn", CNN, (0, 1, 2, 3, 4, 5, 6, 7, 9), per_class=CNN_ITEMS),)
-GENERAL = GeneralSpec("aligned")
+GENERAL = general.get_config()  # the paper regime
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,8 +40,11 @@ class ScaleConfig:
     standalone_share: float = 0.02  # experts on pixels; the rest are heads on a backbone
     standalone: tuple[tuple[str, dict], ...] = STANDALONE
     num_classes: tuple[int, int] = (2, 6)  # inclusive range of classes per expert
-    per_class: tuple[int, int] = (20, 2500)  # inclusive range, drawn log-uniformly: small budgets are common
+    per_class: tuple[int, int] = (20, 2500)  # inclusive range, drawn log-uniformly (capped by what the pool has)
     max_noise: float = 0.6  # label noise drawn uniformly in [0, max_noise]
+    corrupted_share: float = 0.0  # experts trained on corrupted images, drawn at random
+    corruptions: tuple[str, ...] = ("blur", "noise")  # names in `data.corrupt.CORRUPTIONS`
+    swapped_share: float = 0.0  # experts whose first two declared head names are exchanged, spread evenly
     seed: int = 0
     prefix: str = "gen"  # expert i is f"{prefix}-{i:05d}"
     # Every expert takes the same number of steps, so a whole batch of them is one compiled program. 200 steps of
@@ -57,6 +60,25 @@ class ScaleConfig:
 def get_config(num_experts: int) -> ScaleConfig:
     """A hub of `num_experts` generated experts (1,000 and 10,000 are the sizes measured)."""
     return ScaleConfig(num_experts)
+
+
+# The growth experiment's diverse hub (method.md §4.2): a third of the experts on pixels (two MLPs and a small
+# CNN), the rest heads on the three backbones; 20 items per class up to all the pool has (4,000); label noise up to
+# 60 %; a tenth trained on blurred or noisy images; 5 % with two declared head names swapped.
+GROWTH_STANDALONE = (("mlp", demo_hub.SMALL_MLP), ("mlp", demo_hub.MLP), ("cnn", demo_hub.SMALL_CNN))
+
+
+def growth_config(num_experts: int = 256) -> ScaleConfig:
+    """The diverse hub the growth experiment grows (its first `num_experts` experts)."""
+    return ScaleConfig(
+        num_experts,
+        standalone_share=1 / 3,
+        standalone=GROWTH_STANDALONE,
+        per_class=(20, 4000),
+        corrupted_share=0.1,
+        swapped_share=0.05,
+        prefix="grow",
+    )
 
 
 def is_standalone(index: int, share: float) -> bool:
@@ -79,6 +101,11 @@ def expert_spec(config: ScaleConfig, index: int) -> ExpertSpec:
     else:
         arch, arch_config = "linear", HEADS
         backbone = config.backbones[int(rng.integers(len(config.backbones)))].id
+    # Drawn after everything above, so configs without corruptions draw the experts they always did.
+    corruption = None
+    if config.corrupted_share and rng.random() < config.corrupted_share:
+        corruption = config.corruptions[int(rng.integers(len(config.corruptions)))]
+    swap = (0, 1) if config.swapped_share and is_standalone(index, config.swapped_share) else None
     return ExpertSpec(
         f"{config.prefix}-{index:05d}",
         arch,
@@ -88,6 +115,8 @@ def expert_spec(config: ScaleConfig, index: int) -> ExpertSpec:
         per_class=per_class,
         seed=seed,
         backbone=backbone,
+        corruption=corruption,
+        swap_heads=swap,
     )
 
 

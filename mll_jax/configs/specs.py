@@ -36,11 +36,37 @@ class ExpertSpec:
     swap_heads: tuple[int, int] | None = None  # declared names of these heads exchanged
     seed: int = 0
     backbone: str | None = None  # heads only (`linear`), trained on this backbone's frozen features
+    corruption: str | None = None  # trained on corrupted images (names in `data.corrupt.CORRUPTIONS`)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionRule:
+    """How the paper-regime general model's captioned images are drawn (method.md §3.4), fixed before any MLL
+    result was measured: `per_concept` images of each store concept from the expert pool, each captioned
+    independently with a lemma of its own concept (`own`), of one of its hypernyms strictly below `top`
+    (`hypernym`), or of another store concept at random (`other`, web noise)."""
+
+    per_concept: int = 100
+    own: float = 0.4
+    hypernym: float = 0.5
+    other: float = 0.1
+    # The cut: artifact.n.01 and everything above it (whole, object, physical entity, entity) are too abstract to
+    # caption a photo with; footwear, shoe, garment, clothing, covering, container and the like stay in.
+    top: str = "artifact.n.01"
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class GeneralSpec:
-    """The general model: the backend and its options (`hub.general.add_to_hub` builds it)."""
+    """The general model: the backend and its options (`hub.general.add_to_hub` builds it).
+
+    `data` is what an `aligned` model learns the domain from: "captions" (the paper's regime: a web-like
+    captioned sample of the expert pool, never a store image; the default) or "store" (the in-domain
+    ablation: the store's fit half with every concept's own text). The `classifier` backend trains on the store.
+    """
 
     backend: str = "aligned"
     id: str = "general"
@@ -49,3 +75,5 @@ class GeneralSpec:
     source: str | None = None  # clip: local Hugging Face directory or model name
     seed: int = 0
     augmentations: tuple[str, ...] | None = None  # names in `data.augment.AUGMENTATIONS`; None: the backend's default
+    data: str = "captions"  # aligned only: "captions" (paper regime) or "store" (in-domain)
+    captions: CaptionRule = CaptionRule()

@@ -61,6 +61,11 @@ def _split(spec: StoreSpec) -> tuple[datasets.Dataset, tuple[np.ndarray, np.ndar
     return train, split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
 
 
+def train_indices(spec: StoreSpec = StoreSpec()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices into the train split of (store, development split, expert pool)."""
+    return _split(spec)[1]
+
+
 def load(spec: StoreSpec = StoreSpec()) -> SampleStore:
     train, (store, _, _) = _split(spec)
     return SampleStore(

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mll_jax import data, engine
-from mll_jax.classifier import reuse
+from mll_jax.classifier import reuse, scores_from_probabilities
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs import suite
 from mll_jax.data import store as store_lib
@@ -64,6 +64,17 @@ def answerable(hub: Hub, tasks) -> tuple[list, list[dict]]:
     return ok, unanswered
 
 
+def reused_scores(hub: Hub, sel: Selection, images: np.ndarray, probs: dict) -> np.ndarray:
+    """A selection's scores as users get them: `reuse(hub, sel)` run on the images."""
+    return reuse(hub, sel)(images)
+
+
+def cached_scores(hub: Hub, sel: Selection, images: np.ndarray, probs: dict) -> np.ndarray:
+    """The same scores from every model's probabilities on those images, computed once (`growth` scores
+    thousands of selections on one test set)."""
+    return scores_from_probabilities(sel, probs)
+
+
 def evaluate_suite(
     hub: Hub,
     tasks,
@@ -72,6 +83,7 @@ def evaluate_suite(
     seconds: dict,
     seeds=(0,),
     methods=METHODS,
+    scores=reused_scores,
 ) -> list[dict]:
     """`evaluate_task` over `tasks` for each selection seed (selections batched per seed); seeds merged per task."""
     runs = []
@@ -81,7 +93,10 @@ def evaluate_suite(
         seconds["select"] += time.perf_counter() - clock
         todo = methods if i == 0 else tuple(m for m in methods if m not in SEED_FREE)
         runs.append(
-            [evaluate_task(hub, sel, dataset, probs, seconds, seed, todo) for sel in tqdm(selections, desc="tasks")]
+            [
+                evaluate_task(hub, sel, dataset, probs, seconds, seed, todo, scores)
+                for sel in tqdm(selections, desc="tasks", leave=False)
+            ]
         )
     merged = []
     for first, *others in zip(*runs):
@@ -100,27 +115,29 @@ def evaluate_task(
     seconds: dict,
     seed: int = 0,
     methods=METHODS,
+    scores=reused_scores,
 ) -> dict:
-    """Accuracy of each of `methods` on `dataset`'s images of `sel`'s task, and the task's expert coverage."""
+    """Accuracy of each of `methods` on `dataset`'s images of `sel`'s task, and the task's expert coverage.
+
+    `scores(hub, selection, images, probs)` gives a selection's logits (MLL, patch only, random)."""
     classes, keep, y = task_items(hub, sel.classes, dataset)
     images, probs = dataset.images[keep], {m: p[keep] for m, p in probs.items()}
     acc, out = {}, {}
 
     clock = time.perf_counter()
     if "mll" in methods:
-        acc["mll"] = accuracy(reuse(hub, sel)(images), y)
+        acc["mll"] = accuracy(scores(hub, sel, images, probs), y)
     seconds["reuse"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
     cands = candidates(hub, classes)
     if "patch_only" in methods:
         patch = baselines.patch_candidates(hub, classes)
-        acc["patch_only"] = accuracy(
-            reuse(hub, fixed_selection(hub, classes, patch, [0] * len(classes), seed))(images), y
-        )
+        patch_sel = fixed_selection(hub, classes, patch, [0] * len(classes), seed)
+        acc["patch_only"] = accuracy(scores(hub, patch_sel, images, probs), y)
     if "random" in methods:
         random_sel = fixed_selection(hub, classes, cands, baselines.random_pick(cands, seed), seed)
-        acc["random"] = accuracy(reuse(hub, random_sel)(images), y)
+        acc["random"] = accuracy(scores(hub, random_sel, images, probs), y)
     if "f1_topk" in methods:
         members = baselines.f1_topk_members(hub, classes, cands, seed=seed)
         acc["f1_topk"] = accuracy(baselines.ensemble(probs, cands, members, entropy_weighted=True), y)
@@ -158,6 +175,20 @@ def evaluate_task(
 def all_probabilities(hub: Hub, dataset: data.Dataset) -> dict[str, np.ndarray]:
     """Every model's probabilities on `dataset`'s images (the ensemble baselines read them)."""
     return engine.from_hub(hub, list(hub.entries)).probabilities(dataset.images, progress=f"{dataset.name} images")
+
+
+def zero_shot(hub: Hub, dataset: data.Dataset) -> float:
+    """The general model's accuracy over every store concept (10-way on Fashion-MNIST), from its concept heads."""
+    entry = hub.entry(hub.general_id)
+    heads = [entry["heads"].index(s) for s in hub.store.synsets]
+    probs = engine.from_hub(hub, [hub.general_id]).probabilities(dataset.images)[hub.general_id]
+    return accuracy(probs[:, heads], dataset.labels)  # the store's concepts are the dataset's classes
+
+
+def regime(hub: Hub) -> str:
+    """The regime of the hub's general model (`configs.general.REGIMES`): what it learnt the domain from."""
+    provenance = hub.entry(hub.general_id)["provenance"]
+    return {"captions": "paper", "store": "in-domain"}.get(provenance.get("data", "store"), "other")
 
 
 def stderr(values) -> float:
@@ -218,6 +249,8 @@ def run(hub_path: Path, tasks=None, seeds=SEEDS, split: str = "test") -> dict:
         "unanswered": unanswered,
         "seconds": dict(seconds),
         "hub": {"path": str(hub_path), "experts": len(hub.ids("expert")), "general": hub.general_id},
+        "general_regime": regime(hub),
+        "general_zero_shot": zero_shot(hub, dataset),
         "mislabelled": [
             {"model": h.model, "head": h.head, "declared": h.declared, "measured": list(h.nodes)}
             for h in labeling.mislabel_report(hub)

@@ -108,15 +108,71 @@ def task_table(demo: dict) -> str:
     return _table(["task", *(METHOD_NAMES.get(m, m) for m in methods), "oracle − best covering expert"], rows)
 
 
-def growth_table(growth: dict) -> str:
-    names = [k for k in growth["summary"][0] if k != "size"]
+def growth_table(growth: dict, regime: str) -> str:
+    """One regime's growth: per hub size, each method's mean ± standard error [min, max] over orders."""
+    summary = growth["summary"][regime]
+    names = [k for k in summary[0] if k != "size"]
 
     def cell(v: dict) -> str:
         error = f" ± {v['stderr']:.3f}" if "stderr" in v else ""
         return f"{v['mean']:.3f}{error} [{v['min']:.2f}, {v['max']:.2f}]"
 
-    rows = [[s["size"], *(cell(s[n]) for n in names)] for s in growth["summary"]]
+    rows = [[s["size"], *(cell(s[n]) for n in names)] for s in summary]
     return _table(["experts", *(METHOD_NAMES.get(n, n) for n in names)], rows)
+
+
+def regimes_table(growth: dict) -> str:
+    """The full hub in each regime side by side: every method's mean over orders, the oracle, the general model."""
+    regimes = growth["regimes"]
+    full = {r: growth["summary"][r][-1] for r in regimes}
+    methods = [m for m in full[regimes[0]] if m not in ("size", "coverage")]
+    rows = [[METHOD_NAMES.get(m, m), *(full[r][m]["mean"] for r in regimes)] for m in methods]
+    rows.append([METHOD_NAMES["oracle"], *(growth["oracle"] for _ in regimes)])
+    rows.append(["MLL / oracle", *(full[r]["mll"]["mean"] / growth["oracle"] for r in regimes)])
+    rows.append(["MLL − patch only", *(full[r]["mll"]["mean"] - full[r]["patch_only"]["mean"] for r in regimes)])
+    first = {r: growth["summary"][r][0] for r in regimes}
+    rows.append(
+        [
+            f"MLL, {full[regimes[0]]['size']} experts − {first[regimes[0]]['size']}",
+            *(full[r]["mll"]["mean"] - first[r]["mll"]["mean"] for r in regimes),
+        ]
+    )
+    rows.append(["general model, 10-way zero-shot", *(growth["general_zero_shot"][r] for r in regimes)])
+    return _table(["", *(f"{r} regime" for r in regimes)], rows)
+
+
+def mislabel_line(growth: dict) -> str:
+    m = growth.get("mislabels")
+    if not m:
+        return ""
+    return (
+        f"Swapped declared names found by labelling in the {growth['hub']['experts']}-expert hub: recall "
+        f"{m['recall']:.3f}, precision {m['precision']:.3f} ({m['swapped_heads']} swapped heads, "
+        f"{m['reported_heads']} reported)."
+    )
+
+
+def growth_section(growth: dict, plot: str) -> list[str]:
+    """Both regimes side by side, each regime's growth table, the plot and the mislabel line."""
+    lines = [
+        f"The {growth['hub']['experts']}-expert generated hub (`configs/scale_hub.py`, `growth_config`), "
+        f"{len(growth['tasks'])} answered demo-suite tasks, test split, selection seed 0, mean over "
+        f"{len(growth['orders'])} random orders of adding experts:",
+        "",
+        regimes_table(growth),
+        "",
+    ]
+    for regime in growth["regimes"]:
+        lines += [
+            f"Growth, {regime} regime (mean ± standard error [min, max] over {len(growth['orders'])} orders):",
+            "",
+            growth_table(growth, regime),
+            "",
+        ]
+    lines += [f"![hub growth]({plot})", ""]
+    if line := mislabel_line(growth):
+        lines += [line, ""]
+    return lines
 
 
 # Fields every throughput row names; a ratio is shown only where both of its sides match on them.
@@ -177,16 +233,9 @@ def markdown(results_dir: Path) -> str:
         out += ["Seconds by stage: " + ", ".join(f"{k} {v:.1f}" for k, v in demo["seconds"].items()), ""]
     else:
         out += ["Not run: `mll-jax demo --json out/demo.json --plot out/demo.png`.", ""]
-    out += ["## Hub growth", ""]
-    if growth:
-        out += [
-            growth_table(growth),
-            "",
-            f"Oracle (independent of the hub): {growth['oracle']:.3f}.",
-            "",
-            "![growth](growth.png)",
-            "",
-        ]
+    out += ["## Two regimes and hub growth", ""]
+    if growth and "regimes" in growth:
+        out += growth_section(growth, "growth.png")
     else:
         out += ["Not run: `mll-jax experiment growth --json out/growth.json --plot out/growth.png`.", ""]
     out += ["## CHCO at scale", ""]
@@ -307,10 +356,17 @@ def results_document(results_dir: Path) -> dict:
         "summary": demo["summary"],
         **{k: demo[k] for k in ("stderr", "differences", "seeds", "per_seed", "unanswered") if k in demo},
         "tasks": [{k: t[k] for k in keep if k in t} for t in demo["tasks"]],
+        "hub": {"experts": demo["hub"]["experts"]},
+        **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
     }
-    if growth:
-        doc["growth"] = {"oracle": growth["oracle"], "summary": growth["summary"], "orders": len(growth["orders"])}
-        doc["growth"] |= {k: growth[k] for k in ("tasks", "unanswered") if k in growth}
+    if growth and "regimes" in growth:
+        keep = ("hub", "regimes", "general_zero_shot", "oracle", "sizes", "summary", "tasks", "unanswered", "mislabels")
+        doc["growth"] = {k: growth[k] for k in keep} | {"orders": growth["orders"]}
+        doc["regimes"] = {
+            r: {m: v["mean"] for m, v in growth["summary"][r][-1].items() if m != "size"}
+            | {"oracle": growth["oracle"], "general_zero_shot": growth["general_zero_shot"][r]}
+            for r in growth["regimes"]
+        }
     if throughput := _load(results_dir, "throughput.json"):
         keep = ("backend", "matmul_gflop_per_s", "rows", "labelling", "precision")
         doc["throughput"] = {k: throughput[k] for k in keep if throughput.get(k)}
@@ -321,7 +377,8 @@ def readme_block(doc: dict) -> str:
     env = doc["environment"]
     lines = [
         BEGIN,
-        f"Mean test accuracy over the {len(doc['tasks'])} answered tasks of the demo suite"
+        f"The demo hub ({doc.get('hub', {}).get('experts', 17)} experts, {doc.get('general_regime', 'paper')}-regime "
+        f"general model): mean test accuracy over the {len(doc['tasks'])} answered tasks of the demo suite"
         + (f", ± standard error over {len(doc['seeds'])} selection seeds" if "seeds" in doc else "")
         + f" (jax {env['jax']}, {env['backend']}, {env['machine']}):",
         "",
@@ -330,14 +387,7 @@ def readme_block(doc: dict) -> str:
         *(line + "\n" for line in noise_lines(doc)),
     ]
     if "growth" in doc:
-        lines += [
-            f"Hub growth (mean ± standard error [min, max] over {doc['growth']['orders']} random orders):",
-            "",
-            growth_table(doc["growth"]),
-            "",
-            "![hub growth](docs/growth.png)",
-            "",
-        ]
+        lines += growth_section(doc["growth"], "docs/growth.png")
     if "throughput" in doc:
         lines += ["Inference engine (`benchmarks/throughput.py`):", "", throughput_section(doc["throughput"]), ""]
     lines += ["Generated by `mll-jax report --readme README.md` from `docs/results.json`.", END]

@@ -7,7 +7,8 @@ leading model axis, every model widened to the widest class count with the
 engine's masked bias (a padded head's probability, and so its gradients and
 Adam updates, are exactly 0), and every model's data drawn to the same
 steps x batch size. Stand-alone experts on pixels train the same way, one batch
-per architecture. Each trained model is cut back to its own classes and added
+per architecture. Experts on corrupted data read one corrupted copy of the pool
+per corruption (or its features). Each trained model is cut back to its own classes and added
 to the hub like any other. Training reads the expert pool only.
 """
 
@@ -33,6 +34,7 @@ from mll_jax import engine, nets
 from mll_jax.configs.scale_hub import ScaleConfig, expert_specs
 from mll_jax.configs.specs import ExpertSpec
 from mll_jax.data import store as store_lib
+from mll_jax.data.corrupt import corrupt
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine.forward import MASKED
 from mll_jax.hub import train, zoo
@@ -68,10 +70,10 @@ def init(arch: str, config: dict, specs: list[ExpertSpec], width: int) -> nnx.St
 def _fit(graphdef, optimizer, spec_items, params, rest, inputs, source, index, targets):
     """Stacked params [M, ...] after one step per row of index / targets [steps, M, B], and the loss [steps, M].
 
-    Model m reads inputs[source[m]] (inputs: [K, N, ...], one row per backbone's features, or the pixels).
+    Model m reads inputs[source[m]] (inputs: [K, N, ...], one row per (backbone, corruption)'s features, or pixels).
     """
     spec = None if spec_items is None else dict(spec_items)
-    loss = jax.vmap(jax.value_and_grad(lambda p, x, y: train._loss(graphdef, p, rest, x, y, spec)))
+    loss = jax.vmap(jax.value_and_grad(lambda p, x, y: train.loss(graphdef, p, rest, x, y, spec)))
 
     def step(carry, batch):
         params, opt_state = carry
@@ -85,21 +87,28 @@ def _fit(graphdef, optimizer, spec_items, params, rest, inputs, source, index, t
     return params, losses
 
 
+Source = tuple[str | None, str | None]  # (backbone or None for pixels, corruption or None)
+
+
+def source(spec: ExpertSpec) -> Source:
+    return spec.backbone, spec.corruption
+
+
 def fit(
     specs: list[ExpertSpec],
-    inputs: dict[str | None, np.ndarray],
+    inputs: dict[Source, np.ndarray],
     labels: np.ndarray,
     input_spec: dict | None,
     scale: ScaleConfig,
 ) -> tuple[dict, np.ndarray]:
-    """Train `specs` (one architecture) together; expert s reads `inputs[s.backbone]` (pool features, or with
-    backbone None the pool images) and `labels` (the pool's).
+    """Train `specs` (one architecture) together; expert s reads `inputs[source(s)]` (pool features, or with
+    backbone None the pool images, corrupted as it says) and `labels` (the pool's).
 
     Returns their stacked parameters as numpy ([M, ...], heads `scale.num_classes[1]` wide) and each
     one's mean loss over its last tenth of steps. `input_spec` None: inputs are features, used as they are.
     """
     arch, config, width = specs[0].arch, specs[0].config, scale.num_classes[1]
-    sources = list(dict.fromkeys(s.backbone for s in specs))
+    sources = list(dict.fromkeys(source(s) for s in specs))
     plans = [schedule(s, labels, scale.steps, scale.batch_size) for s in specs]
     index = np.stack([p[0] for p in plans], axis=1).astype(np.int32)  # [steps, M, B]: scan runs over steps
     targets = np.stack([p[1] for p in plans], axis=1).astype(np.int32)
@@ -113,7 +122,7 @@ def fit(
         init(arch, config, specs, width),
         rest,
         jnp.stack([jnp.asarray(inputs[b]) for b in sources]),
-        jnp.asarray([sources.index(s.backbone) for s in specs], jnp.int32),
+        jnp.asarray([sources.index(source(s)) for s in specs], jnp.int32),
         jnp.asarray(index),
         jnp.asarray(targets),
     )
@@ -140,7 +149,7 @@ def unstack(arch: str, config: dict, params: dict, m: int, num_heads: int) -> nn
 
 def provenance(spec: ExpertSpec, scale: ScaleConfig, final_loss: float) -> dict:
     """`zoo.provenance` with the batched recipe (steps, not epochs) and the backbone."""
-    recorded = {k: v for k, v in zoo.provenance(spec).items() if k not in ("epochs", "swap_heads")}
+    recorded = {k: v for k, v in zoo.provenance(spec).items() if k != "epochs" and (k != "swap_heads" or v)}
     recipe = {"steps": scale.steps, "batch_size": scale.batch_size, "learning_rate": scale.learning_rate}
     return recorded | recipe | {"backbone": spec.backbone, "final_loss": round(final_loss, 4), "generator": "scale_hub"}
 
@@ -163,10 +172,15 @@ def batches(specs: list[ExpertSpec], scale: ScaleConfig) -> Iterator[tuple[list[
 
 
 def build(
-    path: str | os.PathLike, config: ScaleConfig, base: str | os.PathLike | None = None, progress: bool = True
+    path: str | os.PathLike,
+    config: ScaleConfig,
+    base: str | os.PathLike | None = None,
+    progress: bool = True,
+    backbones_from: Hub | None = None,
 ) -> Hub:
     """Create (or complete) the generated hub at `path`; with `base`, it starts as a copy of that hub directory
-    (e.g. the labelled demo hub, whose general model and experts are then kept).
+    (e.g. the labelled demo hub, whose general model and experts are then kept). Backbones it needs that
+    `backbones_from` holds are copied from there rather than trained.
 
     Trains the backbones it lacks, then the experts it lacks in vmapped batches, and adds them;
     labelling is left to `labeling.label`. A hub made without `base` has no general model
@@ -183,15 +197,23 @@ def build(
     todo = [s for s in expert_specs(config) if s.id not in have]
     needed = {s.backbone for s in todo if s.backbone}
     for spec in config.backbones:
-        if spec.id in needed and spec.id not in hub.backbones:
+        if spec.id in needed and spec.id not in hub.backbones and backbones_from and spec.id in backbones_from.backbones:
+            hub.copy_backbone(backbones_from, spec.id)
+        elif spec.id in needed and spec.id not in hub.backbones:
             log.info("hub %s: training backbone %s", hub.path, spec.id)
             zoo.add_expert(hub, spec, "backbone", config.input_spec)
     pool = store_lib.expert_pool(hub.store_spec)
     names = [c["name"] for c in pool.classes]
-    # Each backbone's features of the whole pool, once: every head over it trains on rows of these.
-    inputs: dict[str | None, np.ndarray] = {None: pool.images}
-    for b in sorted(needed):
-        inputs[b] = engine.model_features(hub.load_backbone(b), hub.backbones[b]["input_spec"], pool.images)
+    # The pool, and one corrupted copy of it per corruption in use (drawn once, seed 0); each backbone's features
+    # of each of them, once: every head over it trains on rows of these.
+    images = {c: corrupt(pool.images, c) for c in sorted({s.corruption for s in todo}, key=str)}
+    inputs: dict[Source, np.ndarray] = {}
+    for b, c in sorted({source(s) for s in todo}, key=str):
+        inputs[b, c] = (
+            images[c]
+            if b is None
+            else engine.model_features(hub.load_backbone(b), hub.backbones[b]["input_spec"], images[c])
+        )
     log.info("hub %s: %d expert(s) to train", hub.path, len(todo))
     bar = tqdm(total=len(todo), desc="generating experts", disable=not (progress and todo))
     for batch, size in batches(todo, config):

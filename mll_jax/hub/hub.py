@@ -249,6 +249,7 @@ class Hub:
         """
         from mll_jax import engine, nets
         from mll_jax.hub import checkpoint
+
         if not _ID.match(model_id):
             raise ValueError(f"model id {model_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         if role not in ROLES:
@@ -290,6 +291,12 @@ class Hub:
                 shutil.rmtree(folder, ignore_errors=True)  # an older model of this id kept a directory
             self.refresh()
 
+    def copy_backbone(self, source: Hub, backbone_id: str) -> None:
+        """Add `source`'s backbone `backbone_id` (checkpoint and entry) to this hub."""
+        b = source.backbones[backbone_id]
+        model = source.load_backbone(backbone_id)
+        self.add_backbone(backbone_id, model, b["arch"], b["config"], b["input_spec"], b["provenance"])
+
     def add_backbone(
         self,
         backbone_id: str,
@@ -302,6 +309,7 @@ class Hub:
         """Store a feature extractor that several experts' heads share (its own head is kept but unused)."""
         from mll_jax import nets
         from mll_jax.hub import checkpoint
+
         if not _ID.match(backbone_id):
             raise ValueError(f"backbone id {backbone_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         with self._locked():
@@ -385,6 +393,7 @@ class Hub:
 def _signature(model_id: str, entry: dict, backbones: dict) -> str:
     """A format-1 entry's engine signature (migration); an entry that does not build runs alone."""
     from mll_jax import engine, nets
+
     try:
         abstract = nets.abstract(entry["arch"], entry["config"], len(entry["heads"]))
         return engine.signature(engine.Member(model_id, abstract, entry["input_spec"], entry.get("backbone")))

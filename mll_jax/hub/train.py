@@ -15,7 +15,8 @@ from mll_jax.data.augment import augment, check_augmentations
 from mll_jax.data.preprocess import preprocess, spec_key
 
 
-def _loss(graphdef, params, rest, inputs, labels, spec):
+def loss(graphdef, params, rest, inputs, labels, spec):
+    """Mean softmax cross-entropy of the model (graphdef, params, rest) on inputs (preprocessed by `spec`)."""
     x = inputs if spec is None else preprocess(inputs, spec)
     logits = nnx.merge(graphdef, params, rest)(x)
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
@@ -27,9 +28,9 @@ def _epoch(graphdef, optimizer, spec_items, params, rest, opt_state, images, lab
 
     def step(carry, batch):
         params, opt_state = carry
-        loss, grads = jax.value_and_grad(_loss, argnums=1)(graphdef, params, rest, *batch, spec)
+        value, grads = jax.value_and_grad(loss, argnums=1)(graphdef, params, rest, *batch, spec)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        return (optax.apply_updates(params, updates), opt_state), value
 
     (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (images, labels))
     return params, opt_state, losses.mean()

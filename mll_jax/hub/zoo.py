@@ -17,6 +17,7 @@ from mll_jax import engine, nets
 from mll_jax.configs import demo_hub
 from mll_jax.configs.specs import ExpertSpec
 from mll_jax.data import store as store_lib
+from mll_jax.data.corrupt import corrupt
 from mll_jax.hub import general, train
 from mll_jax.hub.hub import Hub
 
@@ -39,7 +40,7 @@ def training_indices(spec: ExpertSpec, labels: np.ndarray) -> tuple[np.ndarray, 
 def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (images, head targets) an expert trains on (`training_indices`)."""
     index, targets = training_indices(spec, labels)
-    return images[index], targets
+    return corrupt(images[index], spec.corruption, spec.seed), targets
 
 
 def train_expert(
@@ -65,6 +66,8 @@ def declared_heads(spec: ExpertSpec, class_names: list[str]) -> list[str]:
 def provenance(spec: ExpertSpec) -> dict:
     """What the registry records of how an expert was made: its spec less what the entry holds anyway."""
     recorded = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config", "backbone")}
+    if recorded["corruption"] is None:
+        del recorded["corruption"]  # as the hubs made before corruptions existed record it
     return recorded | {"trained_on": "expert pool"}
 
 
@@ -96,7 +99,7 @@ def build(path, config: demo_hub.HubConfig | None = None) -> Hub:
     log.info("hub %s: %d model(s) to train", hub.path, len(todo))
     for spec, role in tqdm(todo, desc="training models", disable=not todo):
         add_expert(hub, spec, role, config.input_spec)
-    if config.general is not None and config.general.id not in hub.entries:
+    if config.general is not None and not general.built_from(hub, config.general):
         log.info("hub %s: training the general model (%s)", hub.path, config.general.backend)
         general.add_to_hub(hub, config.general, config.input_spec)
     return hub

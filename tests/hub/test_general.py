@@ -22,18 +22,18 @@ def test_the_demo_general_model_is_text_aligned_and_heads_every_node(hub):
     np.testing.assert_allclose(kernel / scale[:, None], text, atol=1e-5)  # the text side stayed frozen (LiT)
 
 
-def test_the_aligned_tower_trains_with_shifts_and_flips_so_it_barely_overfits_its_half(hub):
-    # Calibration fits on the store half the tower trained on: without augmentation it scored
-    # 99.5 % there against 86 % held out, and selection overrated it.
+def test_the_default_tower_trains_with_shifts_and_flips_and_scores_both_store_halves_alike(hub):
+    # It never trained on the store (the paper regime), so calibrating on either half is honest; the in-domain
+    # model scored 0.88 on its training half against 0.85 on the other.
     entry = hub.entry(hub.general_id)
-    assert entry["provenance"]["augmentations"] == ["shift", "flip"]
+    assert entry["provenance"]["augmentations"] == ["shift", "flip"] and entry["provenance"]["data"] == "captions"
     model = hub.load_model(hub.general_id)
     heads = [entry["heads"].index(s) for s in hub.store.synsets]
     logits = np.asarray(model(preprocess(hub.store.images, entry["input_spec"])))[:, heads]
     hits = logits.argmax(1) == hub.store.concepts
     fit = store.fit_mask(len(hub.store))
-    assert hits[~fit].mean() > 0.8
-    assert hits[fit].mean() - hits[~fit].mean() < 0.08
+    assert hits.mean() > 0.5  # 10-way: chance is 0.1
+    assert abs(hits[fit].mean() - hits[~fit].mean()) < 0.03
 
 
 def _zero_shot_accuracy(hub, test_split, names):
@@ -49,8 +49,9 @@ def _zero_shot_accuracy(hub, test_split, names):
 @pytest.mark.parametrize(
     "names, floor",
     [
-        (["pocketbook", "espadrilles", "slacks"], 0.85),  # no expert covers bags
-        (["running shoes", "oxford shirt", "bomber jacket"], 0.6),  # names outside WordNet, as typed
+        # The paper-regime model scored 0.83 on both when this was written (the in-domain one 0.94 and 0.93).
+        (["pocketbook", "espadrilles", "slacks"], 0.7),  # no expert covers bags
+        (["running shoes", "oxford shirt", "bomber jacket"], 0.7),  # names outside WordNet, as typed
     ],
 )
 def test_it_scores_class_names_as_typed(hub, test_split, names, floor):

@@ -37,6 +37,18 @@ def test_select_and_reuse_a_small_task(hub, test_split):
     assert abs(accuracy - sel.val_accuracy) < 0.05
 
 
+def test_scores_from_probabilities_are_what_reuse_gives(hub, test_split):
+    # Experiments score selections from probabilities computed once; they must be the classifier's logits.
+    from mll_jax import engine
+    from mll_jax.classifier import scores_from_probabilities
+
+    images = test_split.images[:300]
+    for names in (["sandal", "sneakers", "bag"], ["coat", "pullover", "shirt", "dress"]):
+        sel = mll.select(hub, names)
+        probs = engine.from_hub(hub, list(hub.entries)).probabilities(images)
+        np.testing.assert_allclose(scores_from_probabilities(sel, probs), mll.reuse(hub, sel)(images), atol=2e-4)
+
+
 def test_classifier_composes_with_jax(hub, test_split):
     sel = mll.select(hub, ["t-shirt", "trousers"])
     clf = mll.reuse(hub, sel)
