@@ -117,9 +117,7 @@ def _self_check() -> None:
             expected = nnx.jit(lambda m, x: jax.nn.softmax(m(preprocess(x, spec))))(model, images)
             torch_model = to_torch(model)
         else:
-            expected = nnx.jit(lambda m, b, x: jax.nn.softmax(m(b.features(preprocess(x, spec)))))(
-                model, base, images
-            )
+            expected = nnx.jit(lambda m, b, x: jax.nn.softmax(m(b.features(preprocess(x, spec)))))(model, base, images)
             torch_model = to_torch_on_backbone(base, model)
         (got,) = reference_probabilities([torch_model], images, spec["mean"], spec["std"])
         diff = float(np.abs(got - np.asarray(expected)).max())

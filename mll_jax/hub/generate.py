@@ -197,9 +197,11 @@ def build(
     todo = [s for s in expert_specs(config) if s.id not in have]
     needed = {s.backbone for s in todo if s.backbone}
     for spec in config.backbones:
-        if spec.id in needed and spec.id not in hub.backbones and backbones_from and spec.id in backbones_from.backbones:
+        if spec.id not in needed or spec.id in hub.backbones:
+            continue
+        if backbones_from is not None and spec.id in backbones_from.backbones:
             hub.copy_backbone(backbones_from, spec.id)
-        elif spec.id in needed and spec.id not in hub.backbones:
+        else:
             log.info("hub %s: training backbone %s", hub.path, spec.id)
             zoo.add_expert(hub, spec, "backbone", config.input_spec)
     pool = store_lib.expert_pool(hub.store_spec)

@@ -82,9 +82,7 @@ def test_missing_hub(capsys, tmp_path):
 
 
 def test_entry_point_help():
-    result = subprocess.run(
-        [sys.executable, "-m", "mll_jax", "--help"], capture_output=True, text=True, env=os.environ
-    )
+    result = subprocess.run([sys.executable, "-m", "mll_jax", "--help"], capture_output=True, text=True, env=os.environ)
     assert result.returncode == 0 and "mll-jax demo" in result.stdout
 
 

@@ -146,9 +146,7 @@ ADD_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_four_processes_adding_25_models_each(hub_copy):
     before = set(hub_copy.entries)
-    procs = [
-        subprocess.Popen([sys.executable, "-c", ADD_SCRIPT, str(hub_copy.path), name, "25"]) for name in "abcd"
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", ADD_SCRIPT, str(hub_copy.path), name, "25"]) for name in "abcd"]
     assert [p.wait(timeout=600) for p in procs] == [0, 0, 0, 0]
     reopened = Hub.open(hub_copy.path)
     added = set(reopened.entries) - before
