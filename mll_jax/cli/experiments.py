@@ -60,6 +60,12 @@ def add_demo(sub) -> None:
     )
 
 
+def growth_regimes() -> tuple[str, ...]:
+    from mll_jax.configs.general import REGIMES  # data only: cheap to import for --help
+
+    return tuple(REGIMES)
+
+
 def add_experiment(sub) -> None:
     experiment = sub.add_parser("experiment", help="experiments on the hub").add_subparsers(
         dest="experiment_command", required=True
@@ -79,8 +85,8 @@ def add_experiment(sub) -> None:
     growth.add_argument(
         "--regimes",
         nargs="+",
-        default=["paper", "in-domain"],
-        choices=["paper", "in-domain"],
+        default=list(growth_regimes()),
+        choices=list(growth_regimes()),
         help="general-model regimes (default: both)",
     )
     growth.add_argument("--tasks", type=int, help="run only this many of the demo suite's tasks, spread evenly over it")

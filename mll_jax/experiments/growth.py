@@ -28,7 +28,7 @@ from mll_jax.hub.hub import Hub
 from mll_jax.labeling import labels as labeling
 
 METHODS = ("mll", "patch_only", "f1_topk", "declared", "random")  # the oracle is one line: it has no hub
-REGIMES = ("paper", "in-domain")
+REGIMES = tuple(regimes_lib.REGIMES)  # paper, in-domain
 log = logging.getLogger(__name__)
 
 

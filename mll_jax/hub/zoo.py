@@ -1,8 +1,8 @@
 """Building a hub from specs: train each expert on the expert pool and store it (the demo hub by default).
 
-The specs are data (`configs.demo_hub`). The general model is trained by
-`hub.general` on the store's fit half only, so that selection can validate it
-honestly on the other half.
+The specs are data (`configs.demo_hub`). The general model is built by
+`hub.general` in the paper regime (it never sees a store image); a hub whose
+general model was built from another spec gets the configured one.
 """
 
 from __future__ import annotations

@@ -82,3 +82,17 @@ def test_the_development_split_is_what_the_spec_says():
     with pytest.raises(ValueError, match="no development split"):
         store.development(StoreSpec(dev_per_class=0))
     assert store.fit_mask(10).tolist() == [True, False] * 5
+
+
+def test_corruptions_blur_and_add_noise_and_unknown_ones_are_refused():
+    from mll_jax.data.corrupt import corrupt
+
+    images = data.load("fashion_mnist", "test").images[:64]
+    blurred, noisy = corrupt(images, "blur"), corrupt(images, "noise", seed=3)
+    assert blurred.dtype == noisy.dtype == np.uint8 and blurred.shape == noisy.shape == images.shape
+    edges = lambda x: np.abs(np.diff(x.astype(np.int32), axis=2)).mean()  # noqa: E731
+    assert edges(blurred) < 0.7 * edges(images) < edges(noisy)
+    assert np.array_equal(noisy, corrupt(images, "noise", seed=3)) and not np.array_equal(noisy, images)
+    assert corrupt(images, None) is images
+    with pytest.raises(ValueError, match="unknown corruption 'rain'"):
+        corrupt(images, "rain")

@@ -1,5 +1,7 @@
-"""The growth experiment, small (24 generated experts, 8 tasks, 3 orders, both regimes): what the full run
-reports, and the orderings its bars are about."""
+"""The growth experiment, small (24 generated experts, 8 tasks, 3 orders): what the full run reports, and the
+orderings its bars are about, in the paper regime. The in-domain regime runs the same loop with another general
+model; training that one costs CI 2.5 minutes, so its path is tested with one epoch in `tests/hub/test_captions.py`.
+"""
 
 import numpy as np
 import pytest
@@ -16,12 +18,12 @@ def result(hub, tmp_path_factory):
     work = tmp_path_factory.mktemp("growth")
     full = generate.build(work / "hub", scale_hub.growth_config(EXPERTS), progress=False, backbones_from=hub)
     tasks = suite.spread(suite.DEMO_TASKS, 8)  # the demo test's tasks: their oracles are trained once
-    return growth.run(full, work, orders=3, tasks=tasks)
+    return growth.run(full, work, orders=3, tasks=tasks, regimes=("paper",))
 
 
 @pytest.mark.slow
 def test_growth_labels_only_new_models_and_covers_more(result):
-    assert result["sizes"] == [1, 2, 4, 8, 16, EXPERTS] and result["regimes"] == ["paper", "in-domain"]
+    assert result["sizes"] == [1, 2, 4, 8, 16, EXPERTS] and result["regimes"] == ["paper"]
     for regime in result["regimes"]:
         for order in range(3):
             rows = [r for r in result["rows"] if (r["regime"], r["order"]) == (regime, order)]
@@ -30,8 +32,8 @@ def test_growth_labels_only_new_models_and_covers_more(result):
                 assert set(after["labelled_now"]) == set(after["experts"]) - set(before["experts"])
         summary = result["summary"][regime]
         assert summary[-1]["coverage"]["mean"] > summary[0]["coverage"]["mean"]
-    assert result["general"]["paper"]["data"] == "captions" and result["general"]["in-domain"]["data"] == "store"
-    assert result["general_zero_shot"]["in-domain"] > result["general_zero_shot"]["paper"] > 0.1  # chance: 0.1
+    assert result["general"]["paper"]["data"] == "captions"
+    assert result["general_zero_shot"]["paper"] > 0.3  # 10-way: chance is 0.1
 
 
 @pytest.mark.slow
@@ -55,7 +57,7 @@ def test_growth_reports_the_oracle_mislabels_a_table_and_a_plot(result, hub, tmp
     assert mislabels["swapped_heads"] == 2  # expert 19 of 24 (5 %) has its first two names exchanged
     assert 0 <= mislabels["precision"] <= 1 and 0 <= mislabels["recall"] <= 1
     text = growth.table(result)
-    assert "paper regime" in text and "in-domain regime" in text and "recall" in text
+    assert "paper regime" in text and "recall" in text
     png = tmp_path / "growth.png"
     growth.plot(result, png)
     assert png.stat().st_size > 20_000

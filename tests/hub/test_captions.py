@@ -1,5 +1,7 @@
 """The paper regime's general model: trained on a captioned sample of the expert pool, never on a store image."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,12 @@ def test_bad_general_specs_are_refused_and_change_nothing(hub_copy):
     with pytest.raises(ValueError, match="unknown general-model regime 'web'"):
         regimes.get_config("web")
     assert hub_copy.entries == before
+
+
+def test_the_in_domain_ablation_trains_on_the_store_fit_half(hub_copy):
+    spec = regimes.REGIMES["in-domain"]
+    assert spec.data == "store"
+    general.add_to_hub(hub_copy, dataclasses.replace(spec, epochs=1))  # one epoch: the path, not the model
+    provenance = hub_copy.entry(hub_copy.general_id)["provenance"]
+    assert provenance["data"] == "store" and "fit half" in provenance["trained_on"]
+    assert not general.built_from(hub_copy, regimes.REGIMES["paper"]) and general.built_from(hub_copy, spec)

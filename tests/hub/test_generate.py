@@ -74,6 +74,29 @@ def test_specs_are_drawn_deterministically_within_the_ranges():
     assert {len(s.classes) for s in many} == {2, 3, 4, 5, 6}
 
 
+def test_the_growth_hub_is_diverse_as_configured():
+    specs = scale_hub.expert_specs(scale_hub.growth_config())
+    assert len(specs) == 256 and all(s.id.startswith("grow-") for s in specs)
+    kinds = {(s.arch, s.backbone) for s in specs}
+    assert {("mlp", None), ("cnn", None)} <= kinds and {b.id for b in scale_hub.BACKBONES} <= {b for _, b in kinds}
+    assert abs(sum(s.backbone is None for s in specs) / 256 - 1 / 3) < 0.01
+    assert sum(s.swap_heads == (0, 1) for s in specs) == 256 // 20  # 5 %, spread evenly
+    corrupted = [s.corruption for s in specs if s.corruption]
+    assert set(corrupted) == {"blur", "noise"} and 0.05 < len(corrupted) / 256 < 0.15
+    assert min(s.per_class for s in specs) < 40 and max(s.per_class for s in specs) > 2500
+    assert max(s.label_noise for s in specs) > 0.55 and all(2 <= len(s.classes) <= 6 for s in specs)
+    # configs without corruptions or swaps draw what they always drew (the measured 1,000 and 10,000 hubs)
+    assert not any(s.corruption or s.swap_heads for s in scale_hub.expert_specs(scale_hub.get_config(100)))
+    first = scale_hub.expert_spec(scale_hub.get_config(1), 0)
+    assert (first.classes, first.per_class, first.label_noise, first.seed, first.backbone) == (
+        (0, 1, 2, 3, 5, 9),
+        374,
+        0.438,
+        1357791199,
+        "scale-mlp",
+    )
+
+
 def test_generated_experts_are_stored_as_specified(generated, hub_path):
     hub, _, pool = generated
     names = [c["name"] for c in pool.classes]
@@ -118,11 +141,11 @@ def test_training_reads_only_the_expert_pool(generated):
     assert {i for c in calls for i in c["ids"]} == {s.id for s in scale_hub.expert_specs(CONFIG)}
     for call in calls:
         assert np.array_equal(call["labels"], pool.labels)
-        assert np.array_equal(call["inputs"][None], pool.images)
+        assert np.array_equal(call["inputs"][None, None], pool.images)  # (backbone, corruption): pixels, clean
         assert all(len(x) == len(pool) for x in call["inputs"].values())
-    backbone = next(b for b in CONFIG.backbones if b.id in calls[0]["inputs"])
+    backbone = next(b for b in CONFIG.backbones if (b.id, None) in calls[0]["inputs"])
     expected = engine.model_features(hub.load_backbone(backbone.id), CONFIG.input_spec, pool.images[:64])
-    np.testing.assert_allclose(calls[0]["inputs"][backbone.id][:64], expected, atol=1e-5)
+    np.testing.assert_allclose(calls[0]["inputs"][backbone.id, None][:64], expected, atol=1e-5)
 
 
 def test_building_again_trains_nothing(generated, monkeypatch):
@@ -137,7 +160,7 @@ def test_batched_training_is_deterministic_and_padding_is_inert():
     config = dataclasses.replace(CONFIG, steps=20)
     specs = [s for s in scale_hub.expert_specs(config) if s.backbone is not None][:3]
     features = np.random.default_rng(0).standard_normal((len(pool), scale_hub.FEATURES)).astype(np.float32)
-    inputs = {s.backbone: features for s in specs}
+    inputs = {generate.source(s): features for s in specs}
     params, _ = generate.fit(specs, inputs, pool.labels, None, config)
     again, _ = generate.fit(specs, inputs, pool.labels, None, config)
     padded, _ = generate.fit([*specs, specs[-1], specs[-1]], inputs, pool.labels, None, config)
