@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from mll_jax.data.preprocess import preprocess as preprocess_spec
@@ -117,15 +118,19 @@ def _is_head(path) -> bool:
 
 
 def pad_heads(state: nnx.State, width: int) -> nnx.State:
-    """The state with its head widened to `width` outputs (zero kernel columns, masked biases)."""
+    """The state as host arrays, its head widened to `width` outputs (zero kernel columns, masked biases).
+
+    On the host (numpy): eager jax ops would compile a program for every new shape, which a new
+    process's first classifier pays for each model it has not stacked before."""
     if "bias" not in state["head"]:
         raise ValueError("a model's head layer needs a bias (padded heads are masked through it); got none")
 
     def pad(path, x):
+        x = np.asarray(x)
         if not _is_head(path) or x.shape[-1] == width:
             return x
         value = MASKED if x.ndim == 1 else 0.0
-        return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, width - x.shape[-1])], constant_values=value)
+        return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, width - x.shape[-1])], constant_values=value)
 
     return jax.tree_util.tree_map_with_path(pad, state)
 

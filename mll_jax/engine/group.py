@@ -17,7 +17,7 @@ from mll_jax.engine import sharding
 from mll_jax.engine.forward import Layout, Member, chunked, forward_leaves, group_probabilities, pad_heads
 
 
-def _cast(dtype, x: jax.Array) -> jax.Array:
+def _cast(dtype, x: np.ndarray) -> np.ndarray:
     return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
 
@@ -74,7 +74,7 @@ class Group:
         else:
             self.size = sharding.round_up(len(padded), mesh, "model")
             padded += [padded[0]] * (self.size - len(padded))
-            stack = jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+            stack = jax.tree.map(lambda *xs: np.stack(xs), *padded)  # on the host, as `pad_heads`
             if strategy == "shared":
                 graphdef, backbone_state = nnx.split(backbone)
                 graphdefs, treedefs = (graphdef,), (jax.tree.structure(backbone_state),)

@@ -130,19 +130,12 @@ def fit(
     return jax.device_get(nnx.to_pure_dict(params)), final
 
 
-@functools.cache
-def _template(arch: str, config_json: str, num_heads: int) -> tuple[nnx.GraphDef, nnx.State]:
-    # nets.build and nets.abstract cost 12-15 ms a model on CPU, nnx.merge ~0.4 ms: one structure per class count.
-    return nnx.split(nets.abstract(arch, json.loads(config_json), num_heads))
-
-
 def unstack(arch: str, config: dict, params: dict, m: int, num_heads: int) -> nnx.Module:
     """Model `m` of stacked `params` as a model of its own `num_heads` heads (the padded ones cut off)."""
-    graphdef, abstract = _template(arch, json.dumps(config, sort_keys=True), num_heads)
+    graphdef, state = nnx.split(nets.abstract(arch, config, num_heads))  # traced once per structure
     own = jax.tree.map(lambda x: x[m], params)
     own["head"] = jax.tree.map(lambda x: x[..., :num_heads], own["head"])
     own = jax.tree.map(jnp.array, own)  # copies: a model must not keep its whole batch's arrays alive
-    state = jax.tree.map(lambda v: v, abstract)  # fresh variables: models must not share arrays
     nnx.replace_by_pure_dict(state, own)
     return nnx.merge(graphdef, state)
 
