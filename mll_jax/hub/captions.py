@@ -80,6 +80,7 @@ def draw(sdag: SDAG, store_spec: StoreSpec, rule: CaptionRule | None = None) -> 
     words = vocabulary(sdag, rule)
     word = {w: i for i, w in enumerate(words)}
     concepts = sdag.concept_nodes
+    above = {node: hypernyms(sdag, node, rule.top) for node in concepts}  # once per concept, not per image
     rng = np.random.default_rng(rule.seed)
     indices, shown, kinds, captions = [], [], [], []
     for c, node in enumerate(concepts):
@@ -94,8 +95,7 @@ def draw(sdag: SDAG, store_spec: StoreSpec, rule: CaptionRule | None = None) -> 
             if kind == 0:
                 source = node
             elif kind == 1:
-                above = hypernyms(sdag, node, rule.top)
-                source = above[int(rng.integers(len(above)))]
+                source = above[node][int(rng.integers(len(above[node])))]
             else:
                 others = [v for v in concepts if v != node]
                 source = others[int(rng.integers(len(others)))]

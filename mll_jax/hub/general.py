@@ -138,8 +138,6 @@ def add_to_hub(hub: Hub, spec: GeneralSpec = GeneralSpec(), input_spec: dict = d
     if augmentations:
         provenance["augmentations"] = list(augmentations)
     if spec.backend == "aligned":
-        if spec.data == "captions":
-            captions.check_rule(spec.captions, hub.sdag)
         images, labels, label_text, trained_on = aligned_training_data(hub, spec)
         model, heads = train_aligned(
             hub.sdag, images, labels, label_text, input_spec, spec.config, spec.epochs, spec.seed, augmentations
