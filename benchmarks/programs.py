@@ -6,8 +6,10 @@ For each class-bucket policy (`chco.Config.class_buckets`), in fresh processes:
 `cold` runs with an empty cache (a new machine: trace, lower, compile, store),
 `warm` again with that cache (load the stored programs), each the first
 `select_many` of the answerable demo suite, then `steady` (the same call again).
-Also, in another fresh process with the warm cache, the first `select` of one
-3-class task and the first call of its `reuse` on 1,024 images. A policy with more
+Also, in other fresh processes with the warm cache: the first `select` of one
+3-class task and the first call of its `reuse` on 1,024 images; and `reuse` of every
+task of the suite, each classifier's first and second call on 1,024 images (its
+programs are shared with earlier tasks' and read from the cache). A policy with more
 buckets pads less (less compute per task) and needs more programs (more to compile
 and load).
 """
@@ -23,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 POLICIES = ("2,3,4,5,6,7,8", "2,4,8", "4,8", "8")
 ONE_TASK = ["sandals", "sneakers", "ankle boots"]
@@ -59,6 +63,18 @@ def first_calls(hub_path: str, buckets: tuple[int, ...], what: str) -> dict:
     start = time.perf_counter()
     selections = mll.select_many(hub, tasks, config=config)
     out["suite_first_s"] = time.perf_counter() - start
+    if what == "reuse":
+        images = data.load(hub.store_spec.source, "test").images[:1024]
+        calls = {"reuse_build_s": [], "reuse_first_s": [], "reuse_second_s": []}
+        for selection in selections:
+            start = time.perf_counter()
+            classify = mll.reuse(hub, selection)
+            calls["reuse_build_s"].append(time.perf_counter() - start)
+            for name in ("reuse_first_s", "reuse_second_s"):
+                start = time.perf_counter()
+                jax.block_until_ready(classify(images))
+                calls[name].append(time.perf_counter() - start)
+        return {f"suite_{name}": calls[name] for name in calls}
     start = time.perf_counter()
     mll.select_many(hub, tasks, config=config)
     out["suite_steady_s"] = time.perf_counter() - start
@@ -100,17 +116,19 @@ def main(argv=None) -> dict:
                 shutil.copytree(paths.cache_dir() / part, cache / part)
         cold = fresh(hub_path, policy, "suite", cache)
         warm = fresh(hub_path, policy, "suite", cache) | fresh(hub_path, policy, "one", cache)
+        warm |= fresh(hub_path, policy, "reuse", cache)
         shutil.rmtree(cache, ignore_errors=True)
         rows.append({"class_buckets": policy, "cold": cold, "warm": warm})
         print(json.dumps(rows[-1]), flush=True)
     header = f"{'class buckets':16s}{'programs':>9s}{'cold s':>9s}{'warm s':>9s}{'steady s':>9s}{'1 task s':>9s}"
-    print(header + f"{'reuse s':>9s}{'val acc':>9s}")
+    print(header + f"{'reuse s':>9s}{'val acc':>9s}   per suite task, reuse: 1st call mean / median, 2nd call")
     for r in rows:
         c, w = r["cold"], r["warm"]
+        first, second = np.asarray(w["suite_reuse_first_s"]), np.asarray(w["suite_reuse_second_s"])
         print(
             f"{r['class_buckets']:16s}{w['programs']:9d}{c['suite_first_s']:9.2f}{w['suite_first_s']:9.2f}"
             f"{w['suite_steady_s']:9.2f}{w['one_task_first_s']:9.2f}{w['reuse_first_s']:9.2f}"
-            f"{w['mean_val_accuracy']:9.4f}"
+            f"{w['mean_val_accuracy']:9.4f}   {first.mean():.3f} / {np.median(first):.3f} s, {second.mean():.3f} s"
         )
     result = {"hub": hub_path, "tasks_note": "answerable demo suite", "policies": rows}
     if args.json:

@@ -9,7 +9,6 @@ needs its whole row for the normaliser, so a used model's head layer runs whole.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -17,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from mll_jax import engine
+from mll_jax.engine import sharding
 from mll_jax.hub.hub import Hub
 from mll_jax.selection.chco import candidate_scores
 from mll_jax.selection.types import Selection
 
-_programs: set = set()  # (groups, input shape) of every compiled classifier program
+_programs: set = set()  # (groups, input shape) of every classifier call: the engine programs it needs
 
 
 def check_images(images, shape: tuple[int, ...]) -> None:
@@ -35,41 +35,50 @@ def check_images(images, shape: tuple[int, ...]) -> None:
         raise ValueError("the batch is empty; pass at least one image")
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _logits(layouts: tuple, params: tuple, combine: tuple, biases: jax.Array, images: jax.Array) -> jax.Array:
-    # One compiled program per (groups, input shape); selections over the same models share it.
-    z = jnp.broadcast_to(biases, (images.shape[0], biases.shape[0]))
-    for layout, group_params, (membership, weights) in zip(layouts, params, combine):
-        probs = engine.group_probabilities(layout, group_params, images)  # [M, B, H]
-        scores = candidate_scores(jnp.einsum("mbh,mhk->mbk", probs, membership))
-        z = z + jnp.where(weights[:, None] > 0, scores * weights[:, None], 0.0).sum(0)
-    return z
+CLASS_SLOTS = 8  # a group's scores are padded to a multiple of this many classes: tasks of up to 8 share programs
+
+
+@jax.jit
+def _group_scores(outputs: tuple, membership: jax.Array, weights: jax.Array) -> jax.Array:
+    """One group's part of the logits [B, slots], from its models' probabilities (a stack [M, B, H], or one model's
+    [B, H] each). Its program depends only on shapes, so selections of different models share it."""
+    probs = jnp.concatenate([o if o.ndim == 3 else o[None] for o in outputs])
+    scores = candidate_scores(jnp.einsum("mbh,mhk->mbk", probs, membership))
+    return jnp.where(weights[:, None] > 0, scores * weights[:, None], 0.0).sum(0)
 
 
 def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[jax.Array], jax.Array]:
-    """A jitted classifier for `selection`: uint8 images [B, H, W, C] -> logits [B, K]."""
+    """A classifier for `selection`: uint8 images [B, H, W, C] -> logits [B, K].
+
+    It runs the engine's programs of the selected models' groups and one small program per group that turns
+    their probabilities into class scores; both are shared with other selections (and, through the compile
+    cache, with other processes), so a new selection compiles little or nothing."""
     K = len(selection.classes)
+    slots = -(-K // CLASS_SLOTS) * CLASS_SLOTS
     runner = engine.from_hub(hub, list(selection.models), dtype=dtype)
     combine = []
     for group in runner.groups:
-        membership = np.zeros((group.size, group.width, K), np.float32)  # padded models stay 0
-        weights = np.zeros((group.size, K), np.float32)
+        membership = np.zeros((group.size, group.width, slots), np.float32)  # padded models and classes stay 0
+        weights = np.zeros((group.size, slots), np.float32)
         for m, member in enumerate(group.members):
             for k, choices in enumerate(selection.choices):
                 for c in choices:
                     if c.model == member.id:
                         membership[m, c.heads, k] = 1.0
                         weights[m, k] = c.weight * np.exp(-selection.temperatures[member.id])
-        combine.append((jnp.asarray(membership), jnp.asarray(weights)))
+        combine.append(jax.device_put((membership, weights)))  # not jnp.asarray: that compiles a copy per shape
     shape = tuple(hub.entry(selection.models[0])["input_spec"]["shape"])
-    layouts = tuple(g.layout for g in runner.groups)
-    params = tuple(g.params for g in runner.groups)
-    combine, biases = tuple(combine), jnp.asarray(selection.biases, jnp.float32)
+    biases = jax.device_put(np.pad(np.asarray(selection.biases, np.float32), (0, slots - K)))
 
     def classifier(images: jax.Array) -> jax.Array:
         check_images(images, shape)
-        _programs.add((layouts, images.shape, str(images.dtype)))
-        return _logits(layouts, params, combine, biases, images)
+        rows = len(images)
+        placed = runner.place(engine.pad_rows(images, sharding.round_up(rows, runner.mesh)))  # equal rows per device
+        _programs.add((tuple(g.layout for g in runner.groups), placed.shape, str(images.dtype)))
+        z = biases
+        for group, (membership, weights) in zip(runner.groups, combine):
+            z = z + _group_scores(tuple(group.run(placed)), membership, weights)
+        return z[:rows, :K]
 
     classifier.classes = list(selection.classes)
     return classifier

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         hub_members,
         model_features,
         model_probabilities,
+        pad_rows,
     )
 
 # Loaded on first use (PEP 562): `engine.sharding` is all selection needs, and the rest imports flax.
@@ -36,6 +37,7 @@ _LAZY = {
             "hub_members",
             "model_features",
             "model_probabilities",
+            "pad_rows",
         ),
         "mll_jax.engine.runner",
     ),
@@ -52,6 +54,7 @@ __all__ = [
     "hub_members",
     "model_features",
     "model_probabilities",
+    "pad_rows",
     "signature",
 ]
 

@@ -35,7 +35,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 NEG = -1e9
 MIN_BETA = 1e-3  # inverse temperatures stay positive: a head's score never counts for other classes
@@ -208,6 +207,8 @@ def loss(params, problem, config: Config) -> jax.Array:
 
 
 def adam_fit(loss_fn, params, steps: int, learning_rate: float):
+    import optax  # here, not at the top: a process that loads its stored programs never traces, nor needs optax
+
     optimizer = optax.adam(learning_rate)
 
     def step(carry, _):

@@ -49,6 +49,35 @@ def test_scores_from_probabilities_are_what_reuse_gives(hub, test_split):
         np.testing.assert_allclose(scores_from_probabilities(sel, probs), mll.reuse(hub, sel)(images), atol=2e-4)
 
 
+def test_a_selection_over_groups_already_run_traces_and_compiles_nothing(hub, test_split):
+    """A classifier is the engine's programs of its models' groups and one small program per group shape, so a new
+    selection over groups another classifier ran needs no new program (a new process reads them from the cache)."""
+    from mll_jax import engine
+    from mll_jax.classifier import scores_from_probabilities
+
+    sel = mll.select(hub, ["dress", "coat", "sandal", "bag", "shirt"])
+    groups = engine.from_hub(hub, sel.models).groups
+    assert len(groups) >= 2, sel.models
+    images = test_split.images[:128]
+    mll.reuse(hub, sel)(images)
+    kept = {m.id for m in groups[0].members}
+    part = dataclasses.replace(sel, choices=[[c for c in cs if c.model in kept] for cs in sel.choices])
+    traced = []
+
+    def listener(event: str, duration: float, **_) -> None:
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traced.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        logits = mll.reuse(hub, part)(images)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert traced == []
+    probs = engine.from_hub(hub, part.models).probabilities(images)
+    np.testing.assert_allclose(logits, scores_from_probabilities(part, probs), atol=2e-4)
+
+
 def test_classifier_composes_with_jax(hub, test_split):
     sel = mll.select(hub, ["t-shirt", "trousers"])
     clf = mll.reuse(hub, sel)
@@ -111,11 +140,16 @@ TASKS = [
 ON_EIGHT_DEVICES = """
 import dataclasses, json, sys
 import jax
+import numpy as np
 import mll_jax as mll
+from mll_jax import data
 from mll_jax.selection import chco
 assert jax.device_count() == 8, jax.devices()
 tasks, hub, config = json.loads(sys.argv[1]), mll.Hub.open(sys.argv[2]), chco.Config(**json.loads(sys.argv[3]))
-print(json.dumps([s.to_json() for s in mll.select_many(hub, tasks, config=config)]))
+selections = mll.select_many(hub, tasks, config=config)
+images = data.load(hub.store_spec.source, "test").images[:101]  # not a multiple of 8: padded, then cut
+logits = np.asarray(mll.reuse(hub, selections[0])(images)).tolist()
+print(json.dumps({"selections": [s.to_json() for s in selections], "logits": logits}))
 """
 
 
@@ -133,16 +167,19 @@ def test_a_task_gets_the_same_selection_alone_and_in_a_batch(hub):
         _same_selection(mll.select(hub, names, config=LIGHT).to_json(), sel.to_json())
 
 
-def test_one_and_eight_devices_give_the_same_selections(hub, hub_path):
-    one = [s.to_json() for s in mll.select_many(hub, TASKS, config=LIGHT)]
+def test_one_and_eight_devices_give_the_same_selections_and_logits(hub, hub_path, test_split):
+    selections = mll.select_many(hub, TASKS, config=LIGHT)
+    one = [s.to_json() for s in selections]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     args = [json.dumps(TASKS), str(hub_path), json.dumps(dataclasses.asdict(LIGHT))]
     run = subprocess.run([sys.executable, "-c", ON_EIGHT_DEVICES, *args], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     eight = json.loads(run.stdout.splitlines()[-1])
-    assert len(eight) == len(one)
-    for a, b in zip(one, eight):
+    assert len(eight["selections"]) == len(one)
+    for a, b in zip(one, eight["selections"]):
         _same_selection(a, b)
+    logits = mll.reuse(hub, selections[0])(test_split.images[:101])
+    np.testing.assert_allclose(eight["logits"], logits, atol=1e-4)
 
 
 @pytest.mark.parametrize(
