@@ -1,7 +1,7 @@
-"""Reuse (method.md §3.4): a selection becomes one jitted classifier `images -> logits [B, K]`.
+"""Reuse (method.md §3.4): a selection becomes a classifier `images -> logits [B, K]`.
 
 Only the selected models run, on the engine's groups (a shared backbone once for
-all its selected heads). Class k's logit is
+all its selected heads), each group through programs other selections share. Class k's logit is
 z_k = sum over its choices of w * log(sum of the chosen heads' probabilities) *
 exp(-t_model) + b_k, exactly as CHCO scored it on the label cache. A softmax head
 needs its whole row for the normaliser, so a used model's head layer runs whole.
@@ -21,7 +21,7 @@ from mll_jax.hub.hub import Hub
 from mll_jax.selection.chco import candidate_scores
 from mll_jax.selection.types import Selection
 
-_programs: set = set()  # (groups, input shape) of every classifier call: the engine programs it needs
+_programs: set = set()  # (group layout, batch shape) of every group a classifier ran
 
 
 def check_images(images, shape: tuple[int, ...]) -> None:
@@ -74,7 +74,7 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
         check_images(images, shape)
         rows = len(images)
         placed = runner.place(engine.pad_rows(images, sharding.round_up(rows, runner.mesh)))  # equal rows per device
-        _programs.add((tuple(g.layout for g in runner.groups), placed.shape, str(images.dtype)))
+        _programs.update((g.layout, placed.shape) for g in runner.groups)
         z = biases
         for group, (membership, weights) in zip(runner.groups, combine):
             z = z + _group_scores(tuple(group.run(placed)), membership, weights)
@@ -98,5 +98,5 @@ def scores_from_probabilities(selection: Selection, probs: Mapping[str, np.ndarr
 
 
 def compiled_programs() -> int:
-    """How many classifier programs this process has compiled (one per selected groups and input shape)."""
+    """How many group programs this process's classifiers have run (one per group layout and batch shape)."""
     return len(_programs)
