@@ -33,8 +33,9 @@ ONE_TASK = ["sandals", "sneakers", "ankle boots"]
 
 
 def first_calls(hub_path: str, buckets: tuple[int, ...], what: str) -> dict:
-    """In this (fresh) process: the suite's first and second `select_many` (`what` "suite"), or one
-    3-class task's first `select` and the first call of its `reuse` ("one")."""
+    """In this (fresh) process: the suite's first and second `select_many` (`what` "suite"), one
+    3-class task's first `select` and the first call of its `reuse` ("one"), or every suite task's
+    `reuse`, built and called twice ("reuse")."""
     import dataclasses
 
     import jax
