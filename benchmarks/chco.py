@@ -18,25 +18,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
-from throughput import MIN_REPEATS, interleaved  # one timing method for every benchmark
+from common import MIN_REPEATS, interleaved, save, timed
 
 import mll_jax as mll
 from mll_jax import paths, selection
+from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.experiments.tasks import random_tasks
 from mll_jax.selection import chco
-
-
-def timed(fn, *args, **kwargs) -> float:
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args, **kwargs))
-    return time.perf_counter() - start
 
 
 def select_each(hub, tasks, config) -> list:
@@ -102,8 +95,8 @@ def tradeoff(hub, count, config, rng, caps=(1, 2, 3, None), cost_weights=(0.0, 0
     """Accuracy against models used: hard caps (max_models) and soft costs (cost_weight)."""
     tasks = random_tasks(hub, count, rng, sizes=(3, 7))
     rows = []
-    for cap, weight in [(c, config.cost_weight) for c in caps] + [(None, w) for w in cost_weights]:
-        cfg = dataclasses.replace(config, max_models=cap, cost_weight=weight)
+    for cap, weight in [(c, config.solver.cost_weight) for c in caps] + [(None, w) for w in cost_weights]:
+        cfg = dataclasses.replace(config, solver=dataclasses.replace(config.solver, max_models=cap, cost_weight=weight))
         chosen = []
         for t in tasks:  # a cap some task cannot meet raises; count it as infeasible
             with contextlib.suppress(mll.TaskError):
@@ -137,16 +130,10 @@ def scaling(config, rng, shapes) -> list[dict]:
     rows = []
     for K, C in shapes:
         problem = synthetic(K, C, config.samples_per_class, rng)
-        first = timed(chco.solve, problem, jax.random.key(0), config)
-        steady = timed(chco.solve, problem, jax.random.key(1), config)
+        first = timed(chco.solve, problem, jax.random.key(0), config.solver)
+        steady = timed(chco.solve, problem, jax.random.key(1), config.solver)
         rows.append({"K": K, "C": C, "first_s": first, "steady_ms": 1000 * steady})
     return rows
-
-
-def save(result: dict, path: str) -> None:
-    """Written after every section, so a long run that is stopped keeps what it measured."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=1))
 
 
 def _parse(default, text: str):
@@ -171,7 +158,9 @@ def main() -> None:
     parser.add_argument("--tradeoff", type=int, default=30, help="tasks for the accuracy/cost trade-off (0: skip)")
     parser.add_argument("--json", default="out/chco.json")
     parser.add_argument("--only-scaling", action="store_true", help="run only the synthetic scaling (no hub needed)")
-    parser.add_argument("--set", nargs="*", default=[], help="CHCO config overrides, e.g. restarts=2 steps=60")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="SelectionConfig or SolverConfig overrides, e.g. restarts=2 steps=60"
+    )
     args = parser.parse_args()
     if args.repeats < MIN_REPEATS:
         parser.error(f"--repeats must be at least {MIN_REPEATS}")
@@ -179,12 +168,15 @@ def main() -> None:
     if args.only_scaling:
         args.tasks, args.quality, args.tradeoff = [], 0, 0
     hub = None if args.only_scaling else mll.Hub.open(args.hub)
-    fields = {f.name: f.type for f in dataclasses.fields(chco.Config)}
     overrides = dict(item.split("=", 1) for item in args.set)
-    unknown = sorted(set(overrides) - set(fields))
+    solver_fields = {f.name for f in dataclasses.fields(SolverConfig)}
+    selection_fields = {f.name for f in dataclasses.fields(SelectionConfig)} - {"solver"}
+    unknown = sorted(set(overrides) - solver_fields - selection_fields)
     if unknown:
-        parser.error(f"unknown CHCO config fields {unknown}; known: {sorted(fields)}")
-    config = chco.Config(**{k: _parse(getattr(chco.Config(), k), v) for k, v in overrides.items()})
+        parser.error(f"unknown config fields {unknown}; known: {sorted(solver_fields | selection_fields)}")
+    solver = {k: _parse(getattr(SolverConfig(), k), v) for k, v in overrides.items() if k in solver_fields}
+    chosen = {k: _parse(getattr(SelectionConfig(), k), v) for k, v in overrides.items() if k in selection_fields}
+    config = SelectionConfig(**chosen, solver=SolverConfig(**solver))
     rng = np.random.default_rng(0)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.scaling.split(",") if s]
     result = {"config": dataclasses.asdict(config), "backend": jax.default_backend(), "devices": jax.device_count()}

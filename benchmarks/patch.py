@@ -21,7 +21,6 @@ import dataclasses
 import json
 import shutil
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +31,9 @@ from mll_jax.concepts import task as task_lib
 from mll_jax.concepts import text
 from mll_jax.configs import suite
 from mll_jax.data.preprocess import preprocess
-from mll_jax.experiments import demo
-from mll_jax.hub import general
+from mll_jax.experiments import evaluation
 from mll_jax.nets.aligned import text_scores
+from mll_jax.zoo import general
 
 METHODS = ("mll", "patch_only")
 
@@ -42,7 +41,7 @@ METHODS = ("mll", "patch_only")
 def raw_name_accuracy(hub: mll.Hub, dataset: data.Dataset, tasks) -> float:
     """Mean accuracy of the hub's aligned general model scoring each task's names as typed."""
     model = hub.load_model(hub.general_id)
-    spec = hub.entry(hub.general_id)["input_spec"]
+    spec = hub.entry(hub.general_id).input_spec
     accuracies = []
     for names in tasks:
         classes = task_lib.resolve(hub.sdag, names)
@@ -80,11 +79,10 @@ def run(hub_path: Path, backends, tasks, epochs: int | None, workdir: Path, vari
         general.add_to_hub(hub, spec if epochs is None else dataclasses.replace(spec, epochs=epochs))
         labeling.label(hub)
         experts = keep_half(hub) if coverage == "half" else hub.ids("expert")
-        dev = dev or demo.evaluation_data(hub, "dev")
-        probs = demo.all_probabilities(hub, dev)
-        seconds: dict[str, float] = defaultdict(float)
-        answered, _ = demo.answerable(hub, tasks)
-        results = demo.evaluate_suite(hub, answered, dev, probs, seconds, methods=METHODS)
+        dev = dev or evaluation.evaluation_data(hub, "dev")
+        probs = evaluation.all_probabilities(hub, dev)
+        answered, _ = evaluation.answerable(hub, tasks)
+        results, _ = evaluation.evaluate_suite(hub, answered, dev, probs, methods=METHODS)
         row = {"backend": backend, "augmentations": variant, "hub": coverage, "experts": len(experts)}
         row |= {m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS}
         row["answered"] = len(results)

@@ -2,7 +2,7 @@
 
     python benchmarks/programs.py [--hub PATH] [--policies 2,3,4,5,6,7,8 2,4,8 4,8 8] [--json out/programs.json]
 
-For each class-bucket policy (`chco.Config.class_buckets`), in fresh processes:
+For each class-bucket policy (`SelectionConfig.class_buckets`), in fresh processes:
 `cold` runs with an empty cache (a new machine: trace, lower, compile, store),
 `warm` again with that cache (load the stored programs), each the first
 `select_many` of the answerable demo suite, then `steady` (the same call again).
@@ -36,8 +36,6 @@ def first_calls(hub_path: str, buckets: tuple[int, ...], what: str) -> dict:
     """In this (fresh) process: the suite's first and second `select_many` (`what` "suite"), one
     3-class task's first `select` and the first call of its `reuse` ("one"), or every suite task's
     `reuse`, built and called twice ("reuse")."""
-    import dataclasses
-
     import jax
     import numpy as np
 
@@ -45,12 +43,13 @@ def first_calls(hub_path: str, buckets: tuple[int, ...], what: str) -> dict:
     import mll_jax as mll
     from mll_jax import data
     from mll_jax.configs import suite
-    from mll_jax.experiments import demo
-    from mll_jax.selection import chco, programs
+    from mll_jax.configs.selection import SelectionConfig
+    from mll_jax.experiments import evaluation
+    from mll_jax.selection import programs
 
     hub = mll.Hub.open(hub_path)
     out = {"import_and_open_s": time.perf_counter() - start, "device": str(jax.devices()[0].device_kind)}
-    config = dataclasses.replace(chco.Config(), class_buckets=buckets)
+    config = SelectionConfig(class_buckets=buckets)
     if what == "one":
         images = data.load(hub.store_spec.source, "test").images[:1024]
         start = time.perf_counter()
@@ -60,7 +59,7 @@ def first_calls(hub_path: str, buckets: tuple[int, ...], what: str) -> dict:
         jax.block_until_ready(mll.reuse(hub, one)(images))
         out["reuse_first_s"] = time.perf_counter() - start
         return out
-    tasks, _ = demo.answerable(hub, [list(t) for t in suite.DEMO_TASKS])
+    tasks, _ = evaluation.answerable(hub, [list(t) for t in suite.DEMO_TASKS])
     start = time.perf_counter()
     selections = mll.select_many(hub, tasks, config=config)
     out["suite_first_s"] = time.perf_counter() - start

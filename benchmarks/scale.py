@@ -3,7 +3,7 @@
     python benchmarks/scale.py [--sizes 17 1000 10000] [--work DIR] [--json out/scale.json] [--caps]
 
 The 17-expert hub is the demo hub (built and labelled here unless `--demo PATH`
-names one); each larger hub is a copy of it grown by `hub.generate` (mostly linear
+names one); each larger hub is a copy of it grown by `zoo.generate` (mostly linear
 heads on shared backbones) and labelled. Per size:
 
     build_s                     growing the demo hub to N experts: training, adding and labelling them
@@ -28,7 +28,6 @@ reports mean validation and test accuracy against no cap.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import shutil
@@ -61,7 +60,7 @@ def disk_mib(path: Path) -> float:
 
 
 def timed_adds(hub, tag: str) -> float:
-    """Mean ms of 10 adds: 5 copies of a demo family head (registry rows) and 5 MLPs (orbax directories)."""
+    """Mean ms of 10 adds: 5 copies of a demo family head (database rows) and 5 MLPs (orbax directories)."""
     from mll_jax import nets
 
     head = hub.load_model("family-tops")
@@ -76,14 +75,14 @@ def timed_adds(hub, tag: str) -> float:
                 f"probe-{tag}-{i}",
                 head,
                 "linear",
-                family["config"],
-                family["heads"],
-                family["input_spec"],
-                backbone=family["backbone"],
+                family.config,
+                list(family.heads),
+                family.input_spec,
+                backbone=family.backbone,
             )
         else:
             model = nets.build("mlp", {"hidden": [8]}, 2, seed=abs(i))
-            hub.add(f"probe-{tag}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], family["input_spec"])
+            hub.add(f"probe-{tag}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], family.input_spec)
         times.append(time.perf_counter() - start)
     for i in range(-2, 10):
         hub.remove(f"probe-{tag}-{i}")
@@ -145,11 +144,11 @@ def measure(path: Path, batched_tasks: int = 1000) -> dict:
 
 
 def grow(path: Path, experts: int) -> float:
-    """The hub at `path` (a copy of the demo hub) grown to `experts` experts by `hub.generate`, labelled; seconds."""
+    """The hub at `path` (a copy of the demo hub) grown to `experts` experts by `zoo.generate`, labelled; seconds."""
     import mll_jax as mll
     from mll_jax import labeling
     from mll_jax.configs import scale_hub
-    from mll_jax.hub import generate
+    from mll_jax.zoo import generate
 
     start = time.perf_counter()
     base = len(mll.Hub.open(path).ids("expert"))
@@ -159,8 +158,7 @@ def grow(path: Path, experts: int) -> float:
 
 
 def demo_hub(work: Path, given: Path | None) -> tuple[Path, float | None]:
-    from mll_jax import labeling
-    from mll_jax.hub import zoo
+    from mll_jax import labeling, zoo
 
     if given is not None:
         return given, None
@@ -185,22 +183,22 @@ def cap_study(path: Path) -> list[dict]:
     """The demo suite on one hub under each cap: mean validation accuracy (node samples) and test accuracy."""
     import mll_jax as mll
     from mll_jax.configs import suite
-    from mll_jax.experiments import demo
-    from mll_jax.selection import chco
+    from mll_jax.configs.selection import SelectionConfig
+    from mll_jax.experiments import evaluation
 
     hub = mll.Hub.open(path)
-    tasks, _ = demo.answerable(hub, [list(t) for t in suite.DEMO_TASKS])
-    test = demo.evaluation_data(hub, "test")
+    tasks, _ = evaluation.answerable(hub, [list(t) for t in suite.DEMO_TASKS])
+    test = evaluation.evaluation_data(hub, "test")
     rows = []
     for cap in CAPS:
-        config = dataclasses.replace(chco.Config(), max_candidates=cap)
+        config = SelectionConfig(max_candidates=cap)
         mll.select_many(hub, tasks[:1], config=config)  # compiles the common bucket
         start = time.perf_counter()
         selections = mll.select_many(hub, tasks, config=config)
         seconds = time.perf_counter() - start
         accuracy = []
         for names, sel in zip(tasks, selections):
-            _, mask, y = demo.task_items(hub, names, test)
+            _, mask, y = evaluation.task_items(hub, names, test)
             logits = np.asarray(mll.reuse(hub, sel)(test.images[mask]))
             accuracy.append(float((logits.argmax(1) == y).mean()))
         rows.append(

@@ -17,20 +17,20 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
-import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
+from common import Compilations, save
 from tqdm.auto import tqdm
 
 import mll_jax as mll
-from mll_jax import classifier, data, paths
+from mll_jax import data, paths
+from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.experiments.tasks import random_tasks
-from mll_jax.selection import chco, programs
+from mll_jax.selection import programs
 
-LIGHT = chco.Config(restarts=2, steps=40, refit_steps=20, samples_per_class=64)
+LIGHT = SelectionConfig(samples_per_class=64, solver=SolverConfig(restarts=2, steps=40, refit_steps=20))
 
 
 def rss_mib() -> float:
@@ -76,6 +76,7 @@ def main() -> None:
     select_seconds = time.perf_counter() - start
 
     test = data.load("fashion_mnist", "test")
+    compilations = Compilations()  # what reuse compiles, from here on
     classifiers = [mll.reuse(hub, s) for s in sels[:10]]
     for clf in classifiers:
         np.asarray(clf(test.images[: args.batch]))
@@ -90,6 +91,7 @@ def main() -> None:
         if i % 10 == 0:
             predict_rss.append(rss_mib())
     predict_seconds = time.perf_counter() - start
+    compilations.close()
 
     result = {
         "selections": args.selections,
@@ -102,7 +104,7 @@ def main() -> None:
         "predict_rss_growth": growth(predict_rss),
         "compiled_select_programs_after_warmup": warm_programs,
         "compiled_select_programs": programs.count(programs.solve_chunk),
-        "compiled_reuse_programs": classifier.compiled_programs(),
+        "compiled_reuse_programs": compilations.count,
         "config": {"chco": dataclasses.asdict(LIGHT)},
     }
     header = ["phase", "count", "seconds", "RSS first 10% MiB", "RSS last 10% MiB", "growth"]
@@ -118,10 +120,9 @@ def main() -> None:
         )
     print(
         f"compiled programs: select {warm_programs} after warm-up, {result['compiled_select_programs']} at the end; "
-        f"reuse {result['compiled_reuse_programs']}"
+        f"reuse {result['compiled_reuse_programs']} (XLA compilations while building and running the classifiers)"
     )
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
+    save(result, args.json)
     print(f"wrote {args.json}")
 
 

@@ -50,6 +50,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import MIN_REPEATS, interleaved, save
 from flax import nnx
 
 from mll_jax import engine, labeling, nets, paths
@@ -57,6 +58,7 @@ from mll_jax.configs import demo_hub
 from mll_jax.configs.engine import BATCH_SIZE
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import forward, runner
+from mll_jax.labeling import labels
 
 SPEC = demo_hub.INPUT_SPEC
 STANDALONE = [
@@ -67,7 +69,6 @@ STANDALONE = [
     ("cnn", demo_hub.LARGE_CNN),
 ]
 FAMILY_SIZE = 8
-MIN_REPEATS = 5  # the command line refuses fewer: medians of fewer say little
 REFERENCE_BATCH = 32  # the batch size of published MLL code
 
 
@@ -147,19 +148,6 @@ def dispatches(rows: int, batch: int, chunks: int) -> list[int]:
             out.append(take)
             batches -= take
     return out
-
-
-def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, list[float]], dict]:
-    """Each side's wall times over `repeats` rounds, the sides run in turn in every round (A, B, A, B, ...) so a
-    change in the machine's load hits all alike; and each side's output of its warm-up call (which compiles)."""
-    outputs = {name: jax.block_until_ready(fn()) for name, fn in sides.items()}
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(repeats):
-        for name, fn in sides.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[name].append(time.perf_counter() - start)
-    return times, outputs
 
 
 def forward_flops(fn, shape) -> float:
@@ -352,7 +340,7 @@ def labelling(hub_path: Path, repeats: int, limit: int | None = None) -> list[di
         print(f"labelling: skipped, no hub at {hub_path} (run `make demo`)")
         return None
     images, ids = hub.store.images[:limit], list(hub.entries)
-    groups = labeling.labels.groups(hub, ids)
+    groups = labels.groups(hub, ids)
     engines = [engine.from_hub(hub, g) for g in groups]  # loaded before timing: the compute-only sides
     batch, chunks = engines[0].batch_size, engines[0].chunks  # every group's engine has the defaults
     loop = PlainLoop([load_standalone(hub, i) for i in ids], batch, chunks)
@@ -398,7 +386,7 @@ def precision(hub_path: Path) -> dict | None:
     """bfloat16 vs float32 on the demo hub: probabilities, head labels and selections."""
     import mll_jax as mll
     from mll_jax.configs import suite
-    from mll_jax.experiments import demo
+    from mll_jax.experiments import evaluation
     from mll_jax.hub import Hub
 
     try:
@@ -413,7 +401,8 @@ def precision(hub_path: Path) -> dict | None:
             [h.concepts for h in labeling.head_labels(copy, i)] == [h.concepts for h in labeling.head_labels(hub, i)]
             for i in hub.ids("expert")
         )
-        tasks = [list(t) for t in demo.answerable(hub, suite.DEV_TASKS)[0]]  # a design check: the development suite
+        # a design check: the development suite
+        tasks = [list(t) for t in evaluation.answerable(hub, suite.DEV_TASKS)[0]]
         fp32, bf16 = mll.select_many(hub, tasks), mll.select_many(copy, tasks)
     same = sum(_picks(a) == _picks(b) for a, b in zip(fp32, bf16))
     result = {
@@ -478,8 +467,7 @@ def main() -> None:
     if not args.skip_hub:
         result["labelling"] = labelling(Path(args.hub), args.repeats, args.store_images)
         result["precision"] = None if args.skip_precision else precision(Path(args.hub))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1))
+    save(result, args.json)
     print(f"wrote {args.json}")
 
 

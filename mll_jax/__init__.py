@@ -6,8 +6,12 @@ sel = mll.select(hub, ["sandal", "sneakers", "ankle boot"])
 clf = mll.reuse(hub, sel)                  # jitted: uint8 images -> logits [B, 3]
 
 The package is one folder per stage, each importing only the ones below it
-(checked by import-linter, see pyproject.toml): cli > experiments > classifier (reuse) >
+(checked by import-linter, see pyproject.toml): cli > experiments > zoo > classifier (reuse) >
 selection > labeling > hub > engine > concepts > converters > nets > data > configs.
+
+Importing it changes nothing outside it. jax's persistent compilation cache is turned
+on (under the cache directory) when mll_jax's engine or selection programs load, unless
+`MLL_JAX_NO_COMPILE_CACHE=1` is set or jax's cache was configured already.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from mll_jax import paths
-
 if TYPE_CHECKING:
     from mll_jax.classifier import reuse
     from mll_jax.concepts.task import TaskError
+    from mll_jax.configs.selection import SelectionConfig, SolverConfig
     from mll_jax.hub.hub import Hub
     from mll_jax.labeling.labels import label
     from mll_jax.selection.selecting import select, select_many
@@ -30,14 +33,25 @@ if TYPE_CHECKING:
 _LAZY = {
     "Hub": "mll_jax.hub.hub",
     "Selection": "mll_jax.selection.types",
+    "SelectionConfig": "mll_jax.configs.selection",
+    "SolverConfig": "mll_jax.configs.selection",
     "TaskError": "mll_jax.concepts.task",
     "label": "mll_jax.labeling.labels",
     "reuse": "mll_jax.classifier",
     "select": "mll_jax.selection.selecting",
     "select_many": "mll_jax.selection.selecting",
 }
-__all__ = ["Hub", "Selection", "TaskError", "label", "reuse", "select", "select_many"]
-paths.default_compile_cache()  # every process reuses compiled programs (opt out: MLL_JAX_NO_COMPILE_CACHE=1)
+__all__ = [
+    "Hub",
+    "Selection",
+    "SelectionConfig",
+    "SolverConfig",
+    "TaskError",
+    "label",
+    "reuse",
+    "select",
+    "select_many",
+]
 __version__ = "0.1.0"
 
 

@@ -17,14 +17,14 @@ import numpy as np
 
 from mll_jax import engine
 from mll_jax.engine import sharding
-from mll_jax.hub.hub import Hub
+from mll_jax.hub import Hub
 from mll_jax.selection.chco import candidate_scores
 from mll_jax.selection.types import Selection
 
-_programs: set = set()  # (group layout, batch shape) of every group a classifier ran
+__all__ = ["reuse", "scores_from_probabilities"]
 
 
-def check_images(images, shape: tuple[int, ...]) -> None:
+def _check_images(images, shape: tuple[int, ...]) -> None:
     """Raise a ValueError naming the problem if `images` is not a batch of uint8 images of `shape`."""
     dtype = getattr(images, "dtype", None)
     if dtype != np.uint8:
@@ -67,14 +67,13 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
                         membership[m, c.heads, k] = 1.0
                         weights[m, k] = c.weight * np.exp(-selection.temperatures[member.id])
         combine.append(jax.device_put((membership, weights)))  # not jnp.asarray: that compiles a copy per shape
-    shape = tuple(hub.entry(selection.models[0])["input_spec"]["shape"])
+    shape = tuple(hub.entry(selection.models[0]).input_spec["shape"])
     biases = jax.device_put(np.pad(np.asarray(selection.biases, np.float32), (0, slots - K)))
 
     def classifier(images: jax.Array) -> jax.Array:
-        check_images(images, shape)
+        _check_images(images, shape)
         rows = len(images)
         placed = runner.place(engine.pad_rows(images, sharding.round_up(rows, runner.mesh)))  # equal rows per device
-        _programs.update((g.layout, placed.shape) for g in runner.groups)
         z = biases
         for group, (membership, weights) in zip(runner.groups, combine):
             z = z + _group_scores(tuple(group.run(placed)), membership, weights)
@@ -96,7 +95,3 @@ def scores_from_probabilities(selection: Selection, probs: Mapping[str, np.ndarr
             z[:, k] += weight * np.asarray(candidate_scores(summed))
     return z
 
-
-def compiled_programs() -> int:
-    """How many group programs this process's classifiers have run (one per group layout and batch shape)."""
-    return len(_programs)

@@ -1,4 +1,4 @@
-"""Values derived from an object's contents, kept by that object and dropped when its contents change."""
+"""Values derived from an object's contents, kept by that object (privately) and dropped when its contents change."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class Memo:
         if key not in self._values:
             self._values[key] = compute()
         return self._values[key]
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._values
 
     def clear(self) -> None:
         self._values.clear()

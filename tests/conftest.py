@@ -24,8 +24,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def hub_path() -> Path:
     """The demo hub, built where `Hub.open()` looks by default (inside the test cache)."""
-    from mll_jax import labeling, paths
-    from mll_jax.hub import zoo
+    from mll_jax import labeling, paths, zoo
 
     path = paths.default_hub()
     labeling.label(zoo.build(path))

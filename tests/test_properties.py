@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mll_jax import nets
 from mll_jax.concepts import matching, sdag
+from mll_jax.configs.selection import SolverConfig
 from mll_jax.data import store
 from mll_jax.hub import Hub
 from mll_jax.selection import Choice, Selection, chco
@@ -34,7 +35,7 @@ def test_matching_never_crashes_on_unicode(text):
 
 
 K, C, M, N = 4, 6, 5, 48
-FAST = chco.Config(restarts=2, steps=30, refit_steps=20)
+FAST = SolverConfig(restarts=2, steps=30, refit_steps=20)
 
 
 @st.composite
@@ -109,6 +110,6 @@ def test_hub_entry_round_trip_is_exact(hub_copy, hidden, seed, arch):
     model = nets.build(arch, config, 3, seed=seed)
     hub_copy.add("prop", model, arch, config, ["Sandal", "Sneaker", "Ankle boot"], {"mean": 0.5, "std": 0.25})
     again = Hub.open(hub_copy.path)
-    assert again.entry("prop")["config"] == config and again.entry("prop")["input_spec"] == {"mean": 0.5, "std": 0.25}
+    assert again.entry("prop").config == config and again.entry("prop").input_spec == {"mean": 0.5, "std": 0.25}
     x = np.linspace(-1, 1, 28 * 28, dtype=np.float32).reshape(1, 28, 28, 1)
     np.testing.assert_array_equal(again.load_model("prop")(x), model(x))

@@ -11,7 +11,7 @@ import pytest
 from test_benchmarks import _load  # the benchmarks are scripts: one loader for them
 
 import mll_jax as mll
-from mll_jax.selection import chco
+from mll_jax.configs.selection import SelectionConfig
 
 scale = _load("scale")
 
@@ -27,7 +27,7 @@ def test_scale_benchmark_on_the_demo_hub_and_1000_experts(hub_path, tmp_path):
     assert (small["experts"], large["experts"]) == (17, 1000)
     for row in (small, large):
         assert all(row[field] is not None and row[field] > 0 for field in scale.FIELDS if field != "build_s")
-        assert max(row["candidates_per_class"]) <= chco.Config().max_candidates
+        assert max(row["candidates_per_class"]) <= SelectionConfig().max_candidates
     assert large["build_s"] > 0 and set(result["exponents"]) >= set(scale.FIELDS) - {"build_s"}
     grown = mll.Hub.open(large["hub"])
     assert len(grown.ids("expert")) == 1000 and not grown.unlabelled()

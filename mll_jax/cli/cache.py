@@ -29,30 +29,42 @@ def run_cache_clear(args) -> None:
 
 def run_sdag_build(args) -> None:
     from mll_jax.concepts import sdag
-    from mll_jax.data import store
 
-    graph = sdag.build(store.load())
-    out = Path(args.out)
-    graph.save(out)
+    if args.out is None:  # the hub's own SDAG, rebuilt from its sample store
+        from mll_jax.hub import Hub
+
+        hub = Hub.open(args.hub)
+        hub.rebuild_sdag()
+        graph, out = hub.sdag, hub.path
+    else:
+        from mll_jax.data import store
+
+        graph, out = sdag.build(store.load()), Path(args.out)
+        graph.save(out)
     print(f"SDAG with {graph.graph.number_of_nodes()} nodes, {graph.graph.number_of_edges()} edges -> {out}")
 
 
 def run_sdag_show(args) -> None:
     from mll_jax.concepts import sdag
 
-    print(sdag.describe(sdag.SDAG.load(Path(args.sdag)), args.node))
+    if args.sdag is None:
+        from mll_jax.hub import Hub
+
+        graph = Hub.open(args.hub).sdag
+    else:
+        graph = sdag.SDAG.load(Path(args.sdag))
+    print(sdag.describe(graph, args.node))
 
 
 def add_sdag(sub) -> None:
     sdag = sub.add_parser("sdag", help="build or inspect the semantic DAG").add_subparsers(
         dest="sdag_command", required=True
     )
-    default_sdag = str(paths.cache_dir() / "sdag")
-    build = command(sdag, "build", "build the SDAG of the sample store", "mll-jax sdag build", run_sdag_build)
-    build.add_argument("--out", default=default_sdag)
+    build = command(sdag, "build", "build the SDAG of the sample store again", "mll-jax sdag build", run_sdag_build)
+    build.add_argument("--out", help="write it to this folder instead of into the hub (default: the hub's own)")
     show = command(sdag, "show", "show one node", "mll-jax sdag show shoe.n.01", run_sdag_show)
     show.add_argument("node", help="a node id such as shoe.n.01")
-    show.add_argument("--sdag", default=default_sdag)
+    show.add_argument("--sdag", help="a folder with an SDAG of its own (default: the hub's)")
 
 
 def add_cache(sub) -> None:

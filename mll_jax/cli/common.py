@@ -35,7 +35,7 @@ def add_hub_option(parser: argparse.ArgumentParser, default=None) -> None:
 
 
 def open_hub(args):
-    from mll_jax.hub.hub import Hub
+    from mll_jax.hub import Hub
 
     return Hub.open(args.hub)
 

@@ -10,7 +10,7 @@ from mll_jax.cli.common import command, open_hub, plain
 
 
 def run_build(args) -> None:
-    from mll_jax.hub import zoo
+    from mll_jax import zoo
 
     hub = zoo.build(Path(args.hub))
     print(f"hub at {hub.path}: {len(hub.ids('expert'))} experts, general model {hub.general_id}")
@@ -23,28 +23,33 @@ def run_list(args) -> None:
     from mll_jax import labeling
 
     hub = open_hub(args)
-    labelled = {i: labeling.problem(hub, i) or "yes" for i in hub.entries}
+    labelled = {i: labeling.exclusion(hub, i) or "yes" for i in hub.entries}
     if args.json:
-        print(json.dumps({i: {**e, "labelled": labelled[i]} for i, e in hub.entries.items()}, indent=1))
+        print(json.dumps({i: {**_shown(e), "labelled": labelled[i]} for i, e in hub.entries.items()}, indent=1))
         return
     print(f"{'id':28s} {'role':8s} {'arch':5s} {'params':>8s}  {'heads':40s} labelled")
     for i, e in hub.entries.items():
-        print(f"{i:28s} {e['role']:8s} {e['arch']:5s} {e['params']:8d}  {', '.join(e['heads'])[:40]:40s} {labelled[i]}")
+        print(f"{i:28s} {e.role:8s} {e.arch:5s} {e.params:8d}  {', '.join(e.heads)[:40]:40s} {labelled[i]}")
+
+
+def _shown(entry) -> dict:
+    """An entry as `hub list --json` and `hub info --json` show it: as stored, with its label record's checksum."""
+    return {**entry.to_json(), "labels_checksum": entry.labels_checksum}
 
 
 def run_info(args) -> None:
     from mll_jax import labeling
 
     hub = open_hub(args)
-    entry = hub.entry(args.id)
+    entry = _shown(hub.entry(args.id))
+    excluded = labeling.exclusion(hub, args.id)
     if args.json:
-        problem = labeling.problem(hub, args.id)
-        heads = [] if problem else [dataclasses.asdict(h) for h in labeling.head_labels(hub, args.id)]
-        print(json.dumps({"entry": entry, "problem": problem, "heads": heads}, indent=1, default=plain))
+        heads = [] if excluded else [dataclasses.asdict(h) for h in labeling.head_labels(hub, args.id)]
+        print(json.dumps({"entry": entry, "excluded": excluded, "heads": heads}, indent=1, default=plain))
         return
     print(json.dumps(entry, indent=1))
-    if problem := labeling.problem(hub, args.id):
-        print(f"excluded from selection: {problem}")
+    if excluded:
+        print(f"excluded from selection: {excluded}")
         return
     for h in labeling.head_labels(hub, args.id):
         flag = "  MISLABELLED" if h.mislabelled else ""

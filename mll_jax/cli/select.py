@@ -10,9 +10,11 @@ from mll_jax.cli.common import command, open_hub
 
 def run_select(args) -> None:
     from mll_jax import selection
+    from mll_jax.configs.selection import SelectionConfig, SolverConfig
 
     hub = open_hub(args)
-    sel = selection.select(hub, args.names, seed=args.seed, max_models=args.max_models)
+    config = SelectionConfig(solver=SolverConfig(max_models=args.max_models))
+    sel = selection.select(hub, args.names, config=config, seed=args.seed)
     print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
     if args.plot:
         from mll_jax.experiments import picture

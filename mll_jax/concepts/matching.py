@@ -25,24 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
-import logging
-import os
 
 import numpy as np
 
-from mll_jax import paths
 from mll_jax.concepts import text, wordnet
 from mll_jax.concepts.sdag import SDAG, normalise
+from mll_jax.configs.matching import EMBEDDING_THRESHOLD, HYPERNYM_STEPS, MAX_NAME_LENGTH
 
-log = logging.getLogger(__name__)
-
-MAX_NAME_LENGTH = 100
-HYPERNYM_STEPS = 2
-# Chosen on the development names (`benchmarks/matching.py`, `configs.suite.DEV_NAMES`): the lowest threshold
-# with the most right answers (48 of 53 at 0.45 to 0.50; 46 at 0.40, where 'sock' matched boots).
-EMBEDDING_THRESHOLD = 0.45
+__all__ = ["Match", "check_name", "match", "match_one", "nearest_by_meaning"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,33 +104,23 @@ def match_one(sdag: SDAG, name: str, context: tuple[str, ...] = ()) -> Match:
 def _in_context(sdag: SDAG, found: Match, key: str, context: tuple[str, ...]) -> Match:
     """`found` with its node re-chosen by meaning in context, when the rules leave more than one sense."""
     senses = list(dict.fromkeys([found.node, *found.alternatives, *_climbed(sdag, key)]))
-    if len(senses) < 2:
-        return found
-    if not text.available():
+    if len(senses) < 2 or not text.available():
         return found
     query = f"{found.name}, as in: {', '.join(context)}"
-
-    def by_meaning() -> list[str]:
-        nodes, embeddings = node_embeddings(sdag)
-        row = {v: i for i, v in enumerate(nodes)}
-        cosine = embeddings[[row[v] for v in senses]] @ text.embed([query])[0]
-        return [senses[i] for i in np.argsort(-cosine, kind="stable")]
-
-    ranked = sdag.memo.get(("in context", query, tuple(senses)), by_meaning)
+    nodes, embeddings = sdag.node_embeddings()
+    row = {v: i for i, v in enumerate(nodes)}
+    cosine = embeddings[[row[v] for v in senses]] @ text.embedding(query)
+    ranked = [senses[i] for i in np.argsort(-cosine, kind="stable")]
     return dataclasses.replace(found, node=ranked[0], alternatives=tuple(ranked[1:]), how=f"{found.how}+context")
 
 
 def _climbed(sdag: SDAG, key: str) -> tuple[str, ...]:
-    """The concept nodes each WordNet sense of `key` climbs to (memoised by the SDAG: every task's names ask)."""
-
-    def climbed() -> tuple[str, ...]:
-        return tuple(m.node for m in (_climb(sdag, key, sense) for sense in _wordnet_senses(key)) if m)
-
-    return sdag.memo.get(("climbed", key), climbed)
+    """The concept nodes each WordNet sense of `key` climbs to."""
+    return tuple(m.node for m in (_climb(sdag, key, sense) for sense in _wordnet_senses(key)) if m)
 
 
 def _match_key(sdag: SDAG, name: str, key: str) -> Match:
-    index = lemma_index(sdag)
+    index = sdag.lemma_index
     for form in _forms(key):
         if by_lemma := index.get(form, []):
             ranked = _rank(sdag, by_lemma)
@@ -171,17 +151,6 @@ def _climb(sdag: SDAG, key: str, sense: str) -> Match | None:
 def _by_meaning(sdag: SDAG, name: str) -> Match:
     if not text.available():
         return Match(name, None, 0.0, "none")
-    return sdag.memo.get(("by meaning", name), lambda: _nearest_node(sdag, name))  # names recur across tasks
-
-
-def nearest_by_meaning(sdag: SDAG, name: str, count: int = 4) -> list[tuple[str, float]]:
-    """The `count` nodes nearest to `name` by embedding cosine, nearest first, whatever the threshold."""
-    nodes, embeddings = node_embeddings(sdag)
-    cosine = embeddings @ text.embed([name])[0]
-    return [(nodes[i], float(cosine[i])) for i in np.argsort(-cosine)[:count]]
-
-
-def _nearest_node(sdag: SDAG, name: str) -> Match:
     (node, cosine), *others = nearest_by_meaning(sdag, name)
     if cosine < EMBEDDING_THRESHOLD:
         return Match(name, None, 0.0, "none")
@@ -189,56 +158,13 @@ def _nearest_node(sdag: SDAG, name: str) -> Match:
     return Match(name, node, cosine, "embedding", close)
 
 
-TEXT_MODEL = "all-MiniLM-L6-v2"
-
-
-def node_texts(sdag: SDAG) -> tuple[list[str], list[str]]:
-    """Every node (sorted) and its text: lemmas, then gloss."""
-    nodes = sorted(sdag.graph)
-    return nodes, [f"{', '.join(sdag.graph.nodes[v]['lemmas'])}: {sdag.graph.nodes[v]['gloss']}" for v in nodes]
-
-
-def node_embeddings(sdag: SDAG) -> tuple[list[str], np.ndarray]:
-    """Every node and the embedding of its text; computed once and stored with the SDAG (`sdag_text.npz`)."""
-    return sdag.memo.get("node embeddings", lambda: _load_or_embed(sdag))
-
-
-def _load_or_embed(sdag: SDAG) -> tuple[list[str], np.ndarray]:
-    nodes, texts = node_texts(sdag)
-    digest = hashlib.sha256(json.dumps([TEXT_MODEL, texts]).encode()).hexdigest()[:16]
-    if sdag.directory is not None:
-        path = sdag.directory / "sdag_text.npz"
-    else:
-        path = paths.cache_dir() / "text" / f"nodes-{digest}.npz"
-    embeddings = _stored_embeddings(path, digest)
-    if embeddings is None:
-        embeddings = text.embed(texts)
-        _store_embeddings(path, digest, nodes, embeddings)
-    return nodes, embeddings
-
-
-def _stored_embeddings(path, digest: str) -> np.ndarray | None:
-    if not path.is_file():
-        return None
-    with np.load(path) as stored:
-        return stored["embeddings"] if str(stored["digest"]) == digest else None  # stale: the SDAG changed
-
-
-def _store_embeddings(path, digest: str, nodes: list[str], embeddings: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, digest=digest, nodes=np.array(nodes), embeddings=embeddings)
-        os.replace(tmp, path)
-    except OSError as error:  # a read-only hub still works; it computes them again next time
-        log.warning("could not store node text embeddings at %s: %s", path, error)
+def nearest_by_meaning(sdag: SDAG, name: str, count: int = 4) -> list[tuple[str, float]]:
+    """The `count` nodes nearest to `name` by embedding cosine, nearest first, whatever the threshold."""
+    nodes, embeddings = sdag.node_embeddings()
+    cosine = embeddings @ text.embedding(name)
+    return [(nodes[i], float(cosine[i])) for i in np.argsort(-cosine)[:count]]
 
 
 def match(sdag: SDAG, names: list[str]) -> list[Match]:
     """Each name's node, with the task's other names as context."""
     return [match_one(sdag, n, tuple(names[:i] + names[i + 1 :])) for i, n in enumerate(names)]
-
-
-def lemma_index(sdag: SDAG) -> dict[str, list[str]]:
-    """Lower-case lemma -> nodes that carry it (memoised by the SDAG: a pure function of the graph)."""
-    return sdag.memo.get("lemma index", sdag.lemma_index)

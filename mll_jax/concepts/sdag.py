@@ -4,36 +4,45 @@ Nodes are synset names (or custom concept ids); edges go hypernym -> hyponym. No
 attributes: `lemmas`, `gloss`, `depth`, `concept` (the store concept index, or -1
 for an internal node). Samples (store indices) live beside the graph in arrays:
 `own[v]` are the store items of concept v, `samples[v]` a capped, stratified union
-over the concepts in v's subtree.
+over the concepts in v's subtree. Each node's text (lemmas and gloss) has a MiniLM
+embedding, computed once and stored beside the graph (`sdag_text.npz`).
+
+An SDAG does not change once built; what is derived from it (concept sets, the lemma
+index, the node embeddings) is kept on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
-from mll_jax.concepts import wordnet
+from mll_jax import paths
+from mll_jax.concepts import text, wordnet
 from mll_jax.data.store import SampleStore
-from mll_jax.memo import Memo
+
+__all__ = ["ROOT", "SDAG", "build", "describe", "normalise"]
 
 ROOT = "entity.n.01"
+TEXTS_FILE = "sdag_text.npz"
+log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class SDAG:
     graph: nx.DiGraph
     own: dict[str, np.ndarray]  # concept node -> its store indices
     samples: dict[str, np.ndarray]  # every node -> capped stratified store indices
-    directory: Path | None = None  # where it is saved; derived data (node text embeddings) is kept beside it
-    memo: Memo = dataclasses.field(default_factory=Memo, repr=False, compare=False)  # values derived from the graph
+    directory: Path | None = None  # where it is saved; the node text embeddings are kept beside it
 
-    @property
+    @functools.cached_property
     def concept_nodes(self) -> list[str]:
         """Nodes that carry samples of their own, in store concept order."""
         nodes = [v for v, c in self.graph.nodes(data="concept") if c >= 0]
@@ -48,6 +57,7 @@ class SDAG:
         concept = self.graph.nodes(data="concept")
         return {v: frozenset(u for u in nx.descendants(self.graph, v) | {v} if concept[u] >= 0) for v in self.graph}
 
+    @functools.cached_property
     def lemma_index(self) -> dict[str, list[str]]:
         """Lower-case lemma (spaces as '_') -> nodes that carry it."""
         index: dict[str, list[str]] = {}
@@ -55,6 +65,27 @@ class SDAG:
             for lemma in lemmas:
                 index.setdefault(normalise(lemma), []).append(v)
         return index
+
+    def node_texts(self) -> tuple[list[str], list[str]]:
+        """Every node (sorted) and its text: lemmas, then gloss."""
+        nodes = sorted(self.graph)
+        return nodes, [f"{', '.join(self.graph.nodes[v]['lemmas'])}: {self.graph.nodes[v]['gloss']}" for v in nodes]
+
+    def node_embeddings(self) -> tuple[list[str], np.ndarray]:
+        """Every node (sorted) and the MiniLM embedding of its text: read from beside the SDAG, or computed once
+        and stored there (a read-only SDAG computes them again in each process)."""
+        return self._node_embeddings
+
+    @functools.cached_property
+    def _node_embeddings(self) -> tuple[list[str], np.ndarray]:
+        nodes, texts = self.node_texts()
+        digest = hashlib.sha256(json.dumps([text.MODEL, texts]).encode()).hexdigest()[:16]
+        path = (self.directory / TEXTS_FILE) if self.directory is not None else _text_cache(digest)
+        embeddings = _stored_embeddings(path, digest)
+        if embeddings is None:
+            embeddings = text.embed(texts)
+            _store_embeddings(path, digest, nodes, embeddings)
+        return nodes, embeddings
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -78,8 +109,29 @@ class SDAG:
         return cls(graph, own, samples, directory)
 
 
-def normalise(text: str) -> str:
-    return "_".join(text.lower().replace("-", " ").replace("_", " ").split())
+def normalise(name: str) -> str:
+    return "_".join(name.lower().replace("-", " ").replace("_", " ").split())
+
+
+def _text_cache(digest: str) -> Path:
+    return paths.cache_dir() / "text" / f"nodes-{digest}.npz"
+
+
+def _stored_embeddings(path: Path, digest: str) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as stored:
+        return stored["embeddings"] if str(stored["digest"]) == digest else None  # stale: the SDAG changed
+
+
+def _store_embeddings(path: Path, digest: str, nodes: list[str], embeddings: np.ndarray) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, digest=digest, nodes=np.array(nodes), embeddings=embeddings)
+        os.replace(tmp, path)
+    except OSError as error:  # a read-only hub still works; it computes them again next time
+        log.warning("could not store node text embeddings at %s: %s", path, error)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -42,7 +42,7 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
     matches = matching.match(sdag, names)
     unknown = [m.name for m in matches if not m.covered]
     if unknown:
-        vocabulary = list(matching.lemma_index(sdag))
+        vocabulary = list(sdag.lemma_index)
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(normalise(name), vocabulary, n=3, cutoff=0.6)

@@ -15,6 +15,9 @@ import numpy as np
 
 # jax, flax and the converters are imported where MiniLM is first loaded, not here: matching imports this
 # module, and most names are matched without embeddings.
+__all__ = ["MODEL", "available", "embed", "embedding"]
+
+MODEL = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # the model's max_seq_length
 
 
@@ -38,7 +41,7 @@ def available() -> bool:
 
 
 @functools.cache
-def encoder() -> tuple:
+def _encoder() -> tuple:
     """(tokenizer, graphdef, state) of MiniLM, loaded once."""
     from flax import nnx
     from safetensors.numpy import load_file
@@ -73,7 +76,7 @@ def _jitted():
 
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     """Unit-norm embeddings [len(texts), 384]."""
-    tokenizer, graphdef, state = encoder()
+    tokenizer, graphdef, state = _encoder()
     batch_size = min(batch_size, 1 << max(len(texts) - 1, 0).bit_length())  # one name: a batch of one
     out = []
     for start in range(0, len(texts), batch_size):
@@ -87,3 +90,11 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
         mask[rows:, 0] = 1  # padding rows get one token, so nothing divides by zero
         out.append(np.asarray(_jitted()(graphdef, state, ids, mask))[:rows])
     return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
+
+@functools.lru_cache(maxsize=4096)
+def embedding(text: str) -> np.ndarray:
+    """The unit-norm embedding [384] of one text, kept: task names recur across queries."""
+    row = embed([text])[0]
+    row.setflags(write=False)
+    return row

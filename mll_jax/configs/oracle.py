@@ -13,14 +13,14 @@ smallest that survives one noisy epoch.
 from __future__ import annotations
 
 from mll_jax.configs.demo_hub import CNN_ITEMS, LARGE_CNN
+from mll_jax.configs.specs import OracleSpec
 
-ORACLE = {
-    "arch": "cnn",
-    "config": LARGE_CNN,
-    "per_class": CNN_ITEMS,
-    "max_epochs": 12,
-    "patience": 2,
-    "batch_size": 128,
-    "learning_rate": 2e-3,
-    "early_stopping_on": "development split",
-}
+ORACLE = OracleSpec(
+    arch="cnn",
+    config=LARGE_CNN,
+    per_class=CNN_ITEMS,
+    max_epochs=12,
+    patience=2,
+    batch_size=128,
+    learning_rate=2e-3,
+)

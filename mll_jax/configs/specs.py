@@ -1,4 +1,5 @@
-"""The settings types: what a sample store, an expert and a general model are built from (config as data)."""
+"""The settings types: what a sample store, an expert, a general model and an oracle are built from (config as
+data)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,22 @@ class GeneralSpec:
     augmentations: tuple[str, ...] | None = None  # names in `data.augment.AUGMENTATIONS`; None: the backend's default
     data: str = "captions"  # aligned only: "captions" (paper regime) or "store" (in-domain)
     captions: CaptionRule = CaptionRule()
+
+
+@dataclasses.dataclass(frozen=True)
+class OracleSpec:
+    """The oracle baseline's recipe (method.md §4): a model of `arch` / `config` trained on exactly a task's
+    classes, `per_class` items each from the expert pool, by Adam until its accuracy on the task's
+    `early_stopping_on` items has not risen for `patience` epochs (at most `max_epochs`), keeping the best epoch."""
+
+    arch: str
+    config: dict
+    per_class: int
+    max_epochs: int
+    patience: int
+    batch_size: int
+    learning_rate: float
+    early_stopping_on: str = "development split"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)

@@ -44,6 +44,27 @@ def fit_mask(n: int) -> np.ndarray:
     return np.arange(n) % 2 == 0
 
 
+def concept_items(concepts: np.ndarray, seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(fit, val): per concept, the store indices of its items in that half, in one fixed shuffle per seed
+    (node samples are drawn from their fronts, so a concept gives the same items to every task)."""
+    order = np.random.default_rng(seed).permutation(len(concepts))
+    in_fit = fit_mask(len(concepts))[order]
+    concept_of = concepts[order]
+    return tuple(
+        {int(c): order[in_half & (concept_of == c)] for c in np.unique(concept_of)} for in_half in (in_fit, ~in_fit)
+    )
+
+
+def front_rows(halves: tuple[dict[int, np.ndarray], ...], per_concept: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, position): the sorted store indices among the first `per_concept` items of each concept in each
+    half (and 0, a padding row), and each of the store's `size` indices' position among them (-1 if none)."""
+    chosen = [items[:per_concept] for half in halves for items in half.values()]
+    rows = np.unique(np.concatenate([np.zeros(1, np.int64), *chosen]))
+    position = np.full(size, -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    return rows, position
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleStore:
     spec: StoreSpec

@@ -35,11 +35,14 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from mll_jax import paths
 from mll_jax.configs.engine import BATCH_SIZE
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import sharding, tuning
 from mll_jax.engine.forward import Member, features, head_widths, signature
 from mll_jax.engine.group import Group
+
+paths.default_compile_cache()  # every model call of mll_jax runs here: its programs go to jax's disk cache
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -238,9 +241,9 @@ def model_features(model: nnx.Module, input_spec: dict, images: np.ndarray, batc
 def hub_member(hub, model_id: str, backbones: dict[str, nnx.Module]) -> Member:
     """One hub model as a member; its backbone, if new, is loaded into `backbones`."""
     entry = hub.entry(model_id)
-    if (backbone := entry.get("backbone")) and backbone not in backbones:
+    if (backbone := entry.backbone) and backbone not in backbones:
         backbones[backbone] = hub.load_backbone(backbone)
-    return Member(model_id, hub.load_model(model_id), entry["input_spec"], backbone)
+    return Member(model_id, hub.load_model(model_id), entry.input_spec, backbone)
 
 
 def hub_members(hub, model_ids: list[str]) -> tuple[list[Member], dict[str, nnx.Module]]:

@@ -1,4 +1,4 @@
-"""Baselines (method.md §4), for an honest comparison with MLL on the same tasks.
+"""Baselines (method.md §4), for an honest comparison with MLL on the same tasks, in a table by name (`BASELINES`).
 
 - oracle:     a CNN trained on exactly the task's classes, to convergence (`configs.oracle`)
 - patch_only: the general model alone
@@ -10,12 +10,16 @@
 - declared:   candidates from declared head names (no labelling) and the general
               model, their class probabilities averaged
 - random:     a random candidate per class, temperatures and biases calibrated
+
+Each entry scores one task (`TaskData`): its accuracy, and what else its result records.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 
 import numpy as np
 from flax import nnx
@@ -25,16 +29,39 @@ from mll_jax.concepts import matching
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs.demo_hub import INPUT_SPEC
 from mll_jax.configs.oracle import ORACLE
+from mll_jax.configs.selection import SelectionConfig
 from mll_jax.data import store as store_lib
-from mll_jax.hub import checkpoint, train
-from mll_jax.hub.hub import Hub
-from mll_jax.labeling import labels as labeling
+from mll_jax.hub import Hub, checkpoint
+from mll_jax.labeling import exclusion
 from mll_jax.selection import chco
-from mll_jax.selection.candidates import general_candidate
+from mll_jax.selection.candidates import general_candidates
 from mll_jax.selection.problems import node_samples
-from mll_jax.selection.types import Candidate
+from mll_jax.selection.selecting import fixed_selection
+from mll_jax.selection.types import Candidate, Selection
+from mll_jax.zoo import train
+
+__all__ = [
+    "BASELINES",
+    "Baseline",
+    "TaskData",
+    "accuracy",
+    "class_probs",
+    "covering_experts",
+    "declared_candidates",
+    "ensemble",
+    "f1_topk_members",
+    "heads_by_model",
+    "oracle_logits",
+    "oracle_model",
+    "patch_candidates",
+    "random_pick",
+]
 
 EPS = chco.EPS
+
+
+def accuracy(scores, labels: np.ndarray) -> float:
+    return float(np.mean(np.asarray(scores).argmax(1) == labels))
 
 
 # -- ensembles of class probabilities -----------------------------------------------
@@ -85,7 +112,7 @@ def f1_topk_members(
 ) -> list[list[str]]:
     """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples."""
     K = len(classes)
-    index, labels = node_samples(hub, classes, chco.Config().samples_per_class, seed)[0]  # the fit half
+    index, labels = node_samples(hub, classes, SelectionConfig().samples_per_class, seed)[0]  # the fit half
     score: dict[tuple[str, int], float] = {}
     for m, heads in heads_by_model(cands).items():
         q = class_probs(hub.labels(m)["probs"][index].astype(np.float32), heads, K)
@@ -102,9 +129,9 @@ def declared_candidates(hub: Hub, classes) -> list[list[Candidate]]:
     sdag = hub.sdag
     out: list[list[Candidate]] = [[] for _ in classes]
     for m in hub.ids("expert"):
-        if labeling.problem(hub, m):
+        if exclusion(hub, m):
             continue
-        nodes = [matching.match_one(sdag, h).node for h in hub.entry(m)["heads"]]
+        nodes = [matching.match_one(sdag, h).node for h in hub.entry(m).heads]
         concepts = [sdag.concepts_under(v) if v else frozenset() for v in nodes]
         for k, cls in enumerate(classes):
             others = frozenset().union(*(c.concepts for c in classes if c is not cls))
@@ -116,7 +143,7 @@ def declared_candidates(hub: Hub, classes) -> list[list[Candidate]]:
 
 def patch_candidates(hub: Hub, classes) -> list[list[Candidate]]:
     """The general model alone, for every class."""
-    return [[general_candidate(hub, cls)] for cls in classes]
+    return [[general] for general in general_candidates(hub, classes)]
 
 
 def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:
@@ -140,44 +167,124 @@ def oracle_model(hub: Hub, classes: list[task_lib.TaskClass]) -> tuple[nnx.Modul
     """The task's oracle (trained once, then read from the cache) and its record: recipe and training history."""
     concept_index = {c: i for i, c in enumerate(hub.store.synsets)}
     groups = [sorted(concept_index[c] for c in cls.concepts) for cls in classes]
-    key = hashlib.sha256(json.dumps([groups, ORACLE, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
+    recipe = ORACLE.to_json()
+    key = hashlib.sha256(json.dumps([groups, recipe, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
     directory = paths.cache_dir() / "oracles" / key
-    abstract = nets.abstract(ORACLE["arch"], ORACLE["config"], len(classes))
+    abstract = nets.abstract(ORACLE.arch, ORACLE.config, len(classes))
     try:
         record = json.loads((directory / "oracle.json").read_text())
         return checkpoint.restore(directory / "model", abstract, record["checksum"]), record
     except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError):
         pass
-    images, target = _task_data(store_lib.expert_pool(hub.store_spec), groups, ORACLE["per_class"])
+    images, target = _task_data(store_lib.expert_pool(hub.store_spec), groups, ORACLE.per_class)
     validation = _task_data(store_lib.development(hub.store_spec), groups)
-    model = nets.build(ORACLE["arch"], ORACLE["config"], len(classes))
+    model = nets.build(ORACLE.arch, ORACLE.config, len(classes))
     model, history = train.fit_early_stopping(
         model,
         images,
         target,
         validation,
         INPUT_SPEC,
-        ORACLE["max_epochs"],
-        ORACLE["patience"],
-        ORACLE["batch_size"],
-        ORACLE["learning_rate"],
+        ORACLE.max_epochs,
+        ORACLE.patience,
+        ORACLE.batch_size,
+        ORACLE.learning_rate,
     )
-    record = {"recipe": ORACLE, "training_items": int(len(target)), **history}
+    record = {"recipe": recipe, "training_items": int(len(target)), **history}
     record["checksum"] = checkpoint.save(directory / "model", model)
     (directory / "oracle.json").write_text(json.dumps(record))
     return model, record
 
 
-def logits(model: nnx.Module, images: np.ndarray) -> np.ndarray:
+def _logits(model: nnx.Module, images: np.ndarray) -> np.ndarray:
     """Log-probabilities of a model on the demo input spec (an oracle's scores)."""
     return np.log(engine.model_probabilities(model, INPUT_SPEC, images) + EPS)
 
 
 def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
     """Logits of the task's oracle on `images`."""
-    return logits(oracle_model(hub, classes)[0], images)
+    return _logits(oracle_model(hub, classes)[0], images)
 
 
 def covering_experts(cands: list[list[Candidate]], general_id: str | None) -> dict[str, dict[int, tuple[int, ...]]]:
     """Experts with a candidate for every class of the task: model -> {class: heads}."""
     return {m: h for m, h in heads_by_model(cands).items() if len(h) == len(cands) and m != general_id}
+
+
+# -- the table ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TaskData:
+    """What a baseline scores one task on: its classes and candidates, the evaluation images of its classes, every
+    model's probabilities on them, their class labels, the selection seed, and how a selection's logits are had."""
+
+    hub: Hub
+    classes: list[task_lib.TaskClass]
+    candidates: list[list[Candidate]]
+    images: np.ndarray
+    probs: dict[str, np.ndarray]
+    labels: np.ndarray
+    seed: int
+    scores: Callable[[Hub, Selection, np.ndarray, dict], np.ndarray]
+
+    def selection_accuracy(self, selection: Selection) -> float:
+        return accuracy(self.scores(self.hub, selection, self.images, self.probs), self.labels)
+
+
+def _patch_only(task: TaskData) -> tuple[float, dict]:
+    patch = patch_candidates(task.hub, task.classes)
+    selection = fixed_selection(task.hub, task.classes, patch, [0] * len(task.classes), task.seed)
+    return task.selection_accuracy(selection), {}
+
+
+def _random(task: TaskData) -> tuple[float, dict]:
+    pick = random_pick(task.candidates, task.seed)
+    return task.selection_accuracy(fixed_selection(task.hub, task.classes, task.candidates, pick, task.seed)), {}
+
+
+def _f1_topk(task: TaskData) -> tuple[float, dict]:
+    members = f1_topk_members(task.hub, task.classes, task.candidates, seed=task.seed)
+    return accuracy(ensemble(task.probs, task.candidates, members, entropy_weighted=True), task.labels), {}
+
+
+def _declared(task: TaskData) -> tuple[float, dict]:
+    declared = declared_candidates(task.hub, task.classes)
+    members = [[c.model for c in cs] for cs in declared]
+    return accuracy(ensemble(task.probs, declared, members, entropy_weighted=False), task.labels), {}
+
+
+def _oracle(task: TaskData) -> tuple[float, dict]:
+    """The oracle's accuracy, its record, and the best single expert covering every class, against it."""
+    model, record = oracle_model(task.hub, task.classes)  # restored once: scores and record
+    score = accuracy(_logits(model, task.images), task.labels)
+    K = len(task.classes)
+    covering = {
+        m: accuracy(class_probs(task.probs[m], heads, K), task.labels)
+        for m, heads in covering_experts(task.candidates, task.hub.general_id).items()
+    }
+    best = max(covering, key=covering.get) if covering else None
+    return score, {
+        "oracle": {k: v for k, v in record.items() if k != "checksum"},
+        "best_covering_expert": {"model": best, "accuracy": covering[best]} if best else None,
+        "oracle_minus_best_covering": score - covering[best] if best else None,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """A baseline by name: `score(task)` gives its accuracy and what else it records; `uses_seed` whether it draws
+    anything at random (node samples, picks), so that it is run once per selection seed."""
+
+    score: Callable[[TaskData], tuple[float, dict]]
+    uses_seed: bool
+
+    def __call__(self, task: TaskData) -> tuple[float, dict]:
+        return self.score(task)
+
+
+BASELINES = {
+    "oracle": Baseline(_oracle, uses_seed=False),
+    "patch_only": Baseline(_patch_only, uses_seed=True),
+    "f1_topk": Baseline(_f1_topk, uses_seed=True),
+    "declared": Baseline(_declared, uses_seed=False),
+    "random": Baseline(_random, uses_seed=True),
+}

@@ -6,49 +6,30 @@ models, and solves the suite with MLL and every baseline. It is run once per
 general-model regime (`configs.general.REGIMES`): the paper's, whose general model
 never saw a store image, and the in-domain ablation. The oracle does not depend
 on the hub: one line. Selections are scored from every model's test-split
-probabilities, computed once (`demo.cached_scores`, equal to what `reuse` gives).
+probabilities, computed once (`evaluation.cached_scores`, equal to what `reuse` gives).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from mll_jax import data, engine
+from mll_jax import data, engine, labeling
 from mll_jax.configs import general as regimes_lib
 from mll_jax.configs import scale_hub, suite
-from mll_jax.experiments import baselines, demo
-from mll_jax.hub import general, generate
-from mll_jax.hub.hub import Hub
-from mll_jax.labeling import labels as labeling
+from mll_jax.experiments import baselines, evaluation
+from mll_jax.hub import Hub
+from mll_jax.zoo import general, generate
+
+__all__ = ["METHODS", "REGIMES", "full_hub", "mislabels", "plot", "run", "table"]
 
 METHODS = ("mll", "patch_only", "f1_topk", "declared", "random")  # the oracle is one line: it has no hub
 REGIMES = tuple(regimes_lib.REGIMES)  # paper, in-domain
 log = logging.getLogger(__name__)
-
-
-def copy_model(hub: Hub, source: Hub, model_id: str) -> None:
-    """Add `source`'s model `model_id` to `hub` (checkpoint and entry; not its labels)."""
-    entry = source.entry(model_id)
-    backbone = entry.get("backbone")
-    if backbone and backbone not in hub.backbones:
-        hub.copy_backbone(source, backbone)
-    hub.add(
-        model_id,
-        source.load_model(model_id),
-        entry["arch"],
-        entry["config"],
-        entry["heads"],
-        entry["input_spec"],
-        entry["role"],
-        entry["provenance"],
-        backbone,
-    )
 
 
 def default_sizes(num_experts: int) -> list[int]:
@@ -72,13 +53,13 @@ def general_model(full: Hub, workdir: Path, regime: str) -> Hub:
         hub = Hub.create(path, full.store_spec)
     if hub.general_id is None:
         log.info("training the %s general model", regime)
-        general.add_to_hub(hub, spec, full.entry(full.ids("expert")[0])["input_spec"])
+        general.add_to_hub(hub, spec, full.entry(full.ids("expert")[0]).input_spec)
     return hub
 
 
 def mislabels(hub: Hub) -> dict:
     """Precision and recall of labelling at finding the declared head names a generator swapped on purpose."""
-    swapped = {(m, h) for m in hub.ids("expert") for h in (hub.entry(m)["provenance"].get("swap_heads") or ())}
+    swapped = {(m, h) for m in hub.ids("expert") for h in (hub.entry(m).provenance.get("swap_heads") or ())}
     reported = {(h.model, h.head) for h in labeling.mislabel_report(hub)}
     found = swapped & reported
     return {
@@ -112,7 +93,7 @@ def run(
     generals = {r: general_model(full, workdir, r) for r in regimes}
     test = data.load(full.store_spec.source, "test")
     expert_probs = engine.from_hub(full, experts).probabilities(test.images, progress="experts on the test split")
-    tasks, unanswered = demo.answerable(full, tasks)
+    tasks, unanswered = evaluation.answerable(full, tasks)
     rng = np.random.default_rng(seed)
     permutations = [list(rng.permutation(experts)) for _ in range(orders)]
     rows, mislabelled = [], None
@@ -125,14 +106,13 @@ def run(
             if path.exists():
                 shutil.rmtree(path)  # a previous run's hub: start the nesting afresh
             hub = Hub.create(path, full.store_spec)
-            copy_model(hub, source, general_id)
+            hub.copy_model(source, general_id)
             for size in sizes:
                 for model_id in order[len(hub.ids("expert")) : size]:
-                    copy_model(hub, full, model_id)
+                    hub.copy_model(full, model_id)
                 labelled = labeling.label(hub, progress=False)
-                seconds: dict[str, float] = defaultdict(float)
-                results = demo.evaluate_suite(
-                    hub, tasks, test, probs, seconds, (seed,), METHODS, scores=demo.cached_scores
+                results, seconds = evaluation.evaluate_suite(
+                    hub, tasks, test, probs, (seed,), METHODS, scores=evaluation.cached_scores
                 )
                 rows.append(
                     {
@@ -153,14 +133,14 @@ def run(
     bar.close()
     oracle = []  # independent of the hub: one per task, trained once (or read from the oracle cache)
     for names in tqdm(tasks, desc="oracle"):
-        classes, keep, y = demo.task_items(full, names, test)
-        oracle.append(demo.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
+        classes, keep, y = evaluation.task_items(full, names, test)
+        oracle.append(evaluation.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
     summary = {r: summarise([row for row in rows if row["regime"] == r], sizes) for r in regimes}
     return {
         "hub": {"path": str(full.path), "experts": len(experts)},
         "regimes": list(regimes),
-        "general": {r: g.entry(g.general_id)["provenance"] for r, g in generals.items()},
-        "general_zero_shot": {r: demo.zero_shot(g, test) for r, g in generals.items()},
+        "general": {r: g.entry(g.general_id).provenance for r, g in generals.items()},
+        "general_zero_shot": {r: evaluation.zero_shot(g, test) for r, g in generals.items()},
         "sizes": sizes,
         "orders": permutations,
         "tasks": [list(t) for t in tasks],
@@ -184,7 +164,7 @@ def summarise(rows: list[dict], sizes: list[int]) -> list[dict]:
         ]:
             entry[name] = {
                 "mean": float(np.mean(values)),
-                "stderr": demo.stderr(values),
+                "stderr": evaluation.stderr(values),
                 "min": float(np.min(values)),
                 "max": float(np.max(values)),
             }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mll_jax.hub.hub import Hub
+from mll_jax.hub import Hub
+
+__all__ = ["random_tasks"]
 
 
 def random_tasks(hub: Hub, count: int, rng: np.random.Generator, sizes: tuple[int, int] = (2, 7)) -> list[list[str]]:

@@ -1,5 +1,9 @@
-"""The hub: models on disk (registry, checkpoints, labels, SDAG), training them, the demo zoo, the general model."""
+"""The hub, a store: models on disk (database, checkpoints, label records, SDAG), read and written only through `Hub`.
 
+Making experts is the zoo's business (`mll_jax.zoo`), one layer up.
+"""
+
+from mll_jax.hub.entries import BackboneEntry, ModelEntry
 from mll_jax.hub.hub import Hub
 
-__all__ = ["Hub"]
+__all__ = ["BackboneEntry", "Hub", "ModelEntry"]

@@ -67,10 +67,10 @@ def restore(directory: Path, abstract_model: nnx.Module, expected_checksum: str 
         if np.shape(got) != want.shape:
             raise ValueError(
                 f"checkpoint {directory}: parameter {_flat_name(path)} has shape {np.shape(got)}, "
-                f"the registry's architecture expects {want.shape}"
+                f"the hub entry's architecture expects {want.shape}"
             )
     if expected_checksum is not None and checksum(pure) != expected_checksum:
-        raise ValueError(f"checkpoint {directory} does not match its registry checksum; the file is corrupt")
+        raise ValueError(f"checkpoint {directory} does not match its recorded checksum; the file is corrupt")
     nnx.replace_by_pure_dict(abstract_state, pure)
     return nnx.merge(graphdef, abstract_state)
 
@@ -102,7 +102,7 @@ def load_safetensors(path: Path, abstract_model: nnx.Module) -> nnx.Module:
 def to_bytes(model: nnx.Module) -> tuple[bytes, str]:
     """A small model's parameters as one .npz blob (flat names, as in `flat_params`), and their checksum.
 
-    Heads over a shared backbone are a few KB: the registry stores them as rows,
+    Heads over a shared backbone are a few KB: the hub's database stores them as rows,
     where an orbax directory per head would cost more to write than to train.
     """
     buffer = io.BytesIO()
@@ -119,7 +119,7 @@ def from_bytes(data: bytes, abstract_model: nnx.Module, source: str, expected_ch
         raise ValueError(f"parameters of {source} are unreadable ({error})") from None
     model = from_flat(tensors, abstract_model, source)
     if expected_checksum is not None and checksum(nnx.to_pure_dict(nnx.state(model))) != expected_checksum:
-        raise ValueError(f"parameters of {source} do not match their registry checksum; they are corrupt")
+        raise ValueError(f"parameters of {source} do not match their recorded checksum; they are corrupt")
     return model
 
 

@@ -1,30 +1,28 @@
-"""The hub: a directory of models, their registry, label records and the SDAG (method.md §2).
+"""The hub: a directory of models, their database, label records and the SDAG (method.md §2).
 
     hub/registry.sqlite    format version, sample-store spec, models, backbones, heads of
-                           shared backbones, the concept index (hub/registry.py, method.md §2.1)
+                           shared backbones, the concept index (hub/database.py, method.md §2.1)
     hub/registry.json      a pointer for older releases (format-1 hubs: the whole registry)
     hub/models/<id>/       orbax checkpoint of a model that does not share a backbone
     hub/backbones/<id>/    orbax checkpoint of a backbone shared by several experts' heads
     hub/labels/<id>.npz    label record (see labeling/labels.py)
     hub/sdag.json, hub/sdag_samples.npz
 
-Files are written to a temporary path and renamed into place, registry changes are
-one database transaction each, and writers take a file lock, so readers never see
-a half-written hub. Values derived from the hub's contents (node samples, label
-records) are kept in `hub.memo`, which every write clears.
+Files are written to a temporary path and renamed into place, database changes are
+one transaction each, and writers take a file lock, so readers never see a
+half-written hub. The hub is the only reader of its database: every other stage
+asks it by name (entries, concept rows, signatures, label records, node samples),
+and it keeps what it read and derived until its contents change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,35 +32,29 @@ from mll_jax import paths
 from mll_jax.concepts import sdag as sdag_lib
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import store as store_lib
-from mll_jax.hub import concept_index
-from mll_jax.hub import registry as registry_lib
-from mll_jax.hub.registry import FORMAT_VERSION
+from mll_jax.hub import database, files, migration
+from mll_jax.hub.entries import ROLES, BackboneEntry, ModelEntry
 from mll_jax.memo import Memo
 
 if TYPE_CHECKING:
     from flax import nnx
 
-__all__ = ["FORMAT_VERSION", "ROLES", "Hub", "file_checksum"]
-ROLES = ("expert", "general")
+__all__ = ["Hub"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def file_checksum(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Hub:
     """A hub on disk. Open an existing one with `Hub.open`, make one with `Hub.create`."""
 
-    def __init__(self, path: Path, registry: registry_lib.Registry, store: store_lib.SampleStore | None = None):
+    def __init__(self, path: Path, db: database.Database, store: store_lib.SampleStore | None = None):
         self.path = Path(path).absolute()  # checkpoint writers need absolute paths
-        self.registry = registry
+        self._db = db
         self._sdag: sdag_lib.SDAG | None = None
         self._store = store
         self._store_concepts: np.ndarray | None = None
         self._labels: dict[str, dict[str, np.ndarray]] = {}
-        self._rows: dict = {}  # registry reads, dropped by every write
-        self.memo = Memo()  # derived from the hub's contents; cleared by every write
+        self._reads = Memo()  # what was read from the database; dropped by every write
+        self._derived = Memo()  # values derived from the hub's contents (node samples); dropped by every write
 
     # -- opening ---------------------------------------------------------------
     @classmethod
@@ -71,18 +63,18 @@ class Hub:
         path = Path(path or paths.default_hub()).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file, not a hub directory")
-        legacy = path / registry_lib.LEGACY
-        if not (path / registry_lib.FILE).is_file() and not legacy.is_file():
-            raise FileNotFoundError(f"no hub at {path} (no registry); build one with `mll-jax hub build`")
-        if legacy.is_file() and registry_lib.read_legacy(path) is not None:
+        legacy = path / migration.LEGACY
+        if not (path / database.FILE).is_file() and not legacy.is_file():
+            raise FileNotFoundError(f"no hub at {path} (no database); build one with `mll-jax hub build`")
+        if legacy.is_file() and migration.read_legacy(path) is not None:
             if not os.access(path, os.W_OK):
                 raise PermissionError(
                     f"hub {path} has a format-1 registry.json, which is migrated once on opening; "
                     "open it once with write permission"
                 )
-            with _locked(path):
-                registry_lib.migrate_json(path, _signature, _label_state(path))
-        return cls(path, registry_lib.open_registry(path))
+            with files.locked(path):
+                migration.migrate(path)
+        return cls(path, database.open_database(path))
 
     @classmethod
     def create(cls, path: str | os.PathLike, store_spec: StoreSpec = StoreSpec()) -> Hub:
@@ -90,53 +82,87 @@ class Hub:
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file; choose a directory")
-        if (path / registry_lib.FILE).exists() or (path / registry_lib.LEGACY).exists():
+        if (path / database.FILE).exists() or (path / migration.LEGACY).exists():
             raise FileExistsError(f"a hub already exists at {path}; open it with Hub.open")
         path.mkdir(parents=True, exist_ok=True)
         store = store_lib.load(store_spec)
         sdag_lib.build(store).save(path)
-        with _locked(path):
-            registry = registry_lib.create(path, store_spec.to_json())
-            registry_lib.write_pointer(path)
-        return cls(path, registry, store)
+        with files.locked(path):
+            db = database.create(path, store_spec.to_json())
+            migration.write_pointer(path)
+        return cls(path, db, store)
 
-    # -- reading ----------------------------------------------------------------
+    # -- models -----------------------------------------------------------------
     @property
-    def entries(self) -> dict[str, dict]:
-        """Every model's entry, in the order added (a read of the whole registry: prefer `entry` for one)."""
-        return self._read("entries", self.registry.models)
+    def entries(self) -> dict[str, ModelEntry]:
+        """Every model's entry, in the order added (a read of the whole database: prefer `entry` for one)."""
+        return self._reads.get("entries", self._db.models)
 
     def ids(self, role: str = "expert") -> list[str]:
-        return self._read(("ids", role), lambda: self.registry.ids(role))
+        return self._reads.get(("ids", role), lambda: self._db.ids(role))
 
     def __len__(self) -> int:
-        return self._read("count", self.registry.count)
+        return self._reads.get("count", self._db.count)
 
     @property
     def general_id(self) -> str | None:
         general = self.ids("general")
         return general[0] if general else None
 
-    def entry(self, model_id: str) -> dict:
-        if "entries" in self._rows:
-            entry = self._rows["entries"].get(model_id)
+    def entry(self, model_id: str) -> ModelEntry:
+        if "entries" in self._reads:  # the whole database was read already
+            entry = self.entries.get(model_id)
         else:
-            entry = self._read(("entry", model_id), lambda: self.registry.model(model_id))
+            entry = self._reads.get(("entry", model_id), lambda: self._db.model(model_id))
         if entry is None:
             raise KeyError(f"no model {model_id!r} in hub {self.path}; `mll-jax hub list` shows what is there")
         return entry
 
     def unlabelled(self) -> list[str]:
         """Models without a label record."""
-        return self._read("unlabelled", self.registry.unlabelled)
+        return self._reads.get("unlabelled", self._db.unlabelled)
 
     def excluded(self) -> dict[str, str]:
         """Models labelling excluded from selection, and why."""
-        return self._read("excluded", self.registry.problems)
+        return self._reads.get("excluded", self._db.excluded)
 
     def largest_params(self) -> int:
-        return self._read("largest", self.registry.largest_params)
+        return self._reads.get("largest", self._db.largest_params)
 
+    def signature(self, model_id: str) -> str:
+        """The engine signature of a model: models with equal signatures run as one program."""
+        found = self._db.signature(model_id)
+        if found is None:
+            raise KeyError(f"no model {model_id!r} in hub {self.path}")
+        return found
+
+    def with_signature(self, signature: str) -> list[str]:
+        """The models of one engine signature, in the order they were added."""
+        return self._db.with_signature(signature)
+
+    def order(self, model_ids) -> dict[str, int]:
+        """Each of `model_ids`' position in the order models were added."""
+        return self._db.order(model_ids)
+
+    @property
+    def backbones(self) -> dict[str, BackboneEntry]:
+        """Shared backbones: id -> entry. Experts with a `backbone` store only their heads."""
+        return self._reads.get("backbones", self._db.backbones)
+
+    # -- the concept index (method.md §2.1) ---------------------------------------
+    def concept_rows(self, concepts) -> list[tuple[str, str, int, float, float]]:
+        """(concept, model, head, response, hits) of every usable expert head that fires on any of `concepts`."""
+        return self._db.concept_rows(concepts)
+
+    def best_rows(self, concept: str, limit: int) -> list[tuple[str, int, float]]:
+        """(model, head, hits) of the `limit` heads with the most hits on `concept`."""
+        return self._db.best_rows(concept, limit)
+
+    def firings(self, model_ids, concepts) -> list[tuple[str, str, int, float]]:
+        """(concept, model, head, hits) of `model_ids`' heads on any of `concepts`."""
+        return self._db.firings(model_ids, concepts)
+
+    # -- the store and the SDAG -------------------------------------------------
     @property
     def sdag(self) -> sdag_lib.SDAG:
         if self._sdag is None:
@@ -145,7 +171,7 @@ class Hub:
 
     @property
     def store_spec(self) -> StoreSpec:
-        stored = self._read("store", lambda: json.loads(self.registry.meta("store")))
+        stored = self._reads.get("store", lambda: json.loads(self._db.meta("store")))
         return StoreSpec(**{"dev_per_class": 0, **stored})  # older hubs: no development split
 
     @property
@@ -170,36 +196,55 @@ class Hub:
                     os.replace(tmp, path)
         return self._store_concepts
 
-    @property
-    def backbones(self) -> dict[str, dict]:
-        """Shared backbones: id -> entry. Experts with a `backbone` store only their heads."""
-        return self._read("backbones", self.registry.backbones)
+    def concept_items(self, seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """(fit, val): per concept, its store indices in that half, in the fixed shuffle of `seed`
+        (`data.store.concept_items`); node samples come from their fronts."""
+        return self._derived.get(
+            ("concept items", seed), lambda: store_lib.concept_items(self.store_concepts, seed)
+        )
 
+    def sample_rows(self, per_concept: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, position): every store index a node sample of `seed` can be (the first `per_concept` items of
+        each concept in each half, and the padding row 0), and each store index's position among them."""
+        return self._derived.get(
+            ("sample rows", per_concept, seed),
+            lambda: store_lib.front_rows(self.concept_items(seed), per_concept, len(self.store_concepts)),
+        )
+
+    def sample_probs(self, model_id: str, per_concept: int, seed: int) -> np.ndarray:
+        """`model_id`'s label-record probabilities at `sample_rows` only: a selection over thousands of models
+        keeps a fraction of each record, not the whole."""
+        rows, _ = self.sample_rows(per_concept, seed)
+        return self._derived.get(
+            ("sample probs", model_id, per_concept, seed), lambda: self.labels(model_id, keep=False)["probs"][rows]
+        )
+
+    # -- parameters and label records -------------------------------------------
     def load_model(self, model_id: str, reread: bool = False) -> nnx.Module:
         """The stored model: the whole model, or only its heads if it reads a shared backbone.
 
-        Kept in the hub's memo, so classifiers built one after another read a checkpoint
+        Kept by the hub, so classifiers built one after another read a checkpoint
         once; `reread` reads it from disk as it is now (verification)."""
         if reread:
             return self._read_model(model_id)
-        return self.memo.get(("model", model_id), lambda: self._read_model(model_id))
+        return self._derived.get(("model", model_id), lambda: self._read_model(model_id))
 
     def _read_model(self, model_id: str) -> nnx.Module:
         from mll_jax import nets  # flax and orbax: only where a model is built or stored
         from mll_jax.hub import checkpoint
 
         e = self.entry(model_id)
-        abstract = nets.abstract(e["arch"], e["config"], len(e["heads"]))
-        if e.get("stored") == "registry":
-            data = self.registry.head_params(model_id)
+        abstract = nets.abstract(e.arch, e.config, len(e.heads))
+        if e.params_in_database:
+            data = self._db.head_params(model_id)
             if data is None:
-                raise FileNotFoundError(f"no parameters of {model_id} in the registry")
-            return checkpoint.from_bytes(data, abstract, model_id, e["checksum"])
-        return checkpoint.restore(self.path / "models" / model_id, abstract, e["checksum"])
+                raise FileNotFoundError(f"no parameters of {model_id} in the database")
+            return checkpoint.from_bytes(data, abstract, model_id, e.checksum)
+        return checkpoint.restore(self.path / "models" / model_id, abstract, e.checksum)
 
     def load_backbone(self, backbone_id: str) -> nnx.Module:
-        """A shared backbone (kept in the hub's memo, like `load_model`)."""
-        return self.memo.get(("backbone", backbone_id), lambda: self._read_backbone(backbone_id))
+        """A shared backbone (kept by the hub, like `load_model`)."""
+        return self._derived.get(("backbone", backbone_id), lambda: self._read_backbone(backbone_id))
 
     def _read_backbone(self, backbone_id: str) -> nnx.Module:
         from mll_jax import nets
@@ -208,17 +253,17 @@ class Hub:
         if backbone_id not in self.backbones:
             raise KeyError(f"no backbone {backbone_id!r} in hub {self.path}; it has {sorted(self.backbones)}")
         e = self.backbones[backbone_id]
-        abstract = nets.abstract(e["arch"], e["config"], e["num_heads"])
-        return checkpoint.restore(self.path / "backbones" / backbone_id, abstract, e["checksum"])
+        abstract = nets.abstract(e.arch, e.config, e.num_heads)
+        return checkpoint.restore(self.path / "backbones" / backbone_id, abstract, e.checksum)
 
     def labels(self, model_id: str, reread: bool = False, keep: bool = True) -> dict[str, np.ndarray] | None:
         """The label record of `model_id` (cached unless `keep` is False; `reread` reads the file as it is now),
         or None if there is none."""
         if reread:
             self._labels.pop(model_id, None)
-            self.memo.clear()
+            self._derived.clear()
         if model_id not in self._labels:
-            path = self.path / "labels" / f"{model_id}.npz"
+            path = self._record_path(model_id)
             if not path.is_file():
                 return None
             with np.load(path, allow_pickle=False) as record:
@@ -227,6 +272,28 @@ class Hub:
                 return record
             self._labels[model_id] = record
         return self._labels[model_id]
+
+    def has_record(self, model_id: str) -> bool:
+        """Whether `model_id`'s label record file exists (whatever the database says of it)."""
+        return self._record_path(model_id).is_file()
+
+    def labels_valid(self, model_id: str) -> bool:
+        """Whether `model_id` has a label record whose checksum matches the database."""
+        path = self._record_path(model_id)
+        expected = self.entry(model_id).labels_checksum
+        return path.is_file() and expected is not None and files.checksum(path) == expected
+
+    def _record_path(self, model_id: str) -> Path:
+        return self.path / "labels" / f"{model_id}.npz"
+
+    # -- checks -----------------------------------------------------------------
+    def integrity(self) -> list[str]:
+        """What the database's own integrity check finds wrong with it ([] if nothing)."""
+        return self._db.integrity()
+
+    def dump(self) -> str:
+        """The whole database as SQL text (to compare two states of a hub)."""
+        return self._db.dump()
 
     # -- writing ------------------------------------------------------------------
     def add(
@@ -245,7 +312,7 @@ class Hub:
 
         With `backbone`, `model` is only the heads (`linear`) over that shared
         backbone's features (add the backbone first with `add_backbone`); such
-        heads are a few KB and are stored in the registry itself.
+        heads are a few KB and are stored in the database itself.
         """
         from mll_jax import engine, nets
         from mll_jax.hub import checkpoint
@@ -259,7 +326,7 @@ class Hub:
         if backbone is not None:
             if backbone not in self.backbones:
                 raise ValueError(f"{model_id}: no backbone {backbone!r} in the hub; add it with Hub.add_backbone")
-            width = self.backbones[backbone]["features"]
+            width = self.backbones[backbone].features
             if model.head.in_features != width:
                 raise ValueError(
                     f"{model_id}: heads read {model.head.in_features} features, backbone {backbone!r} gives {width}"
@@ -272,21 +339,22 @@ class Hub:
             else:
                 blob, digest = None, checkpoint.save(folder, model)
             self._drop_labels(model_id)
-            entry = {
-                "arch": arch,
-                "config": config,
-                "heads": list(heads),
-                "input_spec": input_spec,
-                "role": role,
+            entry = ModelEntry(
+                id=model_id,
+                arch=arch,
+                config=config,
+                heads=tuple(heads),
+                input_spec=input_spec,
+                role=role,
                 # A family head's cost counts its backbone: it is what running it costs alone.
-                "params": nets.num_params(model) + (self.backbones[backbone]["params"] if backbone else 0),
-                "checksum": digest,
-                "provenance": provenance or {},
-                "added": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            }
-            if backbone is not None:
-                entry |= {"backbone": backbone, "stored": "registry"}
-            self.registry.put_model(model_id, entry, signature, blob)
+                params=nets.num_params(model) + (self.backbones[backbone].params if backbone else 0),
+                checksum=digest,
+                provenance=provenance or {},
+                added=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                backbone=backbone,
+                params_in_database=backbone is not None,
+            )
+            self._db.put_model(entry, signature, blob)
             if blob is not None:
                 shutil.rmtree(folder, ignore_errors=True)  # an older model of this id kept a directory
             self.refresh()
@@ -295,7 +363,16 @@ class Hub:
         """Add `source`'s backbone `backbone_id` (checkpoint and entry) to this hub."""
         b = source.backbones[backbone_id]
         model = source.load_backbone(backbone_id)
-        self.add_backbone(backbone_id, model, b["arch"], b["config"], b["input_spec"], b["provenance"])
+        self.add_backbone(backbone_id, model, b.arch, b.config, b.input_spec, b.provenance)
+
+    def copy_model(self, source: Hub, model_id: str) -> None:
+        """Add `source`'s model `model_id` (checkpoint, entry, and its backbone if this hub lacks it; not its
+        label record) to this hub."""
+        e = source.entry(model_id)
+        if e.backbone and e.backbone not in self.backbones:
+            self.copy_backbone(source, e.backbone)
+        model = source.load_model(model_id)
+        self.add(model_id, model, e.arch, e.config, list(e.heads), e.input_spec, e.role, e.provenance, e.backbone)
 
     def add_backbone(
         self,
@@ -314,21 +391,29 @@ class Hub:
             raise ValueError(f"backbone id {backbone_id!r} must be 1-64 letters, digits, '_', '-' or '.'")
         with self._locked():
             self.refresh()
-            users = [i for i, e in self.entries.items() if e.get("backbone") == backbone_id]
+            users = [i for i, e in self.entries.items() if e.backbone == backbone_id]
             if users:
                 raise ValueError(f"backbone {backbone_id!r} is used by {users}; remove them before replacing it")
             digest = checkpoint.save(self.path / "backbones" / backbone_id, model)
-            entry = {
-                "arch": arch,
-                "config": config,
-                "num_heads": model.head.out_features,
-                "features": model.head.in_features,
-                "input_spec": input_spec,
-                "params": nets.num_params(model),
-                "checksum": digest,
-                "provenance": provenance or {},
-            }
-            self.registry.put_backbone(backbone_id, entry)
+            entry = BackboneEntry(
+                id=backbone_id,
+                arch=arch,
+                config=config,
+                num_heads=model.head.out_features,
+                features=model.head.in_features,
+                input_spec=input_spec,
+                params=nets.num_params(model),
+                checksum=digest,
+                provenance=provenance or {},
+            )
+            self._db.put_backbone(entry)
+            self.refresh()
+
+    def replace_entry(self, entry: ModelEntry) -> None:
+        """Rewrite a model's entry in place, keeping its parameters and label state (repairs and tests)."""
+        self.entry(entry.id)
+        with self._locked():
+            self._db.replace_entry(entry)
             self.refresh()
 
     def remove(self, model_id: str) -> None:
@@ -336,96 +421,50 @@ class Hub:
         with self._locked():
             self.refresh()
             self.entry(model_id)
-            self.registry.remove_model(model_id)
+            self._db.remove_model(model_id)
             self._drop_labels(model_id)
             shutil.rmtree(self.path / "models" / model_id, ignore_errors=True)
             self.refresh()
 
-    def save_labels(self, model_id: str, record: dict[str, np.ndarray]) -> None:
-        """Write a label record atomically; its checksum and concept index rows go to the registry."""
-        entry = self.entry(model_id)
+    def save_labels(
+        self, model_id: str, record: dict[str, np.ndarray], index_rows: list[tuple], excluded: str = ""
+    ) -> None:
+        """Write a label record atomically; its checksum, `excluded` (why labelling excludes the model, '' if it
+        does not) and its concept index rows (concept, head, response, hits) go to the database in one
+        transaction."""
+        self.entry(model_id)
         directory = self.path / "labels"
         directory.mkdir(exist_ok=True)
-        rows = concept_index.rows(record, self.sdag.concept_nodes) if entry["role"] == "expert" else []
-        problem = str(record["problem"]) if "problem" in record else ""
         with self._locked():
             tmp = directory / f".{model_id}.tmp.npz"
             np.savez(tmp, **record)
-            digest = file_checksum(tmp)
-            os.replace(tmp, directory / f"{model_id}.npz")
-            self.registry.set_labels(model_id, digest, problem, rows)
+            digest = files.checksum(tmp)
+            os.replace(tmp, self._record_path(model_id))
+            self._db.set_labels(model_id, digest, excluded, index_rows)
         self.refresh()
         self._labels[model_id] = dict(record)
-
-    def labels_valid(self, model_id: str) -> bool:
-        """Whether `model_id` has a label record whose checksum matches the registry."""
-        path = self.path / "labels" / f"{model_id}.npz"
-        expected = self.entry(model_id).get("labels_checksum")
-        return path.is_file() and expected is not None and file_checksum(path) == expected
 
     def rebuild_sdag(self) -> None:
         """Build the SDAG of the hub's sample store again and save it (a repair)."""
         with self._locked():
             sdag_lib.build(self.store).save(self.path)
         self._sdag = None
-        self.memo.clear()
-
-    def _read(self, key, read):
-        if key not in self._rows:
-            self._rows[key] = read()
-        return self._rows[key]
+        self._derived.clear()
 
     def refresh(self) -> None:
-        """Forget what was read from the registry (after another process, or a direct registry write, changed it)."""
-        self._rows.clear()
-        self.memo.clear()
+        """Forget what was read from the database (after another process changed it)."""
+        self._reads.clear()
+        self._derived.clear()
+
+    def close(self) -> None:
+        """Close this process's database connection (it reopens on the next read)."""
+        self._db.close()
 
     def _drop_labels(self, model_id: str) -> None:
         self._labels.pop(model_id, None)
-        self.memo.clear()
+        self._derived.clear()
         with contextlib.suppress(FileNotFoundError):
-            (self.path / "labels" / f"{model_id}.npz").unlink()
+            self._record_path(model_id).unlink()
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
-        return _locked(self.path)
-
-
-def _signature(model_id: str, entry: dict, backbones: dict) -> str:
-    """A format-1 entry's engine signature (migration); an entry that does not build runs alone."""
-    from mll_jax import engine, nets
-
-    try:
-        abstract = nets.abstract(entry["arch"], entry["config"], len(entry["heads"]))
-        return engine.signature(engine.Member(model_id, abstract, entry["input_spec"], entry.get("backbone")))
-    except (ValueError, TypeError, KeyError):
-        return f"alone:{model_id}"
-
-
-def _label_state(path: Path):
-    """For migration: a format-1 entry's label checksum, problem and concept index rows, read from its record."""
-    sdag = sdag_lib.SDAG.load(path)
-
-    def state(model_id: str, entry: dict) -> tuple[str | None, str, list[tuple]]:
-        record_path = path / "labels" / f"{model_id}.npz"
-        expected = entry.get("labels_checksum")
-        if not record_path.is_file() or expected is None or file_checksum(record_path) != expected:
-            return None, "", []  # not labelled, or a record the registry does not vouch for: label it again
-        with np.load(record_path, allow_pickle=False) as record:
-            record = dict(record)
-        problem = str(record["problem"]) if "problem" in record else ""
-        rows = concept_index.rows(record, sdag.concept_nodes) if entry["role"] == "expert" else []
-        return expected, problem, rows
-
-    return state
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    if not os.access(path, os.W_OK):
-        raise PermissionError(f"no write permission on hub {path}")
-    with open(path / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        return files.locked(self.path)

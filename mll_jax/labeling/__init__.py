@@ -1,9 +1,11 @@
 """Labelling (method.md §3.1): each model run once on the sample store, its heads labelled with SDAG concepts.
 
-`labels` labels a hub, `distributed` the same over several processes, `verify`
-checks and repairs a hub's files.
+`rule` the rule, `labels` labelling a hub, `heads` what each head is labelled with
+and the mislabel report, `distributed` labelling over several processes, `verify`
+checking and repairing a hub's files.
 """
 
-from mll_jax.labeling.labels import HeadLabel, head_labels, label, mislabel_report, problem
+from mll_jax.labeling.heads import HeadLabel, head_labels, mislabel_report
+from mll_jax.labeling.labels import exclusion, label
 
-__all__ = ["HeadLabel", "head_labels", "label", "mislabel_report", "problem"]
+__all__ = ["HeadLabel", "exclusion", "head_labels", "label", "mislabel_report"]

@@ -21,9 +21,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mll_jax import engine
-from mll_jax.hub.hub import Hub
+from mll_jax.configs.engine import BATCH_SIZE
+from mll_jax.hub import Hub
 from mll_jax.labeling import labels as labeling
+
+__all__ = ["label", "label_locally", "share"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def _parts(hub: Hub) -> Path:
     return hub.path / "labels" / ".parts"
 
 
-def write_part(hub: Hub, process_id: int, results: dict) -> None:
+def _write_part(hub: Hub, process_id: int, results: dict) -> None:
     """One process's results: store probabilities per model, or the problem that stopped it."""
     folder = _parts(hub)
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +54,7 @@ def write_part(hub: Hub, process_id: int, results: dict) -> None:
     os.replace(tmp, folder / f"{process_id}.npz")
 
 
-def read_parts(hub: Hub, num_processes: int) -> dict:
+def _read_parts(hub: Hub, num_processes: int) -> dict:
     merged = {}
     for process_id in range(num_processes):
         with np.load(_parts(hub) / f"{process_id}.npz", allow_pickle=False) as part:
@@ -67,7 +69,7 @@ def label(
     num_processes: int,
     process_id: int,
     force: bool = False,
-    batch_size: int = engine.BATCH_SIZE,
+    batch_size: int = BATCH_SIZE,
     dtype: str = "float32",
     progress: bool = True,
 ) -> list[str]:
@@ -85,12 +87,12 @@ def label(
             results |= {
                 i: r for i, r in labeling.compute(hub, group, batch_size, dtype, progress).items() if i in pending
             }
-        write_part(hub, process_id, results)
+        _write_part(hub, process_id, results)
         multihost_utils.sync_global_devices("mll_jax: label parts written")
         if process_id == 0:
-            merged = read_parts(hub, num_processes)
+            merged = _read_parts(hub, num_processes)
             for model_id in pending:
-                hub.save_labels(model_id, labeling.record(hub, model_id, merged[model_id]))
+                labeling.save(hub, model_id, merged[model_id])
             shutil.rmtree(_parts(hub))
         multihost_utils.sync_global_devices("mll_jax: labels merged")
     finally:
@@ -98,7 +100,7 @@ def label(
     return pending
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -106,7 +108,7 @@ def free_port() -> int:
 
 def label_locally(hub: Hub, num_processes: int, force: bool = False, dtype: str = "float32") -> None:
     """Label `hub` with `num_processes` processes on this machine (what several hosts would do)."""
-    coordinator = f"127.0.0.1:{free_port()}"
+    coordinator = f"127.0.0.1:{_free_port()}"
     command = [sys.executable, "-m", "mll_jax", "--hub", str(hub.path), "label", "--dtype", dtype]
     command += ["--coordinator", coordinator, "--num-processes", str(num_processes)] + (["--force"] if force else [])
     procs = [subprocess.Popen([*command, "--process-id", str(i)]) for i in range(num_processes)]

@@ -1,6 +1,6 @@
 """Hub verification: find every broken entry, and repair only those.
 
-Checks: the registry database (`PRAGMA integrity_check`), registry entries against
+Checks: the hub's database (its integrity check), database entries against
 the files on disk (checkpoints and label records without an entry, entries without
 a checkpoint), parameter checksums, label record checksums and shapes against the
 SDAG and the store, experts excluded at labelling (NaN/Inf or constant outputs,
@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-from mll_jax.hub.hub import Hub
-from mll_jax.labeling import labels as labeling
+from mll_jax.hub import Hub
+from mll_jax.labeling import labels, rule
+
+__all__ = ["REPAIRS", "Fault", "repair", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +40,12 @@ REPAIRS = {
     "orphan labels": "delete the file",
     "temporary file": "delete the file",
     "sdag": "rebuild the SDAG",
-    "registry": "nothing: restore registry.sqlite from a backup (registry.v1.json is the pre-migration one)",
+    "database": "nothing: restore registry.sqlite from a backup (registry.v1.json is the pre-migration one)",
 }
 
 
 def verify(hub: Hub) -> list[Fault]:
-    faults = [Fault("registry", None, problem) for problem in hub.registry.integrity()]
+    faults = [Fault("database", None, found) for found in hub.integrity()]
     models_dir, labels_dir = hub.path / "models", hub.path / "labels"
     for leftover in [*hub.path.glob(".*.tmp"), *models_dir.glob(".*"), *labels_dir.glob(".*")]:
         faults.append(Fault("temporary file", None, str(leftover.relative_to(hub.path))))
@@ -67,18 +69,18 @@ def verify(hub: Hub) -> list[Fault]:
         except ValueError as error:
             faults.append(Fault("corrupt checkpoint", model_id, str(error)))
             continue
-        faults += _label_faults(hub, model_id, len(entry["heads"]), num_concepts)
+        faults += _label_faults(hub, model_id, len(entry.heads), num_concepts)
     return faults
 
 
 def _label_faults(hub: Hub, model_id: str, num_heads: int, num_concepts: int | None) -> list[Fault]:
-    if not (hub.path / "labels" / f"{model_id}.npz").is_file():
+    if not hub.has_record(model_id):
         return [Fault("unlabelled", model_id, "no label record")]
     if not hub.labels_valid(model_id):
-        return [Fault("corrupt labels", model_id, "label record does not match its registry checksum")]
+        return [Fault("corrupt labels", model_id, "label record does not match its recorded checksum")]
     record = hub.labels(model_id, reread=True)  # the file as it is now
-    if "problem" in record:
-        return [Fault("bad expert", model_id, str(record["problem"]))]
+    if rule.EXCLUDED in record:
+        return [Fault("bad expert", model_id, str(record[rule.EXCLUDED]))]
     expected = {
         "probs": (len(hub.store), num_heads),
         "response": (num_heads, num_concepts),
@@ -110,6 +112,6 @@ def repair(hub: Hub, faults: list[Fault]) -> list[str]:
             hub.rebuild_sdag()
             done.append("rebuilt the SDAG")
     if relabel:
-        labeling.label(hub, relabel, force=True)
+        labels.label(hub, relabel, force=True)
         done += [f"labelled {m}" for m in relabel]
     return done

@@ -1,13 +1,13 @@
 """Selection (method.md §3.2-3.3): task names to candidate heads, combined by CHCO on their label records.
 
-`types` the results, `candidates` who may score a class (from the concept index),
+`types` the results, `candidates` who may score a class (from the hub's concept index),
 `problems` a task as padded arrays, `chco` the optimisation, `programs` its compiled
-programs, `selecting` the `select` / `select_many` entry points.
+programs, `selecting` the `select` / `select_many` entry points. Settings:
+`configs.selection` (`SelectionConfig`, `SolverConfig`).
 """
 
 from mll_jax.selection import programs
-from mll_jax.selection.chco import Config
 from mll_jax.selection.selecting import brute_force, select, select_many, warmup
 from mll_jax.selection.types import Candidate, Choice, Selection
 
-__all__ = ["Candidate", "Choice", "Config", "Selection", "brute_force", "programs", "select", "select_many", "warmup"]
+__all__ = ["Candidate", "Choice", "Selection", "brute_force", "programs", "select", "select_many", "warmup"]

@@ -1,6 +1,6 @@
 """Candidates (method.md §3.2): per task class, the (model, heads) that fire on it and on no other class.
 
-They come from the concept index: only rows of the task's concepts are read.
+They come from the hub's concept index: only rows of the task's concepts are read.
 A class has at most `max_candidates` candidates (the general model included): the
 experts with the most labelling evidence (`evidence`), so CHCO's cost does not grow
 with the hub.
@@ -11,78 +11,79 @@ from __future__ import annotations
 from collections import defaultdict
 
 from mll_jax.concepts import task as task_lib
-from mll_jax.hub.hub import Hub
+from mll_jax.configs.selection import SelectionConfig
+from mll_jax.hub import Hub
 from mll_jax.selection.types import Candidate
 
-
-def general_heads(hub: Hub) -> dict[str, int]:
-    """The general model's head for each SDAG node it declares (memoised by the hub)."""
-
-    def read() -> dict[str, int]:
-        record = hub.labels(hub.general_id) if hub.general_id and hub.general_id not in hub.excluded() else None
-        return {str(node): j for j, node in enumerate(record["declared_nodes"])} if record is not None else {}
-
-    return hub.memo.get("general heads", read)
+__all__ = ["candidates", "evidence", "general_candidates"]
 
 
-def general_candidate(hub: Hub, cls: task_lib.TaskClass) -> Candidate | None:
-    """The general model's heads for every concept of `cls` (in SDAG concept order), or None if it lacks one."""
-    heads = general_heads(hub)
-    if not all(c in heads for c in cls.concepts):
-        return None
-    return Candidate(hub.general_id, tuple(heads[c] for c in hub.sdag.concept_nodes if c in cls.concepts))
+def _general_heads(hub: Hub) -> dict[str, int]:
+    """The general model's head for each SDAG node it declares ({} without a usable general model)."""
+    general = hub.general_id
+    record = hub.labels(general) if general and general not in hub.excluded() else None
+    return {str(node): j for j, node in enumerate(record["declared_nodes"])} if record is not None else {}
 
 
-FETCH = 8  # with a cap, the heads read per concept: FETCH x max_candidates by hit rate (more if too few are valid)
+def general_candidates(hub: Hub, classes: list[task_lib.TaskClass]) -> list[Candidate | None]:
+    """Per class, the general model's heads for each of its concepts (in SDAG concept order), or None where the
+    general model lacks one."""
+    heads = _general_heads(hub)
+    out = []
+    for cls in classes:
+        if all(c in heads for c in cls.concepts):
+            out.append(Candidate(hub.general_id, tuple(heads[c] for c in hub.sdag.concept_nodes if c in cls.concepts)))
+        else:
+            out.append(None)
+    return out
 
 
 def candidates(
-    hub: Hub,
-    classes: list[task_lib.TaskClass],
-    patch_every_class: bool = True,
-    max_candidates: int | None = None,
+    hub: Hub, classes: list[task_lib.TaskClass], config: SelectionConfig = SelectionConfig()
 ) -> list[list[Candidate]]:
     """Per class: (expert, heads) that fire on it and on no other class of the task (the best by `evidence`,
-    kept in hub order, so that the class has at most `max_candidates` candidates); then the general model
-    (for every class, or with `patch_every_class` False only for a class no expert covers).
+    kept in hub order, so that the class has at most `config.max_candidates` candidates); then the general
+    model (for every class, or with `config.patch_every_class` False only for a class no expert covers).
 
     With a cap, only the heads with the most hits on each of the task's concepts are read
     (an index range scan), and then those heads' other firings within the task; the read
     grows when that leaves a class short. Without one, every row of the task's concepts."""
     class_of = {c: k for k, cls in enumerate(classes) for c in cls.concepts}
-    limit = None if max_candidates is None else FETCH * max_candidates
+    cap = config.max_candidates
+    limit = None if cap is None else config.fetch_factor * cap
     while True:
         if limit is None:
-            rows = [(c, m, h, hit) for c, m, h, _, hit in hub.registry.concept_rows(class_of)]
+            rows = [(c, m, h, hit) for c, m, h, _, hit in hub.concept_rows(class_of)]
             truncated = set()
         else:
-            best = {c: hub.registry.best_rows(c, limit) for c in class_of}
+            best = {c: hub.best_rows(c, limit) for c in class_of}
             truncated = {c for c, found in best.items() if len(found) == limit}
-            rows = hub.registry.firings({m for found in best.values() for m, _, _ in found}, class_of)
-        out, short = _candidates(hub, classes, class_of, rows, patch_every_class, max_candidates)
+            rows = hub.firings({m for found in best.values() for m, _, _ in found}, class_of)
+        out, short = _candidates(hub, classes, class_of, rows, config)
         if not any(short[k] and truncated & cls.concepts for k, cls in enumerate(classes)):
             return out
         limit *= 4
 
 
-def _candidates(hub: Hub, classes, class_of, rows, patch_every_class, max_candidates):
+def _candidates(hub: Hub, classes, class_of, rows, config: SelectionConfig):
     """Candidates from concept index rows (concept, model, head, hits), and which classes got fewer than the cap."""
     fires_on: dict[tuple[str, int], set[int]] = defaultdict(set)
     hits: dict[tuple[str, int], float] = defaultdict(float)
     for concept, model, head, hit in rows:
         fires_on[model, head].add(class_of[concept])
         hits[model, head] += hit
-    order = hub.registry.order({m for m, _ in fires_on}) if fires_on else {}
+    order = hub.order({m for m, _ in fires_on}) if fires_on else {}
     per_class: list[dict[str, list[int]]] = [{} for _ in classes]
     for model, head in sorted(fires_on, key=lambda mh: (order[mh[0]], mh[1])):  # hub order
         ks = fires_on[model, head]
         if len(ks) == 1:
             per_class[next(iter(ks))].setdefault(model, []).append(head)
     out, short = [], []
-    for cls, by_model in zip(classes, per_class):
+    for cls, by_model, general in zip(classes, per_class, general_candidates(hub, classes)):
         cands = [Candidate(m, tuple(hs)) for m, hs in by_model.items()]
-        general = general_candidate(hub, cls) if patch_every_class or not cands else None
-        room = None if max_candidates is None else max_candidates - (general is not None)
+        if not (config.patch_every_class or not cands):
+            general = None
+        room = None if config.max_candidates is None else config.max_candidates - (general is not None)
         short.append(room is not None and len(cands) < room)
         if room is not None and len(cands) > room:
             score = {c: evidence(c, hits, len(cls.concepts)) for c in cands}

@@ -14,7 +14,7 @@ The relaxation: combination logits a [K, C], log-temperatures t [M], biases b [K
 
 A discrete selection (one candidate per class) is scored by calibrating it on the fit
 half: with beta = exp(-t), the cross-entropy is convex in (beta, b), and a damped
-Newton method (`calibrate`) reaches its optimum in a few steps, so a selection gets
+Newton method reaches its optimum in a few steps, so a selection gets
 the same temperatures, biases and validation accuracy however it was found (search,
 brute force, baselines).
 
@@ -29,16 +29,32 @@ The best restart wins.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-NEG = -1e9
-MIN_BETA = 1e-3  # inverse temperatures stay positive: a head's score never counts for other classes
-BIAS_RIDGE = 1e-4  # fixes the softmax's shift invariance, so the calibration optimum is unique
+from mll_jax.configs.selection import SolverConfig
+
+__all__ = [
+    "EPS",
+    "Half",
+    "Problem",
+    "Result",
+    "brute_force",
+    "candidate_scores",
+    "discretise",
+    "halves",
+    "masked_softmax",
+    "model_usage",
+    "solve",
+    "solve_fixed",
+]
+
+_NEG = -1e9
+_MIN_BETA = 1e-3  # inverse temperatures stay positive: a head's score never counts for other classes
+_BIAS_RIDGE = 1e-4  # fixes the softmax's shift invariance, so the calibration optimum is unique
 EPS = 1e-6  # keeps a candidate's log score finite where its heads give probability 0
 
 
@@ -60,7 +76,7 @@ class Problem(NamedTuple):
     model_cost: jax.Array
 
 
-class Report(NamedTuple):
+class _Report(NamedTuple):
     """A selection scored on the validation half."""
 
     val_accuracy: jax.Array
@@ -81,7 +97,7 @@ class Result(NamedTuple):
     continuous_w: jax.Array | None = None
 
 
-class Evaluated(NamedTuple):
+class _Evaluated(NamedTuple):
     """A calibrated selection of one candidate per class, with both halves' logits (for screening swaps)."""
 
     picks: jax.Array  # [K]
@@ -101,37 +117,7 @@ def candidate_scores(summed: jax.Array) -> jax.Array:
     return jnp.log(summed + EPS)
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """CHCO's settings. Chosen by `benchmarks/chco.py` (validation accuracy on node samples against the
-    brute-force optimum, on random tasks of the sample store), never on the development or test split."""
-
-    restarts: int = 4  # local searches: from the relaxation's selection, then from random selections
-    steps: int = 20  # Adam steps of the continuous relaxation
-    learning_rate: float = 0.1
-    entropy_weight: float = 0.1
-    cost_weight: float = 0.01
-    temperature_weight: float = 1e-3
-    init_scale: float = 2.0
-    top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
-    refit_steps: int = 50  # Adam steps refitting t and b of a top-mass selection (several heads per class)
-    max_models: int | None = None  # hard cap on the number of distinct models a selection uses
-    samples_per_class: int = 200  # node samples per class, half to fit and half to validate
-    patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
-    max_candidates: int | None = 16  # candidates per class (general model included), best by evidence; None: all
-    class_buckets: tuple[int, ...] = (4, 8)  # tasks are padded to these class counts (then powers of two)
-    calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
-    search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
-    search_top: int = 2  # screened swaps calibrated in full per round
-    screen_steps: int = 2  # Newton steps refitting the swapped class when screening
-    swap_steps: int = 4  # damped Newton steps calibrating a swap, from the current calibration
-
-    def __post_init__(self):
-        # A config is a static argument of compiled programs, so it must hash (JSON gives lists).
-        object.__setattr__(self, "class_buckets", tuple(sorted(self.class_buckets)))
-
-
-def normal_grid(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
+def _normal_grid(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
     """Standard normals [K, C] where entry (k, c) depends on (key, k, c) alone, so a task draws the same
     numbers in any padded bucket and its answer does not depend on the bucket policy."""
     rows, cols = jnp.meshgrid(jnp.arange(shape[0]), jnp.arange(shape[1]), indexing="ij")
@@ -140,7 +126,7 @@ def normal_grid(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
 
 
 def masked_softmax(a: jax.Array, mask: jax.Array) -> jax.Array:
-    return jax.nn.softmax(jnp.where(mask, a, NEG), axis=-1) * mask
+    return jax.nn.softmax(jnp.where(mask, a, _NEG), axis=-1) * mask
 
 
 def halves(scores, labels, in_fit) -> tuple[Half, Half]:
@@ -150,7 +136,7 @@ def halves(scores, labels, in_fit) -> tuple[Half, Half]:
     return tuple(Half(scores[mask], labels[mask], jnp.ones(int(mask.sum()))) for mask in (in_fit, ~in_fit))
 
 
-def samples_last(problem: Problem) -> Problem:
+def _samples_last(problem: Problem) -> Problem:
     """The problem with scores [K, C, N]: reductions over samples then run along the fastest axis.
 
     Every function below takes scores in this layout and returns logits z [K, N].
@@ -159,27 +145,27 @@ def samples_last(problem: Problem) -> Problem:
     return problem._replace(fit=fit, val=val)
 
 
-def logits(w, t, b, problem: Problem, half: Half) -> jax.Array:
+def _logits(w, t, b, problem: Problem, half: Half) -> jax.Array:
     """z [K, N] of a weighted selection `w` [K, C] on one half; padded classes get a very low logit."""
     scale = jnp.exp(-t)[problem.cand_model]  # [K, C]
     z = jnp.einsum("kc,kcn->kn", w * scale, half.scores) + b[:, None]
-    return jnp.where(problem.cand_mask.any(-1)[:, None], z, NEG)
+    return jnp.where(problem.cand_mask.any(-1)[:, None], z, _NEG)
 
 
-def weighted_mean(values: jax.Array, weight: jax.Array) -> jax.Array:
+def _weighted_mean(values: jax.Array, weight: jax.Array) -> jax.Array:
     return (values * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 
-def label_logit(z: jax.Array, labels: jax.Array) -> jax.Array:
+def _label_logit(z: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.take_along_axis(z, labels[None], 0)[0]
 
 
-def cross_entropy(z: jax.Array, half: Half) -> jax.Array:
-    return weighted_mean(jax.nn.logsumexp(z, 0) - label_logit(z, half.labels), half.weight)
+def _cross_entropy(z: jax.Array, half: Half) -> jax.Array:
+    return _weighted_mean(jax.nn.logsumexp(z, 0) - _label_logit(z, half.labels), half.weight)
 
 
-def accuracy(z: jax.Array, half: Half) -> jax.Array:
-    return weighted_mean((z.argmax(0) == half.labels).astype(jnp.float32), half.weight)
+def _accuracy(z: jax.Array, half: Half) -> jax.Array:
+    return _weighted_mean((z.argmax(0) == half.labels).astype(jnp.float32), half.weight)
 
 
 def model_usage(w, problem) -> jax.Array:
@@ -190,23 +176,23 @@ def model_usage(w, problem) -> jax.Array:
     return 1.0 - jnp.exp(log_unused)
 
 
-def loss(params, problem, config: Config) -> jax.Array:
+def _loss(params, problem, config: SolverConfig) -> jax.Array:
     """The relaxation's loss on the fit half."""
     w = masked_softmax(params["a"], problem.cand_mask)
-    z = logits(w, params["t"], params["b"], problem, problem.fit)
+    z = _logits(w, params["t"], params["b"], problem, problem.fit)
     class_mask = problem.cand_mask.any(-1)
     entropy = -(w * jnp.log(jnp.where(w > 0, w, 1.0))).sum(-1)
     mean_entropy = (entropy * class_mask).sum() / jnp.maximum(class_mask.sum(), 1)
     cost = (problem.model_cost * model_usage(w, problem)).sum()
     return (
-        cross_entropy(z, problem.fit)
+        _cross_entropy(z, problem.fit)
         + config.entropy_weight * mean_entropy
         + config.cost_weight * cost
         + config.temperature_weight * (params["t"] ** 2).sum()
     )
 
 
-def adam_fit(loss_fn, params, steps: int, learning_rate: float):
+def _adam_fit(loss_fn, params, steps: int, learning_rate: float):
     import optax  # here, not at the top: a process that loads its stored programs never traces, nor needs optax
 
     optimizer = optax.adam(learning_rate)
@@ -233,7 +219,7 @@ def discretise(w: jax.Array, mask: jax.Array, top_mass: float | None) -> jax.Arr
     return kept / jnp.maximum(kept.sum(-1, keepdims=True), 1e-9)
 
 
-def limit_models(w: jax.Array, problem: Problem, max_models: int) -> jax.Array:
+def _limit_models(w: jax.Array, problem: Problem, max_models: int) -> jax.Array:
     """bool [M]: the models a selection may use so that it uses at most `max_models`.
 
     Greedy: while the top-1 selection uses too many models, forbid the used model
@@ -277,75 +263,75 @@ def limit_models(w: jax.Array, problem: Problem, max_models: int) -> jax.Array:
     return jnp.where(use_cover, cover, dropped)
 
 
-def relax(problem: Problem, key: jax.Array, config: Config) -> jax.Array:
+def _relax(problem: Problem, key: jax.Array, config: SolverConfig) -> jax.Array:
     """Continuous weights w [K, C]: the relaxation (Adam on `loss`) from a random start."""
     K, C = problem.cand_mask.shape
     M = problem.model_cost.shape[0]
-    init = {"a": config.init_scale * normal_grid(key, (K, C)), "t": jnp.zeros(M), "b": jnp.zeros(K)}
-    params = adam_fit(lambda p: loss(p, problem, config), init, config.steps, config.learning_rate)
+    init = {"a": config.init_scale * _normal_grid(key, (K, C)), "t": jnp.zeros(M), "b": jnp.zeros(K)}
+    params = _adam_fit(lambda p: _loss(p, problem, config), init, config.steps, config.learning_rate)
     return masked_softmax(params["a"], problem.cand_mask)
 
 
-def report(problem: Problem, z: jax.Array) -> Report:
+def _report(problem: Problem, z: jax.Array) -> _Report:
     """Validation accuracy (overall and per class) and cross-entropy of validation logits z [K, N]."""
     val = problem.val
     per_class_weights = jax.nn.one_hot(val.labels, z.shape[0]) * val.weight[:, None]  # [N, K]
     hits = (z.argmax(0) == val.labels).astype(jnp.float32)[:, None]
-    return Report(
-        val_accuracy=accuracy(z, val),
+    return _Report(
+        val_accuracy=_accuracy(z, val),
         val_accuracy_per_class=(hits * per_class_weights).sum(0) / jnp.maximum(per_class_weights.sum(0), 1.0),
-        val_loss=cross_entropy(z, val),
+        val_loss=_cross_entropy(z, val),
     )
 
 
-def best(results: Result | Evaluated) -> Result | Evaluated:
+def _best(results: Result | _Evaluated) -> Result | _Evaluated:
     """The selection with the best validation accuracy, ties broken by validation loss (over a leading axis)."""
     winner = jnp.lexsort((results.val_loss, -results.val_accuracy))[0]
     return jax.tree.map(lambda x: x[winner], results)
 
 
-def better(a: Evaluated, b: Evaluated) -> jax.Array:
+def _better(a: _Evaluated, b: _Evaluated) -> jax.Array:
     return (a.val_accuracy > b.val_accuracy) | ((a.val_accuracy == b.val_accuracy) & (a.val_loss < b.val_loss))
 
 
-def columns(problem: Problem, picks: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _columns(problem: Problem, picks: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Model [K] and realness [K] of one candidate per class, `picks` [K]."""
     column = picks[:, None]
     model = jnp.take_along_axis(problem.cand_model, column, axis=1)[:, 0]
     return model, jnp.take_along_axis(problem.cand_mask, column, axis=1)[:, 0]
 
 
-def picked(half: Half, picks: jax.Array) -> jax.Array:
+def _picked(half: Half, picks: jax.Array) -> jax.Array:
     """Scores [K, N] of one candidate per class."""
     return jnp.take_along_axis(half.scores, picks[:, None, None], axis=1)[:, 0]
 
 
-def ties(model: jax.Array, real: jax.Array) -> jax.Array:
+def _ties(model: jax.Array, real: jax.Array) -> jax.Array:
     """[K, K] one-hot: class k takes its temperature from the first class using the same model."""
     K = model.shape[0]
     same = (model[:, None] == model[None, :]) & real[None, :]
     return jax.nn.one_hot(jnp.where(real, same.argmax(1), jnp.arange(K)), K)
 
 
-def calibrated_logits(theta: dict, scores: jax.Array, tie: jax.Array, real: jax.Array) -> jax.Array:
+def _calibrated_logits(theta: dict, scores: jax.Array, tie: jax.Array, real: jax.Array) -> jax.Array:
     """z [K, N] = beta_k * s_k + b_k, with beta shared by the classes of one model."""
-    return jnp.where(real[:, None], (tie @ theta["beta"])[:, None] * scores + theta["b"][:, None], NEG)
+    return jnp.where(real[:, None], (tie @ theta["beta"])[:, None] * scores + theta["b"][:, None], _NEG)
 
 
-def calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: Config) -> dict:
+def _calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: SolverConfig) -> dict:
     """Inverse temperatures `beta` [K] (per tied class) and biases `b` [K] minimising the
-    half's cross-entropy + l_t |beta - 1|^2 + BIAS_RIDGE |b|^2, by Levenberg-Marquardt
+    half's cross-entropy + l_t |beta - 1|^2 + _BIAS_RIDGE |b|^2, by Levenberg-Marquardt
     from `start`. Gradient and Hessian are closed-form sums of [K, K] products."""
     K = scores.shape[0]
     weight = half.weight / jnp.maximum(half.weight.sum(), 1.0)
     target = jax.nn.one_hot(half.labels, K, axis=0) * weight
-    ridge = jnp.concatenate([jnp.full(K, config.temperature_weight), jnp.full(K, BIAS_RIDGE)])
+    ridge = jnp.concatenate([jnp.full(K, config.temperature_weight), jnp.full(K, _BIAS_RIDGE)])
 
     def offset(theta):
         return jnp.concatenate([theta["beta"] - 1.0, theta["b"]])
 
     def value_gradient_hessian(theta):
-        z = calibrated_logits(theta, scores, tie, real)
+        z = _calibrated_logits(theta, scores, tie, real)
         log_norm = jax.nn.logsumexp(z, 0)
         value = (weight * log_norm).sum() - (z * target).sum() + (ridge * offset(theta) ** 2).sum()
         p = jnp.exp(z - log_norm)
@@ -365,7 +351,7 @@ def calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: Co
         theta, damping, current = state
         _, grad, hess = current
         delta = jnp.linalg.solve(hess + damping * jnp.diag(jnp.diag(hess)), grad)
-        trial = {"beta": jnp.maximum(theta["beta"] - delta[:K], MIN_BETA), "b": theta["b"] - delta[K:]}
+        trial = {"beta": jnp.maximum(theta["beta"] - delta[:K], _MIN_BETA), "b": theta["b"] - delta[K:]}
         at_trial = value_gradient_hessian(trial)
         accept = at_trial[0] < current[0]
         keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(accept, new, old))
@@ -376,48 +362,48 @@ def calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: Co
     return theta
 
 
-def evaluate(problem: Problem, picks: jax.Array, config: Config, start: dict | None = None) -> Evaluated:
+def _evaluate(problem: Problem, picks: jax.Array, config: SolverConfig, start: dict | None = None) -> _Evaluated:
     """Calibrate one candidate per class (`picks` [K]) on the fit half, report it on the validation half.
 
     From scratch (beta = 1, b = 0; `calibration_steps`) unless `start` is given
     (`swap_steps`). Keeps both halves' logits for screening swaps.
     """
-    model, real = columns(problem, picks)
-    tie = ties(model, real)
+    model, real = _columns(problem, picks)
+    tie = _ties(model, real)
     K, C = problem.cand_mask.shape
     steps = config.calibration_steps if start is None else config.swap_steps
     start = {"beta": jnp.ones(K), "b": jnp.zeros(K)} if start is None else start
-    theta = calibrate(picked(problem.fit, picks), tie, real, problem.fit, start, steps, config)
-    z_val = calibrated_logits(theta, picked(problem.val, picks), tie, real)
+    theta = _calibrate(_picked(problem.fit, picks), tie, real, problem.fit, start, steps, config)
+    z_val = _calibrated_logits(theta, _picked(problem.val, picks), tie, real)
     beta = tie @ theta["beta"]  # per class
     M = problem.model_cost.shape[0]
-    return Evaluated(
+    return _Evaluated(
         picks=picks,
         w=jax.nn.one_hot(picks, C) * problem.cand_mask,
         t=jnp.zeros(M).at[jnp.where(real, model, M)].set(-jnp.log(beta), mode="drop"),
         b=theta["b"],
         beta=beta,
-        z_fit=calibrated_logits(theta, picked(problem.fit, picks), tie, real),
+        z_fit=_calibrated_logits(theta, _picked(problem.fit, picks), tie, real),
         z_val=z_val,
-        **report(problem, z_val)._asdict(),
+        **_report(problem, z_val)._asdict(),
     )
 
 
-def leave_one_out(z: jax.Array, labels: jax.Array) -> dict:
+def _leave_one_out(z: jax.Array, labels: jax.Array) -> dict:
     """Per class k and sample n, over the classes other than k: logsumexp, max, whether the
     label is their argmax, all [K, 1, N]; and the label's logit [1, 1, N]."""
     K = z.shape[0]
-    others = jnp.where(jnp.eye(K, dtype=bool)[:, :, None], NEG, z[None])  # [K, K, N]: row k without class k
+    others = jnp.where(jnp.eye(K, dtype=bool)[:, :, None], _NEG, z[None])  # [K, K, N]: row k without class k
     return {
         "rest": jax.nn.logsumexp(others, 1)[:, None],
         "top": others.max(1)[:, None],
         "label_tops": (others.argmax(1) == labels)[:, None],
-        "z_label": label_logit(z, labels)[None, None],
+        "z_label": _label_logit(z, labels)[None, None],
         "is_k": (jnp.arange(K)[:, None] == labels)[:, None],
     }
 
 
-def screen(problem: Problem, current: Evaluated, config: Config) -> tuple[jax.Array, jax.Array, dict]:
+def _screen(problem: Problem, current: _Evaluated, config: SolverConfig) -> tuple[jax.Array, jax.Array, dict]:
     """Approximate validation accuracy and loss [K, C] of every single swap (class k to candidate c),
     and each swap's refitted beta and b [K, C].
 
@@ -426,10 +412,10 @@ def screen(problem: Problem, current: Evaluated, config: Config) -> tuple[jax.Ar
     """
     fit, val = problem.fit, problem.val
     S = fit.scores
-    out = leave_one_out(current.z_fit, fit.labels)
+    out = _leave_one_out(current.z_fit, fit.labels)
     weight = fit.weight / jnp.maximum(fit.weight.sum(), 1.0)
     ones = jnp.ones(S.shape[:2])
-    lam_beta, lam_b = config.temperature_weight, BIAS_RIDGE
+    lam_beta, lam_b = config.temperature_weight, _BIAS_RIDGE
 
     def newton(_, state):
         beta, bias = state
@@ -438,11 +424,11 @@ def screen(problem: Problem, current: Evaluated, config: Config) -> tuple[jax.Ar
         g1, g2 = (r * S).sum(-1) + 2 * lam_beta * (beta - 1), r.sum(-1) + 2 * lam_b * bias
         h11, h12, h22 = (h * S * S).sum(-1) + 2 * lam_beta, (h * S).sum(-1), h.sum(-1) + 2 * lam_b
         det = h11 * h22 - h12**2
-        return jnp.maximum(beta - (h22 * g1 - h12 * g2) / det, MIN_BETA), bias - (h11 * g2 - h12 * g1) / det
+        return jnp.maximum(beta - (h22 * g1 - h12 * g2) / det, _MIN_BETA), bias - (h11 * g2 - h12 * g1) / det
 
     start = (current.beta[:, None] * ones, current.b[:, None] * ones)
     beta, bias = jax.lax.fori_loop(0, config.screen_steps, newton, start)
-    held = leave_one_out(current.z_val, val.labels)
+    held = _leave_one_out(current.z_val, val.labels)
     u = beta[..., None] * val.scores + bias[..., None]
     ce = jnp.where(held["is_k"], -u, -held["z_label"]) + jnp.logaddexp(held["rest"], u)
     hit = jnp.where(held["is_k"], u > held["top"], held["label_tops"] & (held["z_label"] > u))
@@ -450,28 +436,28 @@ def screen(problem: Problem, current: Evaluated, config: Config) -> tuple[jax.Ar
     return (hit * weight).sum(-1), (ce * weight).sum(-1), {"beta": beta, "b": bias}
 
 
-def allowed_swaps(problem: Problem, picks: jax.Array, max_models: int | None) -> jax.Array:
+def _allowed_swaps(problem: Problem, picks: jax.Array, max_models: int | None) -> jax.Array:
     """bool [K, C]: real candidates other than the current pick, within `max_models` after the swap."""
     K, C = problem.cand_mask.shape
     allowed = problem.cand_mask & ~jax.nn.one_hot(picks, C, dtype=bool)
     if max_models is None:
         return allowed
-    model, real = columns(problem, picks)
+    model, real = _columns(problem, picks)
     count = jnp.zeros(problem.model_cost.shape[0], jnp.int32).at[model].add(real)
     target = problem.cand_model  # [K, C]
     after = (count > 0).sum() + (count[target] == 0) - ((count[model] == 1)[:, None] & (target != model[:, None]))
     return allowed & (after <= max_models)
 
 
-def search(problem: Problem, start: Evaluated, config: Config) -> Evaluated:
+def _search(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Evaluated:
     """Single-swap local search from the evaluated selection `start` (see the module docstring)."""
     K, C = problem.cand_mask.shape
     top = min(config.search_top, K * C)
 
     def one_round(state):
         current, _, rounds = state
-        accuracy, loss, refitted = screen(problem, current, config)
-        allowed = allowed_swaps(problem, current.picks, config.max_models)
+        accuracy, loss, refitted = _screen(problem, current, config)
+        allowed = _allowed_swaps(problem, current.picks, config.max_models)
         promise = jnp.where(allowed, accuracy - 1e-4 * loss, -jnp.inf).ravel()  # accuracy, then loss
         _, index = jax.lax.top_k(promise, top)
         k, c = index // C, index % C
@@ -481,10 +467,10 @@ def search(problem: Problem, start: Evaluated, config: Config) -> Evaluated:
             name: jnp.tile(getattr(current, name), (top, 1)).at[jnp.arange(top), k].set(refitted[name][k, c])
             for name in ("beta", "b")
         }
-        tried = jax.vmap(lambda picks, start: evaluate(problem, picks, config, start))(swaps, starts)
+        tried = jax.vmap(lambda picks, start: _evaluate(problem, picks, config, start))(swaps, starts)
         tried = tried._replace(val_accuracy=jnp.where(jnp.isfinite(promise[index]), tried.val_accuracy, -1.0))
-        candidate = best(tried)
-        improved = better(candidate, current)
+        candidate = _best(tried)
+        improved = _better(candidate, current)
         current = jax.tree.map(lambda new, old: jnp.where(improved, new, old), candidate, current)
         return current, improved, rounds + 1
 
@@ -496,34 +482,34 @@ def search(problem: Problem, start: Evaluated, config: Config) -> Evaluated:
     return final
 
 
-def start_picks(problem: Problem, w: jax.Array, config: Config) -> jax.Array:
+def _start_picks(problem: Problem, w: jax.Array, config: SolverConfig) -> jax.Array:
     """Top-1 candidate per class of continuous weights `w`, within `max_models`."""
     mask = problem.cand_mask
     if config.max_models is not None:
-        mask = mask & limit_models(w, problem, config.max_models)[problem.cand_model]
+        mask = mask & _limit_models(w, problem, config.max_models)[problem.cand_model]
     return jnp.where(mask, w, -1.0).argmax(-1)
 
 
-def kept(result: Evaluated) -> Result:
+def _kept(result: _Evaluated) -> Result:
     """The part of an evaluated selection that leaves the solver."""
     return Result(result.w, result.t, result.b, result.val_accuracy, result.val_accuracy_per_class, result.val_loss)
 
 
-def refit_mass(problem: Problem, w: jax.Array, config: Config) -> Result:
+def _refit_mass(problem: Problem, w: jax.Array, config: SolverConfig) -> Result:
     """t and b of a weighted selection `w` [K, C] (several heads per class), by Adam on the fit half."""
     K = w.shape[0]
 
     def objective(tb):
-        z = logits(w, tb["t"], tb["b"], problem, problem.fit)
-        return cross_entropy(z, problem.fit) + config.temperature_weight * (tb["t"] ** 2).sum()
+        z = _logits(w, tb["t"], tb["b"], problem, problem.fit)
+        return _cross_entropy(z, problem.fit) + config.temperature_weight * (tb["t"] ** 2).sum()
 
     tb = {"t": jnp.zeros_like(problem.model_cost), "b": jnp.zeros(K)}
-    tb = adam_fit(objective, tb, config.refit_steps, config.learning_rate)
-    return Result(w, tb["t"], tb["b"], *report(problem, logits(w, tb["t"], tb["b"], problem, problem.val)))
+    tb = _adam_fit(objective, tb, config.refit_steps, config.learning_rate)
+    return Result(w, tb["t"], tb["b"], *_report(problem, _logits(w, tb["t"], tb["b"], problem, problem.val)))
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def solve(problem: Problem, key: jax.Array, config: Config = Config()) -> Result:
+def solve(problem: Problem, key: jax.Array, config: SolverConfig = SolverConfig()) -> Result:
     """CHCO on one padded problem.
 
     Top-1 (default): restart 0 starts from the relaxation's selection, the others from
@@ -532,41 +518,41 @@ def solve(problem: Problem, key: jax.Array, config: Config = Config()) -> Result
     Returns discrete weights w [K, C], t [M], b [K], validation accuracy overall and
     per class, and the relaxation's continuous weights.
     """
-    problem = samples_last(problem)
+    problem = _samples_last(problem)
     K, C = problem.cand_mask.shape
     keys = jax.random.split(key, config.restarts)
     if config.top_mass is not None:
 
         def one_restart(key):
-            continuous = relax(problem, key, config)
+            continuous = _relax(problem, key, config)
             mask = problem.cand_mask
             if config.max_models is not None:
-                mask = mask & limit_models(continuous, problem, config.max_models)[problem.cand_model]
+                mask = mask & _limit_models(continuous, problem, config.max_models)[problem.cand_model]
             w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
-            return refit_mass(problem, w, config)._replace(continuous_w=continuous)
+            return _refit_mass(problem, w, config)._replace(continuous_w=continuous)
 
-        return best(jax.vmap(one_restart)(keys))
-    continuous = relax(problem, keys[0], config)
-    random = jax.vmap(lambda k: masked_softmax(normal_grid(k, (K, C)), problem.cand_mask))(keys[1:])
+        return _best(jax.vmap(one_restart)(keys))
+    continuous = _relax(problem, keys[0], config)
+    random = jax.vmap(lambda k: masked_softmax(_normal_grid(k, (K, C)), problem.cand_mask))(keys[1:])
 
     def one_search(w):
-        return kept(search(problem, evaluate(problem, start_picks(problem, w, config), config), config))
+        return _kept(_search(problem, _evaluate(problem, _start_picks(problem, w, config), config), config))
 
-    winner = best(jax.vmap(one_search)(jnp.concatenate([continuous[None], random])))
+    winner = _best(jax.vmap(one_search)(jnp.concatenate([continuous[None], random])))
     return winner._replace(continuous_w=continuous)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def solve_fixed(problem: Problem, picks: jax.Array, config: Config = Config()) -> Result:
+def solve_fixed(problem: Problem, picks: jax.Array, config: SolverConfig = SolverConfig()) -> Result:
     """Calibrate and report a given selection, one candidate index per class `picks` [K] (baselines)."""
-    return kept(evaluate(samples_last(problem), picks, config))
+    return _kept(_evaluate(_samples_last(problem), picks, config))
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def brute_force(problem: Problem, picks: jax.Array, config: Config = Config()) -> Result:
+def brute_force(problem: Problem, picks: jax.Array, config: SolverConfig = SolverConfig()) -> Result:
     """Every discrete selection in `picks` [P, K] (one candidate index per class), calibrated
     and scored on the validation half; returns the best by validation accuracy, then loss."""
     K = problem.cand_mask.shape[0]
     picks = jnp.pad(picks, ((0, 0), (0, K - picks.shape[1])))  # padded classes have no candidate to pick
-    problem = samples_last(problem)
-    return best(jax.vmap(lambda p: kept(evaluate(problem, p, config)))(picks))
+    problem = _samples_last(problem)
+    return _best(jax.vmap(lambda p: _kept(_evaluate(problem, p, config)))(picks))

@@ -1,8 +1,8 @@
 """A task as padded arrays: its candidates' summed probabilities on the node samples of each half, its bucket.
 
 `build_problem` makes a `Task` on the host, reading only the candidates' columns
-of their label records at the task's node samples (no matrix of every head in the
-hub); `with_scores` turns it into a `chco.Problem` inside the compiled program.
+of their label records at the task's node samples (`Hub.sample_probs`: no matrix of
+every head in the hub); `with_scores` turns it into a `chco.Problem` inside the compiled program.
 Models are numbered per task, so a task's arrays do not grow with the hub. Tasks
 are padded to bucketed shapes (`bucket_shape`) and run in chunks of one size
 (`chunks`), so one program serves every task of a bucket.
@@ -14,10 +14,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mll_jax.data.store import fit_mask
-from mll_jax.hub.hub import Hub
+from mll_jax.configs.selection import SelectionConfig
+from mll_jax.hub import Hub
 from mll_jax.selection import chco
 from mll_jax.selection.types import Candidate
+
+__all__ = [
+    "Samples",
+    "Task",
+    "bucket_shape",
+    "build_problem",
+    "chunks",
+    "empty_problem",
+    "node_samples",
+    "pad_picks",
+    "task_models",
+    "with_scores",
+]
 
 
 class Samples(NamedTuple):
@@ -50,45 +63,6 @@ def _bucket(n: int, smallest: int = 2) -> int:
     return max(smallest, 1 << (n - 1).bit_length())
 
 
-def items_by_concept(hub: Hub, seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """(fit, val): per concept column, its store indices in that half, in one fixed shuffle per seed
-    (memoised by the hub)."""
-
-    def shuffled():
-        concepts = hub.store_concepts
-        order = np.random.default_rng(seed).permutation(len(concepts))
-        in_fit = fit_mask(len(concepts))[order]
-        concept_of = concepts[order]
-        return tuple(
-            {int(c): order[in_half & (concept_of == c)] for c in np.unique(concept_of)} for in_half in (in_fit, ~in_fit)
-        )
-
-    return hub.memo.get(("items by concept", seed), shuffled)
-
-
-def sample_rows(hub: Hub, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, position): every store index a node sample of this seed and size can be (the first
-    `per_class // 2` items of each concept in each half, and 0, the padding), and each store index's
-    position among them (-1 if none). Memoised by the hub."""
-
-    def compute():
-        halves = items_by_concept(hub, seed)
-        chosen = [items[: per_class // 2] for half in halves for items in half.values()]
-        rows = np.unique(np.concatenate([np.zeros(1, np.int64), *chosen]))
-        position = np.full(len(hub.store_concepts), -1, np.int64)
-        position[rows] = np.arange(len(rows))
-        return rows, position
-
-    return hub.memo.get(("sample rows", per_class, seed), compute)
-
-
-def sample_probs(hub: Hub, model: str, per_class: int, seed: int) -> np.ndarray:
-    """`model`'s label-record probabilities at `sample_rows` only, memoised by the hub: a selection
-    over thousands of models keeps a fraction of each record, not the whole."""
-    rows, _ = sample_rows(hub, per_class, seed)
-    return hub.memo.get(("sample probs", model, per_class, seed), lambda: hub.labels(model, keep=False)["probs"][rows])
-
-
 def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """(fit, val), each (store indices, class labels): up to `per_class // 2` items per class from that half
     of the store, stratified over the class's concepts.
@@ -99,7 +73,7 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np
     column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
     size = per_class // 2
     halves = []
-    for items in items_by_concept(hub, seed):
+    for items in hub.concept_items(seed):
         index, labels = [], []
         for k, cls in enumerate(classes):
             quota = -(-size // len(cls.concepts))
@@ -110,7 +84,7 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np
     return tuple(halves)
 
 
-def bucket_shape(classes, cands, config: chco.Config = chco.Config()) -> tuple[int, int]:
+def bucket_shape(classes, cands, config: SelectionConfig = SelectionConfig()) -> tuple[int, int]:
     """Padded (K, C) of a task: K up to the next of `config.class_buckets` (beyond them a power of two);
     C to `config.max_candidates` (without a cap, to a multiple of 8).
 
@@ -137,7 +111,7 @@ def pad_picks(picks: np.ndarray) -> np.ndarray:
 
 
 def build_problem(
-    hub: Hub, classes, cands, per_class: int = chco.Config.samples_per_class, seed: int = 0, shape=None
+    hub: Hub, classes, cands, per_class: int = SelectionConfig.samples_per_class, seed: int = 0, shape=None
 ) -> Task:
     """One task's padded arrays (candidates' summed probabilities on both halves' node samples, masks);
     `shape` = (K, C)."""
@@ -151,8 +125,8 @@ def build_problem(
             cand_model[k, c] = models.index(cand.model)
     largest = hub.largest_params()
     cost = np.zeros(K * C, np.float32)  # a task uses at most K * C models
-    cost[: len(models)] = [hub.entry(m)["params"] / largest for m in models]
-    _, position = sample_rows(hub, per_class, seed)
+    cost[: len(models)] = [hub.entry(m).params / largest for m in models]
+    _, position = hub.sample_rows(per_class // 2, seed)
     halves = []
     for index, labels in node_samples(hub, classes, per_class, seed):
         pad = K * (per_class // 2) - len(index)
@@ -160,7 +134,7 @@ def build_problem(
         summed = np.zeros((len(rows), K, C), np.float32)  # padded candidates sum no heads
         for k, cs in enumerate(cands):
             for c, cand in enumerate(cs):
-                columns = sample_probs(hub, cand.model, per_class, seed)[rows][:, list(cand.heads)]
+                columns = hub.sample_probs(cand.model, per_class // 2, seed)[rows][:, list(cand.heads)]
                 summed[:, k, c] = columns.astype(np.float32).sum(1)
         halves.append(
             Samples(
@@ -172,7 +146,7 @@ def build_problem(
     return Task(cand_mask, cand_model, cost, *halves)
 
 
-def empty_problem(K: int, C: int, per_class: int = chco.Config.samples_per_class) -> Task:
+def empty_problem(K: int, C: int, per_class: int = SelectionConfig.samples_per_class) -> Task:
     """A task of bucket (K, C) with one candidate per class and no data: the shapes of a program, for warm-up."""
     n = K * (per_class // 2)
     half = Samples(np.zeros((n, K, C), np.float32), np.zeros(n, np.int32), np.zeros(n, np.float32))

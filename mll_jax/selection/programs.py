@@ -26,17 +26,20 @@ import numpy as np
 from jax import export
 
 from mll_jax import paths
+from mll_jax.configs.selection import SolverConfig
 from mll_jax.selection import chco
 from mll_jax.selection.problems import Samples, Task, with_scores
 
+__all__ = ["compiled_call", "count", "forget", "solve_chunk", "store_dir"]
+
 log = logging.getLogger(__name__)
+paths.default_compile_cache()  # the compiled programs behind the stored ones come from jax's disk cache
 
 MAP_BUDGET = 0.75  # share of the process's memory-map limit compiled programs may fill before they are dropped
 MAX_PROGRAMS = 48  # where that limit cannot be read: compiled programs kept per CHCO function
 MAGIC = b"mll_jax program 1\n"
-_SOURCES = ("chco.py", "problems.py", "programs.py")  # the code a stored program was traced from
+_SOURCES = ("chco.py", "problems.py", "programs.py", "../configs/selection.py")  # what a stored program was traced from
 _loaded: dict[str, dict[str, object]] = {}  # function name -> key -> callable, this process's programs
-_made = {"loaded": 0, "exported": 0}  # stored programs this process read back, and those it traced anew
 
 for _type in (Task, Samples, chco.Problem, chco.Half, chco.Result):
     export.register_namedtuple_serialization(_type, serialized_name=f"mll_jax.selection.{_type.__name__}")
@@ -53,12 +56,12 @@ def _maps_in_use() -> float | None:
 
 
 @functools.cache
-def code_digest() -> str:
+def _code_digest() -> str:
     here = Path(__file__).parent
     return hashlib.sha256(b"".join((here / name).read_bytes() for name in _SOURCES)).hexdigest()[:16]
 
 
-def program_key(fn, args, config: chco.Config) -> str:
+def _program_key(fn, args, config: SolverConfig) -> str:
     """What a stored program depends on, hashed: a change in any of them is another program."""
     leaves, tree = jax.tree.flatten(args)
     parts = [
@@ -69,7 +72,7 @@ def program_key(fn, args, config: chco.Config) -> str:
         jax.__version__,
         jax.default_backend(),
         str(jax.device_count()),
-        code_digest(),
+        _code_digest(),
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
@@ -118,9 +121,9 @@ def _spec(x) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(np.shape(x), _dtype(x), sharding=getattr(x, "sharding", None))
 
 
-def _program(fn, args, config: chco.Config):
+def _program(fn, args, config: SolverConfig):
     """A callable for `fn(*args, config=config)`: this process's, the stored one, or a new one (then stored)."""
-    key = program_key(fn, args, config)
+    key = _program_key(fn, args, config)
     programs = _loaded.setdefault(fn.__name__, {})
     if key in programs:
         return programs[key]
@@ -129,10 +132,7 @@ def _program(fn, args, config: chco.Config):
         forget()
     path = store_dir() / f"{fn.__name__}-{key}.jaxprog"
     exported = _read(path)
-    if exported is not None and _fits(exported, args):
-        _made["loaded"] += 1
-    else:
-        _made["exported"] += 1
+    if exported is None or not _fits(exported, args):
         specs = jax.tree.map(_spec, args)
         exported = export.export(jax.jit(functools.partial(fn, config=config)))(*specs)
         try:
@@ -143,7 +143,7 @@ def _program(fn, args, config: chco.Config):
     return programs[key]
 
 
-def compiled_call(fn, *args, config: chco.Config):
+def compiled_call(fn, *args, config: SolverConfig):
     """`fn(*args, config=config)` through its stored program (see the module docstring)."""
     args = tuple(np.int32(a) if isinstance(a, int) else a for a in args)
     return _program(fn, args, config)(*args)
@@ -154,18 +154,13 @@ def count(fn) -> int:
     return len(_loaded.get(fn.__name__, ()))
 
 
-def made() -> dict[str, int]:
-    """How many programs this process read from the store ("loaded") and traced and stored ("exported")."""
-    return dict(_made)
-
-
 def forget() -> None:
     """Drop this process's programs: the next call of each reads it from the store again."""
     for held in _loaded.values():
         held.clear()
 
 
-def solve_chunk(tasks: Task, seed, config: chco.Config) -> chco.Result:
+def solve_chunk(tasks: Task, seed, config: SolverConfig) -> chco.Result:
     """CHCO on a chunk of tasks (a leading task axis), each with its own random key."""
 
     def one(task: Task) -> chco.Result:

@@ -4,7 +4,7 @@
 general model is the only candidate for a class no expert covers ("uncovered"); by
 default it is a candidate for every other class too (a text-aligned patch is often
 as good as an expert, and CHCO picks by validation accuracy), and
-`Config(patch_every_class=False)` keeps it to uncovered classes, as the paper does.
+`SelectionConfig(patch_every_class=False)` keeps it to uncovered classes, as the paper does.
 
 Batching: tasks are padded to bucketed shapes, so one compiled program serves a
 bucket; a task reads only its candidates' label-record columns at its node samples
@@ -15,7 +15,6 @@ so the answer does not depend on the batch or the number of devices.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import zlib
@@ -25,8 +24,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mll_jax.concepts import task as task_lib
+from mll_jax.configs.selection import SelectionConfig
 from mll_jax.engine import sharding
-from mll_jax.hub.hub import Hub
+from mll_jax.hub import Hub
 from mll_jax.selection import chco, programs
 from mll_jax.selection.candidates import candidates
 from mll_jax.selection.problems import (
@@ -40,10 +40,12 @@ from mll_jax.selection.problems import (
 )
 from mll_jax.selection.types import Choice, Selection
 
+__all__ = ["brute_force", "fixed_selection", "select", "select_many", "warmup"]
+
 log = logging.getLogger(__name__)
 
 
-def default_chunk() -> int:
+def _default_chunk() -> int:
     """Tasks per device per call of the compiled program (a short chunk is padded, so one size is one
     program, and every device runs the same program whatever their number).
     On CPU a task's optimisation is compute-bound: 4 at a time is fastest per task (12 ms, against
@@ -51,59 +53,47 @@ def default_chunk() -> int:
     return 4 if jax.default_backend() == "cpu" else 256
 
 
-def name_hash(names) -> np.uint32:
+def _name_hash(names) -> np.uint32:
     """Folded into the seed to give a task's random key, so the key does not depend on batch position."""
     return np.uint32(zlib.crc32("\x1f".join(names).encode()))
 
 
 def select(
-    hub: Hub,
-    names: list[str] | tuple[str, ...],
-    config: chco.Config = chco.Config(),
-    seed: int = 0,
-    max_models: int | None = None,
+    hub: Hub, names: list[str] | tuple[str, ...], config: SelectionConfig = SelectionConfig(), seed: int = 0
 ) -> Selection:
     """Choose heads for one task, given as its class names."""
     if not isinstance(names, str) and len(names) > 0 and not isinstance(names[0], str):
         raise task_lib.TaskError("select takes one task's class names; for a list of tasks use select_many")
-    return _solve(hub, [names], config, seed, max_models)[0]
+    return _solve(hub, [names], config, seed)[0]
 
 
 def select_many(
     hub: Hub,
     tasks: list[list[str]],
-    config: chco.Config = chco.Config(),
+    config: SelectionConfig = SelectionConfig(),
     seed: int = 0,
-    max_models: int | None = None,
     chunk: int | None = None,
     progress: bool = False,
 ) -> list[Selection]:
-    """Choose heads for many tasks at once (one compiled program per shape bucket); Selections in task order."""
+    """Choose heads for many tasks at once (one compiled program per shape bucket); Selections in task order.
+
+    `chunk`: tasks per device per compiled call (default: 4 on CPU, 256 on accelerators)."""
     if isinstance(tasks, str) or any(isinstance(t, str) for t in tasks):
         raise task_lib.TaskError("select_many takes a list of tasks, each a list of class names; for one use select")
-    return _solve(hub, [list(t) for t in tasks], config, seed, max_models, chunk, progress)
+    return _solve(hub, [list(t) for t in tasks], config, seed, chunk, progress)
 
 
 def _solve(
-    hub: Hub,
-    tasks: list,
-    config: chco.Config,
-    seed: int,
-    max_models: int | None,
-    chunk: int | None = None,
-    progress: bool = False,
+    hub: Hub, tasks: list, config: SelectionConfig, seed: int, chunk: int | None = None, progress: bool = False
 ) -> list[Selection]:
     mesh = sharding.mesh()  # tasks are split over every local device
-    size = (chunk or default_chunk()) * mesh.shape["data"]
-    if max_models is not None:
-        if max_models < 1:
-            raise ValueError(f"max_models must be at least 1, got {max_models}")
-        config = dataclasses.replace(config, max_models=max_models)
+    size = (chunk or _default_chunk()) * mesh.shape["data"]
+    max_models = config.solver.max_models
     missing = hub.unlabelled()
     if missing:
         raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
     resolved = [task_lib.resolve(hub.sdag, t) for t in tasks]
-    cands = [candidates(hub, classes, config.patch_every_class, config.max_candidates) for classes in resolved]
+    cands = [candidates(hub, classes, config) for classes in resolved]
     for t, (classes, cs) in enumerate(zip(resolved, cands)):
         empty = [cls.name for cls, c in zip(classes, cs) if not c]
         if empty:
@@ -119,17 +109,17 @@ def _solve(
             part = members[start:stop]
             problems = [
                 build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape)._replace(
-                    name_hash=name_hash(tasks[t])
+                    name_hash=_name_hash(tasks[t])
                 )
                 for t in part
             ]
             problems += [problems[0]] * (size - len(part))  # pad to the chunk with copies
             stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
-            solved = programs.compiled_call(programs.solve_chunk, stacked, seed, config=config)
+            solved = programs.compiled_call(programs.solve_chunk, stacked, seed, config=config.solver)
             out = jax.device_get(solved)
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
-                results[t] = make_selection(hub, resolved[t], cands[t], result)
+                results[t] = _make_selection(hub, resolved[t], cands[t], result)
                 if max_models is not None and len(results[t].models) > max_models:
                     raise task_lib.TaskError(
                         f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
@@ -140,54 +130,56 @@ def _solve(
     return results
 
 
-def warmup(config: chco.Config = chco.Config(), chunk: int | None = None, progress: bool = False) -> int:
+def warmup(config: SelectionConfig = SelectionConfig(), chunk: int | None = None, progress: bool = False) -> int:
     """Prepare the programs of every class bucket (at `config.max_candidates` candidates), so that a new
     process's first selection loads them instead of tracing and compiling; returns how many."""
     if config.max_candidates is None:
-        raise ValueError("warmup prepares the buckets of a candidate cap; set Config.max_candidates")
+        raise ValueError("warmup prepares the buckets of a candidate cap; set SelectionConfig.max_candidates")
     mesh = sharding.mesh()
-    size = (chunk or default_chunk()) * mesh.shape["data"]
+    size = (chunk or _default_chunk()) * mesh.shape["data"]
     buckets = list(config.class_buckets)
     for K in tqdm(buckets, desc="preparing selection programs", disable=not progress):
         task = empty_problem(K, config.max_candidates, config.samples_per_class)
         stacked = sharding.shard_rows(jax.tree.map(lambda x: np.stack([x] * size), task), mesh)
-        jax.block_until_ready(programs.compiled_call(programs.solve_chunk, stacked, 0, config=config))
+        jax.block_until_ready(programs.compiled_call(programs.solve_chunk, stacked, 0, config=config.solver))
     return len(buckets)
 
 
-def brute_force(hub: Hub, names, config: chco.Config = chco.Config(), seed: int = 0, limit: int = 4096) -> Selection:
+def brute_force(
+    hub: Hub, names, config: SelectionConfig = SelectionConfig(), seed: int = 0, limit: int = 4096
+) -> Selection:
     """The best discrete selection by exhaustive search (small tasks only): every
     combination of one candidate per class, temperatures and biases calibrated."""
     classes = task_lib.resolve(hub.sdag, names)
-    cands = candidates(hub, classes, config.patch_every_class, config.max_candidates)
+    cands = candidates(hub, classes, config)
     counts = [len(cs) for cs in cands]
     if int(np.prod(counts)) > limit:
         raise ValueError(f"{int(np.prod(counts))} combinations exceed the brute-force limit {limit}")
     problem = with_scores(build_problem(hub, classes, cands, config.samples_per_class, seed))
     picks = pad_picks(np.array(list(itertools.product(*[range(n) for n in counts])), np.int32))
-    result = jax.device_get(programs.compiled_call(chco.brute_force, problem, picks, config=config))
-    return make_selection(hub, classes, cands, result)
+    result = jax.device_get(programs.compiled_call(chco.brute_force, problem, picks, config=config.solver))
+    return _make_selection(hub, classes, cands, result)
 
 
 def fixed_selection(
-    hub: Hub, classes, cands, pick: list[int], seed: int = 0, config: chco.Config = chco.Config()
+    hub: Hub, classes, cands, pick: list[int], seed: int = 0, config: SelectionConfig = SelectionConfig()
 ) -> Selection:
     """A selection of the given candidate per class, with temperatures and biases calibrated (baselines)."""
     problem = with_scores(build_problem(hub, classes, cands, seed=seed))
     picks = np.zeros(problem.cand_mask.shape[0], np.int32)
     picks[: len(pick)] = pick
-    result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, picks, config=config))
-    return make_selection(hub, classes, cands, result)
+    result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, picks, config=config.solver))
+    return _make_selection(hub, classes, cands, result)
 
 
-def make_selection(hub: Hub, classes, cands, result: chco.Result) -> Selection:
+def _make_selection(hub: Hub, classes, cands, result: chco.Result) -> Selection:
     """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `task_models(cands)`)."""
     general, models = hub.general_id, task_models(cands)
     choices, considered = [], []
     for k, cs in enumerate(cands):
         chosen, weighed = [], []
         for c, cand in enumerate(cs):
-            heads = hub.entry(cand.model)["heads"]
+            heads = hub.entry(cand.model).heads
             names = [heads[j] for j in cand.heads]
             if result.w[k, c] > 0:
                 chosen.append(Choice(cand.model, list(cand.heads), names, float(result.w[k, c])))

@@ -43,10 +43,30 @@ class Selection:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, doc: dict) -> Selection:
-        doc = dict(doc)
-        doc["choices"] = [[Choice(**c) for c in cs] for cs in doc["choices"]]
-        return cls(**doc)
+    def from_json(cls, doc: dict | str) -> Selection:
+        """A Selection from `to_json`'s dict, or from the JSON text `dumps` writes."""
+        if isinstance(doc, str | bytes):
+            try:
+                doc = json.loads(doc)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not a Selection: the text is not JSON ({error})") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"not a Selection: expected a JSON object of its fields, got {type(doc).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        optional = {n for n, f in fields.items() if f.default_factory is not dataclasses.MISSING}
+        required = set(fields) - optional
+        missing, unknown = sorted(required - set(doc)), sorted(set(doc) - set(fields))
+        if missing or unknown:
+            raise ValueError(
+                f"not a Selection: {'missing fields ' + ', '.join(missing) if missing else ''}"
+                f"{'; ' if missing and unknown else ''}{'unknown fields ' + ', '.join(unknown) if unknown else ''}"
+                " (write it with Selection.to_json or dumps)"
+            )
+        try:
+            choices = [[Choice(**c) for c in cs] for cs in doc["choices"]]
+        except TypeError as error:
+            raise ValueError(f"not a Selection: `choices` must be, per class, a list of choices ({error})") from None
+        return cls(**{**doc, "choices": choices})
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1)

@@ -127,7 +127,7 @@ def test_node_text_embeddings_are_stored_with_the_sdag(hub_copy):
 
     path = hub_copy.path / "sdag_text.npz"
     path.unlink(missing_ok=True)
-    nodes, embeddings = matching.node_embeddings(hub_copy.sdag)
+    nodes, embeddings = hub_copy.sdag.node_embeddings()
     assert path.is_file() and nodes == sorted(hub_copy.sdag.graph) and embeddings.shape == (len(nodes), 384)
     again = SDAG.load(hub_copy.path)  # a fresh load reads them back, without recomputing
-    assert (matching.node_embeddings(again)[1] == embeddings).all()
+    assert (again.node_embeddings()[1] == embeddings).all()

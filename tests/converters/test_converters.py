@@ -10,10 +10,10 @@ from torch import nn  # noqa: E402
 
 import mll_jax as mll  # noqa: E402
 from mll_jax import cli, converters, labeling  # noqa: E402
+from mll_jax.configs.selection import SelectionConfig  # noqa: E402
 from mll_jax.converters import torch_sequential  # noqa: E402
 from mll_jax.data import store as store_lib  # noqa: E402
 from mll_jax.data.preprocess import preprocess  # noqa: E402
-from mll_jax.selection import chco  # noqa: E402
 
 SPEC = {"shape": [28, 28, 1], "dtype": "uint8", "mean": 0.286, "std": 0.353}
 
@@ -157,7 +157,7 @@ def test_bring_your_own_pytorch_experts_end_to_end(hub_copy, test_split, tmp_pat
     assert all(any(c["model"] in experts for c in considered) for considered in weighed.considered)
     # The general model can match them on such easy classes (validation accuracy 1.0 either way), so which one a
     # tie goes to is numerics; kept to uncovered classes it leaves the converted experts alone to answer.
-    sel = mll.select(hub, ["bag", "trousers", "sandal"], config=chco.Config(patch_every_class=False))
+    sel = mll.select(hub, ["bag", "trousers", "sandal"], config=SelectionConfig(patch_every_class=False))
     assert not sel.uncovered and set(sel.models) <= set(experts)
     y = np.full(len(test_split), -1)
     names = np.array(test_split.synsets)[test_split.labels]

@@ -234,18 +234,18 @@ def test_clip_load_tokenizes_and_embeds(clip_dir, monkeypatch, tmp_path):
 def test_a_converted_clip_serves_as_the_general_model(clip_dir, hub_copy):
     """The `clip` backend: CLIP's image tower with heads from its text tower; the engine runs it like any model."""
     from mll_jax import engine
-    from mll_jax.hub import clip_general, general
+    from mll_jax.zoo import clip_general, general
 
     path, reference = clip_dir
     _write_tokenizer(path)
     general.add_to_hub(hub_copy, general.GeneralSpec("clip", source=str(path)))
     entry = hub_copy.entry(hub_copy.general_id)
     nodes = sorted(hub_copy.sdag.graph)
-    assert entry["arch"] == "clip-image" and entry["heads"] == nodes and entry["role"] == "general"
+    assert entry.arch == "clip-image" and list(entry.heads) == nodes and entry.role == "general"
     images = hub_copy.store.images[:16]
     ours = engine.from_hub(hub_copy, [hub_copy.general_id]).probabilities(images)[hub_copy.general_id]
 
-    pixels = np.asarray(clip.pixels(preprocess(images, entry["input_spec"]), 32))
+    pixels = np.asarray(clip.pixels(preprocess(images, entry.input_spec), 32))
     _, tokenizer = hf_clip.load(path)
     ids, mask = hf_clip.tokenize(tokenizer, clip_general.node_prompts(hub_copy.sdag, nodes))
     with torch.no_grad():

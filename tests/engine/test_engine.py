@@ -13,7 +13,7 @@ import mll_jax as mll
 from mll_jax import engine, labeling, nets
 from mll_jax.data.preprocess import preprocess
 from mll_jax.engine import tuning
-from mll_jax.selection import chco
+from mll_jax.selection.chco import EPS
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def plain(hub, images):
     out = {}
     for model_id, entry in hub.entries.items():
         model = hub.load_model(model_id)
-        x = preprocess(images, entry["input_spec"])
-        if backbone := entry.get("backbone"):
+        x = preprocess(images, entry.input_spec)
+        if backbone := entry.backbone:
             trunk = hub.load_backbone(backbone)
             logits = jax.jit(lambda x, b=trunk, m=model: m(b.features(x)))(x)
         else:
@@ -106,7 +106,7 @@ def test_the_measured_strategy_is_remembered_and_can_be_forced(hub, monkeypatch)
 
 
 def test_bad_engine_options_are_explained(hub):
-    member = engine.Member("m", hub.load_model("general"), hub.entry("general")["input_spec"])
+    member = engine.Member("m", hub.load_model("general"), hub.entry("general").input_spec)
     with pytest.raises(ValueError, match="dtype"):
         engine.Engine([member], dtype="float16")
     with pytest.raises(ValueError, match="strategy"):
@@ -119,8 +119,8 @@ def test_bad_engine_options_are_explained(hub):
 
 
 def test_heads_must_fit_their_backbone(hub_copy):
-    registry = hub_copy.registry.dump()
-    spec = hub_copy.entry("family-tops")["input_spec"]
+    registry = hub_copy.dump()
+    spec = hub_copy.entry("family-tops").input_spec
     wrong = nets.build("linear", {"in_features": 64}, 2)
     with pytest.raises(ValueError, match="features"):
         hub_copy.add("bad-heads", wrong, "linear", {"in_features": 64}, ["Sandal", "Bag"], spec, backbone="family-cnn")
@@ -128,7 +128,7 @@ def test_heads_must_fit_their_backbone(hub_copy):
         hub_copy.add("bad-heads", wrong, "linear", {"in_features": 64}, ["Sandal", "Bag"], spec, backbone="nope")
     with pytest.raises(ValueError, match="used by"):
         hub_copy.add_backbone("family-cnn", hub_copy.load_backbone("family-cnn"), "cnn", {}, spec)
-    assert hub_copy.registry.dump() == registry
+    assert hub_copy.dump() == registry
 
 
 def test_reuse_runs_only_the_selected_models(hub, test_split):
@@ -142,7 +142,7 @@ def test_reuse_runs_only_the_selected_models(hub, test_split):
     for k, choices in enumerate(sel.choices):
         for c in choices:
             scale = c.weight * np.exp(-sel.temperatures[c.model])
-            z[:, k] += scale * np.log(probs[c.model][:, c.heads].sum(1) + chco.EPS)
+            z[:, k] += scale * np.log(probs[c.model][:, c.heads].sum(1) + EPS)
     np.testing.assert_allclose(np.asarray(mll.reuse(hub, sel)(images)), z, rtol=1e-4, atol=1e-4)
 
 

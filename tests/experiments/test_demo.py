@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mll_jax.configs import suite
-from mll_jax.experiments import demo, report
+from mll_jax.configs.evaluation import NOISE
+from mll_jax.experiments import demo, evaluation, report
 
 # Claims that hold on the reported suite and on this test's part of it, each beyond the noise over selection seeds.
 # Not claimed: MLL against f1-top-k (above it here, below it on the whole suite; both beyond the noise).
@@ -20,16 +21,16 @@ def failed_claims(doc: dict) -> list[str]:
     failed = []
     for method in BEATEN:
         d = doc["differences"][method]
-        if not d["mean"] > demo.NOISE * d["stderr"]:
-            failed.append(f"MLL - {method} = {d['mean']:+.4f}, not above {demo.NOISE} x {d['stderr']:.4f}")
+        if not d["mean"] > NOISE * d["stderr"]:
+            failed.append(f"MLL - {method} = {d['mean']:+.4f}, not above {NOISE} x {d['stderr']:.4f}")
     for method in NOT_BELOW:
         d = doc["differences"][method]
-        if d["mean"] < -demo.NOISE * d["stderr"]:
-            failed.append(f"MLL - {method} = {d['mean']:+.4f}, below -{demo.NOISE} x {d['stderr']:.4f}")
+        if d["mean"] < -NOISE * d["stderr"]:
+            failed.append(f"MLL - {method} = {d['mean']:+.4f}, below -{NOISE} x {d['stderr']:.4f}")
     if not all(m > r for m, r in zip(doc["per_seed"]["mll"], doc["per_seed"]["random"])):
         failed.append("MLL not above a random pick of candidates on every seed")  # random's own spread is wide
     oracle_gap = doc["differences"]["oracle"]
-    if oracle_gap["mean"] > demo.NOISE * oracle_gap["stderr"]:
+    if oracle_gap["mean"] > NOISE * oracle_gap["stderr"]:
         failed.append(f"MLL above the oracle by {oracle_gap['mean']:+.4f}: the oracle is no ceiling")
     covered = [t for t in doc["tasks"] if t["best_covering_expert"] is not None]
     general_only = [
@@ -43,7 +44,7 @@ def failed_claims(doc: dict) -> list[str]:
         # The oracle trains on exactly the task's classes: no covering expert beats it beyond sampling noise.
         oracle, best = task["accuracy"]["oracle"], task["best_covering_expert"]["accuracy"]
         noise = np.sqrt((oracle * (1 - oracle) + best * (1 - best)) / task["items"])  # binomial, test items
-        if oracle < best - demo.NOISE * noise:
+        if oracle < best - NOISE * noise:
             failed.append(f"{task['classes']}: oracle {oracle:.3f} below covering expert {best:.3f}")
     return failed
 
@@ -57,7 +58,7 @@ def forced_to_the_general_model(doc: dict) -> dict:
         | {"selection": t["selection"] | {"choices": [general for _ in t["classes"]]}}
         for t in doc["tasks"]
     ]
-    return doc | {"tasks": tasks} | demo.summarise(tasks)
+    return doc | {"tasks": tasks} | evaluation.summarise(tasks)
 
 
 @pytest.mark.slow
@@ -71,7 +72,7 @@ def test_demo_end_to_end(hub_path, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mean over" in result.stdout and "standard error over 3 seeds" in result.stdout
     doc = json.loads(out.read_text())
-    assert set(doc["summary"]) == set(doc["stderr"]) == set(demo.METHODS) and doc["seeds"] == [0, 1, 2]
+    assert set(doc["summary"]) == set(doc["stderr"]) == set(evaluation.METHODS) and doc["seeds"] == [0, 1, 2]
     answered = [tuple(t["classes"]) for t in doc["tasks"]]
     unanswered = [tuple(u["classes"]) for u in doc["unanswered"]]
     assert sorted(answered + unanswered) == sorted(suite.spread(suite.DEMO_TASKS, 8))  # reported, none dropped

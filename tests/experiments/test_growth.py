@@ -1,14 +1,14 @@
 """The growth experiment, small (24 generated experts, 8 tasks, 3 orders): what the full run reports, and the
 orderings its bars are about, in the paper regime. The in-domain regime runs the same loop with another general
-model; training that one costs CI 2.5 minutes, so its path is tested with one epoch in `tests/hub/test_captions.py`.
+model; training that one costs CI 2.5 minutes, so its path is tested with one epoch in `tests/zoo/test_captions.py`.
 """
 
 import numpy as np
 import pytest
 
 from mll_jax.configs import scale_hub, suite
-from mll_jax.experiments import baselines, demo, growth, report
-from mll_jax.hub import generate
+from mll_jax.experiments import baselines, evaluation, growth, report
+from mll_jax.zoo import generate
 
 EXPERTS = 24
 
@@ -48,11 +48,11 @@ def test_in_the_paper_regime_the_hub_adds_what_the_general_model_lacks(result):
 
 @pytest.mark.slow
 def test_growth_reports_the_oracle_mislabels_a_table_and_a_plot(result, hub, tmp_path):
-    test = demo.evaluation_data(hub, "test")
+    test = evaluation.evaluation_data(hub, "test")
     assert len(result["oracle_by_task"]) == len(result["tasks"])
     for names, accuracy in zip(result["tasks"], result["oracle_by_task"]):
-        classes, keep, y = demo.task_items(hub, names, test)
-        assert accuracy == demo.accuracy(baselines.oracle_logits(hub, classes, test.images[keep]), y)
+        classes, keep, y = evaluation.task_items(hub, names, test)
+        assert accuracy == evaluation.accuracy(baselines.oracle_logits(hub, classes, test.images[keep]), y)
     mislabels = result["mislabels"]
     assert mislabels["swapped_heads"] == 2  # expert 19 of 24 (5 %) has its first two names exchanged
     assert 0 <= mislabels["precision"] <= 1 and 0 <= mislabels["recall"] <= 1

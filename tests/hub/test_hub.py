@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mll_jax import nets
-from mll_jax.hub import checkpoint
-from mll_jax.hub.hub import FORMAT_VERSION, Hub
+from mll_jax.hub import Hub, checkpoint
+from mll_jax.hub.database import FORMAT_VERSION
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -20,20 +20,20 @@ def test_checkpoint_round_trip(tmp_path):
 def test_checkpoint_checksum_mismatch_is_an_error(tmp_path):
     model = nets.build("mlp", {"hidden": [16]}, num_heads=2)
     checkpoint.save(tmp_path / "m", model)
-    with pytest.raises(ValueError, match="does not match its registry checksum"):
+    with pytest.raises(ValueError, match="does not match its recorded checksum"):
         checkpoint.restore(tmp_path / "m", nets.abstract("mlp", {"hidden": [16]}, 2), "0" * 64)
 
 
 def test_hub_models_load_with_their_declared_heads(hub):
     assert len(hub.ids("expert")) >= 12 and hub.general_id == "general"
-    archs = {hub.entry(i)["arch"] for i in hub.ids("expert")}
+    archs = {hub.entry(i).arch for i in hub.ids("expert")}
     assert archs == {"mlp", "cnn", "linear"}
-    family = [i for i in hub.ids("expert") if hub.entry(i).get("backbone")]
-    assert len(family) == 3 and all(hub.entry(i)["arch"] == "linear" for i in family)
+    family = [i for i in hub.ids("expert") if hub.entry(i).backbone]
+    assert len(family) == 3 and all(hub.entry(i).arch == "linear" for i in family)
     backbone = hub.load_backbone("family-cnn")
     assert backbone.head.in_features == hub.load_model(family[0]).head.in_features
     model = hub.load_model("footwear-cnn")
-    assert model.head.out_features == len(hub.entry("footwear-cnn")["heads"]) == 3
+    assert model.head.out_features == len(hub.entry("footwear-cnn").heads) == 3
 
 
 def test_add_replaces_and_keeps_other_entries(hub_copy):

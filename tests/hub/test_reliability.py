@@ -1,5 +1,6 @@
 """Faults, crashes, concurrency and bad input: nothing stored is lost or corrupted."""
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -89,17 +90,16 @@ def _add_broken(hub: Hub) -> None:
     constant.head.kernel[...] = jnp.zeros((8, 2))
     hub.add("constant-mlp", constant, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], {"mean": 0.0, "std": 1.0})
     hub.add("wrong-heads", nets.build("mlp", {"hidden": [8]}, 2), "mlp", {"hidden": [8]}, ["a", "b"], {})
-    wrong = {**hub.entry("wrong-heads"), "heads": ["Sandal", "Sneaker", "Ankle boot"]}  # checkpoint has 2
-    hub.registry.replace_entry("wrong-heads", wrong)
-    hub.refresh()
+    wrong = dataclasses.replace(hub.entry("wrong-heads"), heads=("Sandal", "Sneaker", "Ankle boot"))  # it has 2
+    hub.replace_entry(wrong)
 
 
 def test_bad_experts_are_excluded_with_a_reason(hub_copy):
     _add_broken(hub_copy)
     labeling.label(hub_copy)
-    assert "NaN" in labeling.problem(hub_copy, "nan-mlp")
-    assert "same probabilities" in labeling.problem(hub_copy, "constant-mlp")
-    assert "does not load" in labeling.problem(hub_copy, "wrong-heads")
+    assert "NaN" in labeling.exclusion(hub_copy, "nan-mlp")
+    assert "same probabilities" in labeling.exclusion(hub_copy, "constant-mlp")
+    assert "does not load" in labeling.exclusion(hub_copy, "wrong-heads")
     sel = mll.select(hub_copy, ["sandal", "sneakers"])
     assert {"nan-mlp", "constant-mlp", "wrong-heads"} <= set(sel.excluded)
     assert not {"nan-mlp", "constant-mlp", "wrong-heads"} & set(sel.models)
@@ -164,11 +164,11 @@ def test_no_write_permission(hub_copy, monkeypatch, capsys):
     # Tests run as root, who may write anywhere; the OS's answer is what we replace here.
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode))
-    registry = hub_copy.registry.dump()
+    registry = hub_copy.dump()
     records = {p: p.read_bytes() for p in (hub_copy.path / "labels").iterdir()}
     code = cli.main(["--hub", str(hub_copy.path), "label", "--force", "footwear-mlp"])
     assert code == 2 and "no write permission" in capsys.readouterr().err
-    assert hub_copy.registry.dump() == registry
+    assert hub_copy.dump() == registry
     assert {p: p.read_bytes() for p in (hub_copy.path / "labels").iterdir()} == records
 
 

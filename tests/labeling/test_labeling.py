@@ -2,7 +2,9 @@ import numpy as np
 
 from mll_jax import labeling, nets
 from mll_jax.configs import demo_hub
-from mll_jax.hub import zoo
+from mll_jax.configs.specs import ExpertSpec
+from mll_jax.labeling import rule
+from mll_jax.zoo import experts
 
 
 def test_swapped_heads_are_found(hub):
@@ -28,30 +30,30 @@ def test_label_record_matches_a_fresh_run(hub):
     record = hub.labels("footwear-mlp")
     assert record["probs"].dtype == np.float16 and record["probs"].shape == (len(hub.store), 3)
     np.testing.assert_allclose(record["probs"].astype(np.float32).sum(1), 1.0, atol=5e-3)
-    r = labeling.labels.responses(record["probs"], hub.store.concepts, 10)
+    r = rule.responses(record["probs"], hub.store.concepts, 10)
     np.testing.assert_allclose(r, record["response"], atol=1e-6)
 
 
 def test_selectivity_rule_on_known_probabilities():
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]], np.float32)
     concepts = np.array([0, 0, 1, 1])
-    r = labeling.labels.responses(probs, concepts, 2)
+    r = rule.responses(probs, concepts, 2)
     np.testing.assert_allclose(r, [[0.85, 0.35], [0.15, 0.65]])
-    assert (r >= labeling.labels.THRESHOLD).tolist() == [[True, False], [False, True]]
+    assert (r >= rule.FIRES_AT).tolist() == [[True, False], [False, True]]
 
 
 def test_node_cover(hub):
-    assert labeling.labels.node_cover(hub.sdag, {"sandal.n.01", "gym_shoe.n.01"}) == ["shoe.n.01"]
-    assert labeling.labels.node_cover(hub.sdag, {"bag.n.04"}) == ["bag.n.04"]
-    assert labeling.labels.node_cover(hub.sdag, {"shirt.n.01"}) == ["shirt.n.01"]
+    assert rule.node_cover(hub.sdag, {"sandal.n.01", "gym_shoe.n.01"}) == ["shoe.n.01"]
+    assert rule.node_cover(hub.sdag, {"bag.n.04"}) == ["bag.n.04"]
+    assert rule.node_cover(hub.sdag, {"shirt.n.01"}) == ["shirt.n.01"]
 
 
 def test_adding_a_model_labels_only_that_model(hub_copy):
-    spec = zoo.ExpertSpec("new-mlp", "mlp", demo_hub.SMALL_MLP, (5, 7), epochs=1)
-    zoo.add_expert(hub_copy, spec)
+    spec = ExpertSpec("new-mlp", "mlp", demo_hub.SMALL_MLP, (5, 7), epochs=1)
+    experts.add_expert(hub_copy, spec)
     assert hub_copy.labels("new-mlp") is None
     assert labeling.label(hub_copy) == ["new-mlp"]
     assert labeling.label(hub_copy) == []
     heads = labeling.head_labels(hub_copy, "new-mlp")
     assert "sandal.n.01" in heads[0].concepts and "gym_shoe.n.01" in heads[1].concepts
-    assert nets.num_params(hub_copy.load_model("new-mlp")) == hub_copy.entry("new-mlp")["params"]
+    assert nets.num_params(hub_copy.load_model("new-mlp")) == hub_copy.entry("new-mlp").params

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mll_jax.configs.selection import SolverConfig
 from mll_jax.selection import chco, programs
 
 
@@ -83,13 +84,13 @@ def test_compiled_programs_are_bounded(monkeypatch):
     answers = {}
     for K in (2, 3, 2):
         problem, picks = constructed_problem(K=K), jnp.full(K, 2)
-        answer = float(programs.compiled_call(chco.solve_fixed, problem, picks, config=chco.Config()).val_accuracy)
+        answer = float(programs.compiled_call(chco.solve_fixed, problem, picks, config=SolverConfig()).val_accuracy)
         assert answers.setdefault(K, answer) == answer
     assert programs.count(chco.solve_fixed) == 2  # under budget: both kept
     monkeypatch.setattr(programs, "MAP_BUDGET", 0.0)
     monkeypatch.setattr(programs, "_maps_in_use", lambda: 0.5)
     problem, picks = constructed_problem(K=4), jnp.full(4, 2)
-    programs.compiled_call(chco.solve_fixed, problem, picks, config=chco.Config())
+    programs.compiled_call(chco.solve_fixed, problem, picks, config=SolverConfig())
     assert programs.count(chco.solve_fixed) == 1  # over budget: the others were dropped
     problem, picks = constructed_problem(K=2), jnp.full(2, 2)
     assert float(chco.solve_fixed(problem, picks).val_accuracy) == answers[2]

@@ -1,8 +1,6 @@
 """Stored selection programs: a new process loads them, a damaged or stale one is rebuilt, answers do not
 depend on the bucket policy; the compile cache is on by default."""
 
-import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +10,8 @@ import pytest
 import mll_jax as mll
 from mll_jax import paths
 from mll_jax.configs import suite
-from mll_jax.selection import chco, programs
+from mll_jax.configs.selection import SelectionConfig
+from mll_jax.selection import programs
 
 ONE = ["sandals", "sneakers", "ankle boots"]
 
@@ -40,29 +39,24 @@ def test_a_damaged_or_stale_stored_program_is_rebuilt_not_run(hub):
         for name, raw in files.items():
             (programs.store_dir() / name).write_bytes(damage(raw))
         programs.forget()
-        made = programs.made()
         again = mll.select(hub, ONE)
         assert choices(again) == choices(before) and again.val_accuracy == pytest.approx(before.val_accuracy)
-        assert programs.made()["exported"] == made["exported"] + 1, "a damaged program must be rebuilt"
-        programs.forget()
-        mll.select(hub, ONE)
-        assert programs.made()["exported"] == made["exported"] + 1, "the rebuilt program is stored sound"
+        assert stored() == files, "a damaged program is rebuilt and stored sound"
     # stale: a sound program of another bucket under this one's name
-    mll.select(hub, ONE, config=dataclasses.replace(chco.Config(), class_buckets=(8,)))
+    mll.select(hub, ONE, config=SelectionConfig(class_buckets=(8,)))
     foreign = [raw for name, raw in stored().items() if name not in files]
     assert len(foreign) == 1
     for name in files:
         (programs.store_dir() / name).write_bytes(foreign[0])
     programs.forget()
-    made = programs.made()
     assert choices(mll.select(hub, ONE)) == choices(before)
-    assert programs.made()["exported"] == made["exported"] + 1, "a program for other shapes must not be run"
+    assert {n: stored()[n] for n in files} == files, "a program for other shapes is not run: it is rebuilt"
 
 
 def test_answers_do_not_depend_on_the_bucket_policy(hub):
     tasks = [list(t) for t in suite.DEMO_TASKS if "kicks" not in t and "puffer jacket" not in t][:12]
     padded = mll.select_many(hub, tasks)
-    exact = dataclasses.replace(chco.Config(), class_buckets=(2, 3, 4, 5, 6, 7, 8), max_candidates=None)
+    exact = SelectionConfig(class_buckets=(2, 3, 4, 5, 6, 7, 8), max_candidates=None)
     for a, b in zip(padded, mll.select_many(hub, tasks, config=exact)):
         assert choices(a) == choices(b), a.classes
         assert a.val_accuracy == pytest.approx(b.val_accuracy, abs=1e-4)
@@ -78,19 +72,27 @@ def run_fresh(code: str, **env) -> str:
 
 def test_a_new_process_loads_stored_programs_and_traces_none(hub_path):
     subprocess.run([sys.executable, "-m", "mll_jax", "--hub", str(hub_path), "warmup"], check=True, timeout=900)
+    before = {p.name: p.stat().st_mtime_ns for p in programs.store_dir().iterdir()}
     code = f"""
 import json, mll_jax as mll
 from mll_jax.selection import programs
 hub = mll.Hub.open({str(hub_path)!r})
 mll.select_many(hub, [{ONE!r}, ["shirt", "pullover"], ["t-shirt", "trousers", "dress", "coat", "sandal"]])
-print(json.dumps(programs.made()))
+print(programs.count(programs.solve_chunk))
 """
-    made = json.loads(run_fresh(code))
-    assert made["exported"] == 0 and made["loaded"] >= 2, made
+    assert int(run_fresh(code)) == 2, "two buckets, each program loaded from the store"
+    after = {p.name: p.stat().st_mtime_ns for p in programs.store_dir().iterdir()}
+    assert after == before, "a stored program was traced and written again"
 
 
-def test_the_compile_cache_is_on_by_default_and_can_be_turned_off(tmp_path):
-    code = "import mll_jax, jax; print(jax.config.jax_compilation_cache_dir)"
-    assert run_fresh(code) == str(paths.cache_dir() / "jax")
-    assert run_fresh(code, MLL_JAX_NO_COMPILE_CACHE="1") == "None"
-    assert run_fresh(code, JAX_COMPILATION_CACHE_DIR=str(tmp_path)) == str(tmp_path)  # the user's own stays
+def test_importing_mll_jax_changes_nothing_and_its_compiling_stages_turn_the_compile_cache_on(tmp_path):
+    plain = (
+        "import os; before = dict(os.environ); import mll_jax, jax; "
+        "print(jax.config.jax_compilation_cache_dir, dict(os.environ) == before)"
+    )
+    assert run_fresh(plain) == "None True"  # no cache set, no environment variable written
+    for stage in ("mll_jax.selection", "mll_jax.engine.runner"):
+        code = f"import jax, {stage}; print(jax.config.jax_compilation_cache_dir)"
+        assert run_fresh(code) == str(paths.cache_dir() / "jax"), stage
+        assert run_fresh(code, MLL_JAX_NO_COMPILE_CACHE="1") == "None"
+        assert run_fresh(code, JAX_COMPILATION_CACHE_DIR=str(tmp_path)) == str(tmp_path)  # the user's own stays

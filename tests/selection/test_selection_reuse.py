@@ -11,7 +11,7 @@ import pytest
 import mll_jax as mll
 from mll_jax import selection
 from mll_jax.concepts import task as task_lib
-from mll_jax.selection import chco
+from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.selection.candidates import candidates
 
 
@@ -92,11 +92,11 @@ def test_the_general_model_is_a_candidate_for_every_class_or_only_uncovered_ones
     everywhere = candidates(hub, classes)
     assert [c.model for c in everywhere[0]] == ["general"]  # no expert covers bags
     assert all(cs[-1].model == "general" and len(cs) > 1 for cs in everywhere[1:])
-    uncovered_only = candidates(hub, classes, patch_every_class=False)
+    uncovered_only = candidates(hub, classes, SelectionConfig(patch_every_class=False))
     assert uncovered_only[0] == everywhere[0] and all(
         cs == es[:-1] for cs, es in zip(uncovered_only[1:], everywhere[1:])
     )
-    config = chco.Config(patch_every_class=False)
+    config = SelectionConfig(patch_every_class=False)
     sel = mll.select(hub, names, config=config)
     assert sel.uncovered == ["bag"] and sel.choices[0][0].model == "general"
     assert all(c.model != "general" for cs in sel.choices[1:] for c in cs)
@@ -129,7 +129,7 @@ def test_same_seed_same_selection(hub):
     assert mll.select(hub, ["pullover", "coat"], seed=3) == mll.select(hub, ["pullover", "coat"], seed=3)
 
 
-LIGHT = chco.Config(restarts=4, steps=60, refit_steps=40, samples_per_class=100)
+LIGHT = SelectionConfig(samples_per_class=100, solver=SolverConfig(restarts=4, steps=60, refit_steps=40))
 TASKS = [
     ["sandal", "sneakers", "ankle boot"],
     ["pullover", "coat", "shirt", "t-shirt"],
@@ -143,9 +143,10 @@ import jax
 import numpy as np
 import mll_jax as mll
 from mll_jax import data
-from mll_jax.selection import chco
+from mll_jax.configs.selection import SelectionConfig, SolverConfig
 assert jax.device_count() == 8, jax.devices()
-tasks, hub, config = json.loads(sys.argv[1]), mll.Hub.open(sys.argv[2]), chco.Config(**json.loads(sys.argv[3]))
+tasks, hub, config = json.loads(sys.argv[1]), mll.Hub.open(sys.argv[2]), json.loads(sys.argv[3])
+config = SelectionConfig(**{**config, "solver": SolverConfig(**config["solver"])})
 selections = mll.select_many(hub, tasks, config=config)
 images = data.load(hub.store_spec.source, "test").images[:101]  # not a multiple of 8: padded, then cut
 logits = np.asarray(mll.reuse(hub, selections[0])(images)).tolist()
@@ -201,7 +202,7 @@ def test_chco_comes_within_a_point_of_the_brute_force_optimum(hub, names, config
     """The brute force calibrates every combination of one candidate per class and keeps the best on validation;
     CHCO's search must come within 0.01 of it (the bar the CHCO benchmark holds it to)."""
     best = selection.brute_force(hub, names)
-    chosen = mll.select(hub, names, config=config or chco.Config())
+    chosen = mll.select(hub, names, config=config or SelectionConfig())
     assert all(len(cs) == 1 for cs in best.choices)
     assert chosen.val_accuracy >= best.val_accuracy - 0.01, (chosen.val_accuracy, best.val_accuracy)
 

@@ -37,8 +37,8 @@ from mll_jax.data import store as store_lib
 from mll_jax.data.corrupt import corrupt
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine.forward import MASKED
-from mll_jax.hub import train, zoo
-from mll_jax.hub.hub import Hub
+from mll_jax.hub import Hub
+from mll_jax.zoo import experts, train
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ log = logging.getLogger(__name__)
 def schedule(spec: ExpertSpec, labels: np.ndarray, steps: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The (pool indices, head targets) [steps, batch_size] that `spec` trains on, step by step.
 
-    Its items (`zoo.training_indices`) are taken in epochs, each a fresh permutation, cut
+    Its items (`experts.training_indices`) are taken in epochs, each a fresh permutation, cut
     at steps x batch_size: every expert takes the same number of steps, whatever its data.
     """
-    index, targets = zoo.training_indices(spec, labels)
+    index, targets = experts.training_indices(spec, labels)
     rng = np.random.default_rng([spec.seed, 1])  # a stream apart from the one that drew the items
     epochs = -(-steps * batch_size // len(index))
     order = np.argsort(rng.random((epochs, len(index))), axis=1).ravel()[: steps * batch_size]
@@ -141,8 +141,8 @@ def unstack(arch: str, config: dict, params: dict, m: int, num_heads: int) -> nn
 
 
 def provenance(spec: ExpertSpec, scale: ScaleConfig, final_loss: float) -> dict:
-    """`zoo.provenance` with the batched recipe (steps, not epochs) and the backbone."""
-    recorded = {k: v for k, v in zoo.provenance(spec).items() if k != "epochs" and (k != "swap_heads" or v)}
+    """`experts.provenance` with the batched recipe (steps, not epochs) and the backbone."""
+    recorded = {k: v for k, v in experts.provenance(spec).items() if k != "epochs" and (k != "swap_heads" or v)}
     recipe = {"steps": scale.steps, "batch_size": scale.batch_size, "learning_rate": scale.learning_rate}
     return recorded | recipe | {"backbone": spec.backbone, "final_loss": round(final_loss, 4), "generator": "scale_hub"}
 
@@ -177,7 +177,7 @@ def build(
 
     Trains the backbones it lacks, then the experts it lacks in vmapped batches, and adds them;
     labelling is left to `labeling.label`. A hub made without `base` has no general model
-    (`hub.general.add_to_hub` adds one).
+    (`zoo.general.add_to_hub` adds one).
     """
     path = Path(path)
     if base is not None and not path.exists():
@@ -196,7 +196,7 @@ def build(
             hub.copy_backbone(backbones_from, spec.id)
         else:
             log.info("hub %s: training backbone %s", hub.path, spec.id)
-            zoo.add_expert(hub, spec, "backbone", config.input_spec)
+            experts.add_expert(hub, spec, "backbone", config.input_spec)
     pool = store_lib.expert_pool(hub.store_spec)
     names = [c["name"] for c in pool.classes]
     # The pool, and one corrupted copy of it per corruption in use (drawn once, seed 0); each backbone's features
@@ -207,7 +207,7 @@ def build(
         inputs[b, c] = (
             images[c]
             if b is None
-            else engine.model_features(hub.load_backbone(b), hub.backbones[b]["input_spec"], images[c])
+            else engine.model_features(hub.load_backbone(b), hub.backbones[b].input_spec, images[c])
         )
     log.info("hub %s: %d expert(s) to train", hub.path, len(todo))
     bar = tqdm(total=len(todo), desc="generating experts", disable=not (progress and todo))
@@ -217,7 +217,7 @@ def build(
         params, final = fit(padded, inputs, pool.labels, input_spec, config)
         for m, spec in enumerate(batch):
             model = unstack(spec.arch, spec.config, params, m, len(spec.classes))
-            heads = zoo.declared_heads(spec, names)
+            heads = experts.declared_heads(spec, names)
             prov = provenance(spec, config, float(final[m]))
             hub.add(spec.id, model, spec.arch, spec.config, heads, config.input_spec, "expert", prov, spec.backbone)
             bar.update()

@@ -3,19 +3,19 @@
 import numpy as np
 import pytest
 
-from mll_jax.concepts import matching, text
 from mll_jax.concepts import task as task_lib
+from mll_jax.concepts import text
 from mll_jax.data import store
 from mll_jax.data.preprocess import preprocess
-from mll_jax.hub import general
 from mll_jax.nets.aligned import text_scores
+from mll_jax.zoo import general
 
 
 def test_the_demo_general_model_is_text_aligned_and_heads_every_node(hub):
     entry = hub.entry(hub.general_id)
-    assert entry["arch"] == "aligned" and entry["heads"] == sorted(hub.sdag.graph)
+    assert entry.arch == "aligned" and list(entry.heads) == sorted(hub.sdag.graph)
     model = hub.load_model(hub.general_id)
-    nodes, text = matching.node_embeddings(hub.sdag)
+    nodes, text = hub.sdag.node_embeddings()
     kernel = np.asarray(model.head.kernel[...]).T  # [nodes, dim]
     scale = np.linalg.norm(kernel, axis=1)
     np.testing.assert_allclose(scale, scale[0], rtol=1e-5)  # one learned temperature for every head
@@ -26,10 +26,10 @@ def test_the_default_tower_trains_with_shifts_and_flips_and_scores_both_store_ha
     # It never trained on the store (the paper regime), so calibrating on either half is honest; the in-domain
     # model scored 0.88 on its training half against 0.85 on the other.
     entry = hub.entry(hub.general_id)
-    assert entry["provenance"]["augmentations"] == ["shift", "flip"] and entry["provenance"]["data"] == "captions"
+    assert entry.provenance["augmentations"] == ["shift", "flip"] and entry.provenance["data"] == "captions"
     model = hub.load_model(hub.general_id)
-    heads = [entry["heads"].index(s) for s in hub.store.synsets]
-    logits = np.asarray(model(preprocess(hub.store.images, entry["input_spec"])))[:, heads]
+    heads = [entry.heads.index(s) for s in hub.store.synsets]
+    logits = np.asarray(model(preprocess(hub.store.images, entry.input_spec)))[:, heads]
     hits = logits.argmax(1) == hub.store.concepts
     fit = store.fit_mask(len(hub.store))
     assert hits.mean() > 0.5  # 10-way: chance is 0.1
@@ -41,7 +41,7 @@ def _zero_shot_accuracy(hub, test_split, names):
     classes = task_lib.resolve(hub.sdag, names)
     y = task_lib.targets(np.array(test_split.synsets)[test_split.labels], classes)
     keep = y >= 0
-    x = preprocess(test_split.images[keep], hub.entry(hub.general_id)["input_spec"])
+    x = preprocess(test_split.images[keep], hub.entry(hub.general_id).input_spec)
     scores = text_scores(model, x, text.embed(names))
     return float(np.mean(np.asarray(scores).argmax(1) == y[keep]))
 

@@ -1,4 +1,4 @@
-"""The SQLite registry: migration from registry.json, the concept index, concurrent and killed writers."""
+"""The hub's SQLite database: migration from registry.json, the concept index, concurrent and killed writers."""
 
 import json
 import shutil
@@ -15,9 +15,9 @@ import pytest
 import mll_jax as mll
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs import suite
-from mll_jax.hub import Hub, checkpoint, concept_index
-from mll_jax.hub import registry as registry_lib
-from mll_jax.labeling import verify
+from mll_jax.configs.selection import SelectionConfig
+from mll_jax.hub import Hub, checkpoint, database, migration
+from mll_jax.labeling import rule, verify
 from mll_jax.selection.candidates import candidates
 
 TASKS = [list(t) for t in suite.DEMO_TASKS[:8]]
@@ -27,15 +27,16 @@ def format_one(hub: Hub, path):
     """`hub` copied to `path` as a format-1 hub (registry.json, every model an orbax directory), as
     releases before the database wrote it."""
     shutil.copytree(hub.path, path)
-    for name in (registry_lib.FILE, f"{registry_lib.FILE}-wal", f"{registry_lib.FILE}-shm"):
+    for name in (database.FILE, f"{database.FILE}-wal", f"{database.FILE}-shm"):
         (path / name).unlink(missing_ok=True)
     models = {}
     for model_id, entry in hub.entries.items():
-        entry = dict(entry)  # the hub's own view stays as it is
-        if entry.pop("stored", None) == "registry":
+        doc = entry.to_json() | {"labels_checksum": entry.labels_checksum}
+        if doc.pop("stored", None) == "registry":
             checkpoint.save(path / "models" / model_id, hub.load_model(model_id))
-        models[model_id] = entry
-    legacy = {"format_version": 1, "store": hub.store_spec.to_json(), "models": models, "backbones": hub.backbones}
+        models[model_id] = doc
+    backbones = {i: b.to_json() for i, b in hub.backbones.items()}
+    legacy = {"format_version": 1, "store": hub.store_spec.to_json(), "models": models, "backbones": backbones}
     (path / "registry.json").write_text(json.dumps(legacy, indent=1))
     return legacy
 
@@ -43,29 +44,29 @@ def format_one(hub: Hub, path):
 def test_format_one_hub_is_migrated_once_with_a_backup_and_selects_the_same(hub, tmp_path):
     legacy = format_one(hub, tmp_path / "old")
     migrated = Hub.open(tmp_path / "old")
-    assert json.loads((tmp_path / "old" / registry_lib.BACKUP).read_text()) == legacy
+    assert json.loads((tmp_path / "old" / migration.BACKUP).read_text()) == legacy
     pointer = json.loads((tmp_path / "old" / "registry.json").read_text())
-    assert pointer["format_version"] == registry_lib.FORMAT_VERSION != 1  # older releases stop at this version check
+    assert pointer["format_version"] == database.FORMAT_VERSION != 1  # older releases stop at this version check
     assert list(migrated.entries) == list(hub.entries)
     assert all(migrated.labels_valid(i) for i in migrated.entries)
     assert verify.verify(migrated) == []
     before = [s.to_json() for s in mll.select_many(hub, TASKS)]
     assert [s.to_json() for s in mll.select_many(migrated, TASKS)] == before
-    dump = migrated.registry.dump()
-    assert Hub.open(tmp_path / "old").registry.dump() == dump  # opened again: not migrated again
+    dump = migrated.dump()
+    assert Hub.open(tmp_path / "old").dump() == dump  # opened again: not migrated again
 
 
 def test_a_killed_migration_leaves_the_old_hub_and_the_next_open_finishes(hub, tmp_path):
     path = tmp_path / "old"
     legacy = format_one(hub, path)
-    (path / f".{registry_lib.FILE}.tmp").write_bytes(b"half a database")  # killed before the commit point
+    (path / f".{database.FILE}.tmp").write_bytes(b"half a database")  # killed before the commit point
     assert list(Hub.open(path).entries) == list(legacy["models"])
     # killed after the commit point: the database is in place, registry.json still the old registry
     (path / "registry.json").write_text(json.dumps(legacy))
-    (path / registry_lib.BACKUP).unlink()
+    (path / migration.BACKUP).unlink()
     reopened = Hub.open(path)
-    assert json.loads((path / registry_lib.BACKUP).read_text()) == legacy
-    assert json.loads((path / "registry.json").read_text())["format_version"] == registry_lib.FORMAT_VERSION
+    assert json.loads((path / migration.BACKUP).read_text()) == legacy
+    assert json.loads((path / "registry.json").read_text())["format_version"] == database.FORMAT_VERSION
     assert verify.verify(reopened) == []
 
 
@@ -75,9 +76,9 @@ def test_concept_index_holds_exactly_what_label_records_say(hub):
     for model_id in hub.ids("expert"):
         record = hub.labels(model_id)
         r = record["response"]
-        for j, c in zip(*np.nonzero(r >= concept_index.THRESHOLD)):
+        for j, c in zip(*np.nonzero(r >= rule.FIRES_AT)):
             expected.add((concepts[c], model_id, int(j)))
-    rows = hub.registry.concept_rows(concepts)
+    rows = hub.concept_rows(concepts)
     assert {(c, m, h) for c, m, h, _, _ in rows} == expected and len(rows) == len(expected)
     for concept, model, head, response, hits in rows:
         record = hub.labels(model)
@@ -90,7 +91,7 @@ def dense_candidates(hub: Hub, classes) -> list[list[tuple[str, tuple[int, ...]]
     column = {c: i for i, c in enumerate(hub.sdag.concept_nodes)}
     out = [[] for _ in classes]
     for model_id in hub.ids("expert"):
-        fired = hub.labels(model_id)["response"] >= concept_index.THRESHOLD  # [H, concepts]
+        fired = hub.labels(model_id)["response"] >= rule.FIRES_AT  # [H, concepts]
         on = np.stack([fired[:, [column[c] for c in cls.concepts]].any(1) for cls in classes], 1)  # [H, K]
         for k in range(len(classes)):
             heads = tuple(int(j) for j in np.flatnonzero(on[:, k] & (on.sum(1) == 1)))
@@ -102,7 +103,7 @@ def dense_candidates(hub: Hub, classes) -> list[list[tuple[str, tuple[int, ...]]
 def test_candidates_from_the_index_equal_the_rule_on_every_record(hub):
     for names in TASKS:
         classes = task_lib.resolve(hub.sdag, names)
-        got = candidates(hub, classes, patch_every_class=False)
+        got = candidates(hub, classes, SelectionConfig(patch_every_class=False, max_candidates=None))
         experts = [[(c.model, c.heads) for c in cs if c.model != hub.general_id] for cs in got]
         assert experts == dense_candidates(hub, classes), names
 
@@ -110,8 +111,8 @@ def test_candidates_from_the_index_equal_the_rule_on_every_record(hub):
 def test_the_cap_keeps_the_candidates_with_most_evidence(hub):
     concepts = hub.sdag.concept_nodes
     classes = task_lib.resolve(hub.sdag, ["sandals", "sneakers", "ankle boots"])
-    full = candidates(hub, classes, patch_every_class=False)
-    capped = candidates(hub, classes, patch_every_class=False, max_candidates=2)
+    full = candidates(hub, classes, SelectionConfig(patch_every_class=False, max_candidates=None))
+    capped = candidates(hub, classes, SelectionConfig(patch_every_class=False, max_candidates=2))
     for cls, every, kept in zip(classes, full, capped):
         assert len(every) > 2 and len(kept) == 2
 
@@ -130,9 +131,9 @@ ADD_SCRIPT = textwrap.dedent(
     from mll_jax import nets
     from mll_jax.hub import Hub
     hub = Hub.open(sys.argv[1])
-    spec = hub.entry("family-tops")["input_spec"]
+    spec = hub.entry("family-tops").input_spec
     for i in range(int(sys.argv[3])):
-        if i % 2:  # heads over the shared backbone: rows in the registry
+        if i % 2:  # heads over the shared backbone: rows in the database
             model = nets.build("linear", {"in_features": 128}, 2, seed=i)
             hub.add(f"{sys.argv[2]}-{i}", model, "linear", {"in_features": 128}, ["Sandal", "Sneaker"], spec,
                     backbone="family-cnn")
@@ -175,16 +176,15 @@ def test_a_killed_add_leaves_every_entry_whole_and_a_rerun_completes(hub_copy):
 
 
 def test_a_corrupt_database_is_found(hub_copy):
-    hub_copy.registry.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    hub_copy.registry.close()
-    database = hub_copy.path / registry_lib.FILE
-    raw = bytearray(database.read_bytes())
+    hub_copy.close()  # the WAL checkpointed into the file
+    path = hub_copy.path / database.FILE
+    raw = bytearray(path.read_bytes())
     page = 4096
     raw[2 * page : 4 * page] = bytes(2 * page)  # zero two pages past the header
-    database.write_bytes(bytes(raw))
+    path.write_bytes(bytes(raw))
     try:
         faults = verify.verify(Hub.open(hub_copy.path))
     except (ValueError, sqlite3.DatabaseError) as error:
-        assert "registry" in str(error) or "malformed" in str(error)
+        assert "registry.sqlite" in str(error) or "malformed" in str(error)
     else:
-        assert any(f.kind == "registry" for f in faults)
+        assert any(f.kind == "database" for f in faults)

@@ -8,11 +8,11 @@ import pytest
 from mll_jax.configs import general as regimes
 from mll_jax.configs.specs import CaptionRule, GeneralSpec
 from mll_jax.data import store as store_lib
-from mll_jax.hub import captions, general
+from mll_jax.zoo import captions, general
 
 
 def test_the_default_general_model_never_saw_a_store_image(hub):
-    provenance = hub.entry(hub.general_id)["provenance"]
+    provenance = hub.entry(hub.general_id).provenance
     assert provenance["data"] == "captions" and regimes.get_config() == regimes.REGIMES["paper"]
     sample = captions.draw(hub.sdag, hub.store_spec, CaptionRule(**provenance["caption_rule"]))
     assert captions.digest(sample.indices) == provenance["indices_sha256"]  # the images it was trained on
@@ -63,6 +63,6 @@ def test_the_in_domain_ablation_trains_on_the_store_fit_half(hub_copy):
     spec = regimes.REGIMES["in-domain"]
     assert spec.data == "store"
     general.add_to_hub(hub_copy, dataclasses.replace(spec, epochs=1))  # one epoch: the path, not the model
-    provenance = hub_copy.entry(hub_copy.general_id)["provenance"]
+    provenance = hub_copy.entry(hub_copy.general_id).provenance
     assert provenance["data"] == "store" and "fit half" in provenance["trained_on"]
     assert not general.built_from(hub_copy, regimes.REGIMES["paper"]) and general.built_from(hub_copy, spec)

@@ -7,12 +7,12 @@ names outside WordNet match to. Backends, one interface (`add_to_hub`):
 
 - `aligned`: a small CNN image tower (`nets.aligned`) trained LiT-style against
   frozen MiniLM embeddings (`concepts.text`). By default in the paper's regime: on a
-  small captioned sample of the expert pool (`hub.captions`), never a store image,
+  small captioned sample of the expert pool (`zoo.captions`), never a store image,
   as a web model never saw the node images. With `GeneralSpec(data="store")`
   (`configs.general.REGIMES["in-domain"]`) on the store's fit half against each
   concept's own text: an in-domain classifier of the concepts it patches, kept for ablation;
 - `clip`: a converted CLIP checkpoint, its vision tower with heads made by its own
-  text tower from the same node texts (`hub.clip_general`);
+  text tower from the same node texts (`zoo.clip_general`);
 - `classifier`: the first patch, a plain classifier over the store concepts (kept
   as the baseline the aligned model is measured against).
 """
@@ -25,15 +25,15 @@ import numpy as np
 from flax import nnx
 
 from mll_jax import nets
-from mll_jax.concepts import matching, text
+from mll_jax.concepts import text
 from mll_jax.concepts.sdag import SDAG
 from mll_jax.configs import demo_hub
 from mll_jax.configs.specs import GeneralSpec
 from mll_jax.data import store as store_lib
 from mll_jax.data.augment import check_augmentations
-from mll_jax.hub import captions, train
-from mll_jax.hub.hub import Hub
+from mll_jax.hub import Hub
 from mll_jax.nets import aligned
+from mll_jax.zoo import captions, train
 
 BACKENDS = ("aligned", "clip", "classifier")
 DATA = ("captions", "store")  # what an aligned model learns from: the paper regime, or in-domain (ablation)
@@ -74,7 +74,7 @@ def train_aligned(
 ) -> tuple[aligned.Aligned, list[str]]:
     """An aligned model trained on (images, label index into the unit text embeddings `label_text`) and its head
     names (every SDAG node, headed by its lemmas-and-gloss embedding)."""
-    nodes, node_text = matching.node_embeddings(sdag)
+    nodes, node_text = sdag.node_embeddings()
     model = nets.build("aligned", aligned.config(tower), len(nodes), seed=seed)
     contrastive = _Contrastive(model, label_text)
     train.fit(
@@ -99,7 +99,7 @@ def aligned_training_data(hub: Hub, spec: GeneralSpec) -> tuple[np.ndarray, np.n
             "indices_sha256": captions.digest(sample.indices),
         }
         return sample.images, sample.captions, text.embed(list(sample.vocabulary)), provenance
-    nodes, node_text = matching.node_embeddings(hub.sdag)
+    nodes, node_text = hub.sdag.node_embeddings()
     row = {v: i for i, v in enumerate(nodes)}
     fit = store_lib.fit_mask(len(hub.store))
     provenance = {
@@ -112,10 +112,10 @@ def aligned_training_data(hub: Hub, spec: GeneralSpec) -> tuple[np.ndarray, np.n
 
 def built_from(hub: Hub, spec: GeneralSpec) -> bool:
     """Whether the hub's general model is `spec`'s (its id, backend and training data); a hub built before the
-    paper regime existed has an in-domain model, which `zoo.build` then replaces."""
+    paper regime existed has an in-domain model, which `zoo.experts.build` then replaces."""
     if spec.id not in hub.entries:
         return False
-    provenance = hub.entry(spec.id)["provenance"]
+    provenance = hub.entry(spec.id).provenance
     data = provenance.get("data", "store") if spec.backend == "aligned" else None
     wanted = spec.data if spec.backend == "aligned" else None
     return provenance.get("backend") == spec.backend and data == wanted
@@ -145,7 +145,7 @@ def add_to_hub(hub: Hub, spec: GeneralSpec = GeneralSpec(), input_spec: dict = d
         arch, config = "aligned", aligned.config(spec.config)
         provenance |= trained_on
     elif spec.backend == "clip":
-        from mll_jax.hub import clip_general  # only this backend reads Hugging Face files
+        from mll_jax.zoo import clip_general  # only this backend reads Hugging Face files
 
         if spec.source is None:
             raise ValueError("the clip backend needs a checkpoint: GeneralSpec(backend='clip', source=DIR_OR_NAME)")

@@ -11,7 +11,8 @@ from mll_jax import engine
 from mll_jax.configs import scale_hub
 from mll_jax.data import datasets
 from mll_jax.data import store as store_lib
-from mll_jax.hub import Hub, generate
+from mll_jax.hub import Hub
+from mll_jax.zoo import generate
 
 CONFIG = dataclasses.replace(scale_hub.get_config(40), standalone_share=0.1)  # 4 stand-alone MLPs, 36 heads
 LOW_NOISE = 0.3
@@ -103,9 +104,9 @@ def test_generated_experts_are_stored_as_specified(generated, hub_path):
     assert set(Hub.open(hub_path).entries) < set(hub.entries)  # the demo hub's models are kept
     for spec in scale_hub.expert_specs(CONFIG):
         entry = hub.entry(spec.id)
-        assert entry["arch"] == spec.arch and entry.get("backbone") == spec.backbone
-        assert entry["heads"] == [names[c] for c in spec.classes]
-        recorded = entry["provenance"]
+        assert entry.arch == spec.arch and entry.backbone == spec.backbone
+        assert list(entry.heads) == [names[c] for c in spec.classes]
+        recorded = entry.provenance
         assert recorded["classes"] == list(spec.classes) and recorded["per_class"] == spec.per_class
         assert recorded["label_noise"] == spec.label_noise and recorded["seed"] == spec.seed
         assert recorded["backbone"] == spec.backbone and recorded["trained_on"] == "expert pool"

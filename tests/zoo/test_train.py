@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mll_jax.data import augment
-from mll_jax.hub import train
+from mll_jax.zoo import train
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Building a hub from specs: train each expert on the expert pool and store it (the demo hub by default).
 
 The specs are data (`configs.demo_hub`). The general model is built by
-`hub.general` in the paper regime (it never sees a store image); a hub whose
+`zoo.general` in the paper regime (it never sees a store image); a hub whose
 general model was built from another spec gets the configured one.
 """
 
@@ -18,8 +18,8 @@ from mll_jax.configs import demo_hub
 from mll_jax.configs.specs import ExpertSpec
 from mll_jax.data import store as store_lib
 from mll_jax.data.corrupt import corrupt
-from mll_jax.hub import general, train
-from mll_jax.hub.hub import Hub
+from mll_jax.hub import Hub
+from mll_jax.zoo import general, train
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def declared_heads(spec: ExpertSpec, class_names: list[str]) -> list[str]:
 
 
 def provenance(spec: ExpertSpec) -> dict:
-    """What the registry records of how an expert was made: its spec less what the entry holds anyway."""
+    """What the hub records of how an expert was made: its spec less what the entry holds anyway."""
     recorded = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("id", "arch", "config", "backbone")}
     if recorded["corruption"] is None:
         del recorded["corruption"]  # as the hubs made before corruptions existed record it

@@ -1,0 +1,63 @@
+"""Selection's settings as data (method.md §3.2-3.3): the CHCO solver's, and the pipeline's around it.
+
+`SolverConfig` is what a compiled CHCO program is built from (a static argument:
+one program per config and bucket shape); `SelectionConfig` is how a task reaches
+it (node samples, candidates, buckets) and holds the solver's config.
+
+The solver's values were chosen by `benchmarks/chco.py`: validation accuracy on
+node samples against the brute-force optimum, on random tasks over the sample
+store, never on the development or test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["SelectionConfig", "SolverConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverConfig:
+    """CHCO's optimiser (method.md §3.3)."""
+
+    restarts: int = 4  # local searches: from the relaxation's selection, then from random selections
+    steps: int = 20  # Adam steps of the continuous relaxation
+    learning_rate: float = 0.1
+    entropy_weight: float = 0.1
+    cost_weight: float = 0.01
+    temperature_weight: float = 1e-3
+    init_scale: float = 2.0
+    top_mass: float | None = None  # None: top-1 candidate per class; else smallest set with this mass
+    refit_steps: int = 50  # Adam steps refitting t and b of a top-mass selection (several heads per class)
+    max_models: int | None = None  # hard cap on the number of distinct models a selection uses
+    calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
+    search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
+    search_top: int = 2  # screened swaps calibrated in full per round
+    screen_steps: int = 2  # Newton steps refitting the swapped class when screening
+    swap_steps: int = 4  # damped Newton steps calibrating a swap, from the current calibration
+
+    def __post_init__(self):
+        if self.max_models is not None and self.max_models < 1:
+            raise ValueError(f"max_models must be at least 1, got {self.max_models}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionConfig:
+    """From a task's classes to the solver: node samples, candidates, buckets (method.md §3.2-3.3)."""
+
+    samples_per_class: int = 200  # node samples per class, half to fit and half to validate
+    patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
+    # Candidates per class (general model included), best by evidence; None: all. The cap makes CHCO's cost per task
+    # independent of the hub's size; its price in accuracy is measured by `benchmarks/scale.py --caps`.
+    max_candidates: int | None = 16
+    # With a cap, the concept index rows read per concept at first: this many times max_candidates by hit rate
+    # (more when too few of them are valid). A speed setting: the answer does not depend on it.
+    fetch_factor: int = 8
+    # Tasks are padded to these class counts (then powers of two): every bucket is one program to trace, compile and
+    # load, which costs more than the padding's compute for a typical suite (`benchmarks/programs.py`).
+    class_buckets: tuple[int, ...] = (4, 8)
+    solver: SolverConfig = SolverConfig()
+
+    def __post_init__(self):
+        # JSON gives lists; the buckets are read in order.
+        object.__setattr__(self, "class_buckets", tuple(sorted(self.class_buckets)))

@@ -1,0 +1,212 @@
+"""Scoring MLL and the baselines on a suite of tasks (method.md §4): what the demo, growth and the benchmarks share.
+
+Every seed-dependent method (MLL, patch only, f1-top-k, random) is run once per
+selection seed; a task's result keeps every seed's accuracy and their mean, and
+each call returns the seconds it spent per stage beside its results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mll_jax import data, engine
+from mll_jax.classifier import reuse, scores_from_probabilities
+from mll_jax.concepts import task as task_lib
+from mll_jax.configs.evaluation import NOISE
+from mll_jax.configs.selection import SelectionConfig
+from mll_jax.data import store as store_lib
+from mll_jax.experiments import baselines
+from mll_jax.hub import Hub
+from mll_jax.selection.candidates import candidates
+from mll_jax.selection.selecting import select_many
+from mll_jax.selection.types import Selection
+
+__all__ = [
+    "METHODS",
+    "SEED_FREE",
+    "accuracy",
+    "all_probabilities",
+    "answerable",
+    "cached_scores",
+    "evaluate_suite",
+    "evaluate_task",
+    "evaluation_data",
+    "regime",
+    "reused_scores",
+    "stderr",
+    "summarise",
+    "task_items",
+    "zero_shot",
+]
+
+METHODS = ("mll", *baselines.BASELINES)  # mll, oracle, patch_only, f1_topk, declared, random
+SEED_FREE = tuple(m for m, b in baselines.BASELINES.items() if not b.uses_seed)  # measured once, whatever the seed
+# The baselines choose among every candidate a class has, as they did before selection had a cap.
+BASELINE_CANDIDATES = SelectionConfig(max_candidates=None)
+
+Scores = Callable[[Hub, Selection, np.ndarray, dict], np.ndarray]
+accuracy = baselines.accuracy
+
+
+def evaluation_data(hub: Hub, split: str) -> data.Dataset:
+    """The images a suite is scored on: the test split (reported results) or the development split (design)."""
+    if split == "test":
+        return data.load(hub.store_spec.source, "test")
+    if split == "dev":
+        return store_lib.development(hub.store_spec)
+    raise ValueError(f"unknown split {split!r}; use 'test' (reported results) or 'dev' (design choices)")
+
+
+def task_items(hub: Hub, names, dataset: data.Dataset) -> tuple[list, np.ndarray, np.ndarray]:
+    """A task's classes, which items of `dataset` belong to them (a mask), and those items' class indices."""
+    classes = task_lib.resolve(hub.sdag, names)
+    y = task_lib.targets(np.array(dataset.synsets)[dataset.labels], classes)
+    return classes, y >= 0, y[y >= 0]
+
+
+def answerable(hub: Hub, tasks) -> tuple[list, list[dict]]:
+    """`tasks` split into those whose names all resolve, and the rest with the reason (reported, not dropped)."""
+    ok, unanswered = [], []
+    for names in tasks:
+        try:
+            task_lib.resolve(hub.sdag, names)
+            ok.append(names)
+        except task_lib.TaskError as e:
+            unanswered.append({"classes": list(names), "error": str(e)})
+    return ok, unanswered
+
+
+def reused_scores(hub: Hub, sel: Selection, images: np.ndarray, probs: dict) -> np.ndarray:
+    """A selection's scores as users get them: `reuse(hub, sel)` run on the images."""
+    return reuse(hub, sel)(images)
+
+
+def cached_scores(hub: Hub, sel: Selection, images: np.ndarray, probs: dict) -> np.ndarray:
+    """The same scores from every model's probabilities on those images, computed once (`growth` scores
+    thousands of selections on one test set)."""
+    return scores_from_probabilities(sel, probs)
+
+
+def evaluate_suite(
+    hub: Hub,
+    tasks,
+    dataset: data.Dataset,
+    probs: dict,
+    seeds=(0,),
+    methods=METHODS,
+    scores: Scores = reused_scores,
+) -> tuple[list[dict], dict[str, float]]:
+    """`evaluate_task` over `tasks` for each selection seed (selections batched per seed), seeds merged per task;
+    and the seconds spent per stage."""
+    seconds: dict[str, float] = defaultdict(float)
+    runs = []
+    for i, seed in enumerate(tqdm(seeds, desc="selection seeds", disable=len(seeds) == 1)):
+        clock = time.perf_counter()
+        selections = select_many(hub, [list(t) for t in tasks], seed=seed, progress=i == 0)
+        seconds["select"] += time.perf_counter() - clock
+        todo = methods if i == 0 else tuple(m for m in methods if m not in SEED_FREE)
+        results = []
+        for sel in tqdm(selections, desc="tasks", leave=False):
+            result, spent = evaluate_task(hub, sel, dataset, probs, seed, todo, scores)
+            results.append(result)
+            for stage, s in spent.items():
+                seconds[stage] += s
+        runs.append(results)
+    merged = []
+    for first, *others in zip(*runs):
+        by_seed = {
+            m: [first["accuracy"][m]] + [o["accuracy"].get(m, first["accuracy"][m]) for o in others] for m in methods
+        }
+        merged.append(first | {"accuracy": {m: float(np.mean(v)) for m, v in by_seed.items()}, "by_seed": by_seed})
+    return merged, dict(seconds)
+
+
+def evaluate_task(
+    hub: Hub,
+    sel: Selection,
+    dataset: data.Dataset,
+    probs: dict,
+    seed: int = 0,
+    methods=METHODS,
+    scores: Scores = reused_scores,
+) -> tuple[dict, dict[str, float]]:
+    """Accuracy of each of `methods` on `dataset`'s images of `sel`'s task, the task's expert coverage, and the
+    seconds spent: on MLL's reuse, and on each baseline (`baselines.BASELINES`, by name).
+
+    `scores(hub, selection, images, probs)` gives a selection's logits (MLL, patch only, random)."""
+    classes, keep, y = task_items(hub, sel.classes, dataset)
+    images, probs = dataset.images[keep], {m: p[keep] for m, p in probs.items()}
+    acc, out, seconds = {}, {}, {}
+    if "mll" in methods:
+        clock = time.perf_counter()
+        acc["mll"] = accuracy(scores(hub, sel, images, probs), y)
+        seconds["reuse"] = time.perf_counter() - clock
+    task = baselines.TaskData(
+        hub, classes, candidates(hub, classes, BASELINE_CANDIDATES), images, probs, y, seed, scores
+    )
+    for name in (m for m in methods if m != "mll"):
+        clock = time.perf_counter()
+        acc[name], extra = baselines.BASELINES[name](task)
+        seconds[name] = time.perf_counter() - clock
+        out |= extra
+    result = {
+        "classes": list(sel.classes),
+        "nodes": sel.nodes,
+        "items": int(len(y)),
+        "accuracy": {m: acc[m] for m in methods},
+        "coverage": 1.0 - len(sel.uncovered) / len(classes),
+        "selection": sel.to_json(),
+        **out,
+    }
+    return result, seconds
+
+
+def all_probabilities(hub: Hub, dataset: data.Dataset) -> dict[str, np.ndarray]:
+    """Every model's probabilities on `dataset`'s images (the ensemble baselines read them)."""
+    return engine.from_hub(hub, list(hub.entries)).probabilities(dataset.images, progress=f"{dataset.name} images")
+
+
+def zero_shot(hub: Hub, dataset: data.Dataset) -> float:
+    """The general model's accuracy over every store concept (10-way on Fashion-MNIST), from its concept heads."""
+    heads = list(hub.entry(hub.general_id).heads)
+    columns = [heads.index(s) for s in hub.store.synsets]
+    probs = engine.from_hub(hub, [hub.general_id]).probabilities(dataset.images)[hub.general_id]
+    return accuracy(probs[:, columns], dataset.labels)  # the store's concepts are the dataset's classes
+
+
+def regime(hub: Hub) -> str:
+    """The regime of the hub's general model (`configs.general.REGIMES`): what it learnt the domain from."""
+    provenance = hub.entry(hub.general_id).provenance
+    return {"captions": "paper", "store": "in-domain"}.get(provenance.get("data", "store"), "other")
+
+
+def stderr(values) -> float:
+    """Standard error of the mean (0 for a single value)."""
+    values = np.asarray(values, float)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def summarise(results: list[dict], methods=METHODS, noise: float = NOISE) -> dict:
+    """Suite means per method over seeds, their standard errors, and MLL minus each baseline (paired by seed).
+
+    A difference is `beyond_noise` when its mean exceeds `noise` standard errors
+    of the per-seed differences.
+    """
+    per_seed = {m: np.mean([r["by_seed"][m] for r in results], axis=0) for m in methods}
+    out = {
+        "summary": {m: float(per_seed[m].mean()) for m in methods},
+        "stderr": {m: stderr(per_seed[m]) for m in methods},
+        "per_seed": {m: per_seed[m].tolist() for m in methods},
+        "differences": {},
+    }
+    for m in methods:
+        if m != "mll" and "mll" in methods:
+            d = per_seed["mll"] - per_seed[m]
+            mean, se = float(d.mean()), stderr(d)
+            out["differences"][m] = {"mean": mean, "stderr": se, "beyond_noise": abs(mean) > noise * se}
+    return out

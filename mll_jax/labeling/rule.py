@@ -1,0 +1,87 @@
+"""Labelling's rule (method.md §3.1): from a model's store probabilities to what each head is labelled with.
+
+For head j and concept c (a node with samples of its own) the response is
+r(j, c) = mean of P[x, j] over the store samples x of c. Head j fires on concept c
+iff r(j, c) >= FIRES_AT. A model's heads share one softmax, so at most one head per
+model can fire on a concept: a head is labelled with the concepts on which it takes
+the majority of the model's belief, and is low (< 0.5) on every other concept,
+siblings included. The head's node label is the smallest set of SDAG nodes whose
+concepts are exactly its labelled concepts (sandal + sneaker -> shoe.n.01).
+
+A head often also takes the majority on concepts its model never saw (a footwear
+model calls most bags "sandal"); that is what the head does, so it is part of the
+label, and selection only uses a head for a class when it fires on no other class
+of the task.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from mll_jax.concepts import matching
+from mll_jax.concepts.sdag import SDAG
+from mll_jax.hub import concept_index
+
+__all__ = ["EXCLUDED", "FIRES_AT", "confusion", "fired", "index_rows", "node_cover", "record", "responses", "untrusted"]
+
+FIRES_AT = 0.5  # fixed with the rule (a head fires on most of the concept's samples), not tuned
+EXCLUDED = "problem"  # the key of a label record that excludes its model, holding why (the name records on disk use)
+
+
+def responses(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
+    """r [H, num_concepts]: mean probability of each head over each concept's samples."""
+    onehot = np.eye(num_concepts, dtype=np.float32)[concepts]  # [N, K]
+    counts = np.maximum(onehot.sum(0), 1)
+    return (probs.astype(np.float32).T @ onehot) / counts
+
+
+def confusion(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
+    """[num_concepts, H]: fraction of each concept's samples on which each head is the argmax."""
+    hits = np.eye(probs.shape[1], dtype=np.float32)[probs.argmax(1)]
+    onehot = np.eye(num_concepts, dtype=np.float32)[concepts]
+    return (onehot.T @ hits) / np.maximum(onehot.sum(0), 1)[:, None]
+
+
+def fired(response: np.ndarray) -> np.ndarray:
+    """bool [H, concepts]: which heads fire on which concepts."""
+    return response >= FIRES_AT
+
+
+def index_rows(record: dict[str, np.ndarray], concept_nodes: list[str]) -> list[tuple[str, int, float, float]]:
+    """The concept index rows (concept, head, response, hits) an expert's label record gives."""
+    if EXCLUDED in record:
+        return []
+    return concept_index.rows(record["response"], record["confusion"], concept_nodes, FIRES_AT)
+
+
+def node_cover(sdag: SDAG, concepts: set[str] | frozenset[str]) -> list[str]:
+    """Fewest, highest SDAG nodes whose concept sets together are exactly `concepts`."""
+    fits = [v for v in sdag.graph if (under := sdag.concepts_under(v)) and under <= concepts]
+    top = {v for v in fits if not any(sdag.concepts_under(v) < sdag.concepts_under(u) for u in fits)}
+    # Of nodes with the same concepts (bag.n.04 and its lone ancestors) keep the most specific.
+    top = {v for v in top if not any(u != v and nx.has_path(sdag.graph, v, u) for u in top)}
+    # A concept whose node also covers other concepts (shirt.n.01 over T-shirts) stands for itself.
+    return sorted(top | {c for c in concepts if not any(c in sdag.concepts_under(v) for v in top)})
+
+
+def untrusted(probs: np.ndarray) -> str:
+    """Why a model's outputs cannot be trusted ('' if they can)."""
+    if not np.isfinite(probs).all():
+        return f"outputs NaN or Inf on {int((~np.isfinite(probs)).any(1).sum())} store samples"
+    if probs.std(0).max() < 1e-6:
+        return "outputs the same probabilities for every input"
+    return ""
+
+
+def record(sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str]) -> dict[str, np.ndarray]:
+    """A model's label record from its store probabilities [N, H] and declared head names."""
+    num_concepts = len(sdag.concept_nodes)
+    nodes = [matching.match_one(sdag, name).node or "" for name in declared]
+    probs = probs.astype(np.float16)  # the label cache; everything below derives from it
+    return {
+        "probs": probs,
+        "response": responses(probs, store_concepts, num_concepts),
+        "confusion": confusion(probs, store_concepts, num_concepts),
+        "declared_nodes": np.array(nodes, dtype=str),
+    }
