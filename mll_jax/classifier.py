@@ -94,4 +94,3 @@ def scores_from_probabilities(selection: Selection, probs: Mapping[str, np.ndarr
             weight = c.weight * np.exp(-selection.temperatures[c.model])
             z[:, k] += weight * np.asarray(candidate_scores(summed))
     return z
-

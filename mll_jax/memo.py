@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
+__all__ = ["Memo"]
+
 
 class Memo:
     """A cache owned by one object (a hub, an SDAG). Readers ask for a value by key; the owner clears it."""

@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+__all__ = ["cache_dir", "cache_parts", "clear_cache", "default_compile_cache", "default_hub", "enable_compile_cache"]
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MLL_JAX_CACHE", "~/.cache/mll_jax")).expanduser()
@@ -36,13 +38,13 @@ def enable_compile_cache() -> None:
         jax.config.update(name, value)
 
 
-NO_COMPILE_CACHE = "MLL_JAX_NO_COMPILE_CACHE"  # set to 1: mll_jax leaves jax's compilation cache alone
+_NO_COMPILE_CACHE = "MLL_JAX_NO_COMPILE_CACHE"  # set to 1: mll_jax leaves jax's compilation cache alone
 
 
 def default_compile_cache() -> None:
     """The compile cache, on for every user of the library (`import mll_jax`), unless they opted out
     (`MLL_JAX_NO_COMPILE_CACHE=1`) or configured jax's cache themselves."""
-    if os.environ.get(NO_COMPILE_CACHE, "") not in ("", "0"):
+    if os.environ.get(_NO_COMPILE_CACHE, "") not in ("", "0"):
         return
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return

@@ -8,8 +8,10 @@ from pathlib import Path
 from mll_jax import paths
 from mll_jax.cli.common import command
 
+__all__ = ["add_cache", "add_sdag"]
 
-def run_cache_info(args) -> None:
+
+def _run_cache_info(args) -> None:
     parts = paths.cache_parts()
     if args.json:
         print(json.dumps({"path": str(paths.cache_dir()), "bytes": parts}, indent=1))
@@ -20,14 +22,14 @@ def run_cache_info(args) -> None:
     print(f"  {'total':16s} {sum(parts.values()) / 2**20:10.1f} MiB")
 
 
-def run_cache_clear(args) -> None:
+def _run_cache_clear(args) -> None:
     if bool(args.parts) == args.all:
         raise ValueError("name the parts to delete (see `mll-jax cache info`), or pass --all for everything")
     removed = paths.clear_cache(list(paths.cache_parts()) if args.all else args.parts)
     print(f"removed {', '.join(removed) or 'nothing'} from {paths.cache_dir()}")
 
 
-def run_sdag_build(args) -> None:
+def _run_sdag_build(args) -> None:
     from mll_jax.concepts import sdag
 
     if args.out is None:  # the hub's own SDAG, rebuilt from its sample store
@@ -44,7 +46,7 @@ def run_sdag_build(args) -> None:
     print(f"SDAG with {graph.graph.number_of_nodes()} nodes, {graph.graph.number_of_edges()} edges -> {out}")
 
 
-def run_sdag_show(args) -> None:
+def _run_sdag_show(args) -> None:
     from mll_jax.concepts import sdag
 
     if args.sdag is None:
@@ -60,9 +62,9 @@ def add_sdag(sub) -> None:
     sdag = sub.add_parser("sdag", help="build or inspect the semantic DAG").add_subparsers(
         dest="sdag_command", required=True
     )
-    build = command(sdag, "build", "build the SDAG of the sample store again", "mll-jax sdag build", run_sdag_build)
+    build = command(sdag, "build", "build the SDAG of the sample store again", "mll-jax sdag build", _run_sdag_build)
     build.add_argument("--out", help="write it to this folder instead of into the hub (default: the hub's own)")
-    show = command(sdag, "show", "show one node", "mll-jax sdag show shoe.n.01", run_sdag_show)
+    show = command(sdag, "show", "show one node", "mll-jax sdag show shoe.n.01", _run_sdag_show)
     show.add_argument("node", help="a node id such as shoe.n.01")
     show.add_argument("--sdag", help="a folder with an SDAG of its own (default: the hub's)")
 
@@ -71,7 +73,7 @@ def add_cache(sub) -> None:
     cache = sub.add_parser("cache", help="what mll_jax keeps on disk").add_subparsers(
         dest="cache_command", required=True
     )
-    command(cache, "info", "sizes of the cache's parts", "mll-jax cache info", run_cache_info, json_flag=True)
-    clear = command(cache, "clear", "delete parts of the cache", "mll-jax cache clear jax oracles", run_cache_clear)
+    command(cache, "info", "sizes of the cache's parts", "mll-jax cache info", _run_cache_info, json_flag=True)
+    clear = command(cache, "clear", "delete parts of the cache", "mll-jax cache clear jax oracles", _run_cache_clear)
     clear.add_argument("parts", nargs="*", help="parts to delete, as `cache info` names them")
     clear.add_argument("--all", action="store_true", help="delete everything, the hub included")

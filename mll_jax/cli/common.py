@@ -8,6 +8,8 @@ from pathlib import Path
 
 from mll_jax import paths
 
+__all__ = ["add_hub_option", "command", "open_hub", "plain", "show"]
+
 
 def command(sub, name: str, help: str, example: str, run=None, json_flag: bool = False) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with an example; it takes `--hub`, and `json_flag` adds --json (print JSON)."""
@@ -44,7 +46,7 @@ def show(args, result: dict, table: str, plot) -> None:
     """Print an experiment's table; write its JSON and plot where `--json` / `--plot` ask."""
     print(table)
     if args.json:
-        write_json(result, Path(args.json))
+        _write_json(result, Path(args.json))
     if args.plot:
         plot(result, Path(args.plot))
         print(f"wrote {args.plot}")
@@ -55,7 +57,7 @@ def plain(value):
     return value.item() if hasattr(value, "item") else list(value)
 
 
-def write_json(result: dict, path: Path) -> None:
+def _write_json(result: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")

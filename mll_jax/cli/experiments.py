@@ -7,8 +7,10 @@ from pathlib import Path
 from mll_jax import paths
 from mll_jax.cli.common import command, show
 
+__all__ = ["add_demo", "add_experiment", "add_report"]
 
-def run_demo(args) -> None:
+
+def _run_demo(args) -> None:
     from mll_jax.configs import suite
     from mll_jax.experiments import demo
 
@@ -17,7 +19,7 @@ def run_demo(args) -> None:
     show(args, result, demo.table(result), demo.plot)
 
 
-def run_growth(args) -> None:
+def _run_growth(args) -> None:
     from mll_jax.configs import suite
     from mll_jax.experiments import growth
 
@@ -28,7 +30,7 @@ def run_growth(args) -> None:
     show(args, result, growth.table(result), growth.plot)
 
 
-def run_report(args) -> None:
+def _run_report(args) -> None:
     from mll_jax.experiments import report
 
     out = report.write(Path(args.results), Path(args.out))
@@ -44,7 +46,7 @@ def add_demo(sub) -> None:
         "demo",
         "build hub, label, select, reuse; print the accuracy table",
         "mll-jax demo --json out/demo.json --plot out/demo.png",
-        run_demo,
+        _run_demo,
     )
     demo.add_argument("--json", help="write the results as JSON to this path")
     demo.add_argument("--plot", help="write a bar chart of mean accuracies (PNG) to this path")
@@ -60,7 +62,7 @@ def add_demo(sub) -> None:
     )
 
 
-def growth_regimes() -> tuple[str, ...]:
+def _growth_regimes() -> tuple[str, ...]:
     from mll_jax.configs.general import REGIMES  # data only: cheap to import for --help
 
     return tuple(REGIMES)
@@ -75,7 +77,7 @@ def add_experiment(sub) -> None:
         "growth",
         "accuracy and coverage of nested hubs of growing size, grown from a generated hub, in two regimes",
         "mll-jax experiment growth --orders 3 --json out/growth.json --plot out/growth.png",
-        run_growth,
+        _run_growth,
     )
     growth.add_argument("--sizes", type=int, nargs="+", help="expert counts (default: 1, 2, 4, ... and all)")
     growth.add_argument("--orders", type=int, default=3, help="random orders of adding experts (default: 3)")
@@ -85,8 +87,8 @@ def add_experiment(sub) -> None:
     growth.add_argument(
         "--regimes",
         nargs="+",
-        default=list(growth_regimes()),
-        choices=list(growth_regimes()),
+        default=list(_growth_regimes()),
+        choices=list(_growth_regimes()),
         help="general-model regimes (default: both)",
     )
     growth.add_argument("--tasks", type=int, help="run only this many of the demo suite's tasks, spread evenly over it")
@@ -102,7 +104,7 @@ def add_report(sub) -> None:
         "report",
         "write a Markdown report from the results JSON",
         "mll-jax report --results out --out out/report.md --readme README.md",
-        run_report,
+        _run_report,
     )
     report.add_argument("--results", default="out", help="folder with demo.json, growth.json, chco.json, ...")
     report.add_argument("--out", default="out/report.md", help="the report's path (PNGs are copied beside it)")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from mll_jax.cli.common import command, open_hub, plain
 
+__all__ = ["add_convert", "add_hub"]
 
-def run_build(args) -> None:
+
+def _run_build(args) -> None:
     from mll_jax import zoo
 
     hub = zoo.build(Path(args.hub))
@@ -19,7 +21,7 @@ def run_build(args) -> None:
     selection.warmup(progress=True)  # so the first query of a new process loads its programs
 
 
-def run_list(args) -> None:
+def _run_list(args) -> None:
     from mll_jax import labeling
 
     hub = open_hub(args)
@@ -37,7 +39,7 @@ def _shown(entry) -> dict:
     return {**entry.to_json(), "labels_checksum": entry.labels_checksum}
 
 
-def run_info(args) -> None:
+def _run_info(args) -> None:
     from mll_jax import labeling
 
     hub = open_hub(args)
@@ -57,7 +59,7 @@ def run_info(args) -> None:
         print(f"head {h.head} {h.declared!r}: {nodes}  r={h.response:.2f} acc={h.accuracy:.2f}{flag}")
 
 
-def run_verify(args) -> None:
+def _run_verify(args) -> None:
     from mll_jax.labeling import verify
 
     hub = open_hub(args)
@@ -77,7 +79,7 @@ def run_verify(args) -> None:
         raise ValueError(f"hub {hub.path} has {len(faults)} fault(s); `mll-jax hub verify --repair` fixes them")
 
 
-def run_convert(args) -> None:
+def _run_convert(args) -> None:
     from mll_jax import converters
 
     hub = open_hub(args)
@@ -94,19 +96,19 @@ def add_hub(sub) -> None:
     hub = sub.add_parser("hub", help="build or inspect the expert hub").add_subparsers(
         dest="hub_command", required=True
     )
-    command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", run_build)
-    command(hub, "list", "list the models", "mll-jax hub list --json", run_list, json_flag=True)
+    command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", _run_build)
+    command(hub, "list", "list the models", "mll-jax hub list --json", _run_list, json_flag=True)
     verify = command(
         hub,
         "verify",
         "check every entry; --repair fixes only the broken ones",
         "mll-jax hub verify --repair",
-        run_verify,
+        _run_verify,
         json_flag=True,
     )
     verify.add_argument("--repair", action="store_true", help="remove or re-label broken entries")
     info = command(
-        hub, "info", "show one model and its head labels", "mll-jax hub info footwear-cnn", run_info, json_flag=True
+        hub, "info", "show one model and its head labels", "mll-jax hub info footwear-cnn", _run_info, json_flag=True
     )
     info.add_argument("id")
 
@@ -117,7 +119,7 @@ def add_convert(sub) -> None:
         "convert",
         "convert a checkpoint of another framework (tensors only, no code runs) and add it to the hub",
         "mll-jax convert torch-sequential my_mlp.pt --id my-mlp --heads Sandal Bag --mean 0.286 --std 0.353",
-        run_convert,
+        _run_convert,
     )
     convert.add_argument("converter", help="checkpoint layout, e.g. torch-sequential (an unknown one lists them all)")
     convert.add_argument(

@@ -8,8 +8,10 @@ import json
 from mll_jax.cli.common import command, open_hub, plain
 from mll_jax.configs.engine import BATCH_SIZE
 
+__all__ = ["add_label"]
 
-def run_label(args) -> None:
+
+def _run_label(args) -> None:
     from mll_jax import labeling
 
     hub = open_hub(args)
@@ -51,7 +53,7 @@ def add_label(sub) -> None:
         "label",
         "label models on the sample store",
         "mll-jax label --force footwear-cnn",
-        run_label,
+        _run_label,
         json_flag=True,
     )
     label.add_argument("ids", nargs="*", help="models to label (default: every unlabelled one)")

@@ -27,7 +27,9 @@ from mll_jax.cli.hub import add_convert, add_hub
 from mll_jax.cli.label import add_label
 from mll_jax.cli.select import add_select, add_warmup
 
-EXPECTED_ERRORS = (
+__all__ = ["main", "parser"]
+
+_EXPECTED_ERRORS = (
     ValueError,
     KeyError,
     FileNotFoundError,
@@ -36,7 +38,7 @@ EXPECTED_ERRORS = (
     PermissionError,
     ImportError,
 )
-SUBCOMMANDS = (
+_SUBCOMMANDS = (
     add_demo,
     add_hub,
     add_label,
@@ -57,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     add_hub_option(p)
     p.add_argument("-v", "--verbose", action="count", default=0, help="log progress messages (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in SUBCOMMANDS:
+    for add in _SUBCOMMANDS:
         add(sub)
     return p
 
@@ -74,7 +76,7 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(verbose: int) -> None:
+def _configure_logging(verbose: int) -> None:
     """mll_jax's own logger to stderr: warnings only by default, -v info, -vv debug. It does not
     go through the root logger, which libraries (absl via orbax) reconfigure."""
     logger = logging.getLogger("mll_jax")
@@ -90,11 +92,11 @@ def configure_logging(verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    configure_logging(args.verbose)
+    _configure_logging(args.verbose)
     paths.default_compile_cache()
     try:
         args.run(args)
-    except EXPECTED_ERRORS as error:
+    except _EXPECTED_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"mll-jax: error: {message}", file=sys.stderr)
         return 2

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from mll_jax.cli.common import command, open_hub
 
+__all__ = ["add_select", "add_warmup"]
 
-def run_select(args) -> None:
+
+def _run_select(args) -> None:
     from mll_jax import selection
     from mll_jax.configs.selection import SelectionConfig, SolverConfig
 
@@ -23,7 +25,7 @@ def run_select(args) -> None:
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
 
 
-def run_warmup(args) -> None:
+def _run_warmup(args) -> None:
     from mll_jax import selection
 
     count = selection.warmup(progress=True)
@@ -36,7 +38,7 @@ def add_warmup(sub) -> None:
         "warmup",
         "prepare the selection programs (one per class bucket), so a new process's first query loads them",
         "mll-jax warmup",
-        run_warmup,
+        _run_warmup,
     )
 
 
@@ -46,7 +48,7 @@ def add_select(sub) -> None:
         "select",
         "select heads for a task given by class names",
         'mll-jax select sandal sneakers "ankle boot" --explain --plot out/selection.png',
-        run_select,
+        _run_select,
     )
     select.add_argument("names", nargs="+", help='class names, e.g. sandal sneakers "ankle boot"')
     select.add_argument("--json", action="store_true", help="print the selection as JSON")

@@ -15,6 +15,8 @@ import numpy as np
 from mll_jax.concepts import matching
 from mll_jax.concepts.sdag import SDAG, normalise
 
+__all__ = ["TaskClass", "TaskError", "resolve", "targets"]
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskClass:

@@ -19,10 +19,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+__all__ = ["DEBIAN_DIR", "FILES", "Synset", "WordNet", "WordNetError", "debian_files", "nltk_corpus", "wordnet"]
+
 DEBIAN_DIR = Path("/usr/share/wordnet")
-INSTALL_HINT = "sudo apt-get install wordnet-base wordnet-sense-index"
+_INSTALL_HINT = "sudo apt-get install wordnet-base wordnet-sense-index"
 FILES = ("index.noun", "data.noun", "noun.exc")
-NOUN = "n"
+_NOUN = "n"
 # nltk's detachment rules for nouns (WordNetCorpusReader.MORPHOLOGICAL_SUBSTITUTIONS['n']), in its order.
 _SUBSTITUTIONS = (
     ("s", ""),
@@ -56,7 +58,7 @@ class Synset:
         pointers: dict[str, dict[int, None]] = {}  # symbol -> target offsets, in file order, without repeats
         for i in range(int(tokens[start - 1])):
             symbol, offset, pos, lemmas = tokens[start + 4 * i : start + 4 * i + 4]
-            if lemmas == "0000" and pos == NOUN:  # between synsets, not lemmas
+            if lemmas == "0000" and pos == _NOUN:  # between synsets, not lemmas
                 pointers.setdefault(symbol, {})[int(offset)] = None
         self._pointers = pointers
         first = self._lemma_names[0].lower()
@@ -185,14 +187,14 @@ class WordNet:
             forms = [form[: -len(old)] + new for old, new in _SUBSTITUTIONS if form.endswith(old)]
         return [f for f in dict.fromkeys([form, *forms]) if self.offsets(f)]
 
-    def synsets(self, lemma: str, pos: str = NOUN) -> list[Synset]:
+    def synsets(self, lemma: str, pos: str = _NOUN) -> list[Synset]:
         """The noun senses of `lemma` (lower-cased) and of its base forms, most frequent first."""
         _check_pos(pos)
         return [self.synset_at(o) for form in self.base_forms(lemma.lower()) for o in self.offsets(form)]
 
 
 def _check_pos(pos: str) -> None:
-    if pos != NOUN:
+    if pos != _NOUN:
         raise WordNetError(f"only nouns are read (part of speech 'n'), not {pos!r}")
 
 
@@ -231,7 +233,7 @@ def debian_files(source: Path = DEBIAN_DIR) -> dict[str, mmap.mmap]:
     if missing:
         raise FileNotFoundError(
             f"WordNet not found: nltk has no 'wordnet' corpus and {source} lacks "
-            f"{', '.join(missing)}. Install it with: {INSTALL_HINT}"
+            f"{', '.join(missing)}. Install it with: {_INSTALL_HINT}"
         )
     return _mapped(source)
 

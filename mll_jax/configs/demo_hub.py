@@ -15,6 +15,22 @@ import dataclasses
 from mll_jax.configs import general
 from mll_jax.configs.specs import ExpertSpec, GeneralSpec
 
+__all__ = [
+    "BACKBONES",
+    "CNN",
+    "CNN_ITEMS",
+    "DEMO_EXPERTS",
+    "GENERAL",
+    "HEADS",
+    "HubConfig",
+    "INPUT_SPEC",
+    "LARGE_CNN",
+    "MLP",
+    "SMALL_CNN",
+    "SMALL_MLP",
+    "get_config",
+]
+
 INPUT_SPEC = {"shape": [28, 28, 1], "dtype": "uint8", "mean": 0.286, "std": 0.353}
 SMALL_CNN = {"channels": [8, 16], "dense": 64}
 CNN = {"channels": [16, 32], "dense": 128}

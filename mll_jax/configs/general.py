@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from mll_jax.configs.specs import GeneralSpec
 
+__all__ = ["DEFAULT", "REGIMES", "get_config"]
+
 REGIMES = {
     "paper": GeneralSpec("aligned", data="captions"),
     "in-domain": GeneralSpec("aligned", data="store"),

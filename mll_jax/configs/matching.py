@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["EMBEDDING_THRESHOLD", "HYPERNYM_STEPS", "MAX_NAME_LENGTH"]
+
 MAX_NAME_LENGTH = 100  # characters of a class name; longer is a mistake (a sentence, a path), not a name
 # WordNet hypernyms a name outside the SDAG may climb to reach a concept node: two take 'slacks' (a development
 # name) to trouser.n.01 and 'blazer' to coat.n.01; further climbs reach broad nodes. The value the rule has had

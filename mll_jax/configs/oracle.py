@@ -15,6 +15,8 @@ from __future__ import annotations
 from mll_jax.configs.demo_hub import CNN_ITEMS, LARGE_CNN
 from mll_jax.configs.specs import OracleSpec
 
+__all__ = ["ORACLE"]
+
 ORACLE = OracleSpec(
     arch="cnn",
     config=LARGE_CNN,

@@ -16,6 +16,23 @@ import numpy as np
 from mll_jax.configs import demo_hub
 from mll_jax.configs.specs import ExpertSpec
 
+__all__ = [
+    "BACKBONES",
+    "CNN_BACKBONE",
+    "FEATURES",
+    "GROWTH_STANDALONE",
+    "HEADS",
+    "MLP_BACKBONE",
+    "NUM_CLASSES",
+    "STANDALONE",
+    "ScaleConfig",
+    "expert_spec",
+    "expert_specs",
+    "get_config",
+    "growth_config",
+    "is_standalone",
+]
+
 NUM_CLASSES = 10  # Fashion-MNIST
 FEATURES = demo_hub.HEADS["in_features"]  # the demo family's width; the backbones below end in it too
 HEADS = {"in_features": FEATURES}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+__all__ = ["CaptionRule", "ExpertSpec", "GeneralSpec", "OracleSpec", "StoreSpec"]
+
 
 @dataclasses.dataclass(frozen=True)
 class StoreSpec:

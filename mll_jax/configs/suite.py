@@ -12,6 +12,8 @@ sense, or has below the SDAG: matched by hypernyms or by meaning.
 
 from __future__ import annotations
 
+__all__ = ["DEMO_TASKS", "DEV_NAMES", "DEV_TASKS", "OUTSIDE_WORDNET", "spread", "tasks"]
+
 DEMO_TASKS: tuple[tuple[str, ...], ...] = (
     ("sandal", "sneakers", "ankle boot"),
     ("t-shirt", "trousers"),

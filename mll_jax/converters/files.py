@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["file_digest", "read_checkpoint", "read_tensors", "weights_file"]
+
 
 def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     """Name -> array from a .safetensors file or a PyTorch state_dict file (.pt, .pth, .bin)."""
@@ -35,7 +37,7 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     raise ValueError(f"{path}: unknown checkpoint type {path.suffix!r}; use .safetensors, .pt, .pth or .bin")
 
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def weights_file(path: str | Path) -> Path:
@@ -43,10 +45,10 @@ def weights_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         return path
-    for name in WEIGHT_FILES:
+    for name in _WEIGHT_FILES:
         if (path / name).is_file():
             return path / name
-    raise FileNotFoundError(f"{path} is a directory without {' or '.join(WEIGHT_FILES)}")
+    raise FileNotFoundError(f"{path} is a directory without {' or '.join(_WEIGHT_FILES)}")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict | None]:

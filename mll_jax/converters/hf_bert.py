@@ -8,6 +8,8 @@ from flax import nnx
 from mll_jax.converters.tensors import Weights, config_fields
 from mll_jax.nets import bert
 
+__all__ = ["convert"]
+
 
 def convert(tensors: dict[str, np.ndarray], config: dict) -> bert.Bert:
     """A Bert with the weights of a HF `BertModel` state (a `bert.` prefix is accepted)."""

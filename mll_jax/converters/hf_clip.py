@@ -20,6 +20,8 @@ from mll_jax.nets import clip
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+__all__ = ["BLOCK_NAMES", "FILES", "convert", "download", "load", "local_directory", "tokenize", "tower_config"]
+
 BLOCK_NAMES = {
     "query": "self_attn.q_proj",
     "key": "self_attn.k_proj",

@@ -14,7 +14,9 @@ from mll_jax.converters.registry import register
 from mll_jax.converters.tensors import Converted
 from mll_jax.nets.resnet import EXPANSION
 
-DEFAULTS = {  # transformers' ResNetConfig defaults, for config.json files that leave a key out
+__all__ = ["convert", "heads", "layout"]
+
+_DEFAULTS = {  # transformers' ResNetConfig defaults, for config.json files that leave a key out
     "num_channels": 3,
     "embedding_size": 64,
     "hidden_sizes": [256, 512, 1024, 2048],
@@ -30,7 +32,7 @@ def layout(config: dict) -> dict:
     """The `resnet` config of a HF ResNetConfig (as config.json holds it)."""
     if config.get("model_type", "resnet") != "resnet":
         raise ValueError(f"model_type {config.get('model_type')!r} is not a Hugging Face ResNet")
-    hf = {**DEFAULTS, **{k: config[k] for k in DEFAULTS if k in config}}
+    hf = {**_DEFAULTS, **{k: config[k] for k in _DEFAULTS if k in config}}
     if hf["hidden_act"] != "relu":
         raise ValueError(f"hidden_act {hf['hidden_act']!r} is not supported; the resnet architecture uses relu")
     block = hf["layer_type"]

@@ -13,6 +13,8 @@ from mll_jax.converters.tensors import Converted, Weights, check_filled, config_
 from mll_jax.nets import registry as models
 from mll_jax.nets import vit
 
+__all__ = ["BLOCK_NAMES", "convert"]
+
 BLOCK_NAMES = {
     "query": "attention.attention.query",
     "key": "attention.attention.key",
@@ -25,7 +27,7 @@ BLOCK_NAMES = {
 }
 
 
-def heads_of(config: dict, count: int) -> list[str] | None:
+def _heads_of(config: dict, count: int) -> list[str] | None:
     """The class names of `id2label` in id order, or None when they do not name all `count` outputs."""
     id2label = config.get("id2label") or {}
     labels = {int(k): str(v) for k, v in id2label.items()}
@@ -64,4 +66,4 @@ def convert(tensors: dict[str, np.ndarray], input_spec: dict, config: dict | Non
     t.skip(k for k in tensors if k.startswith("vit.pooler."))
     t.check_all_used("ViTForImageClassification")
     check_filled(model)
-    return Converted("vit", arch_config, model, heads_of(config, num_heads))
+    return Converted("vit", arch_config, model, _heads_of(config, num_heads))

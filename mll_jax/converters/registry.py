@@ -8,6 +8,8 @@ from pathlib import Path
 from mll_jax.converters.files import file_digest, read_checkpoint, weights_file
 from mll_jax.converters.tensors import Converted
 
+__all__ = ["CONVERTERS", "add_to_hub", "convert", "register"]
+
 CONVERTERS: dict[str, Callable[..., Converted]] = {}
 
 

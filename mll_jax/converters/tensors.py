@@ -16,6 +16,18 @@ from flax import nnx
 
 from mll_jax.nets import vit
 
+__all__ = [
+    "Converted",
+    "Tensors",
+    "Weights",
+    "check_filled",
+    "config_fields",
+    "set_batch_norm",
+    "set_conv",
+    "set_param",
+    "unfilled",
+]
+
 
 @dataclasses.dataclass
 class Converted:

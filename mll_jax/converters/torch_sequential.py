@@ -19,6 +19,8 @@ from mll_jax.converters.registry import register
 from mll_jax.converters.tensors import Converted, Tensors, set_batch_norm, set_conv, set_param
 from mll_jax.nets import registry as models
 
+__all__ = ["convert", "layers"]
+
 _KEY = re.compile(r"^(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
 _RUNNING = ("running_mean", "running_var", "num_batches_tracked")  # what makes a tensor group a batch norm
 

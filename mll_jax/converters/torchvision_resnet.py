@@ -17,6 +17,8 @@ from mll_jax.converters.tensors import Converted, Tensors, set_batch_norm, set_c
 from mll_jax.nets import registry as models
 from mll_jax.nets.resnet import EXPANSION, ConvBN, ResNet
 
+__all__ = ["convert", "layout", "load"]
+
 
 def _stage_depths(tensors: dict[str, np.ndarray]) -> list[int]:
     depths, stage = [], 1
@@ -59,7 +61,7 @@ def layout(tensors: dict[str, np.ndarray]) -> dict:
     }
 
 
-def set_conv_bn(layer: ConvBN, tensors: Tensors, conv: str, norm: str) -> None:
+def _set_conv_bn(layer: ConvBN, tensors: Tensors, conv: str, norm: str) -> None:
     set_conv(layer.conv, tensors.take(f"{conv}.weight"), None, conv)
     set_batch_norm(layer.norm, tensors, norm)
 
@@ -79,13 +81,13 @@ def load(
     every tensor must be used. Shared by the torchvision and Hugging Face layouts, which differ only in names."""
     model = models.abstract("resnet", config, num_heads)
     reader = Tensors(tensors)
-    set_conv_bn(model.stem, reader, *stem)
+    _set_conv_bn(model.stem, reader, *stem)
     for s, stage in enumerate(model.stages):
         for b, block in enumerate(stage):
             for i, conv_bn in enumerate(block.layers):
-                set_conv_bn(conv_bn, reader, *layer(s, b, i))
+                _set_conv_bn(conv_bn, reader, *layer(s, b, i))
             if block.shortcut is not None:
-                set_conv_bn(block.shortcut, reader, *shortcut(s, b))
+                _set_conv_bn(block.shortcut, reader, *shortcut(s, b))
     set_param(model.head.kernel, reader.take(f"{head}.weight").T, f"{head}.weight")
     set_param(model.head.bias, reader.take(f"{head}.bias"), f"{head}.bias")
     reader.check_all_used(layout_name)

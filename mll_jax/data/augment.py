@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["AUGMENTATIONS", "augment", "check_augmentations", "flip", "shift"]
+
 
 def shift(images: np.ndarray, rng: np.random.Generator, pixels: int = 2) -> np.ndarray:
     """Each image translated by up to `pixels` in height and width, edges zero-filled."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["CORRUPTIONS", "blur", "corrupt", "noise"]
+
 
 def blur(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 3x3 box blur (edges replicated)."""

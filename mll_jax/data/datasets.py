@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["Dataset", "FASHION_MNIST_DIR", "catalog", "fashion_mnist", "load"]
+
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_HINT = "sudo apt-get install dataset-fashion-mnist"
+_FASHION_MNIST_HINT = "sudo apt-get install dataset-fashion-mnist"
 _SPLIT_FILES = {"train": "train", "test": "t10k"}
 _SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 _IDX_IMAGES, _IDX_LABELS = 2051, 2049
@@ -48,7 +50,7 @@ def catalog(name: str) -> dict:
 
 def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
     if not path.is_file():
-        raise FileNotFoundError(f"Fashion-MNIST file {path} is missing. Install it with: {FASHION_MNIST_HINT}")
+        raise FileNotFoundError(f"Fashion-MNIST file {path} is missing. Install it with: {_FASHION_MNIST_HINT}")
     with gzip.open(path, "rb") as f:
         raw = f.read()
     header = np.frombuffer(raw[:8], dtype=">i4")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+__all__ = ["preprocess", "spec_key"]
+
 
 def spec_key(input_spec: dict) -> tuple:
     """Hashable form of the numeric part of an input spec (mean, std): a static jit argument."""

@@ -15,6 +15,18 @@ import numpy as np
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets
 
+__all__ = [
+    "SampleStore",
+    "concept_items",
+    "development",
+    "expert_pool",
+    "fit_mask",
+    "front_rows",
+    "load",
+    "split_indices",
+    "train_indices",
+]
+
 
 def split_indices(
     labels: np.ndarray, per_class: int, seed: int, dev_per_class: int = 0

@@ -23,6 +23,22 @@ from flax import nnx
 from mll_jax.data.preprocess import preprocess as preprocess_spec
 from mll_jax.data.preprocess import spec_key
 
+__all__ = [
+    "HEAD_ALIGN",
+    "Layout",
+    "MASKED",
+    "Member",
+    "chunked",
+    "features",
+    "forward",
+    "forward_leaves",
+    "group_probabilities",
+    "head_widths",
+    "pad_heads",
+    "preprocess",
+    "signature",
+]
+
 MASKED = -1e9  # bias of a padded head
 HEAD_ALIGN = 8  # head layers are padded to a multiple of this width
 

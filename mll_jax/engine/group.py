@@ -16,6 +16,8 @@ from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import sharding
 from mll_jax.engine.forward import Layout, Member, chunked, forward_leaves, group_probabilities, pad_heads
 
+__all__ = ["Group"]
+
 
 def _cast(dtype, x: np.ndarray) -> np.ndarray:
     return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x

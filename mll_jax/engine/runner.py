@@ -42,6 +42,17 @@ from mll_jax.engine import sharding, tuning
 from mll_jax.engine.forward import Member, features, head_widths, signature
 from mll_jax.engine.group import Group
 
+__all__ = [
+    "DTYPES",
+    "Engine",
+    "from_hub",
+    "hub_member",
+    "hub_members",
+    "model_features",
+    "model_probabilities",
+    "pad_rows",
+]
+
 paths.default_compile_cache()  # every model call of mll_jax runs here: its programs go to jax's disk cache
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

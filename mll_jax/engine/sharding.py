@@ -6,6 +6,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+__all__ = ["mesh", "replicate", "round_up", "shard_rows"]
+
 
 def mesh(model: int = 1) -> Mesh:
     """Every local device, `model` of them along the model axis and the rest along the data axis."""

@@ -3,7 +3,7 @@
 The candidates are timed on the real group at the real batch size on the current
 backend; the result is kept in `<cache>/engine/strategies.json` under a key naming
 the backend, mesh, group signature, group size, padded head width, batch size and
-dtype. The loop is kept unless another strategy beats it by `MARGIN`, so the engine
+dtype. The loop is kept unless another strategy beats it by `configs.engine.STRATEGY_MARGIN`, so the engine
 is never slower than the plain loop by more than measurement noise. `MLL_JAX_STRATEGY` overrides.
 """
 
@@ -16,27 +16,28 @@ import time
 from collections.abc import Callable
 
 from mll_jax import paths
+from mll_jax.configs.engine import STRATEGY_MARGIN, STRATEGY_REPEATS
+
+__all__ = ["STRATEGIES", "choose", "forced", "log", "measured", "seconds"]
 
 STRATEGIES = ("vmap", "map", "loop")
-MARGIN = 1.05
-REPEATS = 3
 log = logging.getLogger(__name__)
 
 
-def table_path():
+def _table_path():
     return paths.cache_dir() / "engine" / "strategies.json"
 
 
 def measured() -> dict[str, dict]:
     """Every remembered measurement: key -> {strategy, seconds per strategy}."""
     try:
-        return json.loads(table_path().read_text())
+        return json.loads(_table_path().read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 
 def _remember(key: str, record: dict) -> None:
-    path = table_path()
+    path = _table_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     table = measured() | {key: record}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -44,7 +45,7 @@ def _remember(key: str, record: dict) -> None:
     os.replace(tmp, path)
 
 
-def seconds(run: Callable[[], object], repeats: int = REPEATS) -> float:
+def seconds(run: Callable[[], object], repeats: int = STRATEGY_REPEATS) -> float:
     """Best-of-`repeats` wall time of `run` after one warm-up call (which compiles)."""
     run()
     best = float("inf")
@@ -67,13 +68,13 @@ def choose(key: str, candidates: dict[str, Callable[[], Callable[[], object]]], 
     """The fastest of `candidates` for `key`: remembered, or measured now.
 
     `candidates` maps a name to a factory of a function that runs one batch and
-    waits for it. `baseline` (the plain way) is kept unless another is faster by `MARGIN`.
+    waits for it. `baseline` (the plain way) is kept unless another is faster by `STRATEGY_MARGIN`.
     """
     if key in (known := measured()):
         return known[key]["strategy"]
     times = {name: seconds(make()) for name, make in candidates.items()}
     best = min(times, key=times.get)
-    if baseline in times and times[baseline] <= MARGIN * times[best]:
+    if baseline in times and times[baseline] <= STRATEGY_MARGIN * times[best]:
         best = baseline
     log.info("choice for %s: %s (%s)", key, best, ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in times.items()))
     _remember(key, {"strategy": best, "seconds": times})

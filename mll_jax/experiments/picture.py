@@ -10,8 +10,10 @@ import networkx as nx
 from mll_jax.concepts.sdag import SDAG
 from mll_jax.selection.types import Selection
 
+__all__ = ["draw"]
 
-def neighbourhood(sdag: SDAG, nodes: list[str]) -> tuple[nx.DiGraph, str]:
+
+def _neighbourhood(sdag: SDAG, nodes: list[str]) -> tuple[nx.DiGraph, str]:
     """The subgraph of `nodes` and every hypernym on their paths up to their lowest common ancestor."""
     ancestors = [nx.ancestors(sdag.graph, v) | {v} for v in nodes]
     common = set.intersection(*ancestors)
@@ -30,7 +32,7 @@ def draw(sdag: SDAG, sel: Selection, path: Path, general: str | None = None) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    graph, lca = neighbourhood(sdag, sel.nodes)
+    graph, lca = _neighbourhood(sdag, sel.nodes)
     layer = {lca: 0}
     for v in nx.topological_sort(graph):  # longest path from the LCA, so every edge points down
         layer[v] = max((layer[u] + 1 for u in graph.predecessors(v)), default=0)

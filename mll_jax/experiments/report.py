@@ -16,8 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "chco_section",
+    "environment",
+    "growth_section",
+    "readme_block",
+    "throughput_section",
+    "update_readme",
+    "write",
+]
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-METHOD_NAMES = {
+_METHOD_NAMES = {
     "mll": "MLL (CHCO)",
     "oracle": "oracle",
     "patch_only": "patch only",
@@ -53,22 +63,22 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def accuracy_table(demo: dict) -> str:
+def _accuracy_table(demo: dict) -> str:
     """Mean accuracy per method, and its standard error over selection seeds where the run has one."""
     methods = list(demo["summary"])
     rows = [[demo["summary"][m] for m in methods]]
     if "stderr" in demo:
         rows.append([f"± {demo['stderr'][m]:.4f}" for m in methods])
-    return _table([METHOD_NAMES.get(m, m) for m in methods], rows)
+    return _table([_METHOD_NAMES.get(m, m) for m in methods], rows)
 
 
-def noise_lines(demo: dict) -> list[str]:
+def _noise_lines(demo: dict) -> list[str]:
     """Which differences between MLL and each baseline are larger than the noise, and the unanswered tasks."""
     if "differences" not in demo:
         return []
     larger, within = [], []
     for m, d in demo["differences"].items():
-        text = f"{METHOD_NAMES.get(m, m)} {d['mean']:+.4f} ± {d['stderr']:.4f}"
+        text = f"{_METHOD_NAMES.get(m, m)} {d['mean']:+.4f} ± {d['stderr']:.4f}"
         (larger if d["beyond_noise"] else within).append(text)
     seeds = len(demo["seeds"])
     lines = [
@@ -95,7 +105,7 @@ def noise_lines(demo: dict) -> list[str]:
     return lines
 
 
-def task_table(demo: dict) -> str:
+def _task_table(demo: dict) -> str:
     methods = list(demo["summary"])
     rows = [
         [
@@ -105,10 +115,10 @@ def task_table(demo: dict) -> str:
         ]
         for t in demo["tasks"]
     ]
-    return _table(["task", *(METHOD_NAMES.get(m, m) for m in methods), "oracle − best covering expert"], rows)
+    return _table(["task", *(_METHOD_NAMES.get(m, m) for m in methods), "oracle − best covering expert"], rows)
 
 
-def growth_table(growth: dict, regime: str) -> str:
+def _growth_table(growth: dict, regime: str) -> str:
     """One regime's growth: per hub size, each method's mean ± standard error [min, max] over orders."""
     summary = growth["summary"][regime]
     names = [k for k in summary[0] if k != "size"]
@@ -118,16 +128,16 @@ def growth_table(growth: dict, regime: str) -> str:
         return f"{v['mean']:.3f}{error} [{v['min']:.2f}, {v['max']:.2f}]"
 
     rows = [[s["size"], *(cell(s[n]) for n in names)] for s in summary]
-    return _table(["experts", *(METHOD_NAMES.get(n, n) for n in names)], rows)
+    return _table(["experts", *(_METHOD_NAMES.get(n, n) for n in names)], rows)
 
 
-def regimes_table(growth: dict) -> str:
+def _regimes_table(growth: dict) -> str:
     """The full hub in each regime side by side: every method's mean over orders, the oracle, the general model."""
     regimes = growth["regimes"]
     full = {r: growth["summary"][r][-1] for r in regimes}
     methods = [m for m in full[regimes[0]] if m not in ("size", "coverage")]
-    rows = [[METHOD_NAMES.get(m, m), *(full[r][m]["mean"] for r in regimes)] for m in methods]
-    rows.append([METHOD_NAMES["oracle"], *(growth["oracle"] for _ in regimes)])
+    rows = [[_METHOD_NAMES.get(m, m), *(full[r][m]["mean"] for r in regimes)] for m in methods]
+    rows.append([_METHOD_NAMES["oracle"], *(growth["oracle"] for _ in regimes)])
     rows.append(["MLL / oracle", *(full[r]["mll"]["mean"] / growth["oracle"] for r in regimes)])
     rows.append(["MLL − patch only", *(full[r]["mll"]["mean"] - full[r]["patch_only"]["mean"] for r in regimes)])
     first = {r: growth["summary"][r][0] for r in regimes}
@@ -141,7 +151,7 @@ def regimes_table(growth: dict) -> str:
     return _table(["", *(f"{r} regime" for r in regimes)], rows)
 
 
-def mislabel_line(growth: dict) -> str:
+def _mislabel_line(growth: dict) -> str:
     m = growth.get("mislabels")
     if not m:
         return ""
@@ -159,28 +169,28 @@ def growth_section(growth: dict, plot: str) -> list[str]:
         f"{len(growth['tasks'])} answered demo-suite tasks, test split, selection seed 0, mean over "
         f"{len(growth['orders'])} random orders of adding experts:",
         "",
-        regimes_table(growth),
+        _regimes_table(growth),
         "",
     ]
     for regime in growth["regimes"]:
         lines += [
             f"Growth, {regime} regime (mean ± standard error [min, max] over {len(growth['orders'])} orders):",
             "",
-            growth_table(growth, regime),
+            _growth_table(growth, regime),
             "",
         ]
     lines += [f"![hub growth]({plot})", ""]
-    if line := mislabel_line(growth):
+    if line := _mislabel_line(growth):
         lines += [line, ""]
     return lines
 
 
 # Fields every throughput row names; a ratio is shown only where both of its sides match on them.
-ROW_FIELDS = ("batch", "torch_batch", "plain_rows_per_dispatch", "engine_rows_per_dispatch")
-STALE = "the file predates like-for-like timing (both sides of a ratio on the same work and settings); rerun"
+_ROW_FIELDS = ("batch", "torch_batch", "plain_rows_per_dispatch", "engine_rows_per_dispatch")
+_STALE = "the file predates like-for-like timing (both sides of a ratio on the same work and settings); rerun"
 
 
-CHCO_COLUMNS = {
+_CHCO_COLUMNS = {
     "tasks": "tasks",
     "first call s": "batched_first_s",
     "batched ms/task": "batched_ms_per_task",
@@ -200,9 +210,9 @@ def chco_section(chco: dict) -> str:
             "Batched selection against task by task; the speed-up is measured on the same tasks on both sides "
             "(medians of interleaved repeats):"
         )
-        parts.append(_table(list(CHCO_COLUMNS), [[r[k] for k in CHCO_COLUMNS.values()] for r in rows]))
+        parts.append(_table(list(_CHCO_COLUMNS), [[r[k] for k in _CHCO_COLUMNS.values()] for r in rows]))
     elif chco["throughput"]:
-        parts.append(f"Speed-up not shown: {STALE} `python benchmarks/chco.py`.")
+        parts.append(f"Speed-up not shown: {_STALE} `python benchmarks/chco.py`.")
     if q := chco.get("quality"):
         parts.append(
             f"Brute force minus CHCO validation accuracy on {q['instances']} small tasks: mean {q['gap_mean']:.4f}, "
@@ -221,15 +231,15 @@ def chco_section(chco: dict) -> str:
     return "\n\n".join(parts)
 
 
-def markdown(results_dir: Path) -> str:
+def _markdown(results_dir: Path) -> str:
     """The report text; sections whose JSON is missing say which command makes it."""
     demo, growth = _load(results_dir, "demo.json"), _load(results_dir, "growth.json")
     chco, throughput = _load(results_dir, "chco.json"), _load(results_dir, "throughput.json")
     out = ["# mll_jax report", "", "## Environment", "", "```", json.dumps(environment(), indent=1), "```", ""]
     out += ["## Zero-shot accuracy on the demo suite", ""]
     if demo:
-        out += [accuracy_table(demo), "", *(line + "\n" for line in noise_lines(demo)), "![accuracy](demo.png)", ""]
-        out += ["### Per task", "", task_table(demo), ""]
+        out += [_accuracy_table(demo), "", *(line + "\n" for line in _noise_lines(demo)), "![accuracy](demo.png)", ""]
+        out += ["### Per task", "", _task_table(demo), ""]
         out += ["Seconds by stage: " + ", ".join(f"{k} {v:.1f}" for k, v in demo["seconds"].items()), ""]
     else:
         out += ["Not run: `mll-jax demo --json out/demo.json --plot out/demo.png`.", ""]
@@ -255,7 +265,7 @@ def write(results_dir: Path, out: Path) -> Path:
         source = Path(results_dir) / png
         if source.is_file() and source.resolve() != (out.parent / png).resolve():
             shutil.copy(source, out.parent / png)
-    out.write_text(markdown(results_dir))
+    out.write_text(_markdown(results_dir))
     return out
 
 
@@ -269,7 +279,7 @@ def _or_dash(value):
     return "-" if value is None else value
 
 
-THROUGHPUT_COLUMNS = [
+_THROUGHPUT_COLUMNS = [
     "experts",
     "batch",
     "torch batch",
@@ -305,7 +315,7 @@ def _throughput_row(r: dict) -> list:
 def throughput_section(throughput: dict) -> str:
     """Engine vs plain JAX loop vs PyTorch loop (like for like), the published-code reference loop, and labelling /
     precision lines."""
-    rows = [r for r in throughput["rows"] if all(k in r for k in ROW_FIELDS)]
+    rows = [r for r in throughput["rows"] if all(k in r for k in _ROW_FIELDS)]
     like, reference = [r for r in rows if not r.get("reference")], [r for r in rows if r.get("reference")]
     parts = []
     if like:
@@ -313,10 +323,10 @@ def throughput_section(throughput: dict) -> str:
             f"Images per second on {throughput['backend']} (random-initialised experts, half of them heads on shared "
             f"backbones; dense matmul peak {throughput['matmul_gflop_per_s']:.0f} GFLOP/s). Both sides of a ratio "
             "run at the same batch size and rows per dispatch, timed interleaved (medians of the repeats):",
-            _table(THROUGHPUT_COLUMNS, [_throughput_row(r) for r in like]),
+            _table(_THROUGHPUT_COLUMNS, [_throughput_row(r) for r in like]),
         ]
     elif throughput["rows"]:
-        parts.append(f"Throughput not shown: {STALE} `python benchmarks/throughput.py`.")
+        parts.append(f"Throughput not shown: {_STALE} `python benchmarks/throughput.py`.")
     if reference:
         parts += [
             "Reference (no ratio is taken against it): " + reference[0]["label"] + ".",
@@ -327,7 +337,7 @@ def throughput_section(throughput: dict) -> str:
         ]
     labelling = throughput.get("labelling")
     if isinstance(labelling, dict):
-        parts.append(f"Labelling not shown: {STALE} `python benchmarks/throughput.py`.")
+        parts.append(f"Labelling not shown: {_STALE} `python benchmarks/throughput.py`.")
     for lab in labelling if isinstance(labelling, list) else []:
         parts.append(
             f"Labelling the demo hub ({lab['models']} models, {lab['images']} store images; {lab['timed']} timed; "
@@ -345,7 +355,7 @@ def throughput_section(throughput: dict) -> str:
     return "\n\n".join(parts)
 
 
-def results_document(results_dir: Path) -> dict:
+def _results_document(results_dir: Path) -> dict:
     """The compact results the README shows (committed as docs/results.json)."""
     demo, growth = _load(results_dir, "demo.json"), _load(results_dir, "growth.json")
     if demo is None:
@@ -382,9 +392,9 @@ def readme_block(doc: dict) -> str:
         + (f", ± standard error over {len(doc['seeds'])} selection seeds" if "seeds" in doc else "")
         + f" (jax {env['jax']}, {env['backend']}, {env['machine']}):",
         "",
-        accuracy_table(doc),
+        _accuracy_table(doc),
         "",
-        *(line + "\n" for line in noise_lines(doc)),
+        *(line + "\n" for line in _noise_lines(doc)),
     ]
     if "growth" in doc:
         lines += growth_section(doc["growth"], "docs/growth.png")
@@ -399,7 +409,7 @@ def update_readme(readme: Path, results_dir: Path | None = None) -> None:
     committed docs/results.json."""
     doc_path = readme.parent / "docs" / "results.json"
     if results_dir is not None:
-        doc = results_document(results_dir)
+        doc = _results_document(results_dir)
         doc_path.parent.mkdir(parents=True, exist_ok=True)
         doc_path.write_text(json.dumps(doc, indent=1) + "\n")
         if (Path(results_dir) / "growth.png").is_file():

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+__all__ = ["checksum", "flat_params", "from_bytes", "load_safetensors", "restore", "save", "to_bytes"]
+
 
 def checksum(tree) -> str:
     """sha256 over every leaf's path, dtype, shape and bytes (order-independent of dict order)."""
@@ -96,7 +98,7 @@ def load_safetensors(path: Path, abstract_model: nnx.Module) -> nnx.Module:
         tensors = load_file(str(path))
     except Exception as error:  # the library raises several types for a bad file
         raise ValueError(f"{path} is not a readable safetensors file ({error})") from None
-    return from_flat(tensors, abstract_model, str(path))
+    return _from_flat(tensors, abstract_model, str(path))
 
 
 def to_bytes(model: nnx.Module) -> tuple[bytes, str]:
@@ -117,13 +119,13 @@ def from_bytes(data: bytes, abstract_model: nnx.Module, source: str, expected_ch
             tensors = dict(blob)
     except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"parameters of {source} are unreadable ({error})") from None
-    model = from_flat(tensors, abstract_model, source)
+    model = _from_flat(tensors, abstract_model, source)
     if expected_checksum is not None and checksum(nnx.to_pure_dict(nnx.state(model))) != expected_checksum:
         raise ValueError(f"parameters of {source} do not match their recorded checksum; they are corrupt")
     return model
 
 
-def from_flat(tensors: dict[str, np.ndarray], abstract_model: nnx.Module, source: str) -> nnx.Module:
+def _from_flat(tensors: dict[str, np.ndarray], abstract_model: nnx.Module, source: str) -> nnx.Module:
     """`abstract_model` with parameters from flat names -> arrays; names or shapes that do not fit are errors."""
     graphdef, abstract_state = nnx.split(abstract_model)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(abstract_state))

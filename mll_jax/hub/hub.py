@@ -199,9 +199,7 @@ class Hub:
     def concept_items(self, seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """(fit, val): per concept, its store indices in that half, in the fixed shuffle of `seed`
         (`data.store.concept_items`); node samples come from their fronts."""
-        return self._derived.get(
-            ("concept items", seed), lambda: store_lib.concept_items(self.store_concepts, seed)
-        )
+        return self._derived.get(("concept items", seed), lambda: store_lib.concept_items(self.store_concepts, seed))
 
     def sample_rows(self, per_concept: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, position): every store index a node sample of `seed` can be (the first `per_concept` items of

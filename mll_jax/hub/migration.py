@@ -103,4 +103,3 @@ def _label_state(directory: Path, sdag: SDAG, entry: ModelEntry, expected: str |
             return expected, "", []
         rows = concept_index.rows(record["response"], record["confusion"], sdag.concept_nodes, FORMAT_1_FIRES_AT)
     return expected, "", rows
-

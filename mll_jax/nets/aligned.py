@@ -15,7 +15,9 @@ from flax import nnx
 from mll_jax.nets.ops import unit_norm
 from mll_jax.nets.registry import ARCHITECTURES, register
 
-TOWER = {"channels": [32, 64], "dense": 256}
+__all__ = ["Aligned", "config", "set_text_heads", "text_scores"]
+
+_TOWER = {"channels": [32, 64], "dense": 256}
 
 
 @register("aligned")
@@ -23,7 +25,7 @@ class Aligned(nnx.Module):
     """An image tower (any registered architecture, `dim` outputs), unit-normed, then the text heads."""
 
     def __init__(self, num_heads: int, tower_arch: str = "cnn", tower: dict | None = None, dim: int = 384, *, rngs):
-        self.tower = ARCHITECTURES[tower_arch](dim, **(TOWER if tower is None else tower), rngs=rngs)
+        self.tower = ARCHITECTURES[tower_arch](dim, **(_TOWER if tower is None else tower), rngs=rngs)
         self.head = nnx.Linear(dim, num_heads, rngs=rngs)
 
     def features(self, x: jax.Array) -> jax.Array:
@@ -34,8 +36,8 @@ class Aligned(nnx.Module):
 
 
 def config(tower: dict | None) -> dict:
-    """The `aligned` config of a tower config (None: `TOWER`)."""
-    return {"tower": TOWER if tower is None else tower}
+    """The `aligned` config of a tower config (None: `_TOWER`)."""
+    return {"tower": _TOWER if tower is None else tower}
 
 
 def set_text_heads(model: nnx.Module, text: np.ndarray, scale: float) -> None:

@@ -8,6 +8,8 @@ from flax import nnx
 
 from mll_jax.nets.ops import unit_norm
 
+__all__ = ["Bert", "Layer", "attention", "mean_pool"]
+
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, heads: int, mask: jax.Array | None = None) -> jax.Array:
     """Multi-head scaled dot-product attention on projected q, k, v [B, T, H] -> [B, T, H].

@@ -17,9 +17,11 @@ from mll_jax.nets.ops import unit_norm
 from mll_jax.nets.registry import register
 from mll_jax.nets.vit import Patches, blocks, check_activation, layer_norm
 
+__all__ = ["Clip", "ClipImage", "TextTower", "VisionTower", "pixels"]
+
 # Configs written before transformers PR #24773 say eos_token_id=2; Hugging Face then pools at the
 # largest token id (the end-of-text token is the last in CLIP's vocabulary). Matched here.
-LEGACY_EOS_TOKEN_ID = 2
+_LEGACY_EOS_TOKEN_ID = 2
 
 
 class VisionTower(nnx.Module):
@@ -89,7 +91,7 @@ class TextTower(nnx.Module):
 
     def pool_index(self, ids: jax.Array) -> jax.Array:
         """Per row, the position whose state is pooled, chosen as Hugging Face's `CLIPTextModel` does."""
-        if self.eos_token_id == LEGACY_EOS_TOKEN_ID:
+        if self.eos_token_id == _LEGACY_EOS_TOKEN_ID:
             return jnp.argmax(ids, axis=-1)
         # The first end-of-text token: padding may reuse its id. A row without one pools position 0, as in HF.
         return jnp.argmax((ids == self.eos_token_id).astype(jnp.int32), axis=-1)
@@ -144,8 +146,8 @@ class Clip(nnx.Module):
         return similarity * jnp.exp(self.logit_scale[...])
 
 
-MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's image normalisation
-STD = (0.26862954, 0.26130258, 0.27577711)
+_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's image normalisation
+_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @register("clip-image")
@@ -171,4 +173,4 @@ def pixels(x: jax.Array, size: int) -> jax.Array:
     x = jax.image.resize(x, (x.shape[0], size, size, x.shape[-1]), "bilinear")
     if x.shape[-1] == 1:  # grey images: the same value in every colour channel
         x = jnp.repeat(x, 3, axis=-1)
-    return (x - jnp.asarray(MEAN)) / jnp.asarray(STD)
+    return (x - jnp.asarray(_MEAN)) / jnp.asarray(_STD)

@@ -9,6 +9,8 @@ from flax import nnx
 
 from mll_jax.nets.registry import register
 
+__all__ = ["CNN"]
+
 
 @register("cnn")
 class CNN(nnx.Module):

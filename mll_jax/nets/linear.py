@@ -7,6 +7,8 @@ from flax import nnx
 
 from mll_jax.nets.registry import register
 
+__all__ = ["LinearHeads"]
+
 
 @register("linear")
 class LinearHeads(nnx.Module):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+__all__ = ["unit_norm"]
+
 
 def unit_norm(x: jax.Array) -> jax.Array:
     """`x` scaled to unit L2 norm along the last axis (a zero vector stays zero)."""

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import jax
 from flax import nnx
 
+__all__ = ["ARCHITECTURES", "abstract", "build", "num_params", "register"]
+
 ARCHITECTURES: dict[str, type[nnx.Module]] = {}
 
 

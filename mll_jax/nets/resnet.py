@@ -15,8 +15,10 @@ from flax import nnx
 
 from mll_jax.nets.registry import register
 
+__all__ = ["Block", "ConvBN", "EXPANSION", "LAYOUTS", "ResNet"]
+
 EXPANSION = {"basic": 1, "bottleneck": 4}  # a block's output channels per unit of width
-STEMS = ("torchvision",)
+_STEMS = ("torchvision",)
 
 LAYOUTS = {
     "resnet18": {"block": "basic", "depths": [2, 2, 2, 2]},
@@ -108,8 +110,8 @@ class ResNet(nnx.Module):
     ):
         if block not in EXPANSION:
             raise ValueError(f"block {block!r} is not one of {sorted(EXPANSION)}")
-        if stem not in STEMS:
-            raise ValueError(f"stem {stem!r} is not one of {list(STEMS)}")
+        if stem not in _STEMS:
+            raise ValueError(f"stem {stem!r} is not one of {list(_STEMS)}")
         if len(depths) != len(widths) or not depths:
             raise ValueError(f"depths {list(depths)} and widths {list(widths)} must list the same (>= 1) stages")
         self.stem = ConvBN(in_channels, stem_width, 7, 2, rngs=rngs)

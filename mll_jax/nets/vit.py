@@ -17,6 +17,8 @@ from flax import nnx
 from mll_jax.nets.bert import attention
 from mll_jax.nets.registry import register
 
+__all__ = ["Block", "Patches", "ViT", "blocks", "check_activation", "layer_norm", "quick_gelu"]
+
 
 def quick_gelu(x: jax.Array) -> jax.Array:
     """CLIP's sigmoid approximation of GELU (Hugging Face `quick_gelu`)."""
@@ -24,15 +26,15 @@ def quick_gelu(x: jax.Array) -> jax.Array:
 
 
 # Hugging Face `hidden_act` names; "gelu" there is the exact (erf) GELU.
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     "quick_gelu": quick_gelu,
 }
 
 
 def check_activation(name: str) -> str:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"hidden_act {name!r} is not supported; known: {sorted(ACTIVATIONS)}")
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"hidden_act {name!r} is not supported; known: {sorted(_ACTIVATIONS)}")
     return name
 
 
@@ -72,7 +74,7 @@ class Block(nnx.Module):
         """[B, T, H] -> [B, T, H]; `mask` (True = attend) broadcasts to [B, heads, T, T]."""
         h = self.norm1(x)
         x = x + self.attention_out(attention(self.query(h), self.key(h), self.value(h), self.heads, mask))
-        return x + self.fc2(ACTIVATIONS[self.act](self.fc1(self.norm2(x))))
+        return x + self.fc2(_ACTIVATIONS[self.act](self.fc1(self.norm2(x))))
 
 
 def blocks(

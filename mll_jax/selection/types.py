@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+__all__ = ["Candidate", "Choice", "Selection"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:

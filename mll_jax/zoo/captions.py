@@ -22,6 +22,8 @@ from mll_jax.configs.specs import CaptionRule, StoreSpec
 from mll_jax.data import datasets
 from mll_jax.data import store as store_lib
 
+__all__ = ["CaptionedSample", "KINDS", "digest", "draw", "hypernyms", "lemmas", "vocabulary"]
+
 KINDS = ("own", "hypernym", "other")
 
 
@@ -43,7 +45,7 @@ def digest(indices: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(indices, np.int64).tobytes()).hexdigest()[:16]
 
 
-def check_rule(rule: CaptionRule, sdag: SDAG) -> None:
+def _check_rule(rule: CaptionRule, sdag: SDAG) -> None:
     shares = (rule.own, rule.hypernym, rule.other)
     if min(shares) < 0 or not np.isclose(sum(shares), 1.0):
         raise ValueError(f"caption shares own/hypernym/other must be >= 0 and sum to 1, got {shares}")
@@ -74,7 +76,7 @@ def vocabulary(sdag: SDAG, rule: CaptionRule) -> tuple[str, ...]:
 def draw(sdag: SDAG, store_spec: StoreSpec, rule: CaptionRule | None = None) -> CaptionedSample:
     """The captioned sample of `rule` (default: the fixed `CaptionRule()`): expert-pool images, rule captions."""
     rule = CaptionRule() if rule is None else rule
-    check_rule(rule, sdag)
+    _check_rule(rule, sdag)
     train = datasets.load(store_spec.source, "train")
     pool = store_lib.train_indices(store_spec)[2]
     words = vocabulary(sdag, rule)

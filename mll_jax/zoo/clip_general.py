@@ -21,12 +21,14 @@ from mll_jax.converters import hf_clip
 from mll_jax.nets import clip
 from mll_jax.nets.aligned import set_text_heads
 
-PROMPT = "a photo of a {}."
+__all__ = ["INPUT_SPEC", "build", "node_prompts"]
+
+_PROMPT = "a photo of a {}."
 INPUT_SPEC = {"mean": 0.0, "std": 1.0}  # images reach the tower in [0, 1]; it resizes and normalises them itself
 
 
 def node_prompts(sdag: SDAG, nodes: list[str]) -> list[str]:
-    return [PROMPT.format(sdag.graph.nodes[v]["lemmas"][0]) for v in nodes]
+    return [_PROMPT.format(sdag.graph.nodes[v]["lemmas"][0]) for v in nodes]
 
 
 def build(source: str, sdag: SDAG, input_spec: dict) -> tuple[clip.ClipImage, str, dict, list[str], dict]:

@@ -21,6 +21,8 @@ from mll_jax.data.corrupt import corrupt
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, train
 
+__all__ = ["add_expert", "build", "declared_heads", "log", "provenance", "training_indices"]
+
 log = logging.getLogger(__name__)
 
 
@@ -37,17 +39,17 @@ def training_indices(spec: ExpertSpec, labels: np.ndarray) -> tuple[np.ndarray, 
     return index, targets
 
 
-def training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _training_data(spec: ExpertSpec, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (images, head targets) an expert trains on (`training_indices`)."""
     index, targets = training_indices(spec, labels)
     return corrupt(images[index], spec.corruption, spec.seed), targets
 
 
-def train_expert(
+def _train_expert(
     spec: ExpertSpec, images: np.ndarray, labels: np.ndarray, backbone=None, input_spec: dict = demo_hub.INPUT_SPEC
 ):
     """A trained model for `spec`; with `backbone`, only heads trained on its frozen features."""
-    x, y = training_data(spec, images, labels)
+    x, y = _training_data(spec, images, labels)
     model = nets.build(spec.arch, spec.config, len(spec.classes), seed=spec.seed)
     spec_or_none = input_spec
     if backbone is not None:
@@ -77,7 +79,7 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert", input_spec: dic
     images, labels = pool.images, pool.labels
     names = [c["name"] for c in pool.classes]
     backbone = hub.load_backbone(spec.backbone) if spec.backbone else None
-    model = train_expert(spec, images, labels, backbone, input_spec)
+    model = _train_expert(spec, images, labels, backbone, input_spec)
     if role == "backbone":
         hub.add_backbone(spec.id, model, spec.arch, spec.config, input_spec, provenance(spec))
     else:

@@ -35,8 +35,10 @@ from mll_jax.hub import Hub
 from mll_jax.nets import aligned
 from mll_jax.zoo import captions, train
 
+__all__ = ["AUGMENTATIONS", "BACKENDS", "FrozenText", "add_to_hub", "built_from"]
+
 BACKENDS = ("aligned", "clip", "classifier")
-DATA = ("captions", "store")  # what an aligned model learns from: the paper regime, or in-domain (ablation)
+_DATA = ("captions", "store")  # what an aligned model learns from: the paper regime, or in-domain (ablation)
 # Trained on 500 store images per concept, the unaugmented aligned tower fits its training half far better than
 # the other half, so calibrating it on that half overrates it; shifts and flips close most of that gap. Chosen on
 # the development split and suite (`python benchmarks/patch.py --backends aligned --augmentations shift,flip none`:
@@ -61,7 +63,7 @@ class _Contrastive(nnx.Module):
         return jnp.exp(self.log_scale) * self.model.features(x) @ self.text[...].T
 
 
-def train_aligned(
+def _train_aligned(
     sdag: SDAG,
     images: np.ndarray,
     labels: np.ndarray,
@@ -84,7 +86,7 @@ def train_aligned(
     return model, list(nodes)
 
 
-def aligned_training_data(hub: Hub, spec: GeneralSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def _aligned_training_data(hub: Hub, spec: GeneralSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(images, labels, unit text of each label, provenance) an aligned model of `spec` learns from."""
     if spec.data == "captions":
         sample = captions.draw(hub.sdag, hub.store_spec, spec.captions)
@@ -130,16 +132,16 @@ def add_to_hub(hub: Hub, spec: GeneralSpec = GeneralSpec(), input_spec: dict = d
         raise ValueError(f"unknown general-model backend {spec.backend!r}; choose one of {BACKENDS}")
     if spec.backend == "clip" and spec.augmentations:
         raise ValueError("the clip backend is converted, not trained: drop `augmentations` from its GeneralSpec")
-    if spec.data not in DATA:
-        raise ValueError(f"unknown general-model data {spec.data!r}; choose one of {DATA}")
+    if spec.data not in _DATA:
+        raise ValueError(f"unknown general-model data {spec.data!r}; choose one of {_DATA}")
     augmentations = AUGMENTATIONS.get(spec.backend, ()) if spec.augmentations is None else spec.augmentations
     check_augmentations(augmentations)  # before the store and the text embeddings are loaded
     provenance = {"backend": spec.backend, "epochs": spec.epochs, "seed": spec.seed}
     if augmentations:
         provenance["augmentations"] = list(augmentations)
     if spec.backend == "aligned":
-        images, labels, label_text, trained_on = aligned_training_data(hub, spec)
-        model, heads = train_aligned(
+        images, labels, label_text, trained_on = _aligned_training_data(hub, spec)
+        model, heads = _train_aligned(
             hub.sdag, images, labels, label_text, input_spec, spec.config, spec.epochs, spec.seed, augmentations
         )
         arch, config = "aligned", aligned.config(spec.config)

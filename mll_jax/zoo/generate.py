@@ -40,6 +40,8 @@ from mll_jax.engine.forward import MASKED
 from mll_jax.hub import Hub
 from mll_jax.zoo import experts, train
 
+__all__ = ["Source", "batches", "build", "fit", "init", "log", "provenance", "schedule", "source", "unstack"]
+
 log = logging.getLogger(__name__)
 
 

@@ -14,6 +14,8 @@ from mll_jax import engine
 from mll_jax.data.augment import augment, check_augmentations
 from mll_jax.data.preprocess import preprocess, spec_key
 
+__all__ = ["fit", "fit_early_stopping", "loss"]
+
 
 def loss(graphdef, params, rest, inputs, labels, spec):
     """Mean softmax cross-entropy of the model (graphdef, params, rest) on inputs (preprocessed by `spec`)."""

@@ -7,6 +7,7 @@ import pytest
 
 import mll_jax as mll
 from mll_jax import cli
+from mll_jax.concepts import sdag
 
 
 def run(capsys, *argv):
@@ -55,6 +56,12 @@ def test_sdag_build_and_show(capsys, tmp_path):
     assert code == 0 and "27 nodes" in out
     code, out, _ = run(capsys, "sdag", "show", "shoe.n.01", "--sdag", str(tmp_path))
     assert code == 0 and "gym_shoe.n.01, sandal.n.01" in out
+
+
+def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
+    code, out, err = run(capsys, "--hub", str(hub_path), "sdag", "show", "shoe.n.01")
+    assert code == 0, err
+    assert out.strip() == sdag.describe(mll.Hub.open(hub_path).sdag, "shoe.n.01").strip()
 
 
 @pytest.mark.parametrize(

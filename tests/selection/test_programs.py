@@ -24,6 +24,14 @@ def stored() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in programs.store_dir().glob("solve_chunk-*.jaxprog")}
 
 
+def loaded_as_stored(hub, names: list[str]) -> bool:
+    """A new process's view: the stored programs serve `names` without being written again."""
+    programs.forget()
+    stamps = {p.name: p.stat().st_mtime_ns for p in programs.store_dir().glob("solve_chunk-*.jaxprog")}
+    mll.select(hub, names)
+    return {p.name: p.stat().st_mtime_ns for p in programs.store_dir().glob("solve_chunk-*.jaxprog")} == stamps
+
+
 def test_a_damaged_or_stale_stored_program_is_rebuilt_not_run(hub):
     for path in programs.store_dir().glob("solve_chunk-*.jaxprog"):
         path.unlink()
@@ -41,7 +49,9 @@ def test_a_damaged_or_stale_stored_program_is_rebuilt_not_run(hub):
         programs.forget()
         again = mll.select(hub, ONE)
         assert choices(again) == choices(before) and again.val_accuracy == pytest.approx(before.val_accuracy)
-        assert stored() == files, "a damaged program is rebuilt and stored sound"
+        rebuilt = stored()
+        assert rebuilt.keys() == files.keys() and all(rebuilt[n] != damage(files[n]) for n in files)
+        assert loaded_as_stored(hub, ONE), "a damaged program is rebuilt and stored sound"
     # stale: a sound program of another bucket under this one's name
     mll.select(hub, ONE, config=SelectionConfig(class_buckets=(8,)))
     foreign = [raw for name, raw in stored().items() if name not in files]
@@ -50,7 +60,8 @@ def test_a_damaged_or_stale_stored_program_is_rebuilt_not_run(hub):
         (programs.store_dir() / name).write_bytes(foreign[0])
     programs.forget()
     assert choices(mll.select(hub, ONE)) == choices(before)
-    assert {n: stored()[n] for n in files} == files, "a program for other shapes is not run: it is rebuilt"
+    assert all(stored()[n] != foreign[0] for n in files), "a program for other shapes is not run: it is rebuilt"
+    assert loaded_as_stored(hub, ONE)
 
 
 def test_answers_do_not_depend_on_the_bucket_policy(hub):

@@ -123,6 +123,23 @@ def test_selection_json_round_trip(hub):
     again = mll.Selection.from_json(json.loads(sel.dumps()))
     assert again == sel
     assert "shirt" in sel.table() and "models used" in sel.table()
+    assert mll.Selection.from_json(sel.dumps()) == sel  # the text `dumps` wrote, as well as its dict
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ("{classes: 1}", "not a Selection: the text is not JSON"),
+        ("[1, 2]", "expected a JSON object of its fields, got list"),
+        ('{"classes": ["a"]}', "missing fields"),
+    ],
+)
+def test_selection_from_bad_json_says_it_is_not_a_selection(hub, doc, message):
+    with pytest.raises(ValueError, match=message):
+        mll.Selection.from_json(doc)
+    whole = mll.select(hub, ["shirt", "t-shirt"]).to_json()
+    with pytest.raises(ValueError, match="unknown fields colour"):
+        mll.Selection.from_json(whole | {"colour": "red"})
 
 
 def test_same_seed_same_selection(hub):
