@@ -25,23 +25,7 @@ if TYPE_CHECKING:
     )
 
 # Loaded on first use (PEP 562): `engine.sharding` is all selection needs, and the rest imports flax.
-_LAZY = {
-    **dict.fromkeys(("Layout", "Member", "group_probabilities", "signature"), "mll_jax.engine.forward"),
-    **dict.fromkeys(
-        (
-            "BATCH_SIZE",
-            "DTYPES",
-            "Engine",
-            "from_hub",
-            "hub_member",
-            "hub_members",
-            "model_features",
-            "model_probabilities",
-            "pad_rows",
-        ),
-        "mll_jax.engine.runner",
-    ),
-}
+_FROM_FORWARD = ("Layout", "Member", "group_probabilities", "signature")  # the rest of `__all__` is the runner's
 __all__ = [
     "BATCH_SIZE",
     "DTYPES",
@@ -60,12 +44,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name not in _LAZY:
+    if name not in __all__:
         raise AttributeError(f"module 'mll_jax.engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
+    module = "mll_jax.engine.forward" if name in _FROM_FORWARD else "mll_jax.engine.runner"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *__all__})
