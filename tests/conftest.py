@@ -1,4 +1,9 @@
-"""Shared fixtures: one real demo hub (trained experts, real checkpoints) per test session."""
+"""Shared fixtures: one real demo hub (trained experts, real checkpoints) per test session.
+
+`--hub-backend postgresql` keeps the hubs' rows on a real PostgreSQL server that the
+session starts (a throw-away cluster); `make test` runs the store and selection
+tests that way too. Tests marked `sqlite_only` (the SQLite file itself) skip there.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,18 @@ import pytest
 os.environ["MLL_JAX_CACHE"] = os.environ.get("MLL_JAX_TEST_CACHE") or tempfile.mkdtemp(prefix="mll_jax_test_cache_")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--hub-backend", choices=("sqlite", "postgresql"), default="sqlite", help="where hubs keep rows")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--hub-backend") == "postgresql":
+        skip = pytest.mark.skip(reason="about the SQLite file itself")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
 def pytest_configure(config):
     """Compiled programs go to the test cache's disk cache, so the CLI and multi-process tests reuse them."""
     from mll_jax import paths
@@ -22,13 +39,44 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def hub_path() -> Path:
-    """The demo hub, built where `Hub.open()` looks by default (inside the test cache)."""
+def sqlite_hub_path() -> Path:
+    """The demo hub, built where `Hub.open()` looks by default (inside the test cache), its rows in SQLite."""
     from mll_jax import labeling, paths, zoo
 
     path = paths.default_hub()
     labeling.label(zoo.build(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """A throw-away PostgreSQL cluster for the session, or None when hubs use SQLite."""
+    if request.config.getoption("--hub-backend") != "postgresql":
+        yield None
+        return
+    from mll_jax.hub.postgres_local import LocalCluster
+
+    with LocalCluster() as cluster:
+        yield cluster
+
+
+def on_backend(sqlite_path: Path, target: Path, postgres) -> Path:
+    """A copy of the SQLite hub at `sqlite_path` in `target`, its rows moved to a new database of `postgres`
+    (the copy stays on SQLite when `postgres` is None)."""
+    from mll_jax.hub import location
+
+    shutil.copytree(sqlite_path, target)
+    if postgres is not None:
+        location.move(target, postgres.url())
+    return target
+
+
+@pytest.fixture(scope="session")
+def hub_path(sqlite_hub_path, postgres, tmp_path_factory) -> Path:
+    """The demo hub on the session's backend."""
+    if postgres is None:
+        return sqlite_hub_path
+    return on_backend(sqlite_hub_path, tmp_path_factory.mktemp("pg") / "hub", postgres)
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +87,11 @@ def hub(hub_path):
 
 
 @pytest.fixture
-def hub_copy(hub_path, tmp_path):
-    """A private copy of the session hub, for tests that change it."""
+def hub_copy(sqlite_hub_path, postgres, tmp_path):
+    """A private copy of the session hub on the session's backend, for tests that change it."""
     from mll_jax.hub import Hub
 
-    return Hub.open(shutil.copytree(hub_path, tmp_path / "hub"))
+    return Hub.open(on_backend(sqlite_hub_path, tmp_path / "hub", postgres))
 
 
 @pytest.fixture(scope="session")

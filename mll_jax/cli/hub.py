@@ -1,4 +1,4 @@
-"""`mll-jax hub build | list | info | verify` and `mll-jax convert`."""
+"""`mll-jax hub build | list | info | verify | migrate` and `mll-jax convert`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ __all__ = ["add_convert", "add_hub"]
 def _run_build(args) -> None:
     from mll_jax import zoo
 
-    hub = zoo.build(Path(args.hub))
-    print(f"hub at {hub.path}: {len(hub.ids('expert'))} experts, general model {hub.general_id}")
+    hub = zoo.build(Path(args.hub), database=args.database)
+    print(
+        f"hub at {hub.path} (database {hub.database}): {len(hub.ids('expert'))} experts, general model {hub.general_id}"
+    )
     from mll_jax import selection
 
     selection.warmup(progress=True)  # so the first query of a new process loads its programs
@@ -79,6 +81,14 @@ def _run_verify(args) -> None:
         raise ValueError(f"hub {hub.path} has {len(faults)} fault(s); `mll-jax hub verify --repair` fixes them")
 
 
+def _run_migrate(args) -> None:
+    from mll_jax.hub import location
+
+    target = None if args.to == "sqlite" else args.to
+    before, after = location.move(Path(args.hub).expanduser(), target)
+    print(f"hub {args.hub}: rows copied from {before} to {after}, digests equal; the hub now uses {after}")
+
+
 def _run_convert(args) -> None:
     from mll_jax import converters
 
@@ -96,7 +106,20 @@ def add_hub(sub) -> None:
     hub = sub.add_parser("hub", help="build or inspect the expert hub").add_subparsers(
         dest="hub_command", required=True
     )
-    command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", _run_build)
+    build = command(hub, "build", "train the demo experts and the general model", "mll-jax hub build", _run_build)
+    build.add_argument(
+        "--database", help="a new hub's rows on this PostgreSQL server (postgresql://user@host/db); default: SQLite"
+    )
+    migrate = command(
+        hub,
+        "migrate",
+        "move the hub's rows to another database (checked by digest); stop the hub's writers first",
+        "mll-jax hub migrate --to postgresql://mll@dbhost/hub",
+        _run_migrate,
+    )
+    migrate.add_argument(
+        "--to", required=True, help="postgresql://user@host:port/dbname, or sqlite (a file in the hub)"
+    )
     command(hub, "list", "list the models", "mll-jax hub list --json", _run_list, json_flag=True)
     verify = command(
         hub,

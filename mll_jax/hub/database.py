@@ -1,10 +1,12 @@
-"""The hub's database in SQLite (method.md §2.1): models, backbones, small head parameters, the concept index.
+"""The hub's database (method.md §2.1): models, backbones, small head parameters, the concept index.
 
-One file, `registry.sqlite` (the name hubs on disk have always used), in WAL mode:
-readers never block the writer, and each change (an add, a label record, a
-removal) is one transaction, so a killed writer leaves the database as it was
-before or after the change, never between. Every change touches a bounded number
-of rows, so adding the 10,000th model costs what adding the first did.
+The SQL is written once (`?` placeholders) and runs on two backends: SQLite
+(`hub/sqlite.py`, one file in the hub directory, the default) and PostgreSQL
+(`hub/postgres.py`, a server that the hosts sharing a hub all write to). Each
+change (an add, a label record, a removal) is one transaction touching a bounded
+number of rows, so a killed writer leaves the database as it was before or after
+the change, never between, and adding the 10,000th model costs what adding the
+first did.
 
 Only `Hub` talks to it; everyone else asks the hub.
 """
@@ -12,181 +14,175 @@ Only `Hub` talks to it; everyone else asks the hub.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import Any
 
 from mll_jax.hub.entries import BackboneEntry, ModelEntry
 
-__all__ = ["FILE", "FORMAT_VERSION", "Database", "create", "open_database"]
+__all__ = ["FORMAT_VERSION", "TABLES", "Database", "copy"]
 
 FORMAT_VERSION = 2
-FILE = "registry.sqlite"
-BUSY_TIMEOUT_S = 60.0  # concurrent writers wait for each other this long before an add fails
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS models (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of adding: `Hub.entries` order
-    id TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL,
-    signature TEXT NOT NULL,                -- models with equal signatures run as one engine program
-    entry TEXT NOT NULL,                    -- JSON: arch, config, heads, input_spec, params, checksum, ...
-    labels_checksum TEXT,                   -- sha256 of labels/<id>.npz; NULL: not labelled
-    label_problem TEXT                      -- '' usable; else why labelling excluded the model
-);
-CREATE INDEX IF NOT EXISTS models_by_signature ON models (signature, seq);
-CREATE TABLE IF NOT EXISTS backbones (id TEXT PRIMARY KEY, entry TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS head_params (model TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS concept_index (
-    concept TEXT NOT NULL,                  -- SDAG concept node
-    model TEXT NOT NULL,
-    head INTEGER NOT NULL,
-    response REAL NOT NULL,                 -- r(head, concept), at least labelling's firing threshold
-    hits REAL NOT NULL,                     -- share of the concept's store samples the head is the argmax on
-    PRIMARY KEY (concept, model, head)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS concept_index_by_model ON concept_index (model);
-CREATE INDEX IF NOT EXISTS concept_index_by_hits ON concept_index (concept, hits DESC);
-"""
+# Every table and the columns that order its rows; `models` by the order models were added.
+TABLES = {
+    "meta": "key",
+    "models": "seq",
+    "backbones": "id",
+    "head_params": "model",
+    "concept_index": "concept, model, head",
+}
 
 
 class Database:
-    """A connection to one hub's database (one per process: reopened after a fork)."""
+    """One hub's database: the queries both backends run. A backend gives the connection, the write
+    transaction, the hub's write lock, its schema and its own integrity check."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._db: sqlite3.Connection | None = None
+    backend = ""
+    location = ""  # what error messages name: a file, or a server's database
+    # The largest `params` in any model's entry, in the backend's own JSON functions.
+    LARGEST_PARAMS = ""
+
+    def __init__(self) -> None:
+        self._db: Any = None
         self._pid = -1
 
-    @property
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None or self._pid != os.getpid():
-            self._db = _connect(self.path)
-            self._pid = os.getpid()
-        return self._db
+    # -- what a backend provides --------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
 
-    def _execute(self, sql: str, args=()) -> sqlite3.Cursor:
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """One atomic change, writers queued (not deadlocked); yields something with execute/executemany."""
+        raise NotImplementedError
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """The hub's write lock: held while a writer puts files and rows in place."""
+        raise NotImplementedError
+
+    def integrity(self) -> list[str]:
+        """What the backend's own check finds wrong ([] if nothing)."""
+        raise NotImplementedError
+
+    def create_tables(self) -> None:
+        raise NotImplementedError
+
+    def _query(self, sql: str, args=()) -> Any:
         return self._connection.execute(sql, args)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic change; BEGIN IMMEDIATE takes the write lock up front, so writers queue, not deadlock."""
-        db = self._connection
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
     def close(self) -> None:
-        """Close this process's connection, with the WAL checkpointed into the database file."""
         if self._db is not None and self._pid == os.getpid():
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
         self._db = None
 
-    def add_missing_tables(self) -> None:
-        """Create what a database made by an earlier 2.x lacks (the schema says IF NOT EXISTS throughout)."""
-        self._connection.executescript(SCHEMA)
+    @property
+    def _connection(self) -> Any:
+        if self._db is None or self._pid != os.getpid():  # a forked child opens its own
+            self._db = self._connect()
+            self._pid = os.getpid()
+        return self._db
 
     # -- reading ----------------------------------------------------------------
     def meta(self, key: str) -> str | None:
-        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._query("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def models(self) -> dict[str, ModelEntry]:
         """Every model's entry, in the order they were added."""
-        rows = self._execute("SELECT id, entry, labels_checksum FROM models ORDER BY seq").fetchall()
+        rows = self._query("SELECT id, entry, labels_checksum FROM models ORDER BY seq").fetchall()
         return {i: ModelEntry.from_json(i, json.loads(entry), labels) for i, entry, labels in rows}
 
     def model(self, model_id: str) -> ModelEntry | None:
-        row = self._execute("SELECT entry, labels_checksum FROM models WHERE id = ?", (model_id,)).fetchone()
+        row = self._query("SELECT entry, labels_checksum FROM models WHERE id = ?", (model_id,)).fetchone()
         return ModelEntry.from_json(model_id, json.loads(row[0]), row[1]) if row else None
 
     def ids(self, role: str) -> list[str]:
-        return [r[0] for r in self._execute("SELECT id FROM models WHERE role = ? ORDER BY seq", (role,))]
+        return [r[0] for r in self._query("SELECT id FROM models WHERE role = ? ORDER BY seq", (role,)).fetchall()]
 
     def count(self) -> int:
-        return self._execute("SELECT COUNT(*) FROM models").fetchone()[0]
+        return self._query("SELECT COUNT(*) FROM models").fetchone()[0]
 
     def with_signature(self, signature: str) -> list[str]:
-        rows = self._execute("SELECT id FROM models WHERE signature = ? ORDER BY seq", (signature,))
+        rows = self._query("SELECT id FROM models WHERE signature = ? ORDER BY seq", (signature,)).fetchall()
         return [r[0] for r in rows]
 
     def signature(self, model_id: str) -> str | None:
-        row = self._execute("SELECT signature FROM models WHERE id = ?", (model_id,)).fetchone()
+        row = self._query("SELECT signature FROM models WHERE id = ?", (model_id,)).fetchone()
         return row[0] if row else None
 
     def backbones(self) -> dict[str, BackboneEntry]:
-        rows = self._execute("SELECT id, entry FROM backbones ORDER BY id")
+        rows = self._query("SELECT id, entry FROM backbones ORDER BY id").fetchall()
         return {i: BackboneEntry.from_json(i, json.loads(e)) for i, e in rows}
 
     def head_params(self, model_id: str) -> bytes | None:
-        row = self._execute("SELECT data FROM head_params WHERE model = ?", (model_id,)).fetchone()
-        return row[0] if row else None
+        row = self._query("SELECT data FROM head_params WHERE model = ?", (model_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def unlabelled(self) -> list[str]:
-        return [r[0] for r in self._execute("SELECT id FROM models WHERE labels_checksum IS NULL ORDER BY seq")]
+        rows = self._query("SELECT id FROM models WHERE labels_checksum IS NULL ORDER BY seq").fetchall()
+        return [r[0] for r in rows]
 
     def excluded(self) -> dict[str, str]:
         """Models labelling excluded, and why."""
-        rows = self._execute("SELECT id, label_problem FROM models WHERE label_problem != '' ORDER BY seq")
+        rows = self._query("SELECT id, label_problem FROM models WHERE label_problem != '' ORDER BY seq")
         return dict(rows.fetchall())
 
     def largest_params(self) -> int:
-        row = self._execute("SELECT MAX(json_extract(entry, '$.params')) FROM models").fetchone()
+        row = self._query(self.LARGEST_PARAMS).fetchone()
         return int(row[0] or 0)
 
     def concept_rows(self, concepts: Iterable[str]) -> list[tuple[str, str, int, float, float]]:
         """(concept, model, head, response, hits) of every usable expert head that fires on any of `concepts`."""
         concepts = sorted(set(concepts))
-        marks = ",".join("?" * len(concepts))
-        return self._execute(
-            "SELECT c.concept, c.model, c.head, c.response, c.hits FROM concept_index c "
-            "JOIN models m ON m.id = c.model "
-            f"WHERE c.concept IN ({marks}) AND m.label_problem = '' ORDER BY m.seq, c.head, c.concept",
-            concepts,
-        ).fetchall()
-
-    def dump(self) -> str:
-        """The whole database as SQL text (to compare two states of a hub)."""
-        return "\n".join(self._connection.iterdump())
+        return [
+            tuple(r)
+            for r in self._query(
+                "SELECT c.concept, c.model, c.head, c.response, c.hits FROM concept_index c "
+                "JOIN models m ON m.id = c.model "
+                f"WHERE c.concept IN ({_marks(concepts)}) AND m.label_problem = '' ORDER BY m.seq, c.head, c.concept",
+                concepts,
+            ).fetchall()
+        ]
 
     def best_rows(self, concept: str, limit: int) -> list[tuple[str, int, float]]:
         """(model, head, hits) of the `limit` heads with the most hits on `concept` (an index range scan)."""
-        rows = self._execute(
+        rows = self._query(
             "SELECT model, head, hits FROM concept_index WHERE concept = ? ORDER BY hits DESC, model, head LIMIT ?",
             (concept, limit),
         )
-        return rows.fetchall()
+        return [tuple(r) for r in rows.fetchall()]
 
     def firings(self, models: Iterable[str], concepts: Iterable[str]) -> list[tuple[str, str, int, float]]:
         """(concept, model, head, hits) of `models`' heads on any of `concepts`."""
         models, concepts = sorted(set(models)), sorted(set(concepts))
-        return self._execute(
-            f"SELECT concept, model, head, hits FROM concept_index WHERE model IN ({','.join('?' * len(models))}) "
-            f"AND concept IN ({','.join('?' * len(concepts))})",
+        rows = self._query(
+            "SELECT concept, model, head, hits FROM concept_index "
+            f"WHERE model IN ({_marks(models)}) AND concept IN ({_marks(concepts)}) ORDER BY concept, model, head",
             [*models, *concepts],
-        ).fetchall()
+        )
+        return [tuple(r) for r in rows.fetchall()]
 
     def order(self, models: Iterable[str]) -> dict[str, int]:
         """Each model's position in the order models were added."""
         models = sorted(set(models))
-        rows = self._execute(f"SELECT id, seq FROM models WHERE id IN ({','.join('?' * len(models))})", models)
-        return dict(rows.fetchall())
+        return dict(self._query(f"SELECT id, seq FROM models WHERE id IN ({_marks(models)})", models).fetchall())
 
-    def integrity(self) -> list[str]:
-        """What `PRAGMA integrity_check` finds wrong with the database file ([] if nothing)."""
-        try:
-            found = [r[0] for r in self._execute("PRAGMA integrity_check")]
-        except sqlite3.DatabaseError as error:
-            return [str(error)]
-        return [] if found == ["ok"] else found
+    def rows(self, table: str) -> Iterator[tuple]:
+        """Every row of `table` in its `TABLES` order (copies, dumps, digests)."""
+        yield from (tuple(r) for r in self._query(f"SELECT * FROM {table} ORDER BY {TABLES[table]}").fetchall())
+
+    def dump(self) -> str:
+        """The whole database as text, one line a row (to compare two states of a hub)."""
+        return "\n".join(f"{table} {_plain(row)!r}" for table in TABLES for row in self.rows(table))
+
+    def digest(self) -> str:
+        """sha256 of the contents, whatever the backend: the models in the order added but not their `seq`
+        numbers (a copy numbers them afresh), every other row as it is."""
+        h = hashlib.sha256()
+        for table in TABLES:
+            for row in self.rows(table):
+                h.update(repr((table, _plain(row[1:] if table == "models" else row))).encode())
+        return h.hexdigest()
 
     # -- writing (each call is one transaction) ----------------------------------
     def put_model(self, entry: ModelEntry, signature: str, head_params: bytes | None = None) -> None:
@@ -212,7 +208,8 @@ class Database:
     def put_backbone(self, entry: BackboneEntry) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO backbones (id, entry) VALUES (?, ?)", (entry.id, json.dumps(entry.to_json()))
+                "INSERT INTO backbones (id, entry) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET entry = excluded.entry",
+                (entry.id, json.dumps(entry.to_json())),
             )
 
     def set_labels(self, model_id: str, checksum: str | None, excluded: str, rows: list[tuple]) -> None:
@@ -229,49 +226,51 @@ class Database:
                 [(c, model_id, int(h), float(r), float(a)) for c, h, r, a in rows],
             )
 
+    def put_meta(self, items: dict[str, str]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(items.items()),
+            )
 
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a committed change survives a killed process
-    return db
+
+def copy(source: Database, target: Database) -> None:
+    """Every row of `source` into the empty `target` (models in the order added), then check the two digests."""
+    if target.count() or target.meta("format_version"):
+        raise ValueError(f"{target.location} already holds a hub; copy into an empty database")
+    target.put_meta(dict(source.rows("meta")))
+    for row in source.rows("backbones"):
+        with target._transaction() as db:
+            db.execute("INSERT INTO backbones (id, entry) VALUES (?, ?)", row)
+    params = dict(source.rows("head_params"))
+    index: dict[str, list[tuple]] = {}
+    for concept, model, head, response, hits in source.rows("concept_index"):
+        index.setdefault(model, []).append((concept, head, response, hits))
+    for _seq, model_id, role, signature, entry, checksum, excluded in source.rows("models"):
+        with target._transaction() as db:
+            db.execute(
+                "INSERT INTO models (id, role, signature, entry, labels_checksum, label_problem) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (model_id, role, signature, entry, checksum, excluded),
+            )
+            if model_id in params:
+                db.execute("INSERT INTO head_params (model, data) VALUES (?, ?)", (model_id, bytes(params[model_id])))
+            db.executemany(
+                "INSERT INTO concept_index (concept, model, head, response, hits) VALUES (?, ?, ?, ?, ?)",
+                [(c, model_id, h, r, a) for c, h, r, a in index.get(model_id, [])],
+            )
+    if source.digest() != target.digest():
+        raise RuntimeError(f"the copy in {target.location} does not match {source.location}; it was not used")
 
 
-def _delete_model(db: sqlite3.Connection, model_id: str) -> None:
+def _marks(values) -> str:
+    return ",".join("?" * len(values))
+
+
+def _plain(row) -> tuple:
+    return tuple(bytes(v).hex() if isinstance(v, bytes | memoryview) else v for v in row)
+
+
+def _delete_model(db, model_id: str) -> None:
     for table, column in (("models", "id"), ("head_params", "model"), ("concept_index", "model")):
         db.execute(f"DELETE FROM {table} WHERE {column} = ?", (model_id,))
-
-
-def new_file(path: Path, store_spec: dict) -> Database:
-    """An empty database at `path` (replacing any file there), holding the format version and the store spec."""
-    path.unlink(missing_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
-    db.executescript(SCHEMA)
-    db.executemany(
-        "INSERT INTO meta (key, value) VALUES (?, ?)",
-        [("format_version", str(FORMAT_VERSION)), ("store", json.dumps(store_spec))],
-    )
-    db.close()
-    return Database(path)
-
-
-def create(directory: Path, store_spec: dict) -> Database:
-    """A new, empty database in `directory`, written under a temporary name and renamed into place."""
-    tmp = new_file(directory / f".{FILE}.tmp", store_spec)
-    os.replace(tmp.path, directory / FILE)
-    return Database(directory / FILE)
-
-
-def open_database(directory: Path) -> Database:
-    """The database of the hub in `directory`, with a clear error if it is not one this release reads."""
-    path = directory / FILE
-    database = Database(path)
-    try:
-        version = database.meta("format_version")
-    except sqlite3.DatabaseError as error:
-        raise ValueError(f"{path} is not a readable hub database ({error}); restore it from a backup") from None
-    if version != str(FORMAT_VERSION):
-        raise ValueError(f"{path} has format version {version}; this mll_jax reads version {FORMAT_VERSION}")
-    if os.access(directory, os.W_OK):
-        database.add_missing_tables()
-    return database

@@ -2,6 +2,7 @@
 
     hub/registry.sqlite    format version, sample-store spec, models, backbones, heads of
                            shared backbones, the concept index (hub/database.py, method.md §2.1)
+    hub/database.json      instead: the same tables on a PostgreSQL server (hub/location.py)
     hub/registry.json      a pointer for older releases (format-1 hubs: the whole registry)
     hub/models/<id>/       orbax checkpoint of a model that does not share a backbone
     hub/backbones/<id>/    orbax checkpoint of a backbone shared by several experts' heads
@@ -9,8 +10,9 @@
     hub/sdag.json, hub/sdag_samples.npz
 
 Files are written to a temporary path and renamed into place, database changes are
-one transaction each, and writers take a file lock, so readers never see a
-half-written hub. The hub is the only reader of its database: every other stage
+one transaction each, and writers take the database's write lock (a file lock
+for SQLite, an advisory lock on the server for PostgreSQL), so readers never see
+a half-written hub. The hub is the only reader of its database: every other stage
 asks it by name (entries, concept rows, signatures, label records, node samples),
 and it keeps what it read and derived until its contents change.
 """
@@ -32,7 +34,8 @@ from mll_jax import paths
 from mll_jax.concepts import sdag as sdag_lib
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import store as store_lib
-from mll_jax.hub import database, files, migration
+from mll_jax.hub import files, location, migration
+from mll_jax.hub.database import Database
 from mll_jax.hub.entries import ROLES, BackboneEntry, ModelEntry
 from mll_jax.memo import Memo
 
@@ -46,7 +49,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 class Hub:
     """A hub on disk. Open an existing one with `Hub.open`, make one with `Hub.create`."""
 
-    def __init__(self, path: Path, db: database.Database, store: store_lib.SampleStore | None = None):
+    def __init__(self, path: Path, db: Database, store: store_lib.SampleStore | None = None):
         self.path = Path(path).absolute()  # checkpoint writers need absolute paths
         self._db = db
         self._sdag: sdag_lib.SDAG | None = None
@@ -64,7 +67,7 @@ class Hub:
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file, not a hub directory")
         legacy = path / migration.LEGACY
-        if not (path / database.FILE).is_file() and not legacy.is_file():
+        if not location.exists(path) and not legacy.is_file():
             raise FileNotFoundError(f"no hub at {path} (no database); build one with `mll-jax hub build`")
         if legacy.is_file() and migration.read_legacy(path) is not None:
             if not os.access(path, os.W_OK):
@@ -74,23 +77,29 @@ class Hub:
                 )
             with files.locked(path):
                 migration.migrate(path)
-        return cls(path, database.open_database(path))
+        return cls(path, location.open_database(path))
 
     @classmethod
-    def create(cls, path: str | os.PathLike, store_spec: StoreSpec = StoreSpec()) -> Hub:
-        """A new empty hub with its SDAG built from the sample store."""
+    def create(cls, path: str | os.PathLike, store_spec: StoreSpec = StoreSpec(), database: str | None = None) -> Hub:
+        """A new empty hub with its SDAG built from the sample store; its rows in a SQLite file in `path`, or
+        with `database` (postgresql://...) on that server, which every host sharing `path` reaches."""
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file; choose a directory")
-        if (path / database.FILE).exists() or (path / migration.LEGACY).exists():
+        if location.exists(path) or (path / migration.LEGACY).exists():
             raise FileExistsError(f"a hub already exists at {path}; open it with Hub.open")
         path.mkdir(parents=True, exist_ok=True)
         store = store_lib.load(store_spec)
         sdag_lib.build(store).save(path)
         with files.locked(path):
-            db = database.create(path, store_spec.to_json())
+            db = location.create(path, store_spec.to_json(), database)
             migration.write_pointer(path)
         return cls(path, db, store)
+
+    @property
+    def database(self) -> str:
+        """Where the hub's rows are: its SQLite file, or a PostgreSQL server's database (password hidden)."""
+        return self._db.location
 
     # -- models -----------------------------------------------------------------
     @property
@@ -290,8 +299,12 @@ class Hub:
         return self._db.integrity()
 
     def dump(self) -> str:
-        """The whole database as SQL text (to compare two states of a hub)."""
+        """The whole database as text, a line a row (to compare two states of a hub)."""
         return self._db.dump()
+
+    def digest(self) -> str:
+        """sha256 of the database's contents, the same on either backend (to check a moved hub)."""
+        return self._db.digest()
 
     # -- writing ------------------------------------------------------------------
     def add(
@@ -465,4 +478,7 @@ class Hub:
             self._record_path(model_id).unlink()
 
     def _locked(self) -> contextlib.AbstractContextManager[None]:
-        return files.locked(self.path)
+        """The database's write lock; every write also puts files in the hub directory, so that must be writable."""
+        if not os.access(self.path, os.W_OK):
+            raise PermissionError(f"no write permission on hub {self.path}")
+        return self._db.locked()

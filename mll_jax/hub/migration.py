@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mll_jax.concepts.sdag import SDAG
-from mll_jax.hub import concept_index, database, files
+from mll_jax.hub import concept_index, files, sqlite
+from mll_jax.hub.database import FORMAT_VERSION
 from mll_jax.hub.entries import BackboneEntry, ModelEntry
 
 __all__ = ["BACKUP", "LEGACY", "migrate", "read_legacy", "write_pointer"]
@@ -33,21 +34,20 @@ def read_legacy(directory: Path) -> dict | None:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); restore it or rebuild the hub") from None
     version = legacy.get("format_version")
-    if version == database.FORMAT_VERSION:
+    if version == FORMAT_VERSION:
         return None
     if version != 1:
-        raise ValueError(
-            f"{path} has format version {version}; this mll_jax reads versions 1 and {database.FORMAT_VERSION}"
-        )
+        raise ValueError(f"{path} has format version {version}; this mll_jax reads versions 1 and {FORMAT_VERSION}")
     return legacy
 
 
 def migrate(directory: Path) -> None:
     """Turn the format-1 hub in `directory` into a database hub (the caller holds the hub's lock)."""
     legacy = read_legacy(directory)
-    if legacy is not None and not (directory / database.FILE).exists():
-        tmp_path = directory / f".{database.FILE}.tmp"
-        staging = database.new_file(tmp_path, legacy["store"])
+    if legacy is not None and not (directory / sqlite.FILE).exists():
+        tmp_path = directory / f".{sqlite.FILE}.tmp"
+        staging = sqlite.new_file(tmp_path)
+        staging.put_meta({"format_version": str(FORMAT_VERSION), "store": json.dumps(legacy["store"])})
         backbones = {i: BackboneEntry.from_json(i, e) for i, e in legacy.get("backbones", {}).items()}
         for entry in backbones.values():
             staging.put_backbone(entry)
@@ -59,7 +59,7 @@ def migrate(directory: Path) -> None:
         staging.close()
         for suffix in ("-wal", "-shm"):
             Path(f"{tmp_path}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp_path, directory / database.FILE)
+        os.replace(tmp_path, directory / sqlite.FILE)
     if legacy is not None:  # also finishes a migration killed after its commit point
         backup = directory / f".{BACKUP}.tmp"
         backup.write_text((directory / LEGACY).read_text())
@@ -70,10 +70,10 @@ def migrate(directory: Path) -> None:
 def write_pointer(directory: Path) -> None:
     """`registry.json` saying where the registry is: older releases read its version and stop with a clear error."""
     pointer = {
-        "format_version": database.FORMAT_VERSION,
-        "registry": database.FILE,
-        "note": f"this hub's registry is the SQLite database {database.FILE}; "
-        f"it needs mll_jax with hub format {database.FORMAT_VERSION}",
+        "format_version": FORMAT_VERSION,
+        "registry": sqlite.FILE,
+        "note": f"this hub's registry is the SQLite database {sqlite.FILE} (or the server database.json names); "
+        f"it needs mll_jax with hub format {FORMAT_VERSION}",
     }
     tmp = directory / f".{LEGACY}.tmp"
     tmp.write_text(json.dumps(pointer, indent=1))

@@ -40,7 +40,7 @@ REPAIRS = {
     "orphan labels": "delete the file",
     "temporary file": "delete the file",
     "sdag": "rebuild the SDAG",
-    "database": "nothing: restore registry.sqlite from a backup (registry.v1.json is the pre-migration one)",
+    "database": "nothing: restore the database (registry.sqlite, or the server's) from a backup",
 }
 
 

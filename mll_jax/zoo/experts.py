@@ -87,13 +87,14 @@ def add_expert(hub: Hub, spec: ExpertSpec, role: str = "expert", input_spec: dic
         hub.add(spec.id, model, spec.arch, spec.config, heads, input_spec, role, provenance(spec), spec.backbone)
 
 
-def build(path, config: demo_hub.HubConfig | None = None) -> Hub:
-    """Create (or complete) the hub at `path` from `config` (default: the demo hub); trains only what it lacks."""
+def build(path, config: demo_hub.HubConfig | None = None, database: str | None = None) -> Hub:
+    """Create (or complete) the hub at `path` from `config` (default: the demo hub); trains only what it lacks.
+    A new hub keeps its rows in `database` (postgresql://...) if given, else in SQLite."""
     config = config or demo_hub.get_config()
     try:
         hub = Hub.open(path)
     except FileNotFoundError:
-        hub = Hub.create(path)
+        hub = Hub.create(path, database=database)
     experts = config.experts
     needed = {s.backbone for s in experts if s.backbone and s.id not in hub.entries}
     todo = [(s, "backbone") for s in config.backbones if s.id in needed and s.id not in hub.backbones]

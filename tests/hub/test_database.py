@@ -1,4 +1,4 @@
-"""The hub's SQLite database: migration from registry.json, the concept index, concurrent and killed writers."""
+"""The hub's database: migration from registry.json (SQLite), the concept index, concurrent and killed writers."""
 
 import json
 import shutil
@@ -16,7 +16,7 @@ import mll_jax as mll
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs import suite
 from mll_jax.configs.selection import SelectionConfig
-from mll_jax.hub import Hub, checkpoint, database, migration
+from mll_jax.hub import Hub, checkpoint, database, migration, sqlite
 from mll_jax.labeling import rule, verify
 from mll_jax.selection.candidates import candidates
 
@@ -27,7 +27,7 @@ def format_one(hub: Hub, path):
     """`hub` copied to `path` as a format-1 hub (registry.json, every model an orbax directory), as
     releases before the database wrote it."""
     shutil.copytree(hub.path, path)
-    for name in (database.FILE, f"{database.FILE}-wal", f"{database.FILE}-shm"):
+    for name in (sqlite.FILE, f"{sqlite.FILE}-wal", f"{sqlite.FILE}-shm"):
         (path / name).unlink(missing_ok=True)
     models = {}
     for model_id, entry in hub.entries.items():
@@ -41,6 +41,7 @@ def format_one(hub: Hub, path):
     return legacy
 
 
+@pytest.mark.sqlite_only
 def test_format_one_hub_is_migrated_once_with_a_backup_and_selects_the_same(hub, tmp_path):
     legacy = format_one(hub, tmp_path / "old")
     migrated = Hub.open(tmp_path / "old")
@@ -56,10 +57,11 @@ def test_format_one_hub_is_migrated_once_with_a_backup_and_selects_the_same(hub,
     assert Hub.open(tmp_path / "old").dump() == dump  # opened again: not migrated again
 
 
+@pytest.mark.sqlite_only
 def test_a_killed_migration_leaves_the_old_hub_and_the_next_open_finishes(hub, tmp_path):
     path = tmp_path / "old"
     legacy = format_one(hub, path)
-    (path / f".{database.FILE}.tmp").write_bytes(b"half a database")  # killed before the commit point
+    (path / f".{sqlite.FILE}.tmp").write_bytes(b"half a database")  # killed before the commit point
     assert list(Hub.open(path).entries) == list(legacy["models"])
     # killed after the commit point: the database is in place, registry.json still the old registry
     (path / "registry.json").write_text(json.dumps(legacy))
@@ -175,9 +177,10 @@ def test_a_killed_add_leaves_every_entry_whole_and_a_rerun_completes(hub_copy):
     assert {f.kind for f in verify.verify(rerun)} == {"unlabelled"}
 
 
+@pytest.mark.sqlite_only
 def test_a_corrupt_database_is_found(hub_copy):
     hub_copy.close()  # the WAL checkpointed into the file
-    path = hub_copy.path / database.FILE
+    path = hub_copy.path / sqlite.FILE
     raw = bytearray(path.read_bytes())
     page = 4096
     raw[2 * page : 4 * page] = bytes(2 * page)  # zero two pages past the header

@@ -1,0 +1,112 @@
+"""Where a hub's database lives: a SQLite file in the hub directory (the default), or a PostgreSQL
+database named by `database.json` in that directory (method.md §2.1).
+
+The hub directory is always the root of its files (checkpoints, label records,
+SDAG), which every host sharing the hub reads; only the rows move to a server.
+`move` copies a hub's rows to the other backend, checks the copy's digest, and
+only then switches the hub over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from mll_jax.hub import database, sqlite
+from mll_jax.hub.database import FORMAT_VERSION, Database
+from mll_jax.hub.postgres import PostgresDatabase, is_url
+
+__all__ = ["POINTER", "create", "exists", "move", "open_database"]
+
+POINTER = "database.json"  # {"backend": "postgresql", "url": ...}: the hub's rows are on that server
+MOVED = "registry.sqlite.moved"  # a SQLite database whose rows went to a server, kept as it was
+
+
+def exists(directory: Path) -> bool:
+    return (directory / POINTER).is_file() or (directory / sqlite.FILE).is_file()
+
+
+def _pointed(directory: Path) -> Database:
+    path = directory / POINTER
+    try:
+        doc = json.loads(path.read_text())
+        return PostgresDatabase(doc["url"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(
+            f'{path} should be {{"backend": "postgresql", "url": "postgresql://..."}} ({error!r}); fix it '
+            "or remove it to use the hub's SQLite file"
+        ) from None
+
+
+def _at(directory: Path) -> Database:
+    return _pointed(directory) if (directory / POINTER).is_file() else sqlite.SQLiteDatabase(directory / sqlite.FILE)
+
+
+def open_database(directory: Path) -> Database:
+    """The database of the hub in `directory`, with a clear error if it is not one this release reads."""
+    db = _at(directory)
+    try:
+        version = db.meta("format_version")
+    except ConnectionError:
+        raise
+    except Exception as error:  # sqlite3 or psycopg: the file or server is not a hub database
+        raise ValueError(f"{db.location} is not a readable hub database ({error}); restore it from a backup") from None
+    if version != str(FORMAT_VERSION):
+        raise ValueError(f"{db.location} has format version {version}; this mll_jax reads version {FORMAT_VERSION}")
+    if os.access(directory, os.W_OK):
+        db.create_tables()  # what a database made by an earlier 2.x lacks (IF NOT EXISTS throughout)
+    return db
+
+
+def _fresh(url: str | None, directory: Path) -> Database:
+    """An empty database with the schema: a server's (which must hold no hub yet), or a SQLite file under a
+    temporary name."""
+    if url is None:
+        return sqlite.new_file(directory / f".{sqlite.FILE}.tmp")
+    db = PostgresDatabase(url)
+    db.create_tables()
+    if db.meta("format_version") is not None:
+        raise FileExistsError(f"{db.location} already holds a hub; give each hub a database of its own")
+    return db
+
+
+def _point(directory: Path, db: Database) -> None:
+    """Switch the hub in `directory` to `db` (the commit point of a create or a move)."""
+    if isinstance(db, PostgresDatabase):
+        tmp = directory / f".{POINTER}.tmp"
+        tmp.write_text(json.dumps({"backend": db.backend, "url": db.url}, indent=1))
+        os.replace(tmp, directory / POINTER)
+    else:
+        db.close()
+        os.replace(db.path, directory / sqlite.FILE)
+        (directory / POINTER).unlink(missing_ok=True)
+
+
+def create(directory: Path, store_spec: dict, url: str | None = None) -> Database:
+    """A new, empty hub database for `directory`: a SQLite file, or the PostgreSQL database at `url`."""
+    db = _fresh(url, directory)
+    db.put_meta({"format_version": str(FORMAT_VERSION), "store": json.dumps(store_spec)})
+    _point(directory, db)
+    return _at(directory)
+
+
+def move(directory: Path, url: str | None) -> tuple[str, str]:
+    """Copy the rows of the hub in `directory` to the PostgreSQL database at `url` (None: to a SQLite file in
+    the directory), check the copy's digest, then switch the hub to it. Returns (from, to) locations.
+
+    The source is left as it was: a SQLite file is kept as `registry.sqlite.moved`; a server's tables stay
+    on the server."""
+    if url is not None and not is_url(url):
+        raise ValueError(f"{url!r} is not a PostgreSQL URL; write postgresql://user@host:port/dbname, or sqlite")
+    source = open_database(directory)
+    with source.locked():
+        if url is None and source.backend == "sqlite" or url is not None and getattr(source, "url", None) == url:
+            raise ValueError(f"the hub in {directory} already uses {source.location}")
+        target = _fresh(url, directory)
+        database.copy(source, target)
+        if source.backend == "sqlite":
+            source.close()
+            os.replace(directory / sqlite.FILE, directory / MOVED)
+        _point(directory, target)
+    return source.location, _at(directory).location

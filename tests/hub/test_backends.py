@@ -1,0 +1,143 @@
+"""Both backends: a hub moved SQLite -> PostgreSQL -> SQLite selects the same; many writers and labellers
+at once on a server; a writer killed inside a transaction leaves nothing behind.
+
+The server tests run under `pytest --hub-backend postgresql` (as `make test` does), on the throw-away
+cluster the session starts; the killed-transaction test runs on both backends.
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import mll_jax as mll
+from mll_jax.configs import suite
+from mll_jax.hub import Hub, location
+from mll_jax.labeling import verify
+
+TASKS = [list(t) for t in suite.DEV_TASKS[:6]]
+
+
+def needs_server(postgres):
+    if postgres is None:
+        pytest.skip("runs with --hub-backend postgresql (make test does)")
+
+
+def selections(path) -> list[dict]:
+    hub = Hub.open(path)
+    return [s.to_json() | {"seconds": None} for s in mll.select_many(hub, TASKS)]
+
+
+def test_a_hub_moved_to_postgresql_and_back_selects_the_same(sqlite_hub_path, postgres, tmp_path):
+    needs_server(postgres)
+    path = shutil.copytree(sqlite_hub_path, tmp_path / "hub")
+    before, digest = selections(path), Hub.open(path).digest()
+    url = postgres.url()
+    moved_from, moved_to = location.move(path, url)
+    on_server = Hub.open(path)
+    assert on_server.database == moved_to != moved_from and moved_to.startswith("postgresql://")
+    assert (path / location.MOVED).is_file() and not (path / "registry.sqlite").exists()
+    assert selections(path) == before
+    location.move(path, None)
+    back = Hub.open(path)
+    assert back.database.endswith("registry.sqlite") and not (path / location.POINTER).exists()
+    assert back.digest() == digest
+    assert selections(path) == before
+    with pytest.raises(ValueError, match="already uses"):
+        location.move(path, None)
+    with pytest.raises(FileExistsError, match="already holds a hub"):
+        location.move(path, url)  # the server database still holds the first move's rows
+    assert Hub.open(path).database.endswith("registry.sqlite")  # a refused move changes nothing
+
+
+def test_hub_migrate_command(sqlite_hub_path, postgres, tmp_path, capsys):
+    needs_server(postgres)
+    from mll_jax import cli
+
+    path = shutil.copytree(sqlite_hub_path, tmp_path / "hub")
+    assert cli.main(["--hub", str(path), "hub", "migrate", "--to", postgres.url()]) == 0
+    assert "digests equal" in capsys.readouterr().out
+    assert cli.main(["--hub", str(path), "hub", "migrate", "--to", "mysql://nowhere"]) == 2
+    assert "not a PostgreSQL URL" in capsys.readouterr().err
+    assert Hub.open(path).database.startswith("postgresql://")
+
+
+ADD = textwrap.dedent(
+    """
+    import sys
+    from mll_jax import nets
+    from mll_jax.hub import Hub
+    hub = Hub.open(sys.argv[1])
+    spec = hub.entry("family-tops").input_spec
+    for i in range(int(sys.argv[3])):
+        if i % 2:  # heads over the shared backbone: rows in the database
+            model = nets.build("linear", {"in_features": 128}, 2, seed=i)
+            hub.add(f"{sys.argv[2]}-{i}", model, "linear", {"in_features": 128}, ["Sandal", "Sneaker"], spec,
+                    backbone="family-cnn")
+        else:  # whole models: orbax directories
+            model = nets.build("mlp", {"hidden": [8]}, 2, seed=i)
+            hub.add(f"{sys.argv[2]}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], spec)
+    """
+)
+
+
+@pytest.mark.slow
+def test_eight_adders_and_two_labellers_at_once_on_a_server(hub_copy, postgres, tmp_path):
+    needs_server(postgres)
+    before = set(hub_copy.entries)
+    path = str(hub_copy.path)
+    adders = [subprocess.Popen([sys.executable, "-c", ADD, path, f"w{n}", "25"]) for n in range(8)]
+    time.sleep(5)  # the labellers start while the adders are at work
+    label = [sys.executable, "-m", "mll_jax", "--hub", path, "label"]
+    labellers = [subprocess.Popen(label) for _ in range(2)]
+    assert [p.wait(timeout=900) for p in adders + labellers] == [0] * 10
+    subprocess.run(label, check=True, timeout=900)  # what was added after the labellers had looked
+    hub = Hub.open(path)
+    added = set(hub.entries) - before
+    assert added == {f"w{n}-{i}" for n in range(8) for i in range(25)}
+    assert verify.verify(hub) == []  # every entry whole, every label record matches its checksum
+    copy = shutil.copytree(path, tmp_path / "as-sqlite")
+    location.move(copy, None)
+    assert selections(copy) == selections(path)
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from mll_jax.hub import Hub
+    hub = Hub.open(sys.argv[1])
+    entry = hub.entry("footwear-cnn")
+    with hub._db._transaction() as db:
+        db.execute("DELETE FROM concept_index WHERE model = ?", ("footwear-cnn",))
+        db.execute("UPDATE models SET labels_checksum = NULL WHERE id = ?", ("footwear-cnn",))
+        print("inside", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def test_a_writer_killed_inside_a_transaction_leaves_nothing_behind(hub_copy):
+    dump = hub_copy.dump()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(hub_copy.path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "inside"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    hub = Hub.open(hub_copy.path)
+    assert hub.dump() == dump
+    entry = hub.entry("footwear-cnn")
+    hub.add("after-kill", hub.load_model("footwear-cnn"), "cnn", entry.config, list(entry.heads), entry.input_spec)
+    assert "after-kill" in Hub.open(hub_copy.path).entries  # the lock and the database are free again
+
+
+def test_a_pointer_to_nothing_is_a_clear_error(hub_copy):
+    (hub_copy.path / location.POINTER).write_text(json.dumps({"backend": "postgresql"}))
+    with pytest.raises(ValueError, match="should be"):
+        Hub.open(hub_copy.path)
+    (hub_copy.path / location.POINTER).write_text(json.dumps({"url": "postgresql://mll@/none?host=/nonexistent"}))
+    with pytest.raises(ConnectionError, match="cannot reach the hub database"):
+        Hub.open(hub_copy.path)
