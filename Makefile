@@ -1,9 +1,12 @@
 # make demo: install, build the hub, label, select, reuse, print the accuracy table
-# make test: install, lint (ruff, the import layering), run the test suite
+# make test: install, lint (ruff, the import layering), run the test suite; the store and selection tests
+#            run again with the hubs' rows on a PostgreSQL server the test session starts
 VENV ?= .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_FILES := /usr/share/wordnet/data.noun /usr/share/wordnet/index.sense \
 	/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# The store's tests against a real server: Debian's PostgreSQL (a throw-away cluster per test session).
+POSTGRES_TESTS := tests/hub tests/selection/test_selection_reuse.py
 
 .PHONY: demo test setup system lint bench clean-cache
 
@@ -14,15 +17,17 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -ra --durations=15
+	$(VENV)/bin/pytest -q -ra --durations=5 --hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
 
 system:
 	@for f in $(SYSTEM_FILES); do [ -f $$f ] || missing=1; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-			wordnet-base wordnet-sense-index dataset-fashion-mnist; \
+			wordnet-base wordnet-sense-index dataset-fashion-mnist postgresql; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

@@ -1,6 +1,7 @@
 """Scale: what building, adding, opening, labelling, selecting and reusing cost in hubs of 17, 1,000 and 10,000 experts.
 
     python benchmarks/scale.py [--sizes 17 1000 10000] [--work DIR] [--json out/scale.json] [--caps]
+                               [--backend postgresql [--postgres URL]]
 
 The 17-expert hub is the demo hub (built and labelled here unless `--demo PATH`
 names one); each larger hub is a copy of it grown by `zoo.generate` (mostly linear
@@ -19,7 +20,14 @@ heads on shared backbones) and labelled. Per size:
     disk_mib                    the hub directory
 
 Opening, selecting and reusing run in a fresh process per size (`--measure`), so
-`peak_rss_mib` is selection's and not the build's. The exponents are least-squares
+`peak_rss_mib` is selection's and not the build's.
+
+`--backend postgresql` also moves each size's hub (a copy of its directory) to a
+PostgreSQL database (`--postgres URL`, or a throw-away local cluster) and measures
+adds, opening and selecting there, beside SQLite in the same run: the rows
+`postgresql` hold those figures and `ratios` PostgreSQL over SQLite. Both sides do
+the same work (the same hub, tasks, process layout and settings); only where the
+rows are read from differs. The exponents are least-squares
 slopes of log(figure) against log(experts): 0 is flat, 1 linear. `--caps` also
 solves the demo suite on the second size's hub under several `max_candidates` and
 reports mean validation and test accuracy against no cap.
@@ -51,6 +59,7 @@ FIELDS = (
     "peak_rss_mib",
     "disk_mib",
 )
+BACKEND_FIELDS = ("add_ms_last10", "open_s", "select_one_ms", "select_batched_ms_per_task")
 ONE_TASK = ["sandals", "sneakers", "ankle boots"]
 CAPS = (4, 8, 16, 32, None)
 
@@ -111,7 +120,11 @@ def measure(path: Path, batched_tasks: int = 1000) -> dict:
     from mll_jax import data, paths
     from mll_jax.experiments.tasks import random_tasks
 
+    from mll_jax.hub import location
+
     paths.enable_compile_cache()
+    if (path / location.POINTER).is_file():  # its driver is imported before the clock, as sqlite3 is on both sides
+        import psycopg  # noqa: F401
     start = time.perf_counter()
     hub = mll.Hub.open(path)
     experts = len(hub.ids("expert"))
@@ -214,6 +227,30 @@ def cap_study(path: Path) -> list[dict]:
     return rows
 
 
+def fresh_measure(path: Path, batched_tasks: int) -> dict:
+    """`measure` of the hub at `path` in a new process."""
+    command = [sys.executable, __file__, "--measure", str(path), "--batched-tasks", str(batched_tasks)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def on_postgres(path: Path, url: str, batched_tasks: int) -> dict:
+    """The hub at `path`, copied and moved to the empty PostgreSQL database `url`: its backend figures."""
+    import mll_jax as mll
+    from mll_jax.hub import location
+
+    moved = path.with_name(path.name + "-postgresql")
+    shutil.rmtree(moved, ignore_errors=True)
+    shutil.copytree(path, moved)
+    start = time.perf_counter()
+    location.move(moved, url)
+    row = {"move_s": time.perf_counter() - start, "add_ms_last10": timed_adds(mll.Hub.open(moved), "last")}
+    measured = fresh_measure(moved, batched_tasks)
+    row |= {k: measured[k] for k in ("open_s", "select_one_ms", "select_batched_ms_per_task")}
+    shutil.rmtree(moved)
+    return row
+
+
 def table(sizes: list[dict], exps: dict) -> str:
     head = f"{'figure':28s}" + "".join(f"{s['experts']:>12d}" for s in sizes) + f"{'exponent':>10s}"
     lines = [head]
@@ -221,6 +258,11 @@ def table(sizes: list[dict], exps: dict) -> str:
         cells = "".join(f"{s[field]:12.3f}" if s.get(field) is not None else f"{'-':>12s}" for s in sizes)
         exp = f"{exps[field]:10.2f}" if field in exps else f"{'-':>10s}"
         lines.append(f"{field:28s}{cells}{exp}")
+    if any("postgresql" in s for s in sizes):
+        lines.append("postgresql / sqlite, same hub and work:")
+        for field in BACKEND_FIELDS:
+            cells = "".join(f"{s['ratios'][field]:12.2f}" for s in sizes)
+            lines.append(f"  {field:26s}{cells}")
     return "\n".join(lines)
 
 
@@ -233,6 +275,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--caps", action="store_true", help="also the candidate cap's cost on the second size")
     parser.add_argument("--reuse", action="store_true", help="measure hubs left by an earlier run (no build_s)")
     parser.add_argument("--batched-tasks", type=int, default=1000, help="random tasks in the batched selection")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="also on a server")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="a server to make the databases mll_jax_scale_<size> on (postgresql://user@host/postgres; "
+        "default: a throw-away local cluster)",
+    )
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the fresh-process part
     args = parser.parse_args(argv)
     if args.measure is not None:
@@ -246,6 +295,12 @@ def main(argv=None) -> dict:
     work = args.work or paths.cache_dir() / "scale"
     work.mkdir(parents=True, exist_ok=True)
     demo, demo_build_s = demo_hub(work, args.demo)
+    cluster = server = None
+    if args.backend == "postgresql":
+        from mll_jax.hub import postgres_local
+
+        cluster = None if args.postgres else postgres_local.LocalCluster()
+        server = args.postgres or cluster.admin_url
     sizes = []
     for experts in args.sizes:
         import mll_jax as mll
@@ -266,17 +321,17 @@ def main(argv=None) -> dict:
         row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}
         row["add_ms_last10"] = timed_adds(hub, "last")
         row["label_new_model_s"] = label_new_model(hub)
-        fresh = subprocess.run(
-            [sys.executable, __file__, "--measure", str(path), "--batched-tasks", str(args.batched_tasks)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row |= json.loads(fresh.stdout.strip().splitlines()[-1])
+        row |= fresh_measure(path, args.batched_tasks)
         row["disk_mib"] = disk_mib(path)
         row["hub"] = str(path)
+        if server is not None:
+            url = postgres_local.create_database(server, f"mll_jax_scale_{experts}", replace=True)
+            row["postgresql"] = on_postgres(path, url, args.batched_tasks)
+            row["ratios"] = {f: row["postgresql"][f] / row[f] for f in BACKEND_FIELDS}
         sizes.append(row)
         print(json.dumps(row), flush=True)
+    if cluster is not None:
+        cluster.stop()
     exps = exponents(sizes)
     result = {"device": str(jax.devices()[0].device_kind), "sizes": sizes, "exponents": exps}
     if args.caps and len(sizes) >= 2:

@@ -2,7 +2,8 @@
 
 `--hub-backend postgresql` keeps the hubs' rows on a real PostgreSQL server that the
 session starts (a throw-away cluster); `make test` runs the store and selection
-tests that way too. Tests marked `sqlite_only` (the SQLite file itself) skip there.
+tests that way too. Tests marked `sqlite_only` (the SQLite file itself) or
+`store_independent` (nothing the backend affects) skip there.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--hub-backend") == "postgresql":
-        skip = pytest.mark.skip(reason="about the SQLite file itself")
         for item in items:
             if "sqlite_only" in item.keywords:
-                item.add_marker(skip)
+                item.add_marker(pytest.mark.skip(reason="about the SQLite file itself"))
+            if "store_independent" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="checks nothing the hub's backend affects; run with SQLite"))
 
 
 def pytest_configure(config):

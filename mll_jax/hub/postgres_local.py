@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["LocalCluster", "server_binaries"]
+__all__ = ["LocalCluster", "create_database", "server_binaries"]
 
 USER = "mll"
 
@@ -53,20 +53,19 @@ class LocalCluster:
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed: {done.stderr.strip() or done.stdout.strip()}")
 
+    @property
+    def admin_url(self) -> str:
+        """The cluster's maintenance database, from which others are made."""
+        return f"postgresql://{USER}@/postgres?host={self.directory}"
+
     def url(self, name: str | None = None) -> str:
         """A new empty database's URL (`name`, or the next of db0, db1, ...)."""
-        import psycopg
-
         name = name or f"db{self._databases}"
         self._databases += 1
-        with psycopg.connect(self._url("postgres"), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        return self._url(name)
-
-    def _url(self, database: str) -> str:
-        return f"postgresql://{USER}@/{database}?host={self.directory}"
+        return create_database(self.admin_url, name)
 
     def stop(self) -> None:
+        """Stop the server and delete the cluster."""
         self._run("pg_ctl", "-D", self.directory / "data", "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -75,3 +74,20 @@ class LocalCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def create_database(admin_url: str, name: str, replace: bool = False) -> str:
+    """Make the empty database `name` on the server of `admin_url` (dropping one of that name first if `replace`);
+    its URL."""
+    import psycopg
+
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"database name {name!r}: use letters, digits and '_'")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        if replace:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    scheme, _, rest = admin_url.partition("://")
+    place, _, query = rest.partition("?")
+    server = place.rsplit("/", 1)[0]
+    return f"{scheme}://{server}/{name}" + (f"?{query}" if query else "")

@@ -147,6 +147,7 @@ ADD_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only  # on a server: test_backends.py's eight adders and two labellers
 def test_four_processes_adding_25_models_each(hub_copy):
     before = set(hub_copy.entries)
     procs = [subprocess.Popen([sys.executable, "-c", ADD_SCRIPT, str(hub_copy.path), name, "25"]) for name in "abcd"]

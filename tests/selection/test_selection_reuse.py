@@ -179,12 +179,14 @@ def _same_selection(a: dict, b: dict) -> None:
     np.testing.assert_allclose(a["biases"], b["biases"], atol=1e-4)
 
 
+@pytest.mark.store_independent
 def test_a_task_gets_the_same_selection_alone_and_in_a_batch(hub):
     batched = mll.select_many(hub, TASKS, config=LIGHT)
     for names, sel in zip(TASKS, batched):
         _same_selection(mll.select(hub, names, config=LIGHT).to_json(), sel.to_json())
 
 
+@pytest.mark.store_independent
 def test_one_and_eight_devices_give_the_same_selections_and_logits(hub, hub_path, test_split):
     selections = mll.select_many(hub, TASKS, config=LIGHT)
     one = [s.to_json() for s in selections]
