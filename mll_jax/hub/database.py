@@ -67,6 +67,9 @@ class Database:
     def create_tables(self) -> None:
         raise NotImplementedError
 
+    def add_missing_tables(self) -> None:
+        """What a database made by an earlier release of this format lacks (nothing, unless a backend says)."""
+
     def _query(self, sql: str, args=()) -> Any:
         return self._connection.execute(sql, args)
 

@@ -20,7 +20,7 @@ from mll_jax.hub.postgres import PostgresDatabase, is_url
 __all__ = ["POINTER", "create", "exists", "move", "open_database"]
 
 POINTER = "database.json"  # {"backend": "postgresql", "url": ...}: the hub's rows are on that server
-MOVED = "registry.sqlite.moved"  # a SQLite database whose rows went to a server, kept as it was
+MOVED = f"{sqlite.FILE}.moved"  # a SQLite database whose rows went to a server, kept as it was
 
 
 def exists(directory: Path) -> bool:
@@ -31,8 +31,10 @@ def _pointed(directory: Path) -> Database:
     path = directory / POINTER
     try:
         doc = json.loads(path.read_text())
+        if doc.get("backend", "postgresql") != "postgresql":
+            raise KeyError(f"backend {doc['backend']!r}")
         return PostgresDatabase(doc["url"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(
             f'{path} should be {{"backend": "postgresql", "url": "postgresql://..."}} ({error!r}); fix it '
             "or remove it to use the hub's SQLite file"
@@ -55,7 +57,7 @@ def open_database(directory: Path) -> Database:
     if version != str(FORMAT_VERSION):
         raise ValueError(f"{db.location} has format version {version}; this mll_jax reads version {FORMAT_VERSION}")
     if os.access(directory, os.W_OK):
-        db.create_tables()  # what a database made by an earlier 2.x lacks (IF NOT EXISTS throughout)
+        db.add_missing_tables()
     return db
 
 
@@ -104,9 +106,23 @@ def move(directory: Path, url: str | None) -> tuple[str, str]:
         if url is None and source.backend == "sqlite" or url is not None and getattr(source, "url", None) == url:
             raise ValueError(f"the hub in {directory} already uses {source.location}")
         target = _fresh(url, directory)
-        database.copy(source, target)
+        try:
+            database.copy(source, target)
+        except BaseException:
+            _discard(target)  # the hub still uses its source; a retry starts from an empty target again
+            raise
+        _point(directory, target)  # the commit point: from here on the hub uses the target
         if source.backend == "sqlite":
             source.close()
             os.replace(directory / sqlite.FILE, directory / MOVED)
-        _point(directory, target)
     return source.location, _at(directory).location
+
+
+def _discard(db: Database) -> None:
+    """Undo `_fresh`: delete the temporary SQLite file, or drop the tables it made on the server."""
+    db.close()
+    if isinstance(db, PostgresDatabase):
+        db.drop_tables()
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db.path}{suffix}").unlink(missing_ok=True)

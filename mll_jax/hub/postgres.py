@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from mll_jax.hub.database import Database
+from mll_jax.hub.database import TABLES, Database
 
 __all__ = ["PostgresDatabase", "is_url"]
 
@@ -122,6 +122,11 @@ class PostgresDatabase(Database):
         with self._transaction() as db:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
+
+    def drop_tables(self) -> None:
+        """Remove the hub's tables from the server (a failed copy's; nothing else calls this)."""
+        with self._transaction() as db:
+            db.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
 
     def integrity(self) -> list[str]:
         """Rows that point at no model (the server guards its own pages)."""

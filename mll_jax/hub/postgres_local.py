@@ -43,7 +43,7 @@ class LocalCluster:
         self._run("initdb", "-D", data, "-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8")
         self._run(
             "pg_ctl", "-D", data, "-l", self.directory / "log", "-w", "start",
-            "-o", f"-k {self.directory} -h '' -F -c max_connections=64",
+            "-o", f"-k {self.directory} -h '' -F -c max_connections=128",
         )  # fmt: skip
         self._databases = 0
 

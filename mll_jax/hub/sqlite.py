@@ -87,8 +87,12 @@ class SQLiteDatabase(Database):
         super().close()
 
     def create_tables(self) -> None:
-        """The schema, or what a database made by an earlier 2.x lacks of it (IF NOT EXISTS throughout)."""
+        """The schema (IF NOT EXISTS throughout)."""
         self._connection.executescript(SCHEMA)
+
+    def add_missing_tables(self) -> None:
+        """Tables and indexes added within format 2 (the concept index), for files an earlier 2.x made."""
+        self.create_tables()
 
     def integrity(self) -> list[str]:
         """What `PRAGMA integrity_check` finds wrong with the database file ([] if nothing)."""
