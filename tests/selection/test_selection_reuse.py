@@ -49,6 +49,7 @@ def test_scores_from_probabilities_are_what_reuse_gives(hub, test_split):
         np.testing.assert_allclose(scores_from_probabilities(sel, probs), mll.reuse(hub, sel)(images), atol=2e-4)
 
 
+@pytest.mark.store_independent
 def test_a_selection_over_groups_already_run_traces_and_compiles_nothing(hub, test_split):
     """A classifier is the engine's programs of its models' groups and one small program per group shape, so a new
     selection over groups another classifier ran needs no new program (a new process reads them from the cache)."""
@@ -78,6 +79,7 @@ def test_a_selection_over_groups_already_run_traces_and_compiles_nothing(hub, te
     np.testing.assert_allclose(logits, scores_from_probabilities(part, probs), atol=2e-4)
 
 
+@pytest.mark.store_independent
 def test_classifier_composes_with_jax(hub, test_split):
     sel = mll.select(hub, ["t-shirt", "trousers"])
     clf = mll.reuse(hub, sel)
@@ -134,6 +136,7 @@ def test_selection_json_round_trip(hub):
         ('{"classes": ["a"]}', "missing fields"),
     ],
 )
+@pytest.mark.store_independent
 def test_selection_from_bad_json_says_it_is_not_a_selection(hub, doc, message):
     with pytest.raises(ValueError, match=message):
         mll.Selection.from_json(doc)
@@ -210,12 +213,14 @@ def test_one_and_eight_devices_give_the_same_selections_and_logits(hub, hub_path
         (np.zeros((0, 28, 28, 1), np.uint8), "empty"),
     ],
 )
+@pytest.mark.store_independent
 def test_bad_images(hub, images, message):
     clf = mll.reuse(hub, mll.select(hub, ["t-shirt", "trousers"]))
     with pytest.raises(ValueError, match=message):
         clf(images)
 
 
+@pytest.mark.store_independent
 @pytest.mark.parametrize("names", [["pullover", "coat", "shirt"], ["t-shirt", "shirt", "dress"], ["sandal", "sneaker"]])
 def test_chco_comes_within_a_point_of_the_brute_force_optimum(hub, names, config=None):
     """The brute force calibrates every combination of one candidate per class and keeps the best on validation;
