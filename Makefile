@@ -16,8 +16,10 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q -ra --durations=15
-	$(VENV)/bin/pytest -q -ra --durations=5 --hub-backend postgresql $(POSTGRES_TESTS)
+	@# one test cache for both runs: the second reuses the first's demo hub and compiled programs
+	cache=$${MLL_JAX_TEST_CACHE:-$$(mktemp -d -t mll_jax_test_cache_XXXXXX)}; \
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 && \
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 --hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
 

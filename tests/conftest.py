@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 # Everything the tests write (WordNet copy, oracles, compile cache, the hub) goes to a fresh folder;
-# MLL_JAX_TEST_CACHE names one to keep between local runs instead (CI never sets it).
+# MLL_JAX_TEST_CACHE names one to keep between runs instead (`make test` sets a new one for its two runs).
 os.environ["MLL_JAX_CACHE"] = os.environ.get("MLL_JAX_TEST_CACHE") or tempfile.mkdtemp(prefix="mll_jax_test_cache_")
 
 
