@@ -67,11 +67,18 @@ class Database:
     def create_tables(self) -> None:
         raise NotImplementedError
 
+    def update_statistics(self) -> None:
+        """Refresh what the query planner knows of the tables after a bulk load (nothing, unless a backend says)."""
+
     def add_missing_tables(self) -> None:
         """What a database made by an earlier release of this format lacks (nothing, unless a backend says)."""
 
     def _query(self, sql: str, args=()) -> Any:
         return self._connection.execute(sql, args)
+
+    def _in(self, column: str, values: list) -> tuple[str, list]:
+        """`column IN (...)` for `values`, and its arguments (a backend may write it its own way)."""
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
     def close(self) -> None:
         if self._db is not None and self._pid == os.getpid():
@@ -136,16 +143,14 @@ class Database:
 
     def concept_rows(self, concepts: Iterable[str]) -> list[tuple[str, str, int, float, float]]:
         """(concept, model, head, response, hits) of every usable expert head that fires on any of `concepts`."""
-        concepts = sorted(set(concepts))
-        return [
-            tuple(r)
-            for r in self._query(
-                "SELECT c.concept, c.model, c.head, c.response, c.hits FROM concept_index c "
-                "JOIN models m ON m.id = c.model "
-                f"WHERE c.concept IN ({_marks(concepts)}) AND m.label_problem = '' ORDER BY m.seq, c.head, c.concept",
-                concepts,
-            ).fetchall()
-        ]
+        in_concepts, args = self._in("c.concept", sorted(set(concepts)))
+        rows = self._query(
+            "SELECT c.concept, c.model, c.head, c.response, c.hits FROM concept_index c "
+            f"JOIN models m ON m.id = c.model WHERE {in_concepts} AND m.label_problem = '' "
+            "ORDER BY m.seq, c.head, c.concept",
+            args,
+        )
+        return [tuple(r) for r in rows.fetchall()]
 
     def best_rows(self, concept: str, limit: int) -> list[tuple[str, int, float]]:
         """(model, head, hits) of the `limit` heads with the most hits on `concept` (an index range scan)."""
@@ -157,18 +162,19 @@ class Database:
 
     def firings(self, models: Iterable[str], concepts: Iterable[str]) -> list[tuple[str, str, int, float]]:
         """(concept, model, head, hits) of `models`' heads on any of `concepts`."""
-        models, concepts = sorted(set(models)), sorted(set(concepts))
+        in_models, model_args = self._in("model", sorted(set(models)))
+        in_concepts, concept_args = self._in("concept", sorted(set(concepts)))
         rows = self._query(
-            "SELECT concept, model, head, hits FROM concept_index "
-            f"WHERE model IN ({_marks(models)}) AND concept IN ({_marks(concepts)}) ORDER BY concept, model, head",
-            [*models, *concepts],
+            f"SELECT concept, model, head, hits FROM concept_index WHERE {in_models} AND {in_concepts} "
+            "ORDER BY concept, model, head",
+            [*model_args, *concept_args],
         )
         return [tuple(r) for r in rows.fetchall()]
 
     def order(self, models: Iterable[str]) -> dict[str, int]:
         """Each model's position in the order models were added."""
-        models = sorted(set(models))
-        return dict(self._query(f"SELECT id, seq FROM models WHERE id IN ({_marks(models)})", models).fetchall())
+        in_models, args = self._in("id", sorted(set(models)))
+        return dict(self._query(f"SELECT id, seq FROM models WHERE {in_models}", args).fetchall())
 
     def rows(self, table: str) -> Iterator[tuple]:
         """Every row of `table` in its `TABLES` order (copies, dumps, digests)."""
@@ -262,12 +268,9 @@ def copy(source: Database, target: Database) -> None:
                 "INSERT INTO concept_index (concept, model, head, response, hits) VALUES (?, ?, ?, ?, ?)",
                 [(c, model_id, h, r, a) for c, h, r, a in index.get(model_id, [])],
             )
+    target.update_statistics()
     if source.digest() != target.digest():
         raise RuntimeError(f"the copy in {target.location} does not match {source.location}; it was not used")
-
-
-def _marks(values) -> str:
-    return ",".join("?" * len(values))
 
 
 def _plain(row) -> tuple:
