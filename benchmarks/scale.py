@@ -119,7 +119,6 @@ def measure(path: Path, batched_tasks: int = 1000) -> dict:
     import mll_jax as mll
     from mll_jax import data, paths
     from mll_jax.experiments.tasks import random_tasks
-
     from mll_jax.hub import location
 
     paths.enable_compile_cache()
