@@ -1,5 +1,5 @@
-"""Both backends: a hub moved SQLite -> PostgreSQL -> SQLite selects the same; many writers and labellers
-at once on a server; a writer killed inside a transaction leaves nothing behind.
+"""Both backends: a hub moved SQLite -> PostgreSQL -> SQLite selects the same; a writer killed inside a
+transaction leaves nothing behind (many writers at once: test_database.py).
 
 The server tests run under `pytest --hub-backend postgresql` (as `make test` does), on the throw-away
 cluster the session starts; the killed-transaction test runs on both backends.
@@ -11,14 +11,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 import mll_jax as mll
 from mll_jax.configs import suite
 from mll_jax.hub import Hub, location
-from mll_jax.labeling import verify
 
 TASKS = [list(t) for t in suite.DEV_TASKS[:6]]
 
@@ -65,45 +63,6 @@ def test_hub_migrate_command(sqlite_hub_path, postgres, tmp_path, capsys):
     assert cli.main(["--hub", str(path), "hub", "migrate", "--to", "mysql://nowhere"]) == 2
     assert "not a PostgreSQL URL" in capsys.readouterr().err
     assert Hub.open(path).database.startswith("postgresql://")
-
-
-ADD = textwrap.dedent(
-    """
-    import sys
-    from mll_jax import nets
-    from mll_jax.hub import Hub
-    hub = Hub.open(sys.argv[1])
-    spec = hub.entry("family-tops").input_spec
-    for i in range(int(sys.argv[3])):
-        if i % 2:  # heads over the shared backbone: rows in the database
-            model = nets.build("linear", {"in_features": 128}, 2, seed=i)
-            hub.add(f"{sys.argv[2]}-{i}", model, "linear", {"in_features": 128}, ["Sandal", "Sneaker"], spec,
-                    backbone="family-cnn")
-        else:  # whole models: orbax directories
-            model = nets.build("mlp", {"hidden": [8]}, 2, seed=i)
-            hub.add(f"{sys.argv[2]}-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], spec)
-    """
-)
-
-
-@pytest.mark.slow
-def test_eight_adders_and_two_labellers_at_once_on_a_server(hub_copy, postgres, tmp_path):
-    needs_server(postgres)
-    before = set(hub_copy.entries)
-    path = str(hub_copy.path)
-    adders = [subprocess.Popen([sys.executable, "-c", ADD, path, f"w{n}", "25"]) for n in range(8)]
-    time.sleep(5)  # the labellers start while the adders are at work
-    label = [sys.executable, "-m", "mll_jax", "--hub", path, "label"]
-    labellers = [subprocess.Popen(label) for _ in range(2)]
-    assert [p.wait(timeout=900) for p in adders + labellers] == [0] * 10
-    subprocess.run(label, check=True, timeout=900)  # what was added after the labellers had looked
-    hub = Hub.open(path)
-    added = set(hub.entries) - before
-    assert added == {f"w{n}-{i}" for n in range(8) for i in range(25)}
-    assert verify.verify(hub) == []  # every entry whole, every label record matches its checksum
-    copy = shutil.copytree(path, tmp_path / "as-sqlite")
-    location.move(copy, None)
-    assert selections(copy) == selections(path)
 
 
 KILLED = textwrap.dedent(

@@ -16,7 +16,7 @@ import mll_jax as mll
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs import suite
 from mll_jax.configs.selection import SelectionConfig
-from mll_jax.hub import Hub, checkpoint, database, migration, sqlite
+from mll_jax.hub import Hub, checkpoint, database, location, migration, sqlite
 from mll_jax.labeling import rule, verify
 from mll_jax.selection.candidates import candidates
 
@@ -156,6 +156,31 @@ def test_four_processes_adding_25_models_each(hub_copy):
     added = set(reopened.entries) - before
     assert added == {f"{n}-{i}" for n in "abcd" for i in range(25)}
     assert {(f.kind, f.model) for f in verify.verify(reopened)} == {("unlabelled", m) for m in added}
+
+
+def _selections(path) -> list[dict]:
+    return [s.to_json() | {"seconds": None} for s in mll.select_many(Hub.open(path), TASKS)]
+
+
+@pytest.mark.slow
+def test_eight_adders_and_two_labellers_at_once_on_a_server(hub_copy, postgres, tmp_path):
+    if postgres is None:
+        pytest.skip("runs with --hub-backend postgresql (make test does)")
+    before = set(hub_copy.entries)
+    path = str(hub_copy.path)
+    adders = [subprocess.Popen([sys.executable, "-c", ADD_SCRIPT, path, f"w{n}", "25"]) for n in range(8)]
+    time.sleep(5)  # the labellers start while the adders are at work
+    label = [sys.executable, "-m", "mll_jax", "--hub", path, "label"]
+    labellers = [subprocess.Popen(label) for _ in range(2)]
+    assert [p.wait(timeout=900) for p in adders + labellers] == [0] * 10
+    subprocess.run(label, check=True, timeout=900)  # what was added after the labellers had looked
+    hub = Hub.open(path)
+    added = set(hub.entries) - before
+    assert added == {f"w{n}-{i}" for n in range(8) for i in range(25)}
+    assert verify.verify(hub) == []  # every entry whole, every label record matches its checksum
+    copy = shutil.copytree(path, tmp_path / "as-sqlite")
+    location.move(copy, None)
+    assert _selections(copy) == _selections(path)
 
 
 def test_a_killed_add_leaves_every_entry_whole_and_a_rerun_completes(hub_copy):
