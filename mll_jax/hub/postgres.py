@@ -80,7 +80,6 @@ class PostgresDatabase(Database):
             raise ValueError(f"{url!r} is not a PostgreSQL URL; write postgresql://user@host:port/dbname")
         self.url = url
         self.location = _without_password(url)
-        self._lock_depth = 0
 
     def _connect(self) -> Any:
         try:
@@ -111,17 +110,13 @@ class PostgresDatabase(Database):
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """The hub's write lock, a session advisory lock every host's writers share (re-entrant)."""
+        """The hub's write lock, a session advisory lock every host's writers share (not nested, like SQLite's)."""
         connection = self._connection
-        if self._lock_depth == 0:
-            connection.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        self._lock_depth += 1
+        connection.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             yield
         finally:
-            self._lock_depth -= 1
-            if self._lock_depth == 0:
-                connection.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            connection.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
     def create_tables(self) -> None:
         with self._transaction() as db:
