@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
+from mll_jax.nets import ops
 from mll_jax.nets.registry import register
 
 __all__ = ["CNN"]
@@ -38,6 +39,7 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ):
         sizes = [in_channels, *channels]
+        self.stride, self.padding = stride, padding
         pad = padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
         self.convs = nnx.List(
             [
@@ -59,7 +61,7 @@ class CNN(nnx.Module):
 
     def features(self, x: jax.Array) -> jax.Array:
         for i, conv in enumerate(self.convs):
-            x = conv(x)
+            x = ops.conv2d(x, conv.kernel[...], conv.bias[...], self.stride, self.padding)
             if self.norms is not None:
                 x = self.norms[i](x)
             x = jax.nn.relu(x)

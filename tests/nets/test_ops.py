@@ -1,0 +1,48 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mll_jax.nets import ops
+
+
+def xla_conv(x, kernel, stride, padding):
+    pads = padding if isinstance(padding, str) else [(padding, padding)] * 2
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+# the demo CNNs' convolutions, odd sizes (XLA's SAME pads the extra row after), PyTorch's int padding, VALID
+@pytest.mark.parametrize(
+    "size, k, stride, padding",
+    [(28, 3, 2, "SAME"), (27, 3, 2, "SAME"), (7, 5, 3, "SAME"), (27, 1, 1, "VALID"), (28, 3, 2, 1), (7, 3, 1, 2)],
+)
+def test_conv2d_equals_xla_convolution_and_its_gradients(size, k, stride, padding):
+    rng = np.random.default_rng(size * 100 + k * 10 + stride)
+    x = jnp.asarray(rng.normal(size=(3, size, size, 4)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, 4, 5)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=5), jnp.float32)
+    ours = jax.jit(lambda x, w, b: ops.conv2d(x, w, b, stride, padding))
+    reference = xla_conv(x, kernel, stride, padding) + bias
+    assert ours(x, kernel, bias).shape == reference.shape
+    np.testing.assert_allclose(ours(x, kernel, bias), reference, atol=1e-4)
+    grads = jax.grad(lambda x, w: (ours(x, w, bias) ** 2).sum(), argnums=(0, 1))(x, kernel)
+    expected = jax.grad(lambda x, w: ((xla_conv(x, w, stride, padding) + bias) ** 2).sum(), argnums=(0, 1))(x, kernel)
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_conv2d_in_bfloat16_and_under_vmap():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 14, 14, 3)), jnp.float32)
+    kernels = jnp.asarray(rng.normal(size=(4, 3, 3, 3, 8)), jnp.float32)
+    stacked = jax.vmap(lambda w: ops.conv2d(x, w, None, 2, "SAME"))(kernels)
+    for w, y in zip(kernels, stacked):
+        np.testing.assert_allclose(y, xla_conv(x, w, 2, "SAME"), atol=1e-4)
+    low = ops.conv2d(x.astype(jnp.bfloat16), kernels[0].astype(jnp.bfloat16), None, 2, "SAME")
+    assert low.dtype == jnp.bfloat16
+    np.testing.assert_allclose(low.astype(jnp.float32), xla_conv(x, kernels[0], 2, "SAME"), atol=0.3)
+
+
+def test_conv2d_names_a_padding_it_does_not_know():
+    with pytest.raises(ValueError, match="padding must be 'SAME', 'VALID' or an int, got 'FULL'"):
+        ops.conv2d(jnp.zeros((1, 8, 8, 1)), jnp.zeros((3, 3, 1, 2)), None, 1, "FULL")
