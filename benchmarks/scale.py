@@ -10,7 +10,7 @@ heads on shared backbones) and labelled. Per size:
     build_s                     growing the demo hub to N experts: training, adding and labelling them
     add_ms_first10 / _last10    mean ms of 10 adds into the demo hub's copy before it grows / after it
                                 has N experts (5 heads over a backbone, 5 MLPs; removed again)
-    open_s                      `Hub.open` and listing its experts, in a fresh process
+    open_s                      `Hub.open` and listing its experts, in a fresh process (median of 5)
     label_new_model_s           labelling one stand-alone CNN (the same model for every size)
     select_one_ms               one 3-class task, warm process (median of 5)
     select_batched_ms_per_task  1,000 random tasks of 2-6 classes (`--batched-tasks`) in one `select_many`,
@@ -62,6 +62,7 @@ FIELDS = (
 BACKEND_FIELDS = ("add_ms_last10", "open_s", "select_one_ms", "select_batched_ms_per_task")
 ONE_TASK = ["sandals", "sneakers", "ankle boots"]
 CAPS = (4, 8, 16, 32, None)
+OPENS = 5  # fresh processes timing `open_s`
 
 
 def disk_mib(path: Path) -> float:
@@ -119,15 +120,10 @@ def measure(path: Path, batched_tasks: int = 1000) -> dict:
     import mll_jax as mll
     from mll_jax import data, paths
     from mll_jax.experiments.tasks import random_tasks
-    from mll_jax.hub import location
 
     paths.enable_compile_cache()
-    if (path / location.POINTER).is_file():  # its driver is imported before the clock, as sqlite3 is on both sides
-        import psycopg  # noqa: F401
-    start = time.perf_counter()
     hub = mll.Hub.open(path)
     experts = len(hub.ids("expert"))
-    open_s = time.perf_counter() - start
     mll.select(hub, ONE_TASK)  # compiles, and reads the records it needs
     one = []
     for _ in range(5):
@@ -145,7 +141,6 @@ def measure(path: Path, batched_tasks: int = 1000) -> dict:
     reuse_s = time.perf_counter() - start
     return {
         "experts": experts,
-        "open_s": open_s,
         "select_one_ms": 1000 * statistics.median(one),
         "select_batched_ms_per_task": 1000 * batched / len(tasks),
         "reuse_first_call_s": reuse_s,
@@ -226,11 +221,29 @@ def cap_study(path: Path) -> list[dict]:
     return rows
 
 
-def fresh_measure(path: Path, batched_tasks: int) -> dict:
-    """`measure` of the hub at `path` in a new process."""
-    command = [sys.executable, __file__, "--measure", str(path), "--batched-tasks", str(batched_tasks)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+def open_seconds(path: Path) -> float:
+    """Seconds to `Hub.open` the hub at `path` and list its experts, in this (fresh) process."""
+    import mll_jax as mll
+    from mll_jax.hub import location
+
+    if (path / location.POINTER).is_file():  # its driver is imported before the clock, as sqlite3 is on both sides
+        import psycopg  # noqa: F401
+    start = time.perf_counter()
+    mll.Hub.open(path).ids("expert")
+    return time.perf_counter() - start
+
+
+def fresh(path: Path, *args: str) -> dict | float:
+    """What this script prints with `args` (`--measure` or `--open`) for the hub at `path`, in a new process."""
+    done = subprocess.run([sys.executable, __file__, *args, str(path)], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fresh_measure(path: Path, batched_tasks: int) -> dict:
+    """`measure` of the hub at `path` in a new process, and `open_s`: the median of `OPENS` new processes (a
+    first query's milliseconds are the noisiest figure here)."""
+    row = fresh(path, "--batched-tasks", str(batched_tasks), "--measure")
+    return row | {"open_s": statistics.median(fresh(path, "--open") for _ in range(OPENS))}
 
 
 def on_postgres(path: Path, url: str, batched_tasks: int) -> dict:
@@ -281,10 +294,14 @@ def main(argv=None) -> dict:
         help="a server to make the databases mll_jax_scale_<size> on (postgresql://user@host/postgres; "
         "default: a throw-away local cluster)",
     )
-    parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the fresh-process part
+    parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)  # the fresh-process parts
+    parser.add_argument("--open", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure is not None:
         print(json.dumps(measure(args.measure, args.batched_tasks)))
+        return {}
+    if args.open is not None:
+        print(json.dumps(open_seconds(args.open)))
         return {}
     import jax
 

@@ -8,9 +8,11 @@ import json
 import shutil
 
 import pytest
+from exact_cap import cap_mismatches
 from test_benchmarks import _load  # the benchmarks are scripts: one loader for them
 
 import mll_jax as mll
+from mll_jax.configs import suite
 from mll_jax.configs.selection import SelectionConfig
 
 scale = _load("scale")
@@ -32,5 +34,8 @@ def test_scale_benchmark_on_the_demo_hub_and_1000_experts(hub_path, tmp_path):
     grown = mll.Hub.open(large["hub"])
     assert len(grown.ids("expert")) == 1000 and not grown.unlabelled()
     assert not [i for i in grown.entries if i.startswith("probe-")], "the benchmark's probes are removed"
+    # the capped lookup's shortest read still keeps what a full read ranks best: here the read must grow
+    mismatches, trimmed = cap_mismatches(grown, suite.DEV_TASKS, SelectionConfig().max_candidates, fetch_factor=1)
+    assert mismatches == [] and trimmed >= 10
     # the 3-class task has more covering experts than the cap in the big hub, and still one program's shape
     assert sum(large["candidates_per_class"]) > sum(small["candidates_per_class"])

@@ -152,11 +152,24 @@ class Database:
         )
         return [tuple(r) for r in rows.fetchall()]
 
-    def best_rows(self, concept: str, limit: int) -> list[tuple[str, int, float]]:
-        """(model, head, hits) of the `limit` heads with the most hits on `concept` (an index range scan)."""
+    def valid_rows(self, concept: str, others: list[str], limit: int) -> list[tuple[str, int, float]]:
+        """(model, head, hits) of the `limit` usable heads with the most hits on `concept` (ties in hub order)
+        that fire on none of `others`: an index scan by hits, each head tested as it comes, that stops at `limit`
+        such heads."""
+        fires_elsewhere = ""
+        args: list = [concept]
+        if others:
+            in_others, args_others = self._in("o.concept", sorted(set(others)))
+            fires_elsewhere = (
+                "AND NOT EXISTS (SELECT 1 FROM concept_index o "
+                f"WHERE {in_others} AND o.model = c.model AND o.head = c.head) "
+            )
+            args += args_others
         rows = self._query(
-            "SELECT model, head, hits FROM concept_index WHERE concept = ? ORDER BY hits DESC, model, head LIMIT ?",
-            (concept, limit),
+            "SELECT c.model, c.head, c.hits FROM concept_index c JOIN models m ON m.id = c.model "
+            f"WHERE c.concept = ? AND m.label_problem = '' {fires_elsewhere}"
+            "ORDER BY c.hits DESC, m.seq, c.head LIMIT ?",  # ties in hub order, as the cap keeps them
+            [*args, limit],
         )
         return [tuple(r) for r in rows.fetchall()]
 

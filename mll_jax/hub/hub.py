@@ -163,9 +163,9 @@ class Hub:
         """(concept, model, head, response, hits) of every usable expert head that fires on any of `concepts`."""
         return self._db.concept_rows(concepts)
 
-    def best_rows(self, concept: str, limit: int) -> list[tuple[str, int, float]]:
-        """(model, head, hits) of the `limit` heads with the most hits on `concept`."""
-        return self._db.best_rows(concept, limit)
+    def valid_rows(self, concept: str, others, limit: int) -> list[tuple[str, int, float]]:
+        """(model, head, hits) of the `limit` heads with the most hits on `concept` that fire on none of `others`."""
+        return self._db.valid_rows(concept, list(others), limit)
 
     def firings(self, model_ids, concepts) -> list[tuple[str, str, int, float]]:
         """(concept, model, head, hits) of `model_ids`' heads on any of `concepts`."""

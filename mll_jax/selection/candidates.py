@@ -45,28 +45,36 @@ def candidates(
     kept in hub order, so that the class has at most `config.max_candidates` candidates); then the general
     model (for every class, or with `config.patch_every_class` False only for a class no expert covers).
 
-    With a cap, only the heads with the most hits on each of the task's concepts are read
-    (an index range scan), and then those heads' other firings within the task; the read
-    grows when that leaves a class short. Without one, every row of the task's concepts."""
+    With a cap, each of the task's concepts reads only its best valid heads: an index scan by hits that skips,
+    inside the query, heads firing on another class's concept, and stops after `config.fetch_factor` times the
+    cap; then those heads' models' other firings within the task. The read grows only while a model it did not
+    reach could still enter a class (`_may_miss`). Without a cap, every row of the task's concepts."""
     class_of = {c: k for k, cls in enumerate(classes) for c in cls.concepts}
-    cap = config.max_candidates
-    limit = None if cap is None else config.fetch_factor * cap
+    if config.max_candidates is None:
+        rows = [(c, m, h, hit) for c, m, h, _, hit in hub.concept_rows(class_of)]
+        return _candidates(hub, classes, class_of, rows, config)[0]
+    limit = config.fetch_factor * config.max_candidates
     while True:
-        if limit is None:
-            rows = [(c, m, h, hit) for c, m, h, _, hit in hub.concept_rows(class_of)]
-            truncated = set()
-        else:
-            best = {c: hub.best_rows(c, limit) for c in class_of}
-            truncated = {c for c, found in best.items() if len(found) == limit}
-            rows = hub.firings({m for found in best.values() for m, _, _ in found}, class_of)
-        out, short = _candidates(hub, classes, class_of, rows, config)
-        if not any(short[k] and truncated & cls.concepts for k, cls in enumerate(classes)):
+        best = {c: hub.valid_rows(c, [o for o in class_of if class_of[o] != k], limit) for c, k in class_of.items()}
+        rows = hub.firings({m for found in best.values() for m, _, _ in found}, class_of)
+        out, weakest = _candidates(hub, classes, class_of, rows, config)
+        if not any(_may_miss(w, cls, best, limit) for w, cls in zip(weakest, classes)):
             return out
         limit *= 4
 
 
+def _may_miss(weakest: float | None, cls: task_lib.TaskClass, best: dict, limit: int) -> bool:
+    """Whether a model the read did not reach could still enter the class: the class has room left (`weakest`
+    None), or the evidence an unread model can have (at most the last hits read on each concept whose read was
+    cut short) is above that of the weakest candidate kept. Exact unless a model's several heads share one
+    concept's samples; ties with an unread model go to the earlier model, as the read is in hub order."""
+    cut = [best[c][-1][2] for c in cls.concepts if len(best[c]) == limit]
+    return bool(cut) and (weakest is None or weakest < sum(cut) / len(cls.concepts))
+
+
 def _candidates(hub: Hub, classes, class_of, rows, config: SelectionConfig):
-    """Candidates from concept index rows (concept, model, head, hits), and which classes got fewer than the cap."""
+    """Candidates from concept index rows (concept, model, head, hits), and per class the evidence of the weakest
+    expert candidate kept when the cap was reached (None where the class has room for more)."""
     fires_on: dict[tuple[str, int], set[int]] = defaultdict(set)
     hits: dict[tuple[str, int], float] = defaultdict(float)
     for concept, model, head, hit in rows:
@@ -78,19 +86,20 @@ def _candidates(hub: Hub, classes, class_of, rows, config: SelectionConfig):
         ks = fires_on[model, head]
         if len(ks) == 1:
             per_class[next(iter(ks))].setdefault(model, []).append(head)
-    out, short = [], []
+    out, weakest = [], []
     for cls, by_model, general in zip(classes, per_class, general_candidates(hub, classes)):
         cands = [Candidate(m, tuple(hs)) for m, hs in by_model.items()]
         if not (config.patch_every_class or not cands):
             general = None
         room = None if config.max_candidates is None else config.max_candidates - (general is not None)
-        short.append(room is not None and len(cands) < room)
-        if room is not None and len(cands) > room:
+        weakest.append(None)
+        if room is not None and len(cands) >= room:
             score = {c: evidence(c, hits, len(cls.concepts)) for c in cands}
             kept = set(sorted(cands, key=lambda c: -score[c])[:room])  # stable: ties keep hub order
             cands = [c for c in cands if c in kept]
+            weakest[-1] = min((score[c] for c in kept), default=float("inf"))  # no room: nothing can enter
         out.append(cands + [general] if general is not None else cands)
-    return out, short
+    return out, weakest
 
 
 def evidence(candidate: Candidate, hits: dict[tuple[str, int], float], num_concepts: int) -> float:

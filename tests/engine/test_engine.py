@@ -13,7 +13,11 @@ import mll_jax as mll
 from mll_jax import engine, labeling, nets
 from mll_jax.data.preprocess import preprocess
 from mll_jax.engine import tuning
+from mll_jax.labeling import rule
 from mll_jax.selection.chco import EPS
+
+# bfloat16 keeps 8 significant bits: a response of about 0.5 moves by up to 0.002 per rounding
+BF16_MARGIN = 0.005
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +87,12 @@ def test_bfloat16_is_close_to_float32_and_keeps_every_head_label(hub, hub_copy, 
     assert worst < 0.1 and mean < 2e-3, (worst, mean)
     labeling.label(hub_copy, force=True, dtype="bfloat16", progress=False)
     for model_id in hub.ids("expert"):
-        assert [h.concepts for h in labeling.head_labels(hub_copy, model_id)] == [
-            h.concepts for h in labeling.head_labels(hub, model_id)
-        ], model_id
+        low, full = (h.labels(model_id)["response"].astype(np.float32) for h in (hub_copy, hub))
+        flipped = rule.fired(low) != rule.fired(full)
+        # a label may change only where float32 puts the response within bfloat16's error of the threshold
+        assert np.all(np.abs(full[flipped] - rule.FIRES_AT) < BF16_MARGIN), (model_id, full[flipped])
+        same = [h.concepts for h in labeling.head_labels(hub_copy, model_id)]
+        assert (same == [h.concepts for h in labeling.head_labels(hub, model_id)]) == (not flipped.any()), model_id
 
 
 def test_the_measured_strategy_is_remembered_and_can_be_forced(hub, monkeypatch):
