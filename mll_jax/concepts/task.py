@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import zlib
 
 import numpy as np
 
 from mll_jax.concepts import matching
 from mll_jax.concepts.sdag import SDAG, normalise
 
-__all__ = ["TaskClass", "TaskError", "resolve", "targets"]
+__all__ = ["TaskClass", "TaskError", "name_hash", "resolve", "targets"]
+
+
+def name_hash(names) -> np.uint32:
+    """A task's own number from its class names, folded into a seed: what is drawn for a task depends on the
+    task, not on its position in a batch or suite, and differs between tasks."""
+    return np.uint32(zlib.crc32("\x1f".join(names).encode()))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["SelectionConfig", "SolverConfig"]
+__all__ = ["SelectionConfig", "SolverConfig", "WARMUP_CLASSES"]
+
+# `warmup` prepares the programs of tasks of up to this many classes (buckets 4, 8 and 16), so that a task
+# of every Fashion-MNIST class (10) or of a user's longer list compiles nothing in a new process.
+WARMUP_CLASSES = 16
 
 
 @dataclasses.dataclass(frozen=True)

@@ -146,8 +146,10 @@ def patch_candidates(hub: Hub, classes) -> list[list[Candidate]]:
     return [[general] for general in general_candidates(hub, classes)]
 
 
-def random_pick(cands: list[list[Candidate]], seed: int) -> list[int]:
-    rng = np.random.default_rng(seed)
+def random_pick(cands: list[list[Candidate]], seed: int, classes: list[task_lib.TaskClass]) -> list[int]:
+    """One candidate per class drawn uniformly; the draw depends on the seed and the task's class names, so
+    tasks of one suite draw independently."""
+    rng = np.random.default_rng([seed, int(task_lib.name_hash([c.name for c in classes]))])
     return [int(rng.integers(len(cs))) for cs in cands]
 
 
@@ -237,7 +239,7 @@ def _patch_only(task: TaskData) -> tuple[float, dict]:
 
 
 def _random(task: TaskData) -> tuple[float, dict]:
-    pick = random_pick(task.candidates, task.seed)
+    pick = random_pick(task.candidates, task.seed, task.classes)
     return task.selection_accuracy(fixed_selection(task.hub, task.classes, task.candidates, pick, task.seed)), {}
 
 

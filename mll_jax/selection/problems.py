@@ -23,6 +23,7 @@ __all__ = [
     "Samples",
     "Task",
     "bucket_shape",
+    "class_bucket",
     "build_problem",
     "chunks",
     "empty_problem",
@@ -84,6 +85,12 @@ def node_samples(hub: Hub, classes, per_class: int, seed: int) -> tuple[tuple[np
     return tuple(halves)
 
 
+def class_bucket(classes: int, config: SelectionConfig = SelectionConfig()) -> int:
+    """The padded class count of a task of `classes` classes: the next of `config.class_buckets`, beyond them
+    a power of two."""
+    return next((b for b in config.class_buckets if b >= classes), _bucket(classes))
+
+
 def bucket_shape(classes, cands, config: SelectionConfig = SelectionConfig()) -> tuple[int, int]:
     """Padded (K, C) of a task: K up to the next of `config.class_buckets` (beyond them a power of two);
     C to `config.max_candidates` (without a cap, to a multiple of 8).
@@ -91,8 +98,7 @@ def bucket_shape(classes, cands, config: SelectionConfig = SelectionConfig()) ->
     Every bucket is a program to trace, compile and load, which costs more than the
     padding's compute for the tasks of a typical suite (`benchmarks/programs.py`).
     """
-    K = len(classes)
-    K = next((b for b in config.class_buckets if b >= K), _bucket(K))
+    K = class_bucket(len(classes), config)
     widest = max(len(cs) for cs in cands)
     if config.max_candidates is not None and widest <= config.max_candidates:
         return K, config.max_candidates

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import zlib
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from mll_jax.concepts import task as task_lib
-from mll_jax.configs.selection import SelectionConfig
+from mll_jax.configs.selection import WARMUP_CLASSES, SelectionConfig
 from mll_jax.engine import sharding
 from mll_jax.hub import Hub
 from mll_jax.selection import chco, programs
@@ -33,6 +32,7 @@ from mll_jax.selection.problems import (
     bucket_shape,
     build_problem,
     chunks,
+    class_bucket,
     empty_problem,
     pad_picks,
     task_models,
@@ -51,11 +51,6 @@ def _default_chunk() -> int:
     On CPU a task's optimisation is compute-bound: 4 at a time is fastest per task (12 ms, against
     14 ms at 16 and 21 ms one by one, 3-class tasks on the demo hub); accelerators want wide batches."""
     return 4 if jax.default_backend() == "cpu" else 256
-
-
-def _name_hash(names) -> np.uint32:
-    """Folded into the seed to give a task's random key, so the key does not depend on batch position."""
-    return np.uint32(zlib.crc32("\x1f".join(names).encode()))
 
 
 def select(
@@ -109,7 +104,7 @@ def _solve(
             part = members[start:stop]
             problems = [
                 build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape)._replace(
-                    name_hash=_name_hash(tasks[t])
+                    name_hash=task_lib.name_hash(tasks[t])
                 )
                 for t in part
             ]
@@ -131,13 +126,14 @@ def _solve(
 
 
 def warmup(config: SelectionConfig = SelectionConfig(), chunk: int | None = None, progress: bool = False) -> int:
-    """Prepare the programs of every class bucket (at `config.max_candidates` candidates), so that a new
-    process's first selection loads them instead of tracing and compiling; returns how many."""
+    """Prepare the programs of the class bucket of every task of 2 to `WARMUP_CLASSES` classes (at
+    `config.max_candidates` candidates), so that a new process's first selection loads them instead of
+    tracing and compiling; returns how many."""
     if config.max_candidates is None:
         raise ValueError("warmup prepares the buckets of a candidate cap; set SelectionConfig.max_candidates")
     mesh = sharding.mesh()
     size = (chunk or _default_chunk()) * mesh.shape["data"]
-    buckets = list(config.class_buckets)
+    buckets = sorted({class_bucket(k, config) for k in range(2, WARMUP_CLASSES + 1)})
     for K in tqdm(buckets, desc="preparing selection programs", disable=not progress):
         task = empty_problem(K, config.max_candidates, config.samples_per_class)
         stacked = sharding.shard_rows(jax.tree.map(lambda x: np.stack([x] * size), task), mesh)

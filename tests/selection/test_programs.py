@@ -14,6 +14,7 @@ from mll_jax.configs.selection import SelectionConfig
 from mll_jax.selection import programs
 
 ONE = ["sandals", "sneakers", "ankle boots"]
+EVERY_CLASS = ["t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 
 def choices(selection) -> list:
@@ -89,9 +90,10 @@ import json, mll_jax as mll
 from mll_jax.selection import programs
 hub = mll.Hub.open({str(hub_path)!r})
 mll.select_many(hub, [{ONE!r}, ["shirt", "pullover"], ["t-shirt", "trousers", "dress", "coat", "sandal"]])
+mll.select(hub, {EVERY_CLASS!r})  # a 10-class task: the bucket of 16
 print(programs.count(programs.solve_chunk))
 """
-    assert int(run_fresh(code)) == 2, "two buckets, each program loaded from the store"
+    assert int(run_fresh(code)) == 3, "three buckets, each program loaded from the store"
     after = {p.name: p.stat().st_mtime_ns for p in programs.store_dir().iterdir()}
     assert after == before, "a stored program was traced and written again"
 
