@@ -45,7 +45,9 @@ def run(hub_path: Path, tasks=None, seeds=SEEDS, split: str = "test") -> dict:
         "split": split,
         "seeds": list(seeds),
         **evaluation.summarise(results),
-        "noise_rule": f"beyond_noise: |mean difference| > {NOISE} standard errors over selection seeds",
+        "noise_rule": (
+            f"beyond_noise: |mean difference| > {NOISE} standard errors, over selection seeds and over tasks"
+        ),
         "tasks": results,
         "unanswered": unanswered,
         "seconds": seconds,
@@ -83,7 +85,10 @@ def table(result: dict) -> str:
     lines.append("")
     for m, d in result["differences"].items():
         verdict = "larger than the noise" if d["beyond_noise"] else "within the noise"
-        lines.append(f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr']:.4f} ({verdict})")
+        lines.append(
+            f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr']:.4f} over seeds, +- {d['stderr_tasks']:.4f} over tasks, "
+            f"{d['wins']} wins / {d['losses']} losses / {d['ties']} ties ({verdict})"
+        )
     for u in result["unanswered"]:
         lines.append(f"unanswered: {', '.join(u['classes'])}: {u['error']}")
     lines.append("oracle-best: the oracle minus the best single expert that covers every class of the task")

@@ -192,12 +192,15 @@ def stderr(values) -> float:
 
 
 def summarise(results: list[dict], methods=METHODS, noise: float = NOISE) -> dict:
-    """Suite means per method over seeds, their standard errors, and MLL minus each baseline (paired by seed).
+    """Suite means per method over seeds, their standard errors, and MLL minus each baseline.
 
-    A difference is `beyond_noise` when its mean exceeds `noise` standard errors
-    of the per-seed differences.
+    Each difference has two standard errors: over selection seeds (the suite's mean
+    per seed, paired by seed) and over tasks (each task's mean over seeds, paired by
+    task), with the tasks MLL wins, loses and ties. It is `beyond_noise` only when
+    its mean exceeds `noise` times both.
     """
     per_seed = {m: np.mean([r["by_seed"][m] for r in results], axis=0) for m in methods}
+    per_task = {m: np.array([np.mean(r["by_seed"][m]) for r in results]) for m in methods}
     out = {
         "summary": {m: float(per_seed[m].mean()) for m in methods},
         "stderr": {m: stderr(per_seed[m]) for m in methods},
@@ -206,7 +209,15 @@ def summarise(results: list[dict], methods=METHODS, noise: float = NOISE) -> dic
     }
     for m in methods:
         if m != "mll" and "mll" in methods:
-            d = per_seed["mll"] - per_seed[m]
-            mean, se = float(d.mean()), stderr(d)
-            out["differences"][m] = {"mean": mean, "stderr": se, "beyond_noise": abs(mean) > noise * se}
+            d, by_task = per_seed["mll"] - per_seed[m], per_task["mll"] - per_task[m]
+            mean, se, se_tasks = float(d.mean()), stderr(d), stderr(by_task)
+            out["differences"][m] = {
+                "mean": mean,
+                "stderr": se,
+                "stderr_tasks": se_tasks,
+                "wins": int((by_task > 0).sum()),
+                "losses": int((by_task < 0).sum()),
+                "ties": int((by_task == 0).sum()),
+                "beyond_noise": abs(mean) > noise * max(se, se_tasks),
+            }
     return out

@@ -79,11 +79,14 @@ def _noise_lines(demo: dict) -> list[str]:
     larger, within = [], []
     for m, d in demo["differences"].items():
         text = f"{_METHOD_NAMES.get(m, m)} {d['mean']:+.4f} ± {d['stderr']:.4f}"
+        if "stderr_tasks" in d:
+            text += f" / ± {d['stderr_tasks']:.4f} ({d['wins']}-{d['losses']}-{d['ties']})"
         (larger if d["beyond_noise"] else within).append(text)
     seeds = len(demo["seeds"])
     lines = [
-        f"MLL minus each baseline, mean ± standard error over {seeds} selection seeds (paired by seed); "
-        "a difference is larger than the noise beyond twice its standard error. "
+        f"MLL minus each baseline, mean ± standard error over {seeds} selection seeds (paired by seed) / "
+        "± standard error over tasks (paired by task), with the tasks MLL wins, loses and ties; "
+        "a difference is larger than the noise beyond twice both standard errors. "
         f"Larger than the noise: {', '.join(larger) or 'none'}. Within the noise: {', '.join(within) or 'none'}. "
         "Oracle and declared draw nothing at random, so their own error is 0."
     ]
