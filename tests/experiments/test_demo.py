@@ -10,10 +10,11 @@ from mll_jax.configs import suite
 from mll_jax.configs.evaluation import NOISE
 from mll_jax.experiments import demo, evaluation, report
 
-# Claims that hold on the reported suite and on this test's part of it, each beyond the noise over selection seeds.
-# Not claimed: MLL against f1-top-k (above it here, below it on the whole suite; both beyond the noise).
-BEATEN = ("declared",)  # MLL beats these by more than the noise
-NOT_BELOW = ("patch_only",)  # MLL is not below these by more than the noise (above it on the whole suite)
+# Claims that hold on the reported suite and on this test's part of it, each beyond the noise over selection seeds
+# (over tasks, the project's rule, 8 tasks are too few to show them). Not claimed: MLL against f1-top-k (+0.007 on
+# the reported suite, within the noise over tasks, 13 wins and 15 losses).
+BEATEN = ("declared",)  # MLL beats these by more than the seeds' noise
+NOT_BELOW = ("patch_only",)  # MLL is not below these by more than the seeds' noise (above it on the whole suite)
 
 
 def failed_claims(doc: dict) -> list[str]:
