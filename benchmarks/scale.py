@@ -62,7 +62,7 @@ FIELDS = (
 BACKEND_FIELDS = ("add_ms_last10", "open_s", "select_one_ms", "select_batched_ms_per_task")
 ONE_TASK = ["sandals", "sneakers", "ankle boots"]
 CAPS = (4, 8, 16, 32, None)
-OPENS = 5  # fresh processes timing `open_s`
+OPENS = 5  # fresh processes timing `open_s` (`--opens`)
 
 
 def disk_mib(path: Path) -> float:
@@ -240,14 +240,14 @@ def fresh(path: Path, *args: str) -> dict | float:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def fresh_measure(path: Path, batched_tasks: int) -> dict:
-    """`measure` of the hub at `path` in a new process, and `open_s`: the median of `OPENS` new processes (a
+def fresh_measure(path: Path, batched_tasks: int, opens: int = OPENS) -> dict:
+    """`measure` of the hub at `path` in a new process, and `open_s`: the median of `opens` new processes (a
     first query's milliseconds are the noisiest figure here)."""
     row = fresh(path, "--batched-tasks", str(batched_tasks), "--measure")
-    return row | {"open_s": statistics.median(fresh(path, "--open") for _ in range(OPENS))}
+    return row | {"open_s": statistics.median(fresh(path, "--open") for _ in range(opens))}
 
 
-def on_postgres(path: Path, url: str, batched_tasks: int) -> dict:
+def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS) -> dict:
     """The hub at `path`, copied and moved to the empty PostgreSQL database `url`: its backend figures."""
     import mll_jax as mll
     from mll_jax.hub import location
@@ -258,7 +258,7 @@ def on_postgres(path: Path, url: str, batched_tasks: int) -> dict:
     start = time.perf_counter()
     location.move(moved, url)
     row = {"move_s": time.perf_counter() - start, "add_ms_last10": timed_adds(mll.Hub.open(moved), "last")}
-    measured = fresh_measure(moved, batched_tasks)
+    measured = fresh_measure(moved, batched_tasks, opens)
     row |= {k: measured[k] for k in ("open_s", "select_one_ms", "select_batched_ms_per_task")}
     shutil.rmtree(moved)
     return row
@@ -288,6 +288,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--caps", action="store_true", help="also the candidate cap's cost on the second size")
     parser.add_argument("--reuse", action="store_true", help="measure hubs left by an earlier run (no build_s)")
     parser.add_argument("--batched-tasks", type=int, default=1000, help="random tasks in the batched selection")
+    parser.add_argument("--opens", type=int, default=OPENS, help="fresh processes whose median is open_s")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="also on a server")
     parser.add_argument(
         "--postgres",
@@ -338,12 +339,12 @@ def main(argv=None) -> dict:
         row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}
         row["add_ms_last10"] = timed_adds(hub, "last")
         row["label_new_model_s"] = label_new_model(hub)
-        row |= fresh_measure(path, args.batched_tasks)
+        row |= fresh_measure(path, args.batched_tasks, args.opens)
         row["disk_mib"] = disk_mib(path)
         row["hub"] = str(path)
         if server is not None:
             url = postgres_local.create_database(server, f"mll_jax_scale_{experts}", replace=True)
-            row["postgresql"] = on_postgres(path, url, args.batched_tasks)
+            row["postgresql"] = on_postgres(path, url, args.batched_tasks, args.opens)
             row["ratios"] = {f: row["postgresql"][f] / row[f] for f in BACKEND_FIELDS}
         sizes.append(row)
         print(json.dumps(row), flush=True)

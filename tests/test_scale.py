@@ -23,7 +23,7 @@ def test_scale_benchmark_on_the_demo_hub_and_1000_experts(hub_path, tmp_path):
     demo = shutil.copytree(hub_path, tmp_path / "demo")
     out = tmp_path / "scale.json"
     args = ["--sizes", "17", "1000", "--demo", str(demo), "--work", str(tmp_path), "--json", str(out)]
-    result = scale.main([*args, "--batched-tasks", "100"])
+    result = scale.main([*args, "--batched-tasks", "100", "--opens", "1"])
     assert json.loads(out.read_text())["sizes"] == json.loads(json.dumps(result["sizes"]))
     small, large = result["sizes"]
     assert (small["experts"], large["experts"]) == (17, 1000)
