@@ -39,6 +39,7 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ):
         sizes = [in_channels, *channels]
+        # the Conv modules hold the parameters (the checkpoint layout); `features` applies them with ops.conv2d
         self.stride, self.padding = stride, padding
         pad = padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
         self.convs = nnx.List(
