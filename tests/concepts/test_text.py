@@ -1,4 +1,9 @@
-"""MiniLM in Flax against sentence-transformers, and the BERT converter against transformers."""
+"""MiniLM in Flax against sentence-transformers, the BERT converter against transformers, and the stored encoder."""
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,3 +66,40 @@ def test_bert_converter_names_what_is_wrong():
         hf_bert.convert(tensors, {**config, "vocab_size": 100})
     with pytest.raises(ValueError, match="does not use"):
         hf_bert.convert({**tensors, "classifier.weight": np.zeros((2, 384), np.float32)}, config)
+
+
+def _in_new_process(cache, code: str) -> dict:
+    """`code`'s JSON line, run in a new process with `cache` as the cache."""
+    env = {**os.environ, "MLL_JAX_CACHE": str(cache)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+EMBED = """
+import json, sys
+import numpy as np
+from mll_jax import exported
+from mll_jax.concepts import text
+{before}
+rows = text.embed({texts!r})
+print(json.dumps({{"rows": rows.tolist(), "flax": "flax" in sys.modules, "traced": exported.traced()}}))
+"""
+
+
+def test_a_new_process_embeds_with_the_stored_weights_and_programs(tmp_path):
+    texts = ["running shoes", "a tote bag, as in: hiking boots, parka, cargo pants, rain boots"]
+    first = _in_new_process(tmp_path, EMBED.format(before="text.prepare()", texts=texts))
+    assert first["traced"] == len(text.PREPARED_LENGTHS) + 1, "single texts' programs, and the batch of two's"
+    later = _in_new_process(tmp_path, EMBED.format(before="", texts=texts))
+    assert later["traced"] == 0 and not later["flax"], "a later process loads both: no Flax, no tracing"
+    np.testing.assert_allclose(later["rows"], first["rows"], atol=1e-6)
+    np.testing.assert_allclose(later["rows"], text.embed(texts), atol=1e-5)  # this process: its own shapes
+
+    (weights,) = (tmp_path / "text").glob("*.npz")
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a damaged file is never used: converted again and rewritten
+    weights.write_bytes(bytes(data))
+    repaired = _in_new_process(tmp_path, EMBED.format(before="", texts=texts))
+    np.testing.assert_allclose(repaired["rows"], first["rows"], atol=1e-6)
+    assert repaired["flax"] and weights.read_bytes() != bytes(data)

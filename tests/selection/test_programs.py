@@ -74,6 +74,16 @@ def test_answers_do_not_depend_on_the_bucket_policy(hub):
         assert a.val_accuracy == pytest.approx(b.val_accuracy, abs=1e-4)
 
 
+def test_a_task_alone_gets_the_answer_it_gets_among_others(hub):
+    """Alone in its class bucket a task runs in a chunk of one (less padding), among others in the default chunk."""
+    tasks = [ONE, ["shirt", "pullover"], ["t-shirt", "trousers", "dress", "coat", "sandal"]]  # buckets 4, 4, 8
+    together = mll.select_many(hub, tasks, chunk=4)
+    for names, among in zip(tasks, together):
+        alone = mll.select(hub, names)
+        assert choices(alone) == choices(among), names
+        assert alone.val_accuracy == pytest.approx(among.val_accuracy, abs=1e-6)
+
+
 def run_fresh(code: str, **env) -> str:
     """`code`'s last line of output in a new process, without the JAX_* settings this one runs with."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
