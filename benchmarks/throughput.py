@@ -1,11 +1,18 @@
-"""Inference throughput: the engine vs the plain JAX loop vs a PyTorch loop, like for like.
+"""Inference throughput: the engine vs the plain JAX loop vs PyTorch, in two tables, like for like.
 
-    python benchmarks/throughput.py [--experts 1 4 16 64] [--batches 32 512] [--json out/throughput.json]
+    python benchmarks/throughput.py [--experts 1 4 16 64] [--batches 32 512] [--tables equal hub]
+                                    [--json out/throughput.json]
 
-Hubs of random-initialised experts in the demo hub's architectures: half stand
-alone (MLPs and CNNs of `STANDALONE`'s shapes), half are heads of shared-backbone
-families (up to `FAMILY_SIZE` heads per backbone). All runs see the same uint8
-images, in one process.
+Two tables of random-initialised experts, all runs on the same uint8 images, in one process:
+- equal work: distinct experts of one architecture (the demo hub's CNN, `EQUAL_HEADS`
+  heads), no shared backbone, so every side computes the same FLOPs (stated in the
+  row); the peers also include the `torch.func` ensemble (`stack_module_state` +
+  `vmap`), what a PyTorch user writes for models of one architecture;
+- hub: the demo hub's architectures, half standalone (MLPs and CNNs of `STANDALONE`'s
+  shapes), half heads of shared-backbone families (up to `FAMILY_SIZE` heads per
+  backbone). The engine runs each backbone once; the plain and PyTorch loops run it
+  for every head, as a loop over models does. Its rows state both sides' FLOPs: the
+  ratio there includes that deduplication, which is less work, not a faster engine.
 
 Every ratio compares two sides that compute the same models' probabilities on the
 same images at the same batch size and the same rows per dispatch (one device call's
@@ -24,6 +31,8 @@ repeat's time. Each row names `batch`, `torch_batch`, `plain_rows_per_dispatch` 
   engine's; in ratios only where the engine runs one batch per dispatch, at that
   batch. The published code's own batch size (`REFERENCE_BATCH`) gets a row of its
   own, labelled as the reference, with no ratio;
+- torch.func (equal-work table): the same models' parameters stacked and run by one
+  `torch.vmap` per batch, same batch, same threads, outputs checked;
 - roofline: the engine's useful FLOP/s (XLA's count of each model's forward,
   a family's backbone once) against a dense matmul measured in the same run;
 - labelling: probabilities for the whole demo hub on the sample store, the plain loop
@@ -69,7 +78,9 @@ STANDALONE = [
     ("cnn", demo_hub.LARGE_CNN),
 ]
 FAMILY_SIZE = 8
+EQUAL_HEADS = 5  # every equal-work expert: the demo hub's CNN with this many heads (the same FLOPs each)
 REFERENCE_BATCH = 32  # the batch size of published MLL code
+TABLES = ("equal work", "hub")
 
 
 def synthetic_hub(experts: int, seed: int = 0) -> tuple[list[engine.Member], dict[str, nnx.Module]]:
@@ -86,6 +97,15 @@ def synthetic_hub(experts: int, seed: int = 0) -> tuple[list[engine.Member], dic
         model = nets.build("linear", demo_hub.HEADS, 2 + i % 5, seed=seed + 2000 + i)
         members.append(engine.Member(f"head-{i}", model, SPEC, family))
     return members, backbones
+
+
+def distinct_experts(experts: int, seed: int = 0) -> tuple[list[engine.Member], dict[str, nnx.Module]]:
+    """`experts` distinct CNNs of one architecture (no shared backbone): every side does the same work."""
+    members = [
+        engine.Member(f"cnn-{i}", nets.build("cnn", demo_hub.CNN, EQUAL_HEADS, seed=seed + i), SPEC)
+        for i in range(experts)
+    ]
+    return members, {}
 
 
 class OnBackbone(nnx.Module):
@@ -160,12 +180,20 @@ def forward_flops(fn, shape) -> float:
 def useful_flops(members, backbones) -> float:
     """FLOPs per image of the work the engine does: each model once, each backbone once."""
     shape = tuple(SPEC["shape"])
+    counted: dict = {}  # models of one graphdef have one count: compile each architecture once
+
+    def flops(model, model_shape) -> float:
+        key = (nnx.graphdef(model), model_shape)
+        if key not in counted:
+            counted[key] = forward_flops(model, model_shape)
+        return counted[key]
+
     total = sum(forward_flops(lambda x, b=b: b.features(x), shape) for b in backbones.values())
     for m in members:
         if m.backbone is None:
-            total += forward_flops(m.model, shape)
+            total += flops(m.model, shape)
         else:
-            total += forward_flops(m.model, (backbones[m.backbone].head.in_features,))
+            total += flops(m.model, (backbones[m.backbone].head.in_features,))
     return total
 
 
@@ -206,22 +234,36 @@ def _max_diff(a: dict, b: dict) -> float:
     return max(float(np.abs(a[i] - b[i]).max()) for i in a)
 
 
+def torch_vmap(modules: list, ids: list[str], batch: int) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """The `torch.func` ensemble of models of one architecture, one vmapped forward per batch of `batch` rows."""
+    import torch_reference as ref
+
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(ids, ref.vmap_probabilities(modules, images, SPEC["mean"], SPEC["std"], batch)))
+
+    return run
+
+
 def measure(
     eng: engine.Engine,
     plain_members: list[engine.Member],
     images: np.ndarray,
     repeats: int,
     torch_modules: list | None = None,
+    torch_func: bool = False,
 ) -> dict:
     """One like-for-like row: the engine and the plain loop at the engine's batch size and dispatches, and torch
-    at that batch where the engine dispatches one batch at a time (torch runs one forward per batch), all timed
-    interleaved; median seconds per side."""
+    (with `torch_func`, its vmapped ensemble too) at that batch where the engine dispatches one batch at a time
+    (torch runs one forward per batch), all timed interleaved; median seconds per side."""
     batch, chunks = eng.batch_size, eng.chunks
     plain = PlainLoop(plain_members, batch, chunks)
     sides = {"engine": lambda: eng.probabilities(images), "plain": lambda: plain(images)}
     with_torch = torch_modules is not None and chunks == 1
+    ids = [m.id for m in plain_members]
     if with_torch:
-        sides["torch"] = functools.partial(torch_loop(torch_modules, [m.id for m in plain_members], batch), images)
+        sides["torch"] = functools.partial(torch_loop(torch_modules, ids, batch), images)
+        if torch_func:
+            sides["torch_func"] = functools.partial(torch_vmap(torch_modules, ids, batch), images)
     times, outputs = interleaved(sides, repeats)
     seconds = {name: statistics.median(t) for name, t in times.items()}
     engine_rows = max(dispatches(len(images), batch, chunks)) * batch
@@ -239,6 +281,7 @@ def measure(
         "strategies": ",".join(sorted({g.layout.strategy for g in eng.groups})),
         "repeats": repeats,
         "times_s": times,
+        "spread_s": {name: [min(t), max(t)] for name, t in times.items()},
         "engine_img_per_s": len(images) / seconds["engine"],
         "plain_img_per_s": len(images) / seconds["plain"],
         "engine_vs_plain": seconds["plain"] / seconds["engine"],
@@ -248,6 +291,10 @@ def measure(
         row["torch_img_per_s"] = len(images) / seconds["torch"]
         row["engine_vs_torch"] = seconds["torch"] / seconds["engine"]
         row["max_abs_diff_torch"] = _max_diff(outputs["engine"], outputs["torch"])
+    if "torch_func" in sides:
+        row["torch_func_img_per_s"] = len(images) / seconds["torch_func"]
+        row["engine_vs_torch_func"] = seconds["torch_func"] / seconds["engine"]
+        row["max_abs_diff_torch_func"] = _max_diff(outputs["engine"], outputs["torch_func"])
     return row
 
 
@@ -285,17 +332,22 @@ def throughput(
     repeats: int,
     torch_limit: int,
     peak: float | None = None,
+    table: str = "hub",
 ) -> list[dict]:
     """Per hub size: the reference row (with torch), then per batch size a like-for-like row with one batch per
-    dispatch (torch included) and, where the engine's own setting dispatches more rows, one at that setting."""
+    dispatch (torch included) and, where the engine's own setting dispatches more rows, one at that setting.
+    `table`: "equal work" (distinct experts of one architecture) or "hub" (with shared backbones)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; use one of {TABLES}")
     rows = []
     for count in experts:
-        members, backbones = synthetic_hub(count)
+        members, backbones = (distinct_experts if table == "equal work" else synthetic_hub)(count)
         flops = useful_flops(members, backbones)
         plain_members = [standalone(m, backbones) for m in members]
+        plain_flops = useful_flops(plain_members, {})
         modules = torch_models(members, backbones) if count <= torch_limit else None
         if modules is not None:
-            rows.append(reference_row(count, modules, [m.id for m in members], images, repeats))
+            rows.append(reference_row(count, modules, [m.id for m in members], images, repeats) | {"table": table})
             print(_line(rows[-1]), flush=True)
         for batch in batches:
             engines = {}
@@ -306,7 +358,8 @@ def throughput(
                 key = max(dispatches(len(images), eng.batch_size, eng.chunks))  # few images: the same dispatches
                 engines.setdefault(key, (eng, time.perf_counter() - start))
             for eng, setup in engines.values():
-                row = measure(eng, plain_members, images, repeats, modules)
+                row = {"table": table} | measure(eng, plain_members, images, repeats, modules, table == "equal work")
+                row["flops_per_image"] = {"engine": flops, "plain": plain_flops, "torch": plain_flops}
                 row["engine_setup_s"] = setup
                 row["engine_gflop_per_s"] = flops * len(images) / statistics.median(row["times_s"]["engine"]) / 1e9
                 row["roofline_fraction"] = None if peak is None else row["engine_gflop_per_s"] * 1e9 / peak
@@ -417,6 +470,7 @@ def precision(hub_path: Path) -> dict | None:
 
 
 COLUMNS = [
+    ("table", "{}"),
     ("experts", "{}"),
     ("label", "{}"),
     ("batch", "{}"),
@@ -429,6 +483,8 @@ COLUMNS = [
     ("engine_vs_plain", "{:.2f}"),
     ("torch_img_per_s", "{:.0f}"),
     ("engine_vs_torch", "{:.2f}"),
+    ("torch_func_img_per_s", "{:.0f}"),
+    ("engine_vs_torch_func", "{:.2f}"),
     ("engine_gflop_per_s", "{:.1f}"),
     ("roofline_fraction", "{:.3f}"),
 ]
@@ -441,6 +497,7 @@ def _line(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experts", type=int, nargs="*", default=[1, 4, 16, 64])
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     parser.add_argument("--batches", type=int, nargs="+", default=[REFERENCE_BATCH, BATCH_SIZE])
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument(
@@ -462,7 +519,9 @@ def main() -> None:
     peak = matmul_peak(args.repeats)
     print(f"dense matmul peak measured in this run (median of {args.repeats}): {peak / 1e9:.1f} GFLOP/s")
     print(" | ".join(k for k, _ in COLUMNS))
-    rows = throughput(args.experts, args.batches, images, args.repeats, args.torch_limit, peak)
+    rows = []
+    for table in args.tables:
+        rows += throughput(args.experts, args.batches, images, args.repeats, args.torch_limit, peak, table)
     result = {"backend": f"{device.platform}:{device.device_kind}", "matmul_gflop_per_s": peak / 1e9, "rows": rows}
     if not args.skip_hub:
         result["labelling"] = labelling(Path(args.hub), args.repeats, args.store_images)

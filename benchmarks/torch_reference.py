@@ -98,6 +98,31 @@ def reference_probabilities(
     return results
 
 
+def vmap_probabilities(
+    torch_models: list[nn.Module], images: np.ndarray, mean: float, std: float, batch_size: int = 32
+) -> list[np.ndarray]:
+    """The ensemble a PyTorch user would write for models of one architecture: their parameters stacked
+    (`torch.func.stack_module_state`) and one `torch.vmap` of `functional_call` per batch, under `no_grad`."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state
+
+    params, buffers = stack_module_state(torch_models)
+    base = copy.deepcopy(torch_models[0]).to("meta")
+
+    def one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    ensemble = torch.vmap(one, in_dims=(0, 0, None))
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float()
+            outs.append(F.softmax(ensemble(params, buffers, (x / 255.0 - mean) / std), dim=-1))
+    stacked = torch.cat(outs, dim=1).numpy().astype(np.float32)  # [models, images, heads]
+    return list(stacked)
+
+
 def _self_check() -> None:
     """Flax vs torch probabilities on random images for every supported kind of model."""
     import jax

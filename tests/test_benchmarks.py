@@ -90,6 +90,23 @@ def test_torch_ratio_only_at_the_engines_batch_and_dispatch(images):
     assert like[0]["max_abs_diff_torch"] < 1e-5
 
 
+def test_equal_work_rows_do_the_same_flops_on_every_side_and_include_torch_func(images):
+    pytest.importorskip("torch")
+    rows = tp.throughput([2], [16], images, repeats=1, torch_limit=2, table="equal work")
+    reference, *like = rows
+    assert reference["table"] == "equal work" and reference["reference"]
+    for row in like:
+        _assert_like_for_like(row)
+        flops = row["flops_per_image"]
+        assert row["table"] == "equal work" and flops["engine"] == flops["plain"] == flops["torch"] > 0
+    one_batch, own = like
+    assert one_batch["max_abs_diff_torch_func"] < 1e-5 and one_batch["max_abs_diff_torch"] < 1e-5
+    assert "engine_vs_torch_func" not in own, "torch runs one forward per batch: no ratio at another dispatch"
+    hub_row = tp.throughput([4], [16], images, repeats=1, torch_limit=0)[0]  # two heads on one backbone
+    assert hub_row["flops_per_image"]["engine"] < hub_row["flops_per_image"]["plain"], "a backbone run once"
+    assert "Equal work:" in report.throughput_section({"backend": "cpu:cpu", "matmul_gflop_per_s": 1.0, "rows": rows})
+
+
 def test_report_publishes_only_like_for_like_ratios(rows):
     doc = {"backend": "cpu:cpu", "matmul_gflop_per_s": 1.0, "rows": rows}
     text = report.throughput_section(doc)

@@ -293,9 +293,23 @@ _THROUGHPUT_COLUMNS = [
     "engine / plain",
     "torch img/s",
     "engine / torch",
+    "torch.func img/s",
+    "engine / torch.func",
+    "MFLOP/img engine | plain",
     "roofline",
     "repeats",
 ]
+_TABLE_CAPTIONS = {
+    "equal work": "Equal work: distinct experts of one architecture, no shared backbone, the same FLOPs on every "
+    "side; the PyTorch peers are the published per-model loop and the `torch.func` vmapped ensemble.",
+    "hub": "Hub: half the experts are heads on shared backbones. The engine runs each backbone once, the loops "
+    "once per head: these ratios include that deduplication (less work, see the FLOP column), not only speed.",
+}
+
+
+def _flops(r: dict) -> str:
+    flops = r.get("flops_per_image")
+    return "-" if not flops else f"{flops['engine'] / 1e6:.1f} | {flops['plain'] / 1e6:.1f}"
 
 
 def _throughput_row(r: dict) -> list:
@@ -310,6 +324,9 @@ def _throughput_row(r: dict) -> list:
         _ratio(r, "engine_vs_plain", "batch", "plain_rows_per_dispatch"),
         f"{r['torch_img_per_s']:.0f}" if r.get("torch_img_per_s") else "-",
         _ratio(r, "engine_vs_torch", "torch_batch", "torch_rows_per_dispatch"),
+        f"{r['torch_func_img_per_s']:.0f}" if r.get("torch_func_img_per_s") else "-",
+        _ratio(r, "engine_vs_torch_func", "torch_batch", "torch_rows_per_dispatch"),
+        _flops(r),
         _or_dash(r.get("roofline_fraction")),
         r["repeats"],
     ]
@@ -322,12 +339,15 @@ def throughput_section(throughput: dict) -> str:
     like, reference = [r for r in rows if not r.get("reference")], [r for r in rows if r.get("reference")]
     parts = []
     if like:
-        parts += [
-            f"Images per second on {throughput['backend']} (random-initialised experts, half of them heads on shared "
-            f"backbones; dense matmul peak {throughput['matmul_gflop_per_s']:.0f} GFLOP/s). Both sides of a ratio "
-            "run at the same batch size and rows per dispatch, timed interleaved (medians of the repeats):",
-            _table(_THROUGHPUT_COLUMNS, [_throughput_row(r) for r in like]),
-        ]
+        parts.append(
+            f"Images per second on {throughput['backend']} (random-initialised experts; dense matmul peak "
+            f"{throughput['matmul_gflop_per_s']:.0f} GFLOP/s, measured in the same run). Both sides of a ratio "
+            "run at the same batch size, rows per dispatch, threads and dtype, timed interleaved (medians of the "
+            "repeats)."
+        )
+        for table in dict.fromkeys(r.get("table", "hub") for r in like):
+            chosen = [r for r in like if r.get("table", "hub") == table]
+            parts += [_TABLE_CAPTIONS[table], _table(_THROUGHPUT_COLUMNS, [_throughput_row(r) for r in chosen])]
     elif throughput["rows"]:
         parts.append(f"Throughput not shown: {_STALE} `python benchmarks/throughput.py`.")
     if reference:
