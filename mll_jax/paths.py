@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "cache_parts", "clear_cache", "default_compile_cache", "default_hub", "enable_compile_cache"]
+__all__ = [
+    "cache_dir",
+    "cache_parts",
+    "clear_cache",
+    "default_compile_cache",
+    "default_hub",
+    "enable_compile_cache",
+    "exclusive",
+]
 
 
 def cache_dir() -> Path:
@@ -60,9 +71,9 @@ def _size(path: Path) -> int:
 
 
 def cache_parts() -> dict[str, int]:
-    """Each top-level entry of the cache directory and its size in bytes."""
+    """Each top-level entry of the cache directory and its size in bytes (not its lock or other hidden files)."""
     root = cache_dir()
-    return {p.name: _size(p) for p in sorted(root.iterdir())} if root.is_dir() else {}
+    return {p.name: _size(p) for p in sorted(root.iterdir()) if not p.name.startswith(".")} if root.is_dir() else {}
 
 
 def clear_cache(parts: list[str]) -> list[str]:
@@ -77,3 +88,17 @@ def clear_cache(parts: list[str]) -> list[str]:
         path = cache_dir() / part
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return parts
+
+
+@contextlib.contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """Hold `directory`'s lock (its `.lock` file, made with the directory if missing) while the block runs: one
+    process at a time, the others wait. Writers of a shared file take it, so two processes never make it at once."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

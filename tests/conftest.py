@@ -42,11 +42,13 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def sqlite_hub_path() -> Path:
-    """The demo hub, built where `Hub.open()` looks by default (inside the test cache), its rows in SQLite."""
+    """The demo hub, built where `Hub.open()` looks by default (inside the test cache), its rows in SQLite.
+    Under `pytest -n`, one worker builds it while the others wait, then find it built."""
     from mll_jax import labeling, paths, zoo
 
     path = paths.default_hub()
-    labeling.label(zoo.build(path))
+    with paths.exclusive(path.parent):
+        labeling.label(zoo.build(path))
     return path
 
 

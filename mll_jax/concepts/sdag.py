@@ -125,7 +125,7 @@ def _stored_embeddings(path: Path, digest: str) -> np.ndarray | None:
 
 
 def _store_embeddings(path: Path, digest: str, nodes: list[str], embeddings: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # processes embedding at once never share it
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(tmp, digest=digest, nodes=np.array(nodes), embeddings=embeddings)

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from flax import nnx
@@ -172,6 +173,11 @@ def oracle_model(hub: Hub, classes: list[task_lib.TaskClass]) -> tuple[nnx.Modul
     recipe = ORACLE.to_json()
     key = hashlib.sha256(json.dumps([groups, recipe, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
     directory = paths.cache_dir() / "oracles" / key
+    with paths.exclusive(directory):  # another process training this oracle: wait for it, then read its result
+        return _trained_oracle(hub, classes, groups, recipe, directory)
+
+
+def _trained_oracle(hub: Hub, classes: list, groups: list, recipe: dict, directory: Path) -> tuple[nnx.Module, dict]:
     abstract = nets.abstract(ORACLE.arch, ORACLE.config, len(classes))
     try:
         record = json.loads((directory / "oracle.json").read_text())

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from mll_jax import paths
 
 __all__ = ["checksum", "locked"]
 
@@ -22,9 +23,5 @@ def locked(directory: Path) -> Iterator[None]:
     """Hold the hub's write lock (`.lock` in its directory) while the block runs."""
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"no write permission on hub {directory}")
-    with open(Path(directory) / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with paths.exclusive(directory):
+        yield
