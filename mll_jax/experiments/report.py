@@ -295,7 +295,7 @@ _THROUGHPUT_COLUMNS = [
     "engine / torch",
     "torch.func img/s",
     "engine / torch.func",
-    "MFLOP/img engine | plain",
+    "MFLOP/img (engine, plain)",
     "roofline",
     "repeats",
 ]
@@ -309,7 +309,7 @@ _TABLE_CAPTIONS = {
 
 def _flops(r: dict) -> str:
     flops = r.get("flops_per_image")
-    return "-" if not flops else f"{flops['engine'] / 1e6:.1f} | {flops['plain'] / 1e6:.1f}"
+    return "-" if not flops else f"{flops['engine'] / 1e6:.1f}, {flops['plain'] / 1e6:.1f}"
 
 
 def _throughput_row(r: dict) -> list:
