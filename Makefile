@@ -22,10 +22,11 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	@# one test cache for both runs: the second reuses the first's demo hub and compiled programs.
-	@# The first runs a worker per core, a test file per worker at a time (a module's fixtures are made once);
+	@# The first runs a worker per core, a test file per worker at a time (a module's fixtures are made once; the
+	@# tests that need no demo hub first, see tests/conftest.py);
 	@# most of a test's time is one-threaded (XLA compiling), so two workers keep both cores busy.
 	cache=$${MLL_JAX_TEST_CACHE:-$$(mktemp -d -t mll_jax_test_cache_XXXXXX)}; \
-	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadfile && \
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadgroup && \
 	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 --hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
