@@ -11,7 +11,6 @@ SYSTEM_FILES := /usr/share/wordnet/data.noun /usr/share/wordnet/index.sense \
 	/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # The store's tests against a real server: Debian's PostgreSQL (a throw-away cluster per test session).
 POSTGRES_TESTS := tests/hub tests/selection/test_selection_reuse.py
-TEST_WORKERS ?= 2  # pytest workers for the first run (CI has two cores)
 
 .PHONY: demo test setup system lint bench clean-cache
 
@@ -21,12 +20,9 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	@# one test cache for both runs: the second reuses the first's demo hub and compiled programs.
-	@# The first runs a worker per core, a test file per worker at a time (a module's fixtures are made once; the
-	@# tests that need no demo hub first, see tests/conftest.py);
-	@# most of a test's time is one-threaded (XLA compiling), so two workers keep both cores busy.
+	@# one test cache for both runs: the second reuses the first's demo hub and compiled programs
 	cache=$${MLL_JAX_TEST_CACHE:-$$(mktemp -d -t mll_jax_test_cache_XXXXXX)}; \
-	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadgroup && \
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 && \
 	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 --hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed

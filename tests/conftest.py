@@ -24,15 +24,7 @@ def pytest_addoption(parser):
     parser.addoption("--hub-backend", choices=("sqlite", "postgresql"), default="sqlite", help="where hubs keep rows")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    # Under `pytest -n --dist loadgroup` a group (a file's tests that need the demo hub, or those that do not) runs
-    # on one worker, groups in order: the hub-free ones first, so while one worker builds the hub the others work.
-    needs_hub = {item: "sqlite_hub_path" in item.fixturenames for item in items}
-    items.sort(key=needs_hub.get)
-    for item in items:
-        group = f"{item.path.relative_to(config.rootpath)}{'' if needs_hub[item] else ' (no hub)'}"
-        item.add_marker(pytest.mark.xdist_group(group))
     if config.getoption("--hub-backend") == "postgresql":
         for item in items:
             if "sqlite_only" in item.keywords:
@@ -51,7 +43,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def sqlite_hub_path() -> Path:
     """The demo hub, built where `Hub.open()` looks by default (inside the test cache), its rows in SQLite.
-    Under `pytest -n`, one worker builds it while the others wait, then find it built."""
+    Test sessions sharing one test cache: one builds it while the others wait, then find it built."""
     from mll_jax import labeling, paths, zoo
 
     path = paths.default_hub()
