@@ -238,8 +238,10 @@ def torch_vmap(modules: list, ids: list[str], batch: int) -> Callable[[np.ndarra
     """The `torch.func` ensemble of models of one architecture, one vmapped forward per batch of `batch` rows."""
     import torch_reference as ref
 
+    ensemble = ref.vmap_ensemble(modules)  # stacked once, as the engine stacks once: setup is not timed
+
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(ids, ref.vmap_probabilities(modules, images, SPEC["mean"], SPEC["std"], batch)))
+        return dict(zip(ids, ensemble(images, SPEC["mean"], SPEC["std"], batch)))
 
     return run
 

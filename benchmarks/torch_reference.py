@@ -88,39 +88,37 @@ def reference_probabilities(
     """Published-style loop: per model, per batch, uint8 NHWC -> NCHW float, normalise, forward, softmax."""
     results = []
     for model in torch_models:
-        outs = []
         with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                x = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float()
-                x = (x / 255.0 - mean) / std
-                outs.append(F.softmax(model(x), dim=1))
+            outs = [F.softmax(model(x), dim=1) for x in _inputs(images, mean, std, batch_size)]
         results.append(torch.cat(outs).numpy().astype(np.float32))
     return results
 
 
-def vmap_probabilities(
-    torch_models: list[nn.Module], images: np.ndarray, mean: float, std: float, batch_size: int = 32
-) -> list[np.ndarray]:
-    """The ensemble a PyTorch user would write for models of one architecture: their parameters stacked
-    (`torch.func.stack_module_state`) and one `torch.vmap` of `functional_call` per batch, under `no_grad`."""
+def _inputs(images: np.ndarray, mean: float, std: float, batch_size: int):
+    """uint8 NHWC images -> normalised NCHW float batches, as published code feeds its models."""
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float()
+        yield (x / 255.0 - mean) / std
+
+
+def vmap_ensemble(torch_models: list[nn.Module]):
+    """The ensemble a PyTorch user would write for models of one architecture: their parameters stacked once
+    (`torch.func.stack_module_state`); the returned `probabilities(images, mean, std, batch_size)` runs one
+    `torch.vmap` of `functional_call` per batch, under `no_grad`, and gives each model's probabilities."""
     import copy
 
     from torch.func import functional_call, stack_module_state
 
     params, buffers = stack_module_state(torch_models)
     base = copy.deepcopy(torch_models[0]).to("meta")
+    ensemble = torch.vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
 
-    def one(p, b, x):
-        return functional_call(base, (p, b), (x,))
+    def probabilities(images: np.ndarray, mean: float, std: float, batch_size: int = 32) -> list[np.ndarray]:
+        with torch.no_grad():
+            outs = [F.softmax(ensemble(params, buffers, x), dim=-1) for x in _inputs(images, mean, std, batch_size)]
+        return list(torch.cat(outs, dim=1).numpy().astype(np.float32))  # [models, images, heads]
 
-    ensemble = torch.vmap(one, in_dims=(0, 0, None))
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float()
-            outs.append(F.softmax(ensemble(params, buffers, (x / 255.0 - mean) / std), dim=-1))
-    stacked = torch.cat(outs, dim=1).numpy().astype(np.float32)  # [models, images, heads]
-    return list(stacked)
+    return probabilities
 
 
 def _self_check() -> None:
