@@ -30,7 +30,7 @@ from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.experiments.tasks import random_tasks
 from mll_jax.selection import programs
 
-LIGHT = SelectionConfig(samples_per_class=64, solver=SolverConfig(restarts=2, steps=40, refit_steps=20))
+LIGHT = SelectionConfig(samples_per_class=64, solver=SolverConfig(restarts=2, steps=40))
 
 
 def rss_mib() -> float:

@@ -35,7 +35,7 @@ def test_matching_never_crashes_on_unicode(text):
 
 
 K, C, M, N = 4, 6, 5, 48
-FAST = SolverConfig(restarts=2, steps=30, refit_steps=20)
+FAST = SolverConfig(restarts=2, steps=30)
 
 
 @st.composite
@@ -63,7 +63,8 @@ def test_chco_covers_every_class_and_respects_max_models(case, max_models):
     problem, num_classes = case
     out = jax.device_get(chco.solve(problem, jax.random.key(0), dataclasses.replace(FAST, max_models=max_models)))
     w = out.w
-    assert (w.sum(1)[:num_classes] == 1).all() and (w[num_classes:] == 0).all()
+    heads = (w > 0).sum(1)
+    assert (heads[:num_classes] >= 1).all() and (heads <= FAST.heads_per_class).all() and (w[num_classes:] == 0).all()
     assert not (w > 0)[~problem.cand_mask].any()
     used = set(problem.cand_model[w > 0].tolist())
     assert len(used) <= max_models

@@ -44,7 +44,7 @@ __all__ = [
     "zero_shot",
 ]
 
-METHODS = ("mll", *baselines.BASELINES)  # mll, oracle, patch_only, f1_topk, declared, random
+METHODS = ("mll", *baselines.BASELINES)  # mll, oracle, patch_only, f1_top1, f1_top3, declared, random
 SEED_FREE = tuple(m for m, b in baselines.BASELINES.items() if not b.uses_seed)  # measured once, whatever the seed
 # The baselines choose among every candidate a class has, as they did before selection had a cap.
 BASELINE_CANDIDATES = SelectionConfig(max_candidates=None)
@@ -100,14 +100,15 @@ def evaluate_suite(
     seeds=(0,),
     methods=METHODS,
     scores: Scores = reused_scores,
+    config: SelectionConfig = SelectionConfig(),
 ) -> tuple[list[dict], dict[str, float]]:
-    """`evaluate_task` over `tasks` for each selection seed (selections batched per seed), seeds merged per task;
-    and the seconds spent per stage."""
+    """`evaluate_task` over `tasks` for each selection seed (selections batched per seed, by `config`), seeds
+    merged per task; and the seconds spent per stage."""
     seconds: dict[str, float] = defaultdict(float)
     runs = []
     for i, seed in enumerate(tqdm(seeds, desc="selection seeds", disable=len(seeds) == 1)):
         clock = time.perf_counter()
-        selections = select_many(hub, [list(t) for t in tasks], seed=seed, progress=i == 0)
+        selections = select_many(hub, [list(t) for t in tasks], config, seed=seed, progress=i == 0)
         seconds["select"] += time.perf_counter() - clock
         todo = methods if i == 0 else tuple(m for m in methods if m not in SEED_FREE)
         results = []

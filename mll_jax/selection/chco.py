@@ -25,6 +25,12 @@ others' fixed logits (a two-parameter logistic regression per swap, all K x C of
 as one array program), calibrates the `search_top` most promising swaps in full, and
 keeps the best if it beats the current selection on validation accuracy, then loss.
 The best restart wins.
+
+Head combination (`heads_per_class` > 1): from the winner, a sparse mixture
+z_k(x) = sum_c beta_kc * s_c(x) + b_k with beta >= 0 (convex in beta and b) is fitted on
+the fit half with an L1 penalty, each class keeps its `heads_per_class` largest
+weights, and the mixture is refitted on them; it replaces the top-1 selection only if
+it beats it on validation accuracy, then loss.
 """
 
 from __future__ import annotations
@@ -44,7 +50,6 @@ __all__ = [
     "Result",
     "brute_force",
     "candidate_scores",
-    "discretise",
     "halves",
     "masked_softmax",
     "model_usage",
@@ -192,7 +197,8 @@ def _loss(params, problem, config: SolverConfig) -> jax.Array:
     )
 
 
-def _adam_fit(loss_fn, params, steps: int, learning_rate: float):
+def _adam_fit(loss_fn, params, steps: int, learning_rate: float, project=lambda p: p):
+    """Adam on `loss_fn` from `params`; `project` maps each iterate back to the feasible set."""
     import optax  # here, not at the top: a process that loads its stored programs never traces, nor needs optax
 
     optimizer = optax.adam(learning_rate)
@@ -201,22 +207,15 @@ def _adam_fit(loss_fn, params, steps: int, learning_rate: float):
         params, state = carry
         grads = jax.grad(loss_fn)(params)
         updates, state = optimizer.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), None
+        return (project(optax.apply_updates(params, updates)), state), None
 
     (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), None, length=steps)
     return params
 
 
-def discretise(w: jax.Array, mask: jax.Array, top_mass: float | None) -> jax.Array:
-    """Top-1 candidate per class (renormalised weights of the top-mass set if `top_mass`)."""
-    if top_mass is None:
-        return jax.nn.one_hot(jnp.where(mask, w, -1.0).argmax(-1), w.shape[-1]) * mask
-    order = jnp.argsort(-w, axis=-1)
-    sorted_w = jnp.take_along_axis(w, order, -1)
-    keep_sorted = (jnp.cumsum(sorted_w, -1) - sorted_w) < top_mass
-    keep = jnp.zeros_like(w).at[jnp.arange(w.shape[0])[:, None], order].set(keep_sorted) * mask
-    kept = w * keep
-    return kept / jnp.maximum(kept.sum(-1, keepdims=True), 1e-9)
+def _top1(w: jax.Array, mask: jax.Array) -> jax.Array:
+    """One-hot [K, C] of the largest real weight per class."""
+    return jax.nn.one_hot(jnp.where(mask, w, -1.0).argmax(-1), w.shape[-1]) * mask
 
 
 def _limit_models(w: jax.Array, problem: Problem, max_models: int) -> jax.Array:
@@ -237,7 +236,7 @@ def _limit_models(w: jax.Array, problem: Problem, max_models: int) -> jax.Array:
     def used_by(allowed):
         """bool [M]: models the top-1 selection uses when only `allowed` models may be chosen."""
         allowed_cands = problem.cand_mask & (onehot @ allowed.astype(w.dtype) > 0)
-        return jnp.einsum("kcm,kc->m", onehot, discretise(w, allowed_cands, None)) > 0
+        return jnp.einsum("kcm,kc->m", onehot, _top1(w, allowed_cands)) > 0
 
     def drop_one(_, allowed):
         used = used_by(allowed)
@@ -495,51 +494,81 @@ def _kept(result: _Evaluated) -> Result:
     return Result(result.w, result.t, result.b, result.val_accuracy, result.val_accuracy_per_class, result.val_loss)
 
 
-def _refit_mass(problem: Problem, w: jax.Array, config: SolverConfig) -> Result:
-    """t and b of a weighted selection `w` [K, C] (several heads per class), by Adam on the fit half."""
-    K = w.shape[0]
+def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Evaluated:
+    """Up to `heads_per_class` candidates per class with weights beta >= 0, from the top-1 selection `start`
+    (see the module docstring). Within `max_models`, only the models `start` uses may join; otherwise a
+    candidate of a model `start` does not use pays `cost_weight` x its model's cost per unit of weight."""
+    K, C = problem.cand_mask.shape
+    M = problem.model_cost.shape[0]
+    model, real = _columns(problem, start.picks)
+    used = jnp.zeros(M, bool).at[jnp.where(real, model, M)].set(True, mode="drop")
+    allowed = problem.cand_mask & (used[problem.cand_model] if config.max_models is not None else True)
+    penalty = (
+        config.mixture_l1
+        + jnp.where(used[problem.cand_model], 0.0, config.cost_weight) * problem.model_cost[problem.cand_model]
+    )
+    real_class = problem.cand_mask.any(-1)[:, None]
+    # scores centred on the fit half: a head's weight and its class's bias then do not trade off (Adam drifts
+    # along such a valley); the shift returns into b at the end
+    weight = problem.fit.weight / jnp.maximum(problem.fit.weight.sum(), 1.0)
+    centre = (problem.fit.scores * weight).sum(-1)  # [K, C]
 
-    def objective(tb):
-        z = _logits(w, tb["t"], tb["b"], problem, problem.fit)
-        return _cross_entropy(z, problem.fit) + config.temperature_weight * (tb["t"] ** 2).sum()
+    def logits(params, half):
+        z = jnp.einsum("kc,kcn->kn", params["beta"], half.scores - centre[..., None]) + params["b"][:, None]
+        return jnp.where(real_class, z, _NEG)
 
-    tb = {"t": jnp.zeros_like(problem.model_cost), "b": jnp.zeros(K)}
-    tb = _adam_fit(objective, tb, config.refit_steps, config.learning_rate)
-    return Result(w, tb["t"], tb["b"], *_report(problem, _logits(w, tb["t"], tb["b"], problem, problem.val)))
+    def fit(params, support):
+        def objective(p):
+            ridge = _BIAS_RIDGE * (p["b"] ** 2).sum()
+            return _cross_entropy(logits(p, problem.fit), problem.fit) + (penalty * p["beta"]).sum() + ridge
+
+        def project(p):
+            return {"beta": jnp.maximum(p["beta"], 0.0) * support, "b": p["b"]}
+
+        return _adam_fit(objective, params, config.mixture_steps, config.mixture_learning_rate, project)
+
+    beta = start.w * start.beta[:, None]
+    params = fit({"beta": beta, "b": start.b + (beta * centre).sum(-1)}, allowed)
+    # the heads_per_class largest positive weights of each class; the start's pick stays eligible
+    kth = jax.lax.top_k(jnp.where(allowed, params["beta"], -1.0), config.heads_per_class)[0][:, -1:]
+    kept = allowed & (params["beta"] >= kth) & (params["beta"] > 0)
+    params = fit({"beta": params["beta"] * kept, "b": params["b"]}, kept)
+    z_val = logits(params, problem.val)
+    mixture = start._replace(
+        w=params["beta"],
+        t=jnp.zeros(M),
+        b=params["b"] - (params["beta"] * centre).sum(-1),
+        z_fit=logits(params, problem.fit),
+        z_val=z_val,
+        **_report(problem, z_val)._asdict(),
+    )
+    better = _better(mixture, start) & (kept.sum(-1) > 0).all(where=real_class[:, 0])
+    return jax.tree.map(lambda new, old: jnp.where(better, new, old), mixture, start)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def solve(problem: Problem, key: jax.Array, config: SolverConfig = SolverConfig()) -> Result:
     """CHCO on one padded problem.
 
-    Top-1 (default): restart 0 starts from the relaxation's selection, the others from
-    random selections; each is improved by local search and the best wins. Top mass:
-    every restart runs the relaxation, keeps its top-mass heads and refits t and b.
-    Returns discrete weights w [K, C], t [M], b [K], validation accuracy overall and
-    per class, and the relaxation's continuous weights.
+    Restart 0 starts from the relaxation's selection, the others from random
+    selections; each is improved by local search and the best wins; with
+    `heads_per_class` > 1 it may then become a mixture. Returns weights w [K, C]
+    (one-hot, or the mixture's beta with t = 0), t [M], b [K], validation accuracy
+    overall and per class, and the relaxation's continuous weights.
     """
     problem = _samples_last(problem)
     K, C = problem.cand_mask.shape
     keys = jax.random.split(key, config.restarts)
-    if config.top_mass is not None:
-
-        def one_restart(key):
-            continuous = _relax(problem, key, config)
-            mask = problem.cand_mask
-            if config.max_models is not None:
-                mask = mask & _limit_models(continuous, problem, config.max_models)[problem.cand_model]
-            w = discretise(jnp.where(mask, continuous, 0.0), mask, config.top_mass)
-            return _refit_mass(problem, w, config)._replace(continuous_w=continuous)
-
-        return _best(jax.vmap(one_restart)(keys))
     continuous = _relax(problem, keys[0], config)
     random = jax.vmap(lambda k: masked_softmax(_normal_grid(k, (K, C)), problem.cand_mask))(keys[1:])
 
     def one_search(w):
-        return _kept(_search(problem, _evaluate(problem, _start_picks(problem, w, config), config), config))
+        return _search(problem, _evaluate(problem, _start_picks(problem, w, config), config), config)
 
     winner = _best(jax.vmap(one_search)(jnp.concatenate([continuous[None], random])))
-    return winner._replace(continuous_w=continuous)
+    if config.heads_per_class > 1:
+        winner = _mixture(problem, winner, config)
+    return _kept(winner)._replace(continuous_w=continuous)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))

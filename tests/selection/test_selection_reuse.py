@@ -149,7 +149,7 @@ def test_same_seed_same_selection(hub):
     assert mll.select(hub, ["pullover", "coat"], seed=3) == mll.select(hub, ["pullover", "coat"], seed=3)
 
 
-LIGHT = SelectionConfig(samples_per_class=100, solver=SolverConfig(restarts=4, steps=60, refit_steps=40))
+LIGHT = SelectionConfig(samples_per_class=100, solver=SolverConfig(restarts=4, steps=60))
 TASKS = [
     ["sandal", "sneakers", "ankle boot"],
     ["pullover", "coat", "shirt", "t-shirt"],
