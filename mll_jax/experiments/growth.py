@@ -27,7 +27,7 @@ from mll_jax.zoo import general, generate
 
 __all__ = ["METHODS", "REGIMES", "full_hub", "mislabels", "plot", "run", "table"]
 
-METHODS = ("mll", "patch_only", "f1_topk", "declared", "random")  # the oracle is one line: it has no hub
+METHODS = ("mll", "patch_only", "f1_top1", "f1_top3", "declared", "random")  # the oracle is one line: it has no hub
 REGIMES = tuple(regimes_lib.REGIMES)  # paper, in-domain
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,8 @@ def tick_labels(sizes: list[int]) -> list[str]:
 COLORS = {
     "mll": "tab:blue",
     "patch_only": "tab:green",
-    "f1_topk": "tab:orange",
+    "f1_top1": "tab:red",
+    "f1_top3": "tab:orange",
     "declared": "tab:brown",
     "random": "tab:gray",
 }

@@ -11,10 +11,10 @@ from mll_jax.configs.evaluation import NOISE
 from mll_jax.experiments import demo, evaluation, report
 
 # Claims that hold on the reported suite and on this test's part of it, each beyond the noise over selection seeds
-# (over tasks, the project's rule, 8 tasks are too few to show them). Not claimed: MLL against f1-top-k (+0.007 on
-# the reported suite, within the noise over tasks, 13 wins and 15 losses).
-BEATEN = ("declared",)  # MLL beats these by more than the seeds' noise
-NOT_BELOW = ("patch_only",)  # MLL is not below these by more than the seeds' noise (above it on the whole suite)
+# (over tasks, the project's rule, 8 tasks are too few to show them). On the reported suite MLL is above f1-top-3
+# by 0.100 (beyond the noise over tasks) and above f1-top-1 by 0.015 (1.99 standard errors over tasks: within it).
+BEATEN = ("declared", "f1_top3")  # MLL beats these by more than the seeds' noise
+NOT_BELOW = ("patch_only", "f1_top1")  # MLL is not below these by more than the seeds' noise (above on the suite)
 
 
 def failed_claims(doc: dict) -> list[str]:
