@@ -90,10 +90,11 @@ def mean_vote(probs: dict[str, np.ndarray], cands: list[list[Candidate]], member
     """Scores [N, K]: per class, the mean of its member models' class probabilities."""
     K = len(cands)
     heads = heads_by_model(cands)
+    q = {m: class_probs(probs[m], heads[m], K) for m in {m for ms in members for m in ms}}
     n = len(next(iter(probs.values())))
     scores = np.zeros((n, K), np.float32)
     for k, ms in enumerate(members):
-        scores[:, k] = np.mean([class_probs(probs[m], heads[m], K)[:, k] for m in ms], 0)
+        scores[:, k] = np.mean([q[m][:, k] for m in ms], 0)
     return scores
 
 

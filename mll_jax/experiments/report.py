@@ -33,7 +33,6 @@ _METHOD_NAMES = {
     "patch_only": "patch only",
     "f1_top1": "f1-top-1",
     "f1_top3": "f1-top-3",
-    "f1_topk": "f1-top-k (k = 3, the earlier exp(-H) weighting)",  # results written before both recipe rows
     "declared": "declared",
     "random": "random",
 }

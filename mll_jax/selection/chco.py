@@ -498,7 +498,6 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
     """Up to `heads_per_class` candidates per class with weights beta >= 0, from the top-1 selection `start`
     (see the module docstring). Within `max_models`, only the models `start` uses may join; otherwise a
     candidate of a model `start` does not use pays `cost_weight` x its model's cost per unit of weight."""
-    K, C = problem.cand_mask.shape
     M = problem.model_cost.shape[0]
     model, real = _columns(problem, start.picks)
     used = jnp.zeros(M, bool).at[jnp.where(real, model, M)].set(True, mode="drop")
