@@ -11,6 +11,8 @@ SYSTEM_FILES := /usr/share/wordnet/data.noun /usr/share/wordnet/index.sense \
 	/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # The store's tests against a real server: Debian's PostgreSQL (a throw-away cluster per test session).
 POSTGRES_TESTS := tests/hub tests/selection/test_selection_reuse.py
+# Two pytest workers (CI has two cores); a file's tests run on one worker (`--dist loadgroup`, tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test setup system lint bench clean-cache
 
@@ -22,8 +24,9 @@ test: setup
 	$(VENV)/bin/lint-imports
 	@# one test cache for both runs: the second reuses the first's demo hub and compiled programs
 	cache=$${MLL_JAX_TEST_CACHE:-$$(mktemp -d -t mll_jax_test_cache_XXXXXX)}; \
-	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 && \
-	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 --hub-backend postgresql $(POSTGRES_TESTS)
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadgroup && \
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 -n $(TEST_WORKERS) --dist loadgroup \
+		--hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
 

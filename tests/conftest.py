@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,17 @@ def pytest_addoption(parser):
     parser.addoption("--hub-backend", choices=("sqlite", "postgresql"), default="sqlite", help="where hubs keep rows")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+    # Under `pytest -n --dist loadgroup` a group (a file's tests that need the demo hub, or those that do not) runs
+    # on one worker, groups in order: the hub-free ones first, so while one worker builds the hub the other works;
+    # then the files with slow tests, so that no long test starts last.
+    needs_hub = {item: "sqlite_hub_path" in item.fixturenames for item in items}
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: (needs_hub[item], item.path not in slow_files))
+    for item in items:
+        group = f"{item.path.relative_to(config.rootpath)}{'' if needs_hub[item] else ' (no hub)'}"
+        item.add_marker(pytest.mark.xdist_group(group))
     if config.getoption("--hub-backend") == "postgresql":
         for item in items:
             if "sqlite_only" in item.keywords:
@@ -103,3 +114,24 @@ def test_split():
     from mll_jax import data
 
     return data.load("fashion_mnist", "test")
+
+
+@pytest.fixture
+def own_program_store(monkeypatch, tmp_path) -> Iterator[Path]:
+    """A cache of this test's own whose program store starts as a copy of the session's, for tests that damage
+    or count stored programs while other workers write theirs; the compile cache and text files stay shared."""
+    from mll_jax import paths
+    from mll_jax.selection import programs
+
+    shared = paths.cache_dir()
+    own = tmp_path / "cache"
+    own.mkdir()
+    for part in ("jax", "text", "engine", "oracles"):
+        (shared / part).mkdir(parents=True, exist_ok=True)
+        (own / part).symlink_to(shared / part)
+    if (shared / "programs").is_dir():
+        shutil.copytree(shared / "programs", own / "programs", ignore=shutil.ignore_patterns(".*.tmp"))
+    monkeypatch.setenv("MLL_JAX_CACHE", str(own))
+    programs.forget()
+    yield own / "programs"
+    programs.forget()

@@ -25,7 +25,7 @@ from mll_jax.experiments import baselines, evaluation
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, generate
 
-__all__ = ["METHODS", "REGIMES", "full_hub", "mislabels", "plot", "run", "table"]
+__all__ = ["METHODS", "REGIMES", "full_hub", "mislabels", "paired_differences", "plot", "run", "table"]
 
 METHODS = ("mll", "patch_only", "f1_top1", "f1_top3", "declared", "random")  # the oracle is one line: it has no hub
 REGIMES = tuple(regimes_lib.REGIMES)  # paper, in-domain
@@ -122,6 +122,7 @@ def run(
                         "experts": order[:size],
                         "labelled_now": labelled,
                         "accuracy": {m: float(np.mean([r["accuracy"][m] for r in results])) for m in METHODS},
+                        "by_task": {m: [float(r["accuracy"][m]) for r in results] for m in METHODS},
                         "coverage": float(np.mean([r["coverage"] for r in results])),
                         "seconds": seconds,
                     }
@@ -136,6 +137,7 @@ def run(
         classes, keep, y = evaluation.task_items(full, names, test)
         oracle.append(evaluation.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
     summary = {r: summarise([row for row in rows if row["regime"] == r], sizes) for r in regimes}
+    differences = {r: paired_differences([row for row in rows if row["regime"] == r], sizes) for r in regimes}
     return {
         "hub": {"path": str(full.path), "experts": len(experts)},
         "regimes": list(regimes),
@@ -149,6 +151,7 @@ def run(
         "oracle_by_task": oracle,
         "rows": rows,
         "summary": summary,
+        "differences": differences,
         "mislabels": mislabelled,
     }
 
@@ -172,6 +175,19 @@ def summarise(rows: list[dict], sizes: list[int]) -> list[dict]:
     return out
 
 
+def paired_differences(rows: list[dict], sizes: list[int]) -> list[dict]:
+    """Per hub size: MLL minus each baseline, with standard errors over orders (paired by order) and over tasks
+    (each task's mean over orders, paired by task) and per-task wins and losses (`evaluation.summarise`, with the
+    orders in the place of selection seeds)."""
+    out = []
+    for size in sizes:
+        at = sorted((r for r in rows if r["size"] == size), key=lambda r: r["order"])
+        tasks = len(at[0]["by_task"]["mll"])
+        per_task = [{"by_seed": {m: [r["by_task"][m][t] for r in at] for m in METHODS}} for t in range(tasks)]
+        out.append({"size": size, **evaluation.summarise(per_task, METHODS)["differences"]})
+    return out
+
+
 def table(result: dict) -> str:
     lines = []
     for regime in result["regimes"]:
@@ -180,6 +196,13 @@ def table(result: dict) -> str:
         for s in result["summary"][regime]:
             cells = [f"{s[m]['mean']:.3f}+-{s[m]['stderr']:.3f}" for m in (*METHODS, "coverage")]
             lines.append(f"{str(s['size']) + ' experts':>18s} " + " ".join(f"{c:>16s}" for c in cells))
+        for d in result.get("differences", {}).get(regime, []):
+            cells = [
+                f"{m} {v['mean']:+.4f}+-{v['stderr_tasks']:.4f} ({v['wins']}-{v['losses']})"
+                for m, v in d.items()
+                if m != "size"
+            ]
+            lines.append(f"{str(d['size']) + ' experts':>18s} MLL minus: " + ", ".join(cells))
         zero_shot = result["general_zero_shot"][regime]
         lines += [f"general model alone, every concept: {zero_shot:.3f}", ""]
     lines.append(

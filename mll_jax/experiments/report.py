@@ -135,6 +135,20 @@ def _growth_table(growth: dict, regime: str) -> str:
     return _table(["experts", *(_METHOD_NAMES.get(n, n) for n in names)], rows)
 
 
+def _differences_table(growth: dict, regime: str) -> str:
+    """One regime's MLL minus each baseline per hub size: mean ± standard error over tasks (paired by task), the
+    tasks MLL wins and loses, and * where the difference is beyond the noise over both tasks and orders."""
+    differences = growth["differences"][regime]
+    names = [k for k in differences[0] if k != "size"]
+
+    def cell(v: dict) -> str:
+        mark = " *" if v["beyond_noise"] else ""
+        return f"{v['mean']:+.4f} ± {v['stderr_tasks']:.4f} ({v['wins']}-{v['losses']}){mark}"
+
+    rows = [[d["size"], *(cell(d[n]) for n in names)] for d in differences]
+    return _table(["experts", *(f"MLL − {_METHOD_NAMES.get(n, n)}" for n in names)], rows)
+
+
 def _regimes_table(growth: dict) -> str:
     """The full hub in each regime side by side: every method's mean over orders, the oracle, the general model."""
     regimes = growth["regimes"]
@@ -183,6 +197,15 @@ def growth_section(growth: dict, plot: str) -> list[str]:
             _growth_table(growth, regime),
             "",
         ]
+        if regime in growth.get("differences", {}):
+            lines += [
+                f"MLL minus each baseline, {regime} regime: mean ± standard error over the {len(growth['tasks'])} "
+                "tasks (each task's mean over orders, paired by task), tasks won-lost; * beyond the noise "
+                "(twice the standard error over tasks and over orders):",
+                "",
+                _differences_table(growth, regime),
+                "",
+            ]
     lines += [f"![hub growth]({plot})", ""]
     if line := _mislabel_line(growth):
         lines += [line, ""]
@@ -394,8 +417,9 @@ def _results_document(results_dir: Path) -> dict:
         **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
     }
     if growth and "regimes" in growth:
-        keep = ("hub", "regimes", "general_zero_shot", "oracle", "sizes", "summary", "tasks", "unanswered", "mislabels")
-        doc["growth"] = {k: growth[k] for k in keep} | {"orders": growth["orders"]}
+        keep = ("hub", "regimes", "general_zero_shot", "oracle", "sizes", "summary", "differences", "tasks")
+        keep += ("unanswered", "mislabels")
+        doc["growth"] = {k: growth[k] for k in keep if k in growth} | {"orders": growth["orders"]}
         doc["regimes"] = {
             r: {m: v["mean"] for m, v in growth["summary"][r][-1].items() if m != "size"}
             | {"oracle": growth["oracle"], "general_zero_shot": growth["general_zero_shot"][r]}

@@ -75,7 +75,8 @@ def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
         (["hub", "info", "no-such-model"], "no model 'no-such-model'"),
     ],
 )
-def test_bad_input_exits_nonzero_and_leaves_the_hub_alone(capsys, hub_path, argv, message):
+def test_bad_input_exits_nonzero_and_leaves_the_hub_alone(capsys, hub_copy, argv, message):
+    hub_path = hub_copy.path  # a copy of its own: other workers reading the session hub touch its SQLite files
     before = {p: p.stat().st_mtime_ns for p in hub_path.rglob("*") if p.is_file()}
     code, _, err = run(capsys, "--hub", str(hub_path), *argv)
     assert code == 2 and message in err

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mll_jax.configs import scale_hub, suite
+from mll_jax.configs.evaluation import NOISE
 from mll_jax.experiments import baselines, evaluation, growth, report
 from mll_jax.zoo import generate
 
@@ -63,6 +64,19 @@ def test_growth_reports_the_oracle_mislabels_a_table_and_a_plot(result, hub, tmp
     assert png.stat().st_size > 20_000
     section = "\n".join(report.growth_section(result, "growth.png"))
     assert "MLL − patch only" in section and np.isfinite(result["oracle"])
+    assert "MLL minus each baseline, paper regime" in section and "standard error over the 8" in section
+
+
+@pytest.mark.slow
+def test_growth_differences_are_paired_by_task_and_agree_with_the_means(result):
+    for summary, differences in zip(result["summary"]["paper"], result["differences"]["paper"]):
+        assert summary["size"] == differences["size"]
+        for baseline in growth.METHODS[1:]:
+            d = differences[baseline]
+            assert d["wins"] + d["losses"] + d["ties"] == len(result["tasks"])
+            assert d["mean"] == pytest.approx(summary["mll"]["mean"] - summary[baseline]["mean"], abs=1e-9)
+            noise = NOISE * max(d["stderr"], d["stderr_tasks"])
+            assert d["stderr_tasks"] >= 0 and d["beyond_noise"] == (abs(d["mean"]) > noise)
 
 
 def test_growth_rejects_bad_sizes_orders_and_regimes(hub, tmp_path):
