@@ -11,10 +11,10 @@ from mll_jax.configs.evaluation import NOISE
 from mll_jax.experiments import demo, evaluation, report
 
 # Claims that hold on the reported suite and on this test's part of it, each beyond the noise over selection seeds
-# (over tasks, the project's rule, 8 tasks are too few to show them). On the reported suite MLL is above f1-top-3
-# by 0.100 (beyond the noise over tasks) and above f1-top-1 by 0.015 (1.99 standard errors over tasks: within it).
-BEATEN = ("declared", "f1_top3")  # MLL beats these by more than the seeds' noise
-NOT_BELOW = ("patch_only", "f1_top1")  # MLL is not below these by more than the seeds' noise (above on the suite)
+# (over tasks, the project's rule, 8 tasks are too few to show them). On the reported suite (5 seeds, 28 tasks) MLL
+# is above patch only by 0.059, f1-top-3 by 0.100 and declared by 0.023, each beyond the noise over seeds and over
+# tasks, and above f1-top-1 by 0.015: beyond the noise over seeds (± 0.0006), within it over tasks (± 0.0075).
+BEATEN = ("patch_only", "declared", "f1_top1", "f1_top3")  # MLL beats these by more than the seeds' noise
 
 
 def failed_claims(doc: dict) -> list[str]:
@@ -24,10 +24,6 @@ def failed_claims(doc: dict) -> list[str]:
         d = doc["differences"][method]
         if not d["mean"] > NOISE * d["stderr"]:
             failed.append(f"MLL - {method} = {d['mean']:+.4f}, not above {NOISE} x {d['stderr']:.4f}")
-    for method in NOT_BELOW:
-        d = doc["differences"][method]
-        if d["mean"] < -NOISE * d["stderr"]:
-            failed.append(f"MLL - {method} = {d['mean']:+.4f}, below -{NOISE} x {d['stderr']:.4f}")
     if not all(m > r for m, r in zip(doc["per_seed"]["mll"], doc["per_seed"]["random"])):
         failed.append("MLL not above a random pick of candidates on every seed")  # random's own spread is wide
     oracle_gap = doc["differences"]["oracle"]
