@@ -541,7 +541,8 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
         z_val=z_val,
         **_report(problem, z_val)._asdict(),
     )
-    better = _better(mixture, start) & (kept.sum(-1) > 0).all(where=real_class[:, 0])
+    # the refit may drive a class's every kept weight to 0 (a class left to its bias): then no mixture
+    better = _better(mixture, start) & (params["beta"] > 0).any(-1).all(where=real_class[:, 0])
     return jax.tree.map(lambda new, old: jnp.where(better, new, old), mixture, start)
 
 

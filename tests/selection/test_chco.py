@@ -1,4 +1,5 @@
 import itertools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -132,3 +133,16 @@ def test_compiled_programs_are_bounded(monkeypatch):
     assert programs.count(chco.solve_fixed) == 1  # over budget: the others were dropped
     problem, picks = constructed_problem(K=2), jnp.full(2, 2)
     assert float(chco.solve_fixed(problem, picks).val_accuracy) == answers[2]
+
+
+def test_a_mixture_never_leaves_a_class_without_a_head():
+    """A problem the property test drew (tests/test_properties.py): refitting the mixture drove every weight of
+    one class to 0, leaving the class to its bias; such a mixture is not kept."""
+    case = np.load(Path(__file__).parent / "cases" / "mixture_empties_a_class.npz")
+    half = {h: chco.Half(*(case[f"{h}_{f}"] for f in chco.Half._fields)) for h in ("fit", "val")}
+    problem = chco.Problem(half["fit"], half["val"], case["cand_mask"], case["cand_model"], case["model_cost"])
+    config = SolverConfig(restarts=2, steps=30, max_models=2)
+    out = jax.device_get(chco.solve(problem, jax.random.key(0), config))
+    heads = (out.w > 0).sum(1)
+    assert (heads >= 1).all() and (heads <= config.heads_per_class).all(), out.w
+    assert len(set(problem.cand_model[out.w > 0].tolist())) <= 2
