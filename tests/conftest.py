@@ -125,8 +125,8 @@ def test_split():
 
 @pytest.fixture
 def own_program_store(monkeypatch, tmp_path) -> Iterator[Path]:
-    """A cache of this test's own whose program store starts as a copy of the session's, for tests that damage
-    or count stored programs while other workers write theirs; the compile cache and text files stay shared."""
+    """A cache of this test's own whose program store starts as a copy of the session's, for a test that damages
+    stored programs while other workers read theirs; the compile cache, text files and oracles stay shared."""
     from mll_jax import paths
     from mll_jax.selection import programs
 

@@ -136,8 +136,9 @@ def run(
     for names in tqdm(tasks, desc="oracle"):
         classes, keep, y = evaluation.task_items(full, names, test)
         oracle.append(evaluation.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
-    summary = {r: summarise([row for row in rows if row["regime"] == r], sizes) for r in regimes}
-    differences = {r: paired_differences([row for row in rows if row["regime"] == r], sizes) for r in regimes}
+    by_regime = {r: [row for row in rows if row["regime"] == r] for r in regimes}
+    summary = {r: summarise(by_regime[r], sizes) for r in regimes}
+    differences = {r: paired_differences(by_regime[r], sizes) for r in regimes}
     return {
         "hub": {"path": str(full.path), "experts": len(experts)},
         "regimes": list(regimes),

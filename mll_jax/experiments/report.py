@@ -417,8 +417,18 @@ def _results_document(results_dir: Path) -> dict:
         **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
     }
     if growth and "regimes" in growth:
-        keep = ("hub", "regimes", "general_zero_shot", "oracle", "sizes", "summary", "differences", "tasks")
-        keep += ("unanswered", "mislabels")
+        keep = (
+            "hub",
+            "regimes",
+            "general_zero_shot",
+            "oracle",
+            "sizes",
+            "summary",
+            "differences",
+            "tasks",
+            "unanswered",
+            "mislabels",
+        )
         doc["growth"] = {k: growth[k] for k in keep if k in growth} | {"orders": growth["orders"]}
         doc["regimes"] = {
             r: {m: v["mean"] for m, v in growth["summary"][r][-1].items() if m != "size"}
