@@ -3,7 +3,8 @@
 Only the selected models run, on the engine's groups (a shared backbone once for
 all its selected heads), each group through programs other selections share. Class k's logit is
 z_k = sum over its choices of w * log(sum of the chosen heads' probabilities) *
-exp(-t_model) + b_k, exactly as CHCO scored it on the label cache. A softmax head
+exp(-t_model) + b_k, exactly as CHCO scored it on the label cache; a task with classes
+no SDAG node matches is gated by the general model's text heads (`selection/by_name.py`). A softmax head
 needs its whole row for the normaliser, so a used model's head layer runs whole.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from mll_jax import engine
 from mll_jax.engine import sharding
 from mll_jax.hub import Hub
+from mll_jax.selection import by_name
 from mll_jax.selection.chco import candidate_scores
 from mll_jax.selection.types import Selection
 
@@ -55,9 +57,9 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
     cache, with other processes), so a new selection compiles little or nothing."""
     K = len(selection.classes)
     slots = -(-K // CLASS_SLOTS) * CLASS_SLOTS
-    runner = engine.from_hub(hub, list(selection.models), dtype=dtype)
+    runner = engine.from_hub(hub, selection.expert_models, dtype=dtype) if selection.expert_models else None
     combine = []
-    for group in runner.groups:
+    for group in runner.groups if runner is not None else ():
         membership = np.zeros((group.size, group.width, slots), np.float32)  # padded models and classes stay 0
         weights = np.zeros((group.size, slots), np.float32)
         for m, member in enumerate(group.members):
@@ -69,15 +71,21 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
         combine.append(jax.device_put((membership, weights)))  # not jnp.asarray: that compiles a copy per shape
     shape = tuple(hub.entry(selection.models[0]).input_spec["shape"])
     biases = jax.device_put(np.pad(np.asarray(selection.biases, np.float32), (0, slots - K)))
+    by_text = None
+    if selection.by_name:  # classes no node matches: the general model's text heads gate the experts (§3.5)
+        by_text = by_name.TextHeads(hub, selection.text_model, selection.classes, selection.concepts)
+        matched = jnp.asarray([name not in selection.by_name for name in selection.classes])
 
     def classifier(images: jax.Array) -> jax.Array:
         _check_images(images, shape)
         rows = len(images)
-        placed = runner.place(engine.pad_rows(images, sharding.round_up(rows, runner.mesh)))  # equal rows per device
         z = biases
-        for group, (membership, weights) in zip(runner.groups, combine):
-            z = z + _group_scores(tuple(group.run(placed)), membership, weights)
-        return z[:rows, :K]
+        if runner is not None:
+            placed = runner.place(engine.pad_rows(images, sharding.round_up(rows, runner.mesh)))  # equal rows a device
+            for group, (membership, weights) in zip(runner.groups, combine):
+                z = z + _group_scores(tuple(group.run(placed)), membership, weights)
+        z = jnp.broadcast_to(z, (rows, slots)) if z.ndim == 1 else z[:rows]
+        return z[:, :K] if by_text is None else by_name.gated(by_text(images), z[:, :K], matched)
 
     classifier.classes = list(selection.classes)
     return classifier
@@ -86,6 +94,11 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
 def scores_from_probabilities(selection: Selection, probs: Mapping[str, np.ndarray]) -> np.ndarray:
     """The logits [N, K] `reuse(hub, selection)` gives, from each used model's probabilities [N, H] on the same
     images (experiments score many selections of one hub on one test set; a test checks they agree)."""
+    if selection.by_name:
+        raise ValueError(
+            f"classes {selection.by_name} are answered by the general model's features, not its probabilities; "
+            "score this selection with reuse(hub, selection)"
+        )
     n = len(probs[selection.models[0]])
     z = np.broadcast_to(np.asarray(selection.biases, np.float32), (n, len(selection.classes))).copy()
     for k, choices in enumerate(selection.choices):

@@ -12,10 +12,9 @@ def cap_mismatches(hub, tasks, cap: int, fetch_factor: int) -> tuple[list, int]:
     capped = SelectionConfig(patch_every_class=False, max_candidates=cap, fetch_factor=fetch_factor)
     mismatches, trimmed = [], 0
     for names in tasks:
-        try:
-            classes = task_lib.resolve(hub.sdag, list(names))
-        except task_lib.TaskError:
-            continue  # a name no SDAG node matches
+        classes = task_lib.resolve(hub.sdag, list(names))
+        if any(c.by_name for c in classes):
+            continue  # a name no SDAG node matches: no candidates to read
         hits = {(c, m, h): hit for c, m, h, _, hit in hub.concept_rows({c for cls in classes for c in cls.concepts})}
         for cls, every, kept in zip(classes, candidates(hub, classes, uncapped), candidates(hub, classes, capped)):
 

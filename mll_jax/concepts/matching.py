@@ -17,8 +17,9 @@ of its own), then WordNet's sense order (most frequent first). In a task, the ot
 class names are context: when rules 1-3 give a name several candidate nodes (its
 senses, and the concept nodes its other WordNet senses climb to), the one whose
 lemmas and gloss are nearest in meaning to the name among its neighbours wins
-('jumper' beside 'sandal' and 'dress' is a sweater). A name that matches nothing is
-uncovered: `node` is None.
+('jumper' beside 'sandal' and 'dress' is a sweater). A name that matches nothing has
+`node` None and its nearest nodes by meaning as `alternatives`: selection answers it
+with the general model's text head for the name (method.md §3.2).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 
 from mll_jax.concepts import text, wordnet
 from mll_jax.concepts.sdag import SDAG, normalise
-from mll_jax.configs.matching import EMBEDDING_THRESHOLD, HYPERNYM_STEPS, MAX_NAME_LENGTH
+from mll_jax.configs.matching import CLOSE_NODES, EMBEDDING_THRESHOLD, HYPERNYM_STEPS, MAX_NAME_LENGTH
 
 __all__ = ["Match", "check_name", "match", "match_one", "nearest_by_meaning"]
 
@@ -151,9 +152,10 @@ def _climb(sdag: SDAG, key: str, sense: str) -> Match | None:
 def _by_meaning(sdag: SDAG, name: str) -> Match:
     if not text.available():
         return Match(name, None, 0.0, "none")
-    (node, cosine), *others = nearest_by_meaning(sdag, name)
-    if cosine < EMBEDDING_THRESHOLD:
-        return Match(name, None, 0.0, "none")
+    nearest = nearest_by_meaning(sdag, name, CLOSE_NODES)
+    (node, cosine), *others = nearest
+    if cosine < EMBEDDING_THRESHOLD:  # the threshold decides which node, never whether the name is answered
+        return Match(name, None, 0.0, "none", tuple(v for v, _ in nearest))
     close = tuple(v for v, c in others if c >= EMBEDDING_THRESHOLD)
     return Match(name, node, cosine, "embedding", close)
 

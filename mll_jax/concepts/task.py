@@ -2,7 +2,9 @@
 
 When a task names a concept and one of its descendants ("shirt" and "t-shirt"), the
 ancestor class means its subtree minus the other classes' subtrees: here, shirts
-that are not T-shirts.
+that are not T-shirts. A name that matches no node is kept as a class "by name"
+(`node` None, no concepts): selection answers it with the general model's text
+head for the name (method.md §3.2).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from mll_jax.concepts import matching
 from mll_jax.concepts.sdag import SDAG, normalise
 
-__all__ = ["TaskClass", "TaskError", "name_hash", "resolve", "targets"]
+__all__ = ["TaskClass", "TaskError", "name_hash", "resolve", "targets", "unmatched_error"]
 
 
 def name_hash(names) -> np.uint32:
@@ -28,9 +30,14 @@ def name_hash(names) -> np.uint32:
 @dataclasses.dataclass(frozen=True)
 class TaskClass:
     name: str
-    node: str
+    node: str | None  # None: no SDAG node matches the name
     concepts: frozenset[str]
     match: matching.Match
+
+    @property
+    def by_name(self) -> bool:
+        """Whether only a model that scores images against text can answer the class (no node, no samples)."""
+        return self.node is None
 
 
 class TaskError(ValueError):
@@ -49,27 +56,17 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
             raise TaskError(f"duplicate class name {n!r} (same as {seen[normalise(n)]!r}); name each class once")
         seen[normalise(n)] = n
     matches = matching.match(sdag, names)
-    unknown = [m.name for m in matches if not m.covered]
-    if unknown:
-        vocabulary = list(sdag.lemma_index)
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(normalise(name), vocabulary, n=3, cutoff=0.6)
-            hints.append(
-                f"{name!r}" + (f" (did you mean {', '.join(c.replace('_', ' ') for c in close)}?)" if close else "")
-            )
-        raise TaskError(
-            f"unknown class name(s) {', '.join(hints)}: no concept of the SDAG matches. "
-            "`mll-jax sdag show <node>` lists what a node is called."
-        )
     by_node: dict[str, str] = {}
-    for m in matches:
+    for m in (m for m in matches if m.covered):
         if m.node in by_node:
             raise TaskError(f"classes {by_node[m.node]!r} and {m.name!r} both mean {m.node}; merge them into one class")
         by_node[m.node] = m.name
     classes = []
     for m in matches:
-        others = [sdag.concepts_under(o.node) for o in matches if o is not m]
+        if not m.covered:
+            classes.append(TaskClass(m.name, None, frozenset(), m))
+            continue
+        others = [sdag.concepts_under(o.node) for o in matches if o is not m and o.covered]
         inside = [o for o in others if o < sdag.concepts_under(m.node)]
         concepts = sdag.concepts_under(m.node).difference(*inside)
         if not concepts:
@@ -80,6 +77,21 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
             if a is not b and a.concepts & b.concepts:
                 raise TaskError(f"classes {a.name!r} and {b.name!r} overlap ({sorted(a.concepts & b.concepts)})")
     return classes
+
+
+def unmatched_error(sdag: SDAG, classes: list[TaskClass], why: str) -> TaskError:
+    """The error for names no SDAG node matches, when `why` no model can answer them by name."""
+    vocabulary = list(sdag.lemma_index)
+    hints = []
+    for cls in (c for c in classes if c.by_name):
+        close = difflib.get_close_matches(normalise(cls.name), vocabulary, n=3, cutoff=0.6)
+        hints.append(
+            f"{cls.name!r}" + (f" (did you mean {', '.join(c.replace('_', ' ') for c in close)}?)" if close else "")
+        )
+    return TaskError(
+        f"unknown class name(s) {', '.join(hints)}: no concept of the SDAG matches, and {why}. "
+        "`mll-jax sdag show <node>` lists what a node is called."
+    )
 
 
 def targets(item_synsets: np.ndarray, classes: list[TaskClass]) -> np.ndarray:

@@ -37,9 +37,13 @@ def run(hub_path: Path, tasks=None, seeds=SEEDS, split: str = "test") -> dict:
     probs = evaluation.all_probabilities(hub, dataset)
     seconds["inference"] = time.perf_counter() - clock
 
-    answered, unanswered = evaluation.answerable(hub, tasks)
+    answered, rest = evaluation.answerable(hub, tasks)
     results, spent = evaluation.evaluate_suite(hub, answered, dataset, probs, seeds)
     seconds |= spent
+    clock = time.perf_counter()
+    named = [r["classes"] for r in rest if "by_name" in r]
+    by_name = evaluation.evaluate_by_name(hub, named, dataset, suite.OUTSIDE_WORDNET, seeds) if named else []
+    seconds["by_name"] = time.perf_counter() - clock
     seconds["total"] = time.perf_counter() - start
     return {
         "split": split,
@@ -49,7 +53,8 @@ def run(hub_path: Path, tasks=None, seeds=SEEDS, split: str = "test") -> dict:
             f"beyond_noise: |mean difference| > {NOISE} standard errors, over selection seeds and over tasks"
         ),
         "tasks": results,
-        "unanswered": unanswered,
+        "by_name": by_name,
+        "unanswered": [r for r in rest if "error" in r],
         "seconds": seconds,
         "hub": {"path": str(hub_path), "experts": len(hub.ids("expert")), "general": hub.general_id},
         "general_regime": evaluation.regime(hub),
@@ -88,6 +93,11 @@ def table(result: dict) -> str:
         lines.append(
             f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr']:.4f} over seeds, +- {d['stderr_tasks']:.4f} over tasks, "
             f"{d['wins']} wins / {d['losses']} losses / {d['ties']} ties ({verdict})"
+        )
+    for r in result.get("by_name", []):
+        lines.append(
+            f"by name ({', '.join(r['by_name'])}): {', '.join(r['classes'])}: MLL {r['accuracy']['mll']:.3f}, "
+            f"general model alone {r['accuracy']['general']:.3f} ({r['items']} items)"
         )
     for u in result["unanswered"]:
         lines.append(f"unanswered: {', '.join(u['classes'])}: {u['error']}")

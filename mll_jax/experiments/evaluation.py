@@ -7,6 +7,7 @@ each call returns the seconds it spent per stage beside its results.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from mll_jax.configs.selection import SelectionConfig
 from mll_jax.data import store as store_lib
 from mll_jax.experiments import baselines
 from mll_jax.hub import Hub
+from mll_jax.selection import by_name
 from mll_jax.selection.candidates import candidates
 from mll_jax.selection.selecting import select_many
 from mll_jax.selection.types import Selection
@@ -32,6 +34,7 @@ __all__ = [
     "accuracy",
     "all_probabilities",
     "answerable",
+    "evaluate_by_name",
     "cached_scores",
     "evaluate_suite",
     "evaluate_task",
@@ -62,23 +65,63 @@ def evaluation_data(hub: Hub, split: str) -> data.Dataset:
     raise ValueError(f"unknown split {split!r}; use 'test' (reported results) or 'dev' (design choices)")
 
 
-def task_items(hub: Hub, names, dataset: data.Dataset) -> tuple[list, np.ndarray, np.ndarray]:
-    """A task's classes, which items of `dataset` belong to them (a mask), and those items' class indices."""
+def task_items(
+    hub: Hub, names, dataset: data.Dataset, truth: dict[str, str] | None = None
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """A task's classes, which items of `dataset` belong to them (a mask), and those items' class indices. A class
+    by name (no SDAG node matches it) takes its items from the node `truth` gives its name (the suite's answer key,
+    `configs.suite.OUTSIDE_WORDNET`), less the other classes' concepts."""
     classes = task_lib.resolve(hub.sdag, names)
+    for k, cls in enumerate(classes):
+        if cls.by_name:
+            if not truth or cls.name not in truth:
+                raise ValueError(f"class {cls.name!r} matches no SDAG node; give its true node in `truth` to score it")
+            others = frozenset().union(*(c.concepts for c in classes if c is not cls))
+            classes[k] = dataclasses.replace(cls, concepts=hub.sdag.concepts_under(truth[cls.name]) - others)
     y = task_lib.targets(np.array(dataset.synsets)[dataset.labels], classes)
     return classes, y >= 0, y[y >= 0]
 
 
 def answerable(hub: Hub, tasks) -> tuple[list, list[dict]]:
-    """`tasks` split into those whose names all resolve, and the rest with the reason (reported, not dropped)."""
-    ok, unanswered = [], []
+    """`tasks` split into those whose names all match SDAG nodes, which every method answers, and the rest
+    (reported, not dropped): with the classes MLL answers by name (`by_name`), or with the error."""
+    ok, rest = [], []
     for names in tasks:
         try:
-            task_lib.resolve(hub.sdag, names)
-            ok.append(names)
+            named = [c.name for c in task_lib.resolve(hub.sdag, names) if c.by_name]
         except task_lib.TaskError as e:
-            unanswered.append({"classes": list(names), "error": str(e)})
-    return ok, unanswered
+            rest.append({"classes": list(names), "error": str(e)})
+            continue
+        if named:
+            rest.append({"classes": list(names), "by_name": named})
+        else:
+            ok.append(names)
+    return ok, rest
+
+
+def evaluate_by_name(hub: Hub, tasks, dataset: data.Dataset, truth: dict[str, str], seeds=(0,)) -> list[dict]:
+    """Tasks with classes by name: MLL's accuracy (`reuse`, its mean over selection seeds) and the general model's
+    alone (its text heads on every class: node heads for a matched class, name heads for the rest). The recipe
+    baselines need node samples of every class, which a class by name lacks."""
+    runs = [select_many(hub, [list(t) for t in tasks], seed=seed) for seed in seeds]
+    results = []
+    for t, names in enumerate(tasks):
+        _, keep, y = task_items(hub, names, dataset, truth)
+        images, sel = dataset.images[keep], runs[0][t]
+        general = by_name.TextHeads(hub, sel.text_model, sel.classes, sel.concepts)
+        mll = [accuracy(reuse(hub, run[t])(images), y) for run in runs]
+        results.append(
+            {
+                "classes": list(names),
+                "by_name": sel.by_name,
+                "close": sel.close,
+                "items": int(len(y)),
+                "accuracy": {"mll": float(np.mean(mll)), "general": accuracy(general(images), y)},
+                "by_seed": {"mll": mll},
+                "selection": sel.to_json(),
+            }
+        )
+    return results
 
 
 def reused_scores(hub: Hub, sel: Selection, images: np.ndarray, probs: dict) -> np.ndarray:

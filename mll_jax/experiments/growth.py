@@ -93,7 +93,7 @@ def run(
     generals = {r: general_model(full, workdir, r) for r in regimes}
     test = data.load(full.store_spec.source, "test")
     expert_probs = engine.from_hub(full, experts).probabilities(test.images, progress="experts on the test split")
-    tasks, unanswered = evaluation.answerable(full, tasks)
+    tasks, left_out = evaluation.answerable(full, tasks)  # classes by name have no node samples for the baselines
     rng = np.random.default_rng(seed)
     permutations = [list(rng.permutation(experts)) for _ in range(orders)]
     rows, mislabelled = [], None
@@ -147,7 +147,7 @@ def run(
         "sizes": sizes,
         "orders": permutations,
         "tasks": [list(t) for t in tasks],
-        "unanswered": unanswered,
+        "left_out": left_out,
         "oracle": float(np.mean(oracle)),
         "oracle_by_task": oracle,
         "rows": rows,

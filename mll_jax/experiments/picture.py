@@ -8,7 +8,7 @@ from pathlib import Path
 import networkx as nx
 
 from mll_jax.concepts.sdag import SDAG
-from mll_jax.selection.types import Selection
+from mll_jax.selection.types import Choice, Selection
 
 __all__ = ["draw"]
 
@@ -32,7 +32,9 @@ def draw(sdag: SDAG, sel: Selection, path: Path, general: str | None = None) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    graph, lca = _neighbourhood(sdag, sel.nodes)
+    # a class by name has no node: it is drawn at the node closest to it in meaning, its box the text head
+    nodes = [n if n is not None else sel.close[name][0] for name, n in zip(sel.classes, sel.nodes)]
+    graph, lca = _neighbourhood(sdag, nodes)
     layer = {lca: 0}
     for v in nx.topological_sort(graph):  # longest path from the LCA, so every edge points down
         layer[v] = max((layer[u] + 1 for u in graph.predecessors(v)), default=0)
@@ -40,7 +42,10 @@ def draw(sdag: SDAG, sel: Selection, path: Path, general: str | None = None) -> 
     for v in graph:
         graph.nodes[v]["layer"] = layer[v]
     head_edges, widths, edge_colors = [], [], []
-    for node, choices in zip(sel.nodes, sel.choices):
+    text_heads = [
+        [Choice(sel.text_model, [], [f"text: {name}"], 1.0)] if name in sel.by_name else [] for name in sel.classes
+    ]
+    for node, choices in zip(nodes, [cs + t for cs, t in zip(sel.choices, text_heads)]):
         for c in choices:
             box = f"{c.model}\n{', '.join(c.head_names)[:40]}"
             graph.add_node(box, layer=bottom)
@@ -55,10 +60,22 @@ def draw(sdag: SDAG, sel: Selection, path: Path, general: str | None = None) -> 
     for box, x in zip(sorted(boxes, key=lambda v: pos[next(iter(graph.predecessors(v)))][0]), slots):
         pos[box] = (x, -bottom)
 
-    uncovered_nodes = {n for name, n in zip(sel.classes, sel.nodes) if name in sel.uncovered}
-    class_of = {n: name for name, n in zip(sel.classes, sel.nodes)}
+    uncovered_nodes = {n for name, n in zip(sel.classes, nodes) if name in sel.uncovered}
+    by_name_nodes = {n for name, n in zip(sel.classes, nodes) if name in sel.by_name}
+    class_of: dict[str, str] = {}
+    for name, n in zip(sel.classes, nodes):
+        class_of[n] = f"{class_of[n]}, {name}" if n in class_of else name
     concepts = [v for v in graph if v in sdag.graph]
-    color = ["tab:orange" if v in uncovered_nodes else "tab:blue" if v in class_of else "lightgray" for v in concepts]
+    color = [
+        "tab:orange"
+        if v in uncovered_nodes
+        else "tab:purple"
+        if v in by_name_nodes
+        else "tab:blue"
+        if v in class_of
+        else "lightgray"
+        for v in concepts
+    ]
     width = max(8.0, 1.6 * max(sum(1 for v in graph if graph.nodes[v]["layer"] == d) for d in range(bottom + 1)))
     fig, ax = plt.subplots(figsize=(width, 1.6 * (bottom + 1) + 1), dpi=110)
     concept_edges = [(u, v) for u, v in graph.edges if v in sdag.graph]
@@ -72,8 +89,10 @@ def draw(sdag: SDAG, sel: Selection, path: Path, general: str | None = None) -> 
         graph, pos, boxes, font_size=7, ax=ax, bbox={"boxstyle": "round", "fc": "white", "ec": "tab:blue"}
     )
     ax.set_title(
-        f"Selection for {', '.join(sel.classes)}: validation accuracy {sel.val_accuracy:.3f}\n"
-        "blue: task classes; orange: no expert covers it; green edges: the general model; edge width: weight",
+        f"Selection for {', '.join(sel.classes)}: validation accuracy "
+        f"{'-' if sel.val_accuracy is None else f'{sel.val_accuracy:.3f}'}\n"
+        "blue: task classes; orange: no expert covers it; purple: the node closest to a class by name\n"
+        "green edges: the general model; edge width: weight",
         fontsize=9,
     )
     ax.margins(0.12, 0.15)

@@ -74,7 +74,8 @@ def _accuracy_table(demo: dict) -> str:
 
 
 def _noise_lines(demo: dict) -> list[str]:
-    """Which differences between MLL and each baseline are larger than the noise, and the unanswered tasks."""
+    """Which differences between MLL and each baseline are larger than the noise, and the tasks with names no node
+    matches."""
     if "differences" not in demo:
         return []
     larger, within = [], []
@@ -99,10 +100,22 @@ def _noise_lines(demo: dict) -> list[str]:
             f"mean {np.mean([g for g, _ in gaps]):+.4f}, smallest {min(g for g, _ in gaps):+.4f}; "
             f"below it on {len(below)} task(s){': ' + '; '.join(below) if below else ''}."
         )
+    if demo.get("by_name"):
+        total = len(demo["tasks"]) + len(demo["by_name"]) + len(demo.get("unanswered", []))
+        lines.append(
+            f"Names no SDAG node matches ({len(demo['by_name'])} of {total} tasks), answered by the general model's "
+            "text head for the name, the experts for the other classes (method.md §3.5); accuracy, MLL against the "
+            "general model alone: "
+            + "; ".join(
+                f"{', '.join(t['classes'])} ({', '.join(t['by_name'])} by name): {t['accuracy']['mll']:.3f} "
+                f"against {t['accuracy']['general']:.3f}"
+                for t in demo["by_name"]
+            )
+            + "."
+        )
     if demo.get("unanswered"):
         lines.append(
-            f"Unanswered ({len(demo['unanswered'])} of {len(demo['tasks']) + len(demo['unanswered'])} tasks; "
-            "the suite is fixed, so they stay listed): "
+            f"Unanswered ({len(demo['unanswered'])} tasks; the suite is fixed, so they stay listed): "
             + "; ".join(f"{', '.join(u['classes'])}: {u['error'].split('.')[0]}" for u in demo["unanswered"])
             + "."
         )
@@ -412,6 +425,9 @@ def _results_document(results_dir: Path) -> dict:
         "environment": environment(),
         "summary": demo["summary"],
         **{k: demo[k] for k in ("stderr", "differences", "seeds", "per_seed", "unanswered") if k in demo},
+        "by_name": [
+            {k: t[k] for k in ("classes", "by_name", "close", "items", "accuracy")} for t in demo.get("by_name", [])
+        ],
         "tasks": [{k: t[k] for k in keep if k in t} for t in demo["tasks"]],
         "hub": {"experts": demo["hub"]["experts"]},
         **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
@@ -426,7 +442,7 @@ def _results_document(results_dir: Path) -> dict:
             "summary",
             "differences",
             "tasks",
-            "unanswered",
+            "left_out",
             "mislabels",
         )
         doc["growth"] = {k: growth[k] for k in keep if k in growth} | {"orders": growth["orders"]}

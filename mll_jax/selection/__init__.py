@@ -2,7 +2,8 @@
 
 `types` the results, `candidates` who may score a class (from the hub's concept index),
 `problems` a task as padded arrays, `chco` the optimisation, `programs` its compiled
-programs, `selecting` the `select` / `select_many` entry points. Settings:
+programs, `by_name` the classes no SDAG node matches (the general model's text heads),
+`selecting` the `select` / `select_many` entry points. Settings:
 `configs.selection` (`SelectionConfig`, `SolverConfig`).
 """
 

@@ -15,10 +15,10 @@ from mll_jax.configs.selection import SelectionConfig
 from mll_jax.hub import Hub
 from mll_jax.selection.types import Candidate
 
-__all__ = ["candidates", "evidence", "general_candidates"]
+__all__ = ["candidates", "evidence", "general_candidates", "general_heads"]
 
 
-def _general_heads(hub: Hub) -> dict[str, int]:
+def general_heads(hub: Hub) -> dict[str, int]:
     """The general model's head for each SDAG node it declares ({} without a usable general model)."""
     general = hub.general_id
     record = hub.labels(general) if general and general not in hub.excluded() else None
@@ -28,7 +28,7 @@ def _general_heads(hub: Hub) -> dict[str, int]:
 def general_candidates(hub: Hub, classes: list[task_lib.TaskClass]) -> list[Candidate | None]:
     """Per class, the general model's heads for each of its concepts (in SDAG concept order), or None where the
     general model lacks one."""
-    heads = _general_heads(hub)
+    heads = general_heads(hub)
     out = []
     for cls in classes:
         if all(c in heads for c in cls.concepts):

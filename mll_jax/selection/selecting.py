@@ -5,6 +5,8 @@ general model is the only candidate for a class no expert covers ("uncovered"); 
 default it is a candidate for every other class too (a text-aligned patch is often
 as good as an expert, and CHCO picks by validation accuracy), and
 `SelectionConfig(patch_every_class=False)` keeps it to uncovered classes, as the paper does.
+A class whose name matches no SDAG node is left out of CHCO and answered by the general
+model's head for its name (`by_name.py`, method.md §3.5); `max_models` bounds CHCO's models.
 
 Batching: tasks are padded to bucketed shapes, so one compiled program serves a
 bucket; a task reads only its candidates' label-record columns at its node samples
@@ -27,7 +29,7 @@ from mll_jax.concepts import text
 from mll_jax.configs.selection import WARMUP_CLASSES, SelectionConfig
 from mll_jax.engine import sharding
 from mll_jax.hub import Hub
-from mll_jax.selection import chco, programs
+from mll_jax.selection import by_name, chco, programs
 from mll_jax.selection.candidates import candidates
 from mll_jax.selection.problems import (
     bucket_shape,
@@ -98,23 +100,30 @@ def _solve(
     if missing:
         raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
     resolved = [task_lib.resolve(hub.sdag, t) for t in tasks]
-    cands = [candidates(hub, classes, config) for classes in resolved]
-    for t, (classes, cs) in enumerate(zip(resolved, cands)):
-        empty = [cls.name for cls, c in zip(classes, cs) if not c]
+    texts = [by_name.text_model(hub, classes) if any(c.by_name for c in classes) else None for classes in resolved]
+    matched = [[c for c in classes if not c.by_name] for classes in resolved]  # CHCO's classes (§3.5)
+    solved = [t for t in range(len(tasks)) if len(matched[t]) >= 2]
+    cands: list = [None] * len(tasks)
+    for t in solved:
+        cands[t] = candidates(hub, matched[t], config)
+        empty = [cls.name for cls, c in zip(matched[t], cands[t]) if not c]
         if empty:
             raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
     buckets: dict[tuple[int, int], list[int]] = {}
-    for t, (classes, cs) in enumerate(zip(resolved, cands)):
-        buckets.setdefault(bucket_shape(classes, cs, config), []).append(t)
+    for t in solved:
+        buckets.setdefault(bucket_shape(matched[t], cands[t], config), []).append(t)
     results: list[Selection | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), desc="selecting", disable=not progress)
+    for t in set(range(len(tasks))) - set(solved):  # no CHCO: the general model answers the task by text alone
+        results[t] = _with_names(resolved[t], None, texts[t])
+        bar.update(1)
     for shape, members in buckets.items():
         log.info("bucket K=%d C=%d: %d task(s)", *shape, len(members))
         size = sizes[0] if len(members) <= sizes[0] else sizes[-1]
         for start, stop in chunks(len(members), size):
             part = members[start:stop]
             problems = [
-                build_problem(hub, resolved[t], cands[t], config.samples_per_class, seed, shape)._replace(
+                build_problem(hub, matched[t], cands[t], config.samples_per_class, seed, shape)._replace(
                     name_hash=task_lib.name_hash(tasks[t])
                 )
                 for t in part
@@ -125,8 +134,8 @@ def _solve(
             out = jax.device_get(solved)
             for i, t in enumerate(part):
                 result = jax.tree.map(lambda x, i=i: x[i], out)
-                results[t] = _make_selection(hub, resolved[t], cands[t], result)
-                if max_models is not None and len(results[t].models) > max_models:
+                results[t] = _with_names(resolved[t], _make_selection(hub, matched[t], cands[t], result), texts[t])
+                if max_models is not None and len(results[t].expert_models) > max_models:
                     raise task_lib.TaskError(
                         f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
                         f"the smallest found uses {len(results[t].models)}"
@@ -160,6 +169,8 @@ def brute_force(
     """The best discrete selection by exhaustive search (small tasks only): every
     combination of one candidate per class, temperatures and biases calibrated."""
     classes = task_lib.resolve(hub.sdag, names)
+    if unmatched := [c.name for c in classes if c.by_name]:
+        raise task_lib.TaskError(f"brute force searches experts of matched classes; {unmatched} match no SDAG node")
     cands = candidates(hub, classes, config)
     counts = [len(cs) for cs in cands]
     if int(np.prod(counts)) > limit:
@@ -179,6 +190,38 @@ def fixed_selection(
     picks[: len(pick)] = pick
     result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, picks, config=config.solver))
     return _make_selection(hub, classes, cands, result)
+
+
+def _with_names(classes: list[task_lib.TaskClass], matched: Selection | None, text_model: str | None) -> Selection:
+    """The task's Selection: CHCO's `matched` (over the classes with nodes, or None with fewer than two) with the
+    classes by name put back in their places, answered by `text_model` (`by_name.py`)."""
+    if matched is not None and text_model is None:
+        return matched
+    row = {name: i for i, name in enumerate(matched.classes)} if matched is not None else {}
+
+    def per_class(field: str, by_name_value, alone_value=None) -> list:
+        values = getattr(matched, field) if matched is not None else None
+        return [
+            by_name_value if c.by_name else values[row[c.name]] if values is not None else alone_value for c in classes
+        ]
+
+    return Selection(
+        classes=[c.name for c in classes],
+        nodes=[c.node for c in classes],
+        concepts=[sorted(c.concepts) for c in classes],
+        choices=per_class("choices", [], []),
+        temperatures=matched.temperatures if matched is not None else {},
+        biases=per_class("biases", 0.0, 0.0),
+        uncovered=matched.uncovered if matched is not None else [],
+        val_accuracy=matched.val_accuracy if matched is not None else None,
+        val_accuracy_per_class=per_class("val_accuracy_per_class", None),
+        num_candidates=per_class("num_candidates", 0, 0),
+        excluded=matched.excluded if matched is not None else {},
+        considered=per_class("considered", [], []),
+        by_name=[c.name for c in classes if c.by_name],
+        close={c.name: list(c.match.alternatives) for c in classes if c.by_name},
+        text_model=text_model,
+    )
 
 
 def _make_selection(hub: Hub, classes, cands, result: chco.Result) -> Selection:

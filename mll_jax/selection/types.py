@@ -25,20 +25,31 @@ class Choice:
 @dataclasses.dataclass
 class Selection:
     classes: list[str]
-    nodes: list[str]
+    nodes: list[str | None]  # None for a class by name
     concepts: list[list[str]]
     choices: list[list[Choice]]  # per class
     temperatures: dict[str, float]  # log-temperature t per used model
     biases: list[float]
     uncovered: list[str]
-    val_accuracy: float
-    val_accuracy_per_class: list[float]
+    val_accuracy: float | None  # CHCO's on the matched classes' node samples (None: fewer than 2 matched classes)
+    val_accuracy_per_class: list[float | None]  # None for a class by name
     num_candidates: list[int]
     excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # model -> why it was not considered
     considered: list[list[dict]] = dataclasses.field(default_factory=list)  # per class: model, heads, weight
+    # Classes no SDAG node matches, answered by `text_model`'s head for their name (`selection/by_name.py`), and
+    # the nodes nearest to each by meaning (listed, not used).
+    by_name: list[str] = dataclasses.field(default_factory=list)
+    close: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    text_model: str | None = None
 
     @property
     def models(self) -> list[str]:
+        """Every model the classifier runs: the chosen heads' models, and the text model for classes by name."""
+        return sorted({c.model for cs in self.choices for c in cs} | ({self.text_model} if self.by_name else set()))
+
+    @property
+    def expert_models(self) -> list[str]:
+        """The models of the chosen heads (CHCO's selection for the matched classes)."""
         return sorted({c.model for cs in self.choices for c in cs})
 
     def to_json(self) -> dict:
@@ -55,7 +66,7 @@ class Selection:
         if not isinstance(doc, dict):
             raise ValueError(f"not a Selection: expected a JSON object of its fields, got {type(doc).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        optional = {n for n, f in fields.items() if f.default_factory is not dataclasses.MISSING}
+        optional = {n for n, f in fields.items() if (f.default, f.default_factory) != (dataclasses.MISSING,) * 2}
         required = set(fields) - optional
         missing, unknown = sorted(required - set(doc)), sorted(set(doc) - set(fields))
         if missing or unknown:
@@ -78,13 +89,24 @@ class Selection:
         for name, cs, acc in zip(self.classes, self.choices, self.val_accuracy_per_class):
             for c in cs:
                 rows.append(f"{name:14s} {c.model:28s} {','.join(c.head_names)[:28]:28s} {c.weight:6.2f} {acc:7.3f}")
+            if name in self.by_name:
+                rows.append(f"{name:14s} {self.text_model:28s} {'text: ' + name:28s} {'':>6s} {'-':>7s}")
         rows.append(f"models used: {', '.join(self.models)}; uncovered: {', '.join(self.uncovered) or '-'}")
+        if self.by_name:
+            rows.append(f"by name (no SDAG node matches): {', '.join(self.by_name)}")
         return "\n".join(rows)
 
     def explain(self) -> str:
         """The table, then every candidate CHCO weighed, its continuous weight, and the calibration."""
-        rows = [self.table(), "", f"validation accuracy {self.val_accuracy:.3f}"]
+        accuracy = "-" if self.val_accuracy is None else f"{self.val_accuracy:.3f}"
+        rows = [self.table(), "", f"validation accuracy {accuracy}"]
         for name, node, considered, b in zip(self.classes, self.nodes, self.considered, self.biases):
+            if name in self.by_name:
+                rows.append(
+                    f"{name} -> no SDAG node; answered by {self.text_model}'s head for the text {name!r} "
+                    f"(closest nodes: {', '.join(self.close.get(name, [])) or '-'})"
+                )
+                continue
             rows.append(f"{name} -> {node}  (bias {b:+.2f}; {len(considered)} candidates)")
             for c in sorted(considered, key=lambda c: -c["weight"]):
                 rows.append(f"    {c['weight']:5.2f}  {c['model']:28s} heads {c['heads']}")

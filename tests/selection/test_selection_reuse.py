@@ -12,6 +12,7 @@ import mll_jax as mll
 from mll_jax import selection
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs.selection import SelectionConfig, SolverConfig
+from mll_jax.selection import by_name
 from mll_jax.selection.candidates import candidates
 
 
@@ -118,6 +119,44 @@ def test_classes_no_expert_covers_are_patched(hub_copy, test_split):
     assert {c.model for c in sneakers} == {"general", "footwear-cnn"}
     images, y = _task_data(test_split, sel)
     assert float(np.mean(np.asarray(mll.reuse(hub_copy, sel)(images)).argmax(1) == y)) > 0.85
+
+
+def test_a_name_no_node_matches_is_answered_by_the_general_models_text_head(hub, test_split):
+    from mll_jax.configs import suite
+    from mll_jax.experiments import evaluation
+
+    names = ["bomber jacket", "crossbody bag", "chelsea boots"]  # a development task; DEV_NAMES is its answer key
+    sel = mll.select(hub, names)
+    assert sel.by_name == ["crossbody bag"] and sel.text_model == hub.general_id and sel.nodes[1] is None
+    assert sel.choices[1] == [] and sel.choices[0] and sel.choices[2] and sel.val_accuracy_per_class[1] is None
+    assert len(sel.close["crossbody bag"]) == 4 and "no SDAG node" in sel.explain()
+    assert mll.Selection.from_json(sel.dumps()) == sel
+    _, keep, y = evaluation.task_items(hub, names, test_split, suite.DEV_NAMES)
+    images = test_split.images[keep]
+    logits = np.asarray(mll.reuse(hub, sel)(images))
+    general = np.asarray(by_name.TextHeads(hub, sel.text_model, sel.classes, sel.concepts)(images))
+    general_log_p = np.asarray(jax.nn.log_softmax(general))
+    np.testing.assert_allclose(logits[:, 1], general_log_p[:, 1], atol=1e-5)  # the class by name: the general model's
+    # an image goes to the class by name exactly when the general model alone sends it there
+    np.testing.assert_array_equal(logits.argmax(1) == 1, general.argmax(1) == 1)
+    # at least the general model alone, within the items' noise (paired by item: twice its standard error)
+    difference = (logits.argmax(1) == y).astype(float) - (general.argmax(1) == y)
+    assert difference.mean() > -2 * difference.std(ddof=1) / np.sqrt(len(y))
+    assert np.mean(general.argmax(1) == y) > 0.5  # chance is 0.33
+
+
+def test_a_task_of_names_only_is_the_general_model_alone(hub, test_split):
+    sel = mll.select(hub, ["sneekers", "crossbody bag"])
+    assert sel.by_name == sel.classes and sel.expert_models == [] and sel.models == [hub.general_id]
+    images = test_split.images[:64]
+    general = by_name.TextHeads(hub, sel.text_model, sel.classes, sel.concepts)(images)
+    np.testing.assert_allclose(mll.reuse(hub, sel)(images), jax.nn.log_softmax(general), atol=1e-5)
+
+
+def test_without_a_general_model_a_name_no_node_matches_is_refused(hub_copy):
+    hub_copy.remove(hub_copy.general_id)
+    with pytest.raises(mll.TaskError, match=r"'crossbody bag'.*no usable general model"):
+        mll.select(hub_copy, ["bomber jacket", "crossbody bag"])
 
 
 def test_selection_json_round_trip(hub):
