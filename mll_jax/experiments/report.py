@@ -443,6 +443,7 @@ def _results_document(results_dir: Path) -> dict:
             "differences",
             "tasks",
             "left_out",
+            "unanswered",  # what growth results written before classes by name call left_out
             "mislabels",
         )
         doc["growth"] = {k: growth[k] for k in keep if k in growth} | {"orders": growth["orders"]}
