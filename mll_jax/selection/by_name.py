@@ -25,6 +25,7 @@ from mll_jax import engine
 from mll_jax.concepts import task as task_lib
 from mll_jax.concepts import text
 from mll_jax.hub import Hub
+from mll_jax.nets.aligned import Aligned
 from mll_jax.selection.candidates import general_heads
 
 __all__ = ["TEXT_BACKENDS", "TextHeads", "class_scores", "gated", "text_heads", "text_model"]
@@ -48,11 +49,12 @@ def text_model(hub: Hub, classes: list[task_lib.TaskClass]) -> str:
     return general
 
 
-def text_heads(hub: Hub, general: str, names: list[str], concepts: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per task class, the general model's heads on it: (kernel [dim, R], bias [R]) of R heads and the class of
-    each [R]. A matched class has its concepts' node heads; a class by name (no concepts) a head made of its name's
-    text embedding at the general model's scale (the mean norm of its node heads)."""
-    model = hub.load_model(general)
+def text_heads(
+    hub: Hub, model: Aligned, names: list[str], concepts: list[list[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per task class, the hub's general `model`'s heads on it: (kernel [dim, R], bias [R]) of R heads and the
+    class of each [R]. A matched class has its concepts' node heads; a class by name (no concepts) a head made of its
+    name's text embedding at the general model's scale (the mean norm of its node heads)."""
     kernel, bias = np.asarray(model.head.kernel[...]), np.asarray(model.head.bias[...])
     heads = general_heads(hub)
     scale = float(np.linalg.norm(kernel, axis=0).mean())
@@ -75,18 +77,20 @@ class TextHeads:
     def __init__(self, hub: Hub, general: str, names: list[str], concepts: list[list[str]]):
         self.model = hub.load_model(general)
         self.input_spec = hub.entry(general).input_spec
-        kernel, bias, owner = text_heads(hub, general, names, concepts)
+        kernel, bias, owner = text_heads(hub, self.model, names, concepts)
         self.kernel, self.bias = jnp.asarray(kernel), jnp.asarray(bias)
         self.membership = jnp.asarray(np.eye(len(names), dtype=bool)[owner])  # [R, K]
 
     def __call__(self, images: np.ndarray) -> jax.Array:
-        features = jnp.asarray(engine.model_features(self.model, self.input_spec, np.asarray(images)))
-        return class_scores(features @ self.kernel + self.bias, self.membership)
+        features = engine.model_features(self.model, self.input_spec, np.asarray(images))
+        return class_scores(features, self.kernel, self.bias, self.membership)
 
 
 @jax.jit
-def class_scores(head_logits: jax.Array, membership: jax.Array) -> jax.Array:
-    """Class scores [B, K]: log-sum-exp of each class's heads' logits [B, R] (membership [R, K])."""
+def class_scores(features: jax.Array, kernel: jax.Array, bias: jax.Array, membership: jax.Array) -> jax.Array:
+    """Class scores [B, K]: log-sum-exp of each class's heads' logits (heads `kernel` [F, R], `bias` [R]; membership
+    [R, K]) on `features` [B, F]."""
+    head_logits = features @ kernel + bias
     return jax.nn.logsumexp(jnp.where(membership[None], head_logits[:, :, None], -jnp.inf), axis=1)
 
 
@@ -99,4 +103,4 @@ def gated(general: jax.Array, experts: jax.Array, matched: jax.Array) -> jax.Arr
     best = jnp.max(jnp.where(matched, log_p, -jnp.inf), axis=-1, keepdims=True)
     within = jnp.where(matched, experts, -jnp.inf)
     below_first = within - jnp.max(within, axis=-1, keepdims=True)
-    return jnp.where(matched, best + jnp.where(matched, below_first, 0.0), log_p)
+    return jnp.where(matched, best + below_first, log_p)

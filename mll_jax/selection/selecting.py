@@ -17,6 +17,7 @@ so the answer does not depend on the batch or the number of devices.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 
@@ -195,29 +196,24 @@ def fixed_selection(
 def _with_names(classes: list[task_lib.TaskClass], matched: Selection | None, text_model: str | None) -> Selection:
     """The task's Selection: CHCO's `matched` (over the classes with nodes, or None with fewer than two) with the
     classes by name put back in their places, answered by `text_model` (`by_name.py`)."""
-    if matched is not None and text_model is None:
+    if text_model is None:
         return matched
-    row = {name: i for i, name in enumerate(matched.classes)} if matched is not None else {}
+    solved = matched or Selection([], [], [], [], {}, [], [], None, [], [])  # no CHCO: nothing chosen
+    row = {name: i for i, name in enumerate(solved.classes)}
 
-    def per_class(field: str, by_name_value, alone_value=None) -> list:
-        values = getattr(matched, field) if matched is not None else None
-        return [
-            by_name_value if c.by_name else values[row[c.name]] if values is not None else alone_value for c in classes
-        ]
+    def per_class(values: list, empty) -> list:
+        return [values[row[c.name]] if c.name in row else empty for c in classes]
 
-    return Selection(
+    return dataclasses.replace(
+        solved,
         classes=[c.name for c in classes],
         nodes=[c.node for c in classes],
         concepts=[sorted(c.concepts) for c in classes],
-        choices=per_class("choices", [], []),
-        temperatures=matched.temperatures if matched is not None else {},
-        biases=per_class("biases", 0.0, 0.0),
-        uncovered=matched.uncovered if matched is not None else [],
-        val_accuracy=matched.val_accuracy if matched is not None else None,
-        val_accuracy_per_class=per_class("val_accuracy_per_class", None),
-        num_candidates=per_class("num_candidates", 0, 0),
-        excluded=matched.excluded if matched is not None else {},
-        considered=per_class("considered", [], []),
+        choices=per_class(solved.choices, []),
+        biases=per_class(solved.biases, 0.0),
+        val_accuracy_per_class=per_class(solved.val_accuracy_per_class, None),
+        num_candidates=per_class(solved.num_candidates, 0),
+        considered=per_class(solved.considered, []),
         by_name=[c.name for c in classes if c.by_name],
         close={c.name: list(c.match.alternatives) for c in classes if c.by_name},
         text_model=text_model,
