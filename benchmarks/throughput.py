@@ -27,7 +27,7 @@ repeat's time. Each row names `batch`, `torch_batch`, `plain_rows_per_dispatch` 
 - plain: one jitted call per expert and dispatch, a family head running its own
   backbone (what a JAX user writes first), cut into dispatches as the engine cuts them;
 - torch: the loop of published MLL code (per model, `torch.no_grad()`, one forward a
-  batch, on the CPU), same architectures and weights, outputs checked against the
+  batch, on the GPU where torch sees one, else the CPU), same architectures and weights, outputs checked against the
   engine's; in ratios only where the engine runs one batch per dispatch, at that
   batch. The published code's own batch size (`REFERENCE_BATCH`) gets a row of its
   own, labelled as the reference, with no ratio;
@@ -220,6 +220,12 @@ def torch_models(members, backbones) -> list | None:
     ]
 
 
+def torch_device() -> str:
+    import torch_reference as ref
+
+    return ref.DEVICE.type
+
+
 def torch_loop(modules: list, ids: list[str], batch: int) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """The published-code loop (per model, `torch.no_grad()`, one forward per batch of `batch` rows)."""
     import torch_reference as ref
@@ -279,7 +285,7 @@ def measure(
         "plain_rows_per_dispatch": plain.rows_per_dispatch,
         "engine_rows_per_dispatch": engine_rows,
         "torch_rows_per_dispatch": batch if with_torch else None,
-        "torch_device": "cpu" if with_torch else None,
+        "torch_device": torch_device() if with_torch else None,
         "strategies": ",".join(sorted({g.layout.strategy for g in eng.groups})),
         "repeats": repeats,
         "times_s": times,
@@ -315,7 +321,7 @@ def reference_row(count: int, torch_modules: list, ids: list[str], images: np.nd
         "plain_rows_per_dispatch": None,
         "engine_rows_per_dispatch": None,
         "torch_rows_per_dispatch": REFERENCE_BATCH,
-        "torch_device": "cpu",
+        "torch_device": torch_device(),
         "repeats": repeats,
         "times_s": times,
         "torch_img_per_s": len(images) / statistics.median(times["torch"]),

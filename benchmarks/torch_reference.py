@@ -17,6 +17,9 @@ from torch import nn
 from mll_jax import nets
 from mll_jax.data.preprocess import preprocess
 
+# Where the torch side runs: the GPU when torch sees one (a GPU peer for a GPU engine), else the CPU.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
 
 def _linear(layer: nnx.Linear) -> nn.Linear:
     """A torch Linear with `layer`'s weights (kernel [in, out] -> weight [out, in])."""
@@ -74,12 +77,12 @@ def _features(model: nnx.Module) -> nn.Sequential:
 
 def to_torch(model: nnx.Module) -> nn.Module:
     """An eval-mode torch module computing `model(x)` logits for NCHW float input."""
-    return nn.Sequential(_features(model), _linear(model.head)).eval()
+    return nn.Sequential(_features(model), _linear(model.head)).eval().to(DEVICE)
 
 
 def to_torch_on_backbone(backbone: nnx.Module, heads: nnx.Module) -> nn.Module:
     """An eval-mode torch module computing `heads(backbone.features(x))` (backbone recomputed per expert)."""
-    return nn.Sequential(_features(backbone), _features(heads), _linear(heads.head)).eval()
+    return nn.Sequential(_features(backbone), _features(heads), _linear(heads.head)).eval().to(DEVICE)
 
 
 def reference_probabilities(
@@ -90,14 +93,14 @@ def reference_probabilities(
     for model in torch_models:
         with torch.no_grad():
             outs = [F.softmax(model(x), dim=1) for x in _inputs(images, mean, std, batch_size)]
-        results.append(torch.cat(outs).numpy().astype(np.float32))
+        results.append(torch.cat(outs).cpu().numpy().astype(np.float32))
     return results
 
 
 def _inputs(images: np.ndarray, mean: float, std: float, batch_size: int):
     """uint8 NHWC images -> normalised NCHW float batches, as published code feeds its models."""
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(images[start : start + batch_size]).to(DEVICE).permute(0, 3, 1, 2).float()
         yield (x / 255.0 - mean) / std
 
 
@@ -116,7 +119,7 @@ def vmap_ensemble(torch_models: list[nn.Module]):
     def probabilities(images: np.ndarray, mean: float, std: float, batch_size: int = 32) -> list[np.ndarray]:
         with torch.no_grad():
             outs = [F.softmax(ensemble(params, buffers, x), dim=-1) for x in _inputs(images, mean, std, batch_size)]
-        return list(torch.cat(outs, dim=1).numpy().astype(np.float32))  # [models, images, heads]
+        return list(torch.cat(outs, dim=1).cpu().numpy().astype(np.float32))  # [models, images, heads]
 
     return probabilities
 
