@@ -528,9 +528,10 @@ def main() -> None:
     print(f"dense matmul peak measured in this run (median of {args.repeats}): {peak / 1e9:.1f} GFLOP/s")
     print(" | ".join(k for k, _ in COLUMNS))
     rows = []
+    result = {"backend": f"{device.platform}:{device.device_kind}", "matmul_gflop_per_s": peak / 1e9, "rows": rows}
     for table in args.tables:
         rows += throughput(args.experts, args.batches, images, args.repeats, args.torch_limit, peak, table)
-    result = {"backend": f"{device.platform}:{device.device_kind}", "matmul_gflop_per_s": peak / 1e9, "rows": rows}
+        save(result, args.json)  # each table as it ends: a run stopped early keeps what it measured
     if not args.skip_hub:
         result["labelling"] = labelling(Path(args.hub), args.repeats, args.store_images)
         result["precision"] = None if args.skip_precision else precision(Path(args.hub))
