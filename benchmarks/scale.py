@@ -24,10 +24,12 @@ Opening, selecting and reusing run in a fresh process per size (`--measure`), so
 
 `--backend postgresql` also moves each size's hub (a copy of its directory) to a
 PostgreSQL database (`--postgres URL`, or a throw-away local cluster) and measures
-adds, opening and selecting there, beside SQLite in the same run: the rows
-`postgresql` hold those figures and `ratios` PostgreSQL over SQLite. Both sides do
-the same work (the same hub, tasks, process layout and settings); only where the
-rows are read from differs. The exponents are least-squares
+adds, opening and selecting on both backends side by side: `--rounds` rounds of
+(SQLite, PostgreSQL) adds and fresh-process selections and `--opens` pairs of
+fresh-process opens, interleaved, so that the machine's load falls on both alike.
+A size's `backends` row holds each side's medians, every run, and `ratios`
+(PostgreSQL over SQLite). Both sides do the same work (the same hub, tasks, process
+layout and settings); only where the rows are read from differs. The exponents are least-squares
 slopes of log(figure) against log(experts): 0 is flat, 1 linear. `--caps` also
 solves the development suite on the second size's hub under several `max_candidates`
 and reports mean validation and development-split accuracy against no cap.
@@ -36,6 +38,7 @@ and reports mean validation and development-split accuracy against no cap.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import resource
 import shutil
@@ -63,6 +66,7 @@ BACKEND_FIELDS = ("add_ms_last10", "open_s", "select_one_ms", "select_batched_ms
 ONE_TASK = ["sandals", "sneakers", "ankle boots"]
 CAPS = (4, 8, 16, 32, None)
 OPENS = 5  # fresh processes timing `open_s` (`--opens`)
+ROUNDS = 3  # interleaved (SQLite, PostgreSQL) rounds of adds and selections (`--rounds`)
 
 
 def disk_mib(path: Path) -> float:
@@ -247,8 +251,10 @@ def fresh_measure(path: Path, batched_tasks: int, opens: int = OPENS) -> dict:
     return row | {"open_s": statistics.median(fresh(path, "--open") for _ in range(opens))}
 
 
-def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS) -> dict:
-    """The hub at `path`, copied and moved to the empty PostgreSQL database `url`: its backend figures."""
+def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS, rounds: int = ROUNDS) -> dict:
+    """The hub at `path`, copied and moved to the empty PostgreSQL database `url`, measured side by side with the
+    SQLite original: `rounds` rounds of (SQLite, PostgreSQL) adds and fresh-process selections, and `opens` of
+    fresh-process opens, interleaved so that the machine's load falls on both alike; medians per side."""
     import mll_jax as mll
     from mll_jax.hub import location
 
@@ -257,11 +263,28 @@ def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS) ->
     shutil.copytree(path, moved)
     start = time.perf_counter()
     location.move(moved, url)
-    row = {"move_s": time.perf_counter() - start, "add_ms_last10": timed_adds(mll.Hub.open(moved), "last")}
-    measured = fresh_measure(moved, batched_tasks, opens)
-    row |= {k: measured[k] for k in ("open_s", "select_one_ms", "select_batched_ms_per_task")}
+    move_s = time.perf_counter() - start
+    sides = {"sqlite": path, "postgresql": moved}
+    runs: dict[str, dict[str, list[float]]] = {side: collections.defaultdict(list) for side in sides}
+    for r in range(rounds):
+        for side, hub in sides.items():
+            runs[side]["add_ms_last10"].append(timed_adds(mll.Hub.open(hub), f"{side}-{r}"))
+            measured = fresh(hub, "--batched-tasks", str(batched_tasks), "--measure")
+            for field in ("select_one_ms", "select_batched_ms_per_task"):
+                runs[side][field].append(measured[field])
+    for _ in range(opens):
+        for side, hub in sides.items():
+            runs[side]["open_s"].append(fresh(hub, "--open"))
     shutil.rmtree(moved)
-    return row
+    medians = {side: {f: statistics.median(v) for f, v in figures.items()} for side, figures in runs.items()}
+    return (
+        {"move_s": move_s, "rounds": rounds, "opens": opens}
+        | medians
+        | {
+            "ratios": {f: medians["postgresql"][f] / medians["sqlite"][f] for f in BACKEND_FIELDS},
+            "runs": runs,
+        }
+    )
 
 
 def table(sizes: list[dict], exps: dict) -> str:
@@ -271,10 +294,10 @@ def table(sizes: list[dict], exps: dict) -> str:
         cells = "".join(f"{s[field]:12.3f}" if s.get(field) is not None else f"{'-':>12s}" for s in sizes)
         exp = f"{exps[field]:10.2f}" if field in exps else f"{'-':>10s}"
         lines.append(f"{field:28s}{cells}{exp}")
-    if any("postgresql" in s for s in sizes):
-        lines.append("postgresql / sqlite, same hub and work:")
+    if any("backends" in s for s in sizes):
+        lines.append("postgresql / sqlite, same hub and work, interleaved (medians):")
         for field in BACKEND_FIELDS:
-            cells = "".join(f"{s['ratios'][field]:12.2f}" for s in sizes)
+            cells = "".join(f"{s['backends']['ratios'][field]:12.2f}" if "backends" in s else "-" for s in sizes)
             lines.append(f"  {field:26s}{cells}")
     return "\n".join(lines)
 
@@ -290,6 +313,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--batched-tasks", type=int, default=1000, help="random tasks in the batched selection")
     parser.add_argument("--opens", type=int, default=OPENS, help="fresh processes whose median is open_s")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="also on a server")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds of the backend comparison")
     parser.add_argument(
         "--postgres",
         default=None,
@@ -344,8 +368,7 @@ def main(argv=None) -> dict:
         row["hub"] = str(path)
         if server is not None:
             url = postgres_local.create_database(server, f"mll_jax_scale_{experts}", replace=True)
-            row["postgresql"] = on_postgres(path, url, args.batched_tasks, args.opens)
-            row["ratios"] = {f: row["postgresql"][f] / row[f] for f in BACKEND_FIELDS}
+            row["backends"] = on_postgres(path, url, args.batched_tasks, args.opens, args.rounds)
         sizes.append(row)
         print(json.dumps(row), flush=True)
     if cluster is not None:
