@@ -74,7 +74,7 @@ def run(hub_path: Path, backends, tasks, epochs: int | None, workdir: Path, vari
     for backend, variant, coverage in [(b, v, c) for b in backends for v in variants for c in ("full", "half")]:
         copy = workdir / f"{backend}-{variant}-{coverage}"
         shutil.rmtree(copy, ignore_errors=True)
-        hub = mll.Hub.open(shutil.copytree(hub_path, copy))
+        hub = mll.Hub.open(hub_path).copy(copy)
         spec = general.GeneralSpec(backend, augmentations=augmentation_variant(variant))
         general.add_to_hub(hub, spec if epochs is None else dataclasses.replace(spec, epochs=epochs))
         labeling.label(hub)

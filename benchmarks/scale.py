@@ -260,7 +260,7 @@ def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS, ro
 
     moved = path.with_name(path.name + "-postgresql")
     shutil.rmtree(moved, ignore_errors=True)
-    shutil.copytree(path, moved)
+    mll.Hub.open(path).copy(moved)  # through SQLite: a plain copy here would drop this process's locks on it
     start = time.perf_counter()
     location.move(moved, url)
     move_s = time.perf_counter() - start
@@ -347,17 +347,15 @@ def main(argv=None) -> dict:
     for experts in args.sizes:
         import mll_jax as mll
 
-        path, build_s = demo, demo_build_s
-        grown = work / f"hub-{experts}"
-        reused = args.reuse and grown.is_dir() and len(mll.Hub.open(grown).ids("expert")) == experts
-        if experts > len(mll.Hub.open(demo).ids("expert")) and not reused:
-            path = grown
+        path, build_s = work / f"hub-{experts}", demo_build_s  # the demo hub itself is never written to
+        reused = args.reuse and path.is_dir() and len(mll.Hub.open(path).ids("expert")) == experts
+        if not reused:
             shutil.rmtree(path, ignore_errors=True)
-            shutil.copytree(demo, path)
+            mll.Hub.open(demo).copy(path)
         first = timed_adds(mll.Hub.open(path), "first")  # into the demo hub's copy, before it grows
         if reused:
-            path, build_s = grown, None
-        elif path != demo:
+            build_s = None
+        elif experts > len(mll.Hub.open(demo).ids("expert")):
             build_s = grow(path, experts)
         hub = mll.Hub.open(path)
         row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}

@@ -49,7 +49,6 @@ import argparse
 import functools
 import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -455,7 +454,7 @@ def precision(hub_path: Path) -> dict | None:
     except FileNotFoundError:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Hub.open(shutil.copytree(hub.path, Path(tmp) / "hub"))
+        copy = hub.copy(Path(tmp) / "hub")
         labeling.label(copy, force=True, dtype="bfloat16", progress=False)
         diffs = [np.abs(copy.labels(i)["probs"].astype(np.float32) - hub.labels(i)["probs"]) for i in hub.entries]
         same_labels = sum(

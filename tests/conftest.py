@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -88,12 +86,9 @@ def on_backend(sqlite_path: Path, target: Path, postgres) -> Path:
     (the copy stays on SQLite when `postgres` is None)."""
     from mll_jax.hub import location
 
-    # The SQLite file by its backup API: another worker reading the hub makes and removes its -wal and -shm files
+    # Its SQLite file by the backup API: another worker reading the hub makes and removes its -wal and -shm files
     # while a plain copy runs, and the backup is a consistent snapshot whatever they hold.
-    shutil.copytree(sqlite_path, target, ignore=shutil.ignore_patterns("*.sqlite", "*.sqlite-wal", "*.sqlite-shm"))
-    for source in sqlite_path.glob("*.sqlite"):
-        with closing(sqlite3.connect(source)) as read, closing(sqlite3.connect(target / source.name)) as write:
-            read.backup(write)
+    location.copy(sqlite_path, target)
     if postgres is not None:
         location.move(target, postgres.url())
     return target

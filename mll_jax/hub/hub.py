@@ -79,6 +79,15 @@ class Hub:
                 migration.migrate(path)
         return cls(path, location.open_database(path))
 
+    def copy(self, path: str | os.PathLike) -> Hub:
+        """A copy of this hub in the new folder `path`, opened (its SQLite rows copied through SQLite's backup
+        API, safe while the hub is open here or elsewhere; a hub whose rows are on a server is refused)."""
+        path = Path(path).expanduser()
+        if path.exists():
+            raise FileExistsError(f"{path} exists; copy the hub into a new folder")
+        location.copy(self.path, path)
+        return Hub.open(path)
+
     @classmethod
     def create(cls, path: str | os.PathLike, store_spec: StoreSpec = StoreSpec(), database: str | None = None) -> Hub:
         """A new empty hub with its SDAG built from the sample store; its rows in a SQLite file in `path`, or

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from mll_jax.hub import database, sqlite
 from mll_jax.hub.database import FORMAT_VERSION, Database
 from mll_jax.hub.postgres import PostgresDatabase, is_url
 
-__all__ = ["POINTER", "create", "exists", "move", "open_database"]
+__all__ = ["POINTER", "copy", "create", "exists", "move", "open_database"]
 
 POINTER = "database.json"  # {"backend": "postgresql", "url": ...}: the hub's rows are on that server
 MOVED = f"{sqlite.FILE}.moved"  # a SQLite database whose rows went to a server, kept as it was
@@ -116,6 +119,26 @@ def move(directory: Path, url: str | None) -> tuple[str, str]:
             source.close()
             os.replace(directory / sqlite.FILE, directory / MOVED)
     return source.location, _at(directory).location
+
+
+def copy(directory: Path, target: Path) -> None:
+    """Copy the hub in `directory` to the new folder `target`: its files, and its SQLite file through SQLite's
+    backup API, a consistent snapshot whoever has the hub open. (A plain copy of the file by a process that has
+    the hub open closes a handle of that file, which drops all that process's locks on it; another process then
+    believes itself the last reader, removes the -wal and -shm files, and this process's next open fails with
+    "disk I/O error".) A hub whose rows are on a server is refused: the copy would share them."""
+    if (directory / POINTER).is_file():
+        raise ValueError(
+            f"the hub in {directory} keeps its rows on {_pointed(directory).location}: a copy of the folder would "
+            "share them; move the rows back first (`mll-jax hub migrate --to sqlite`), or copy on the server"
+        )
+    live = (sqlite.FILE, f"{sqlite.FILE}-wal", f"{sqlite.FILE}-shm")
+    shutil.copytree(directory, target, ignore=shutil.ignore_patterns(*live))
+    with (
+        closing(sqlite3.connect(directory / sqlite.FILE)) as read,
+        closing(sqlite3.connect(target / sqlite.FILE)) as written,
+    ):
+        read.backup(written)
 
 
 def _discard(db: Database) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,6 @@ __all__ = ["FILE", "SQLiteDatabase", "new_file"]
 
 FILE = "registry.sqlite"  # the name hubs on disk have always used
 BUSY_TIMEOUT_S = 60.0  # concurrent writers wait for each other this long before an add fails
-CONNECT_ATTEMPTS = 4  # opens that met another connection's close (0.1 + 0.2 + 0.4 s of waiting at most)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,18 +61,8 @@ class SQLiteDatabase(Database):
         self.location = str(self.path)
 
     def _connect(self) -> sqlite3.Connection:
-        for attempt in range(1, CONNECT_ATTEMPTS + 1):
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            try:
-                db.execute("PRAGMA journal_mode = WAL")  # the first statement that reads the file
-                break
-            except sqlite3.OperationalError as error:
-                db.close()
-                # Opening while another connection closes the database's last handle (and removes its -wal and
-                # -shm files) can fail with "disk I/O error": a race, not a damaged file, so open again.
-                if "disk I/O error" not in str(error) or attempt == CONNECT_ATTEMPTS:
-                    raise
-                time.sleep(0.05 * 2**attempt)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a committed change survives a killed process
         return db
 
@@ -85,7 +73,8 @@ class SQLiteDatabase(Database):
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # an I/O error may have ended it already: let that error, not this, be seen
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 

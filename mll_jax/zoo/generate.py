@@ -19,7 +19,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,7 +182,7 @@ def build(
     """
     path = Path(path)
     if base is not None and not path.exists():
-        shutil.copytree(base, path)
+        Hub.open(base).copy(path)
     try:
         hub = Hub.open(path)
     except FileNotFoundError:

@@ -57,7 +57,7 @@ def test_missing_dataset_names_the_install_command(tmp_path):
 
 def test_unknown_source_and_split():
     with pytest.raises(ValueError, match="unknown data source"):
-        data.load("mnist", "train")
+        data.load("emnist", "train")
     with pytest.raises(ValueError, match="unknown split"):
         data.load("fashion_mnist", "validation")
 

@@ -210,3 +210,25 @@ def test_a_corrupt_database_is_found(hub_copy):
         assert "registry.sqlite" in str(error) or "malformed" in str(error)
     else:
         assert any(f.kind == "database" for f in faults)
+
+
+@pytest.mark.sqlite_only
+def test_a_copy_made_while_the_hub_is_open_here_leaves_it_whole(hub_copy, tmp_path):
+    """A plain copy of the SQLite file by a process that has the hub open drops that process's locks on it: another
+    process's read then removes the -wal and -shm files under this one's writes ("disk I/O error", or a damaged
+    file). `Hub.copy` reads the file through SQLite, so writes and reads that follow here and elsewhere go on."""
+    experts = hub_copy.ids("expert")  # this process holds a connection
+    assert hub_copy.copy(tmp_path / "copy").ids("expert") == experts
+    family = hub_copy.entry("family-tops")
+    reader = f"import mll_jax as mll; mll.Hub.open({str(hub_copy.path)!r}).ids('expert')"
+    for i in range(3):
+        writer = Hub.open(hub_copy.path)
+        model = mll.nets.build("mlp", {"hidden": [8]}, 2, seed=i)
+        writer.add(f"probe-{i}", model, "mlp", {"hidden": [8]}, ["Sandal", "Sneaker"], family.input_spec)
+        subprocess.run([sys.executable, "-c", reader], check=True)  # another process reads and closes
+        writer.remove(f"probe-{i}")
+    assert Hub.open(hub_copy.path).ids("expert") == experts
+    with sqlite3.connect(hub_copy.path / sqlite.FILE) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with pytest.raises(FileExistsError, match="new folder"):
+        hub_copy.copy(tmp_path / "copy")
