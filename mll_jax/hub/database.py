@@ -43,6 +43,8 @@ class Database:
     location = ""  # what error messages name: a file, or a server's database
     # The largest `params` in any model's entry, in the backend's own JSON functions.
     LARGEST_PARAMS = ""
+    # What keeps a NOT EXISTS subquery a probe per row in the backend's planner (see `valid_rows`).
+    PROBE_FENCE = ""
 
     def __init__(self) -> None:
         self._db: Any = None
@@ -160,12 +162,13 @@ class Database:
         args: list = [concept]
         if others:
             in_others, args_others = self._in("o.concept", sorted(set(others)))
-            # a per-row count, not NOT EXISTS: PostgreSQL plans NOT EXISTS as a hash anti-join over every row of
-            # the concepts (38 ms at 10,000 experts) and a count as a probe per row it scans (10 ms); SQLite probes
-            # either way
+            # NOT EXISTS probes each scanned head and stops at its first firing. PostgreSQL would plan it as a hash
+            # anti-join over every row of the other concepts (38 ms at 10,000 experts), so its backend adds a
+            # planner fence; a per-row COUNT, the form before, probed on both but cost twice as much (measured on
+            # the 10,000-expert scale hub: SQLite 13.7 -> 6.7 ms, PostgreSQL 57.6 -> 44.5 ms for one 3-class task)
             fires_elsewhere = (
-                "AND (SELECT COUNT(*) FROM concept_index o "
-                f"WHERE {in_others} AND o.model = c.model AND o.head = c.head) = 0 "
+                "AND NOT EXISTS (SELECT 1 FROM concept_index o "
+                f"WHERE {in_others} AND o.model = c.model AND o.head = c.head{self.PROBE_FENCE}) "
             )
             args += args_others
         rows = self._query(
