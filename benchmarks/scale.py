@@ -344,33 +344,35 @@ def main(argv=None) -> dict:
         cluster = None if args.postgres else postgres_local.LocalCluster()
         server = args.postgres or cluster.admin_url
     sizes = []
-    for experts in args.sizes:
-        import mll_jax as mll
+    try:  # a failed size still stops the server it started
+        for experts in args.sizes:
+            import mll_jax as mll
 
-        path, build_s = work / f"hub-{experts}", demo_build_s  # the demo hub itself is never written to
-        reused = args.reuse and path.is_dir() and len(mll.Hub.open(path).ids("expert")) == experts
-        if not reused:
-            shutil.rmtree(path, ignore_errors=True)
-            mll.Hub.open(demo).copy(path)
-        first = timed_adds(mll.Hub.open(path), "first")  # into the demo hub's copy, before it grows
-        if reused:
-            build_s = None
-        elif experts > len(mll.Hub.open(demo).ids("expert")):
-            build_s = grow(path, experts)
-        hub = mll.Hub.open(path)
-        row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}
-        row["add_ms_last10"] = timed_adds(hub, "last")
-        row["label_new_model_s"] = label_new_model(hub)
-        row |= fresh_measure(path, args.batched_tasks, args.opens)
-        row["disk_mib"] = disk_mib(path)
-        row["hub"] = str(path)
-        if server is not None:
-            url = postgres_local.create_database(server, f"mll_jax_scale_{experts}", replace=True)
-            row["backends"] = on_postgres(path, url, args.batched_tasks, args.opens, args.rounds)
-        sizes.append(row)
-        print(json.dumps(row), flush=True)
-    if cluster is not None:
-        cluster.stop()
+            path, build_s = work / f"hub-{experts}", demo_build_s  # the demo hub itself is never written to
+            reused = args.reuse and path.is_dir() and len(mll.Hub.open(path).ids("expert")) == experts
+            if not reused:
+                shutil.rmtree(path, ignore_errors=True)
+                mll.Hub.open(demo).copy(path)
+            first = timed_adds(mll.Hub.open(path), "first")  # into the demo hub's copy, before it grows
+            if reused:
+                build_s = None
+            elif experts > len(mll.Hub.open(demo).ids("expert")):
+                build_s = grow(path, experts)
+            hub = mll.Hub.open(path)
+            row = {"experts": len(hub.ids("expert")), "build_s": build_s, "add_ms_first10": first}
+            row["add_ms_last10"] = timed_adds(hub, "last")
+            row["label_new_model_s"] = label_new_model(hub)
+            row |= fresh_measure(path, args.batched_tasks, args.opens)
+            row["disk_mib"] = disk_mib(path)
+            row["hub"] = str(path)
+            if server is not None:
+                url = postgres_local.create_database(server, f"mll_jax_scale_{experts}", replace=True)
+                row["backends"] = on_postgres(path, url, args.batched_tasks, args.opens, args.rounds)
+            sizes.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        if cluster is not None:
+            cluster.stop()
     exps = exponents(sizes)
     result = {"device": str(jax.devices()[0].device_kind), "sizes": sizes, "exponents": exps}
     if args.caps and len(sizes) >= 2:

