@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mll_jax.data import digits
-
 __all__ = ["Dataset", "FASHION_MNIST_DIR", "SOURCES", "catalog", "fashion_mnist", "load"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -113,6 +111,8 @@ def load(source: str, split: str) -> Dataset:
     if source == "fashion_mnist":
         return fashion_mnist(split)
     if source in ("mnist", "sklearn_digits"):
+        from mll_jax.data import digits  # its package reader imports 30 ms of modules that only digits need
+
         images, labels = getattr(digits, source)(split)
         return Dataset(images=images, labels=labels, classes=tuple(catalog(source)["classes"]), name=source)
     if source.startswith("tfds:"):
