@@ -157,7 +157,7 @@ def _program(graphdef: nnx.GraphDef, spec: tuple, chunks: int):
 
 
 def dispatches(rows: int, batch: int, chunks: int) -> list[int]:
-    """Batches per dispatch as the engine cuts `rows` images (`Engine._pieces`): chunks of `chunks` batches, each
+    """Batches per dispatch as the engine cuts `rows` images (`Engine.pieces`): chunks of `chunks` batches, each
     run in power-of-two numbers of batches (few programs to compile)."""
     out = []
     for start in range(0, rows, batch * chunks):

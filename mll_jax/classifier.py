@@ -76,15 +76,25 @@ def reuse(hub: Hub, selection: Selection, dtype: str = "float32") -> Callable[[j
         by_text = by_name.TextHeads(hub, selection.text_model, selection.classes, selection.concepts)
         matched = jnp.asarray([name not in selection.by_name for name in selection.classes])
 
+    def expert_scores(rows: np.ndarray, batches: int) -> jax.Array:
+        """Scores [rows, slots] of one dispatch: `batches` engine batches, or (0) the rows padded to a power of
+        two (and equal rows a device). Either way a few row counts compile, whatever sizes a user passes."""
+        size = runner.batch_size * batches if batches else 1 << (len(rows) - 1).bit_length()
+        placed = runner.place(engine.pad_rows(rows, sharding.round_up(size, runner.mesh)))
+        z = biases
+        for group, (membership, weights) in zip(runner.groups, combine):
+            z = z + _group_scores(tuple(group.run(placed, max(batches, 1))), membership, weights)
+        return z[: len(rows)]
+
     def classifier(images: jax.Array) -> jax.Array:
         _check_images(images, shape)
         rows = len(images)
-        z = biases
-        if runner is not None:
-            placed = runner.place(engine.pad_rows(images, sharding.round_up(rows, runner.mesh)))  # equal rows a device
-            for group, (membership, weights) in zip(runner.groups, combine):
-                z = z + _group_scores(tuple(group.run(placed)), membership, weights)
-        z = jnp.broadcast_to(z, (rows, slots)) if z.ndim == 1 else z[:rows]
+        if runner is None:
+            z = jnp.broadcast_to(biases, (rows, slots))
+        elif rows <= runner.batch_size:
+            z = expert_scores(images, 0)
+        else:  # as the engine streams: whole chunks of batches, then power-of-two numbers of batches
+            z = jnp.concatenate([expert_scores(piece, batches) for piece, batches in runner.pieces(np.asarray(images))])
         return z[:, :K] if by_text is None else by_name.gated(by_text(images), z[:, :K], matched)
 
     classifier.classes = list(selection.classes)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from mll_jax import engine, nets
-from mll_jax.engine import runner
 from mll_jax.experiments import report
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -58,7 +57,7 @@ def test_plain_loop_cuts_images_into_the_engines_dispatches(rows_in, batch, chun
     model = nets.build("mlp", {"hidden": [8]}, 2, seed=0)
     eng = engine.Engine([engine.Member("m", model, tp.SPEC)], batch_size=batch, chunk_rows=chunk_rows, pad_heads=False)
     images = np.zeros((rows_in, *tp.SPEC["shape"]), np.uint8)
-    pieces = [take for _, take in eng._pieces(runner._rebatch(images, eng.batch_size * eng.chunks))]
+    pieces = [take for _, take in eng.pieces(images)]
     assert tp.dispatches(rows_in, eng.batch_size, eng.chunks) == pieces
 
 

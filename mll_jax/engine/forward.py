@@ -61,7 +61,6 @@ class Layout:
     graphdefs: tuple  # loop: one per model; otherwise the group's one graphdef (shared: the backbone's)
     treedefs: tuple  # the matching states' tree structures: parameters travel as flat leaf lists
     spec: tuple
-    heads: tuple[int, ...]
     width: int  # every model's head layer padded to this width (>= max(heads))
 
 

@@ -74,7 +74,9 @@ class Group:
             treedefs = tuple(jax.tree.structure(s) for s in padded)
             params = tuple(sharding.replicate(jax.tree.leaves(cast(s)), mesh) for s in padded)
         else:
-            self.size = sharding.round_up(len(padded), mesh, "model")
+            # heads over a backbone: padded to a power of two (a few more columns of one matmul), so that
+            # families of any size share programs; stacks come in power-of-two pieces already (`stack_pieces`)
+            self.size = sharding.round_up(1 << (len(padded) - 1).bit_length(), mesh, "model")
             padded += [padded[0]] * (self.size - len(padded))
             stack = jax.tree.map(lambda *xs: np.stack(xs), *padded)  # on the host, as `pad_heads`
             if strategy == "shared":
@@ -89,7 +91,7 @@ class Group:
             else:
                 graphdefs, treedefs = (split[int(np.argmax(self.heads))][0],), (jax.tree.structure(stack),)
                 params = jax.device_put(jax.tree.leaves(cast(stack)), _stack_spec(mesh))
-        self.layout = Layout(strategy, graphdefs, treedefs, spec, self.heads, self.width)
+        self.layout = Layout(strategy, graphdefs, treedefs, spec, self.width)
         self.params = params
 
     def run(self, images: jax.Array, chunks: int = 1) -> list[jax.Array]:

@@ -9,6 +9,11 @@ the head size). A group runs with one strategy:
     shared  heads over one shared backbone: the backbone runs once per batch and
             every head of the family is one matmul
 
+Stacks have power-of-two sizes: a signature's 11 models run as stacks of 8, 2 and 1
+(no padded work), a family's heads are padded to a power of two (a few more matmul
+columns). A hub that grows a model at a time, or selections that reuse 3 models
+of a kind and then 5, then compile and measure a few programs, not one per size.
+
 Heads are padded to the group's widest head, or further, to a multiple of
 `HEAD_ALIGN`, where that is measured faster; padded heads get a bias of -1e9, so
 their softmax probability is exactly 0 and the real heads' probabilities are
@@ -51,6 +56,7 @@ __all__ = [
     "model_features",
     "model_probabilities",
     "pad_rows",
+    "stack_pieces",
 ]
 
 paths.default_compile_cache()  # every model call of mll_jax runs here: its programs go to jax's disk cache
@@ -103,22 +109,24 @@ class Engine:
         forced = strategy or tuning.forced()
         self.pad_heads = pad_heads
         self.groups = []
-        for key, group in by_signature.items():
-            backbone = backbones.get(group[0].backbone)
-            measurable = "shape" in group[0].input_spec
-            if backbone is not None:
-                chosen = "shared"
-            elif len(group) == 1 or not measurable:  # nothing to stack, or no shape to measure
-                chosen = "loop"
-            else:
-                chosen = None
-            width = self._width(key, group, chosen or "loop", backbone) if measurable else None
-            if chosen is None:
-                chosen = forced or tuning.choose(
-                    self._tuning_key(key, group, f"heads {width}"),
-                    {s: self._runner(group, s, backbone, width) for s in tuning.STRATEGIES},
-                )
-            self.groups.append(self._group(group, chosen, backbone, width))
+        for key, members_of_key in by_signature.items():
+            backbone = backbones.get(members_of_key[0].backbone)
+            measurable = "shape" in members_of_key[0].input_spec
+            shared = backbone is not None
+            width = self._width(key, members_of_key, "shared" if shared else "loop", backbone) if measurable else None
+            # A stack runs whole: its programs (and measurements) are for power-of-two sizes only, so a hub whose
+            # groups grow one model at a time compiles a few of them, not one per size.
+            for group in [members_of_key] if shared or not measurable else stack_pieces(members_of_key):
+                if shared:
+                    chosen = "shared"
+                elif len(group) == 1 or not measurable:  # nothing to stack, or no shape to measure
+                    chosen = "loop"
+                else:
+                    chosen = forced or tuning.choose(
+                        self._tuning_key(key, group, f"heads {width}"),
+                        {s: self._runner(group, s, backbone, width) for s in tuning.STRATEGIES},
+                    )
+                self.groups.append(self._group(group, chosen, backbone, width))
 
     def _group(self, members: list[Member], strategy: str, backbone=None, width: int | None = None) -> Group:
         return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone, width)
@@ -173,7 +181,7 @@ class Engine:
         total = len(images) if isinstance(images, np.ndarray) else None
         parts: dict[str, list[np.ndarray]] = collections.defaultdict(list)
         pending = None  # the chunk in flight: (outputs per group, real rows)
-        pieces = itertools.chain(self._pieces(_rebatch(images, self.batch_size * self.chunks)), [(None, 0)])
+        pieces = itertools.chain(self.pieces(images), [(None, 0)])
         with tqdm(total=total, desc=progress, disable=progress is None, leave=False, unit="img") as bar:
             for batch, chunks in pieces:  # lazily: inputs may not fit in memory
                 if batch is not None:
@@ -192,15 +200,25 @@ class Engine:
             for m, h in zip(g.members, g.heads)
         }
 
-    def _pieces(self, chunks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
-        """(rows, batches) to run: whole chunks, and a short last chunk cut into power-of-two numbers of batches
-        (few programs to compile, little padding)."""
-        for rows in chunks:
+    def pieces(self, images: np.ndarray | Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
+        """`images` as (rows, batches) to run, each piece one dispatch: whole chunks of `chunk_rows`, and a short
+        last chunk cut into power-of-two numbers of batches (few programs to compile, little padding)."""
+        for rows in _rebatch(images, self.batch_size * self.chunks):
             batches = -(-len(rows) // self.batch_size)
             while batches:
                 take = min(self.chunks, 1 << (batches.bit_length() - 1))
                 yield rows[: take * self.batch_size], take
                 rows, batches = rows[take * self.batch_size :], batches - take
+
+
+def stack_pieces(members: list) -> list[list]:
+    """`members` cut into runs of power-of-two lengths, longest first (11 models: 8, 2, 1)."""
+    pieces = []
+    while members:
+        take = 1 << (len(members).bit_length() - 1)
+        pieces.append(members[:take])
+        members = members[take:]
+    return pieces
 
 
 def _rebatch(images: np.ndarray | Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:

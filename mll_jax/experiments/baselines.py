@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx
 
 from mll_jax import engine, nets, paths
+from mll_jax.classifier import scores_from_probabilities
 from mll_jax.concepts import matching
 from mll_jax.concepts import task as task_lib
 from mll_jax.configs.demo_hub import INPUT_SPEC
@@ -249,7 +250,8 @@ def covering_experts(cands: list[list[Candidate]], general_id: str | None) -> di
 @dataclasses.dataclass(frozen=True)
 class TaskData:
     """What a baseline scores one task on: its classes and candidates, the evaluation images of its classes, every
-    model's probabilities on them, their class labels, the selection seed, and how a selection's logits are had."""
+    model's probabilities on them, their class labels and the selection seed. A baseline's selection is scored
+    from those probabilities (what `reuse` gives, a test checks): MLL's own selections go through `reuse`."""
 
     hub: Hub
     classes: list[task_lib.TaskClass]
@@ -258,10 +260,9 @@ class TaskData:
     probs: dict[str, np.ndarray]
     labels: np.ndarray
     seed: int
-    scores: Callable[[Hub, Selection, np.ndarray, dict], np.ndarray]
 
     def selection_accuracy(self, selection: Selection) -> float:
-        return accuracy(self.scores(self.hub, selection, self.images, self.probs), self.labels)
+        return accuracy(scores_from_probabilities(selection, self.probs), self.labels)
 
 
 def _patch_only(task: TaskData) -> tuple[float, dict]:

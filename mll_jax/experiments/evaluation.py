@@ -182,7 +182,7 @@ def evaluate_task(
     """Accuracy of each of `methods` on `dataset`'s images of `sel`'s task, the task's expert coverage, and the
     seconds spent: on MLL's reuse, and on each baseline (`baselines.BASELINES`, by name).
 
-    `scores(hub, selection, images, probs)` gives a selection's logits (MLL, patch only, random)."""
+    `scores(hub, selection, images, probs)` gives MLL's logits (the baselines score theirs from `probs`)."""
     classes, keep, y = task_items(hub, sel.classes, dataset)
     images, probs = dataset.images[keep], {m: p[keep] for m, p in probs.items()}
     acc, out, seconds = {}, {}, {}
@@ -190,9 +190,7 @@ def evaluate_task(
         clock = time.perf_counter()
         acc["mll"] = accuracy(scores(hub, sel, images, probs), y)
         seconds["reuse"] = time.perf_counter() - clock
-    task = baselines.TaskData(
-        hub, classes, candidates(hub, classes, BASELINE_CANDIDATES), images, probs, y, seed, scores
-    )
+    task = baselines.TaskData(hub, classes, candidates(hub, classes, BASELINE_CANDIDATES), images, probs, y, seed)
     for name in (m for m in methods if m != "mll"):
         clock = time.perf_counter()
         acc[name], extra = baselines.BASELINES[name](task)
