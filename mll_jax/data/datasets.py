@@ -1,5 +1,5 @@
 """Image datasets: Fashion-MNIST from Debian's IDX files, handwritten digits (`digits.py`), emoji styles
-(`emoji.py`), or `tfds:<name>`.
+(`emoji.py`), a folder of one's own images (`folder.py`), or `tfds:<name>`.
 
 A dataset is plain arrays: images uint8 [N, H, W, C], labels int32 [N], plus the
 catalog of its classes (name, WordNet synset, extra lemmas) shipped as package data.
@@ -104,7 +104,7 @@ def _tfds(name: str, split: str) -> Dataset:
     )
 
 
-SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "emoji:<style>", "tfds:<name>")
+SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "emoji:<style>", "folder:<path>", "tfds:<name>")
 WHOLE = "all"  # the one split of an emoji style: the open world splits by style, never by image
 
 
@@ -139,6 +139,11 @@ def load(source: str, split: str) -> Dataset:
                 f"pool, development or test); load it whole with split={WHOLE!r}, got {split!r}"
             )
         return emoji_style(source.removeprefix("emoji:"))
+    if source.startswith("folder:"):
+        from mll_jax.data import folder
+
+        images, labels, classes = folder.load(Path(source.removeprefix("folder:")).expanduser(), split)
+        return Dataset(images=images, labels=labels, classes=tuple(classes), name=source)
     if source.startswith("tfds:"):
         return _tfds(source.removeprefix("tfds:"), split)
     raise ValueError(f"unknown data source {source!r}; use one of {', '.join(SOURCES)}")
