@@ -1,12 +1,12 @@
 """Which emoji picture which WordNet noun: the rule that writes the `emoji` catalog.
 
-Only emoji that picture one thing are kept: those of `ROOTS`' categories whose name
-holds no word of `NOT_A_THING` and no "and", "with" or "of". A kept emoji's name (lower
-case, whole, or with a trailing "face" dropped) is looked up in WordNet through its base
-forms, and its concept is the lemma's first noun sense, in WordNet's order, if that lies
-under one of its category's `ROOTS` (so "dragon", a fabulous monster first, is not
-taken for the constellation, nor "bank" for a savings bank). People, faces, flags and
-symbols are other categories, never kept. Emoji of one concept are pictures of it (a
+Only emoji that picture one thing are kept: those of the `THINGS` categories whose
+name holds no word of `NOT_A_THING` and no "and", "with" or "of". A kept emoji's name
+(lower case, whole, or with a trailing "face" dropped) is looked up in WordNet through
+its base forms, and its concept is the first noun sense, in WordNet's order, under the
+roots of its subcategory (`ROOTS`: an animal emoji pictures an animal, so "tiger" is
+the cat, not a fierce person; any other thing is an artifact). People, faces, flags
+and symbols are other categories, never kept. Emoji of one concept are pictures of it (a
 dog and a dog's face). The rule was fixed before any model met an emoji; the catalog it
 writes is committed and a test rewrites it.
 
@@ -24,23 +24,34 @@ from mll_jax.concepts import naming
 from mll_jax.concepts.wordnet import WordNet, wordnet
 from mll_jax.data import emoji
 
-__all__ = ["MIN_STYLES", "NOT_A_THING", "ROOTS", "build", "concept_of"]
+__all__ = ["ARTIFACT", "MIN_STYLES", "NOT_A_THING", "ROOTS", "THINGS", "build", "concept_of", "roots_of"]
 
-ROOTS = {
-    "Animals & Nature": ("animal.n.01", "plant.n.02", "plant_part.n.01", "natural_object.n.01"),
-    "Food & Drink": ("food.n.01", "food.n.02", "plant_part.n.01", "artifact.n.01"),
-    "Objects": ("artifact.n.01",),
-    "Travel & Places": ("artifact.n.01", "natural_object.n.01"),
-    "Activities": ("artifact.n.01",),
+THINGS = ("Animals & Nature", "Food & Drink", "Objects", "Travel & Places", "Activities")  # emoji categories kept
+ARTIFACT = ("artifact.n.01",)
+ROOTS = {  # subcategory (or its part before "-") -> what its emoji must picture; any other: an artifact
+    "animal": ("animal.n.01",),
+    "plant": ("plant.n.02", "plant_part.n.01"),
+    "food": ("food.n.01", "food.n.02", "plant_part.n.01"),
+    "drink": ("food.n.01", "food.n.02"),
+    "place-geographic": ("natural_object.n.01", "geological_formation.n.01"),
+    "sky & weather": ("natural_object.n.01", "artifact.n.01"),
 }
 NOT_A_THING = ("sign", "symbol", "suit", "silhouette", "button", "mark", "arrow", "letter", "map")
 MIN_STYLES = 2  # a concept is listed when at least this many styles draw it (a style alone teaches nothing)
 CATALOG = Path(__file__).parents[1] / "data" / "catalogs" / "emoji.json"
 
 
+def roots_of(entry: dict) -> tuple[str, ...] | None:
+    """The WordNet roots emoji `entry`'s concept must lie under, or None if its category pictures no thing."""
+    if entry["category"] not in THINGS:
+        return None
+    sub = entry["subcategory"]
+    return ROOTS.get(sub) or ROOTS.get(sub.split("-")[0]) or ARTIFACT
+
+
 def concept_of(wn: WordNet, entry: dict) -> str | None:
     """The WordNet noun (a synset name) emoji `entry` of emoji-datasource pictures, or None."""
-    roots = ROOTS.get(entry["category"])
+    roots = roots_of(entry)
     name = (entry["name"] or "").lower()
     words = re.findall(r"[a-z]+", name)
     if roots is None or set(words) & set(NOT_A_THING) or set(words) & {"and", "with", "of"}:  # two things, a scene

@@ -15,12 +15,12 @@ def lemma_of(name: str) -> str:
 
 
 def noun_of(wn: WordNet, name: str, roots: tuple[str, ...] | None = None) -> str | None:
-    """The first noun sense (a synset name) of `name` or of a base form of it, if it lies under one of `roots`
-    (any noun without them); None if there is none. Only the first sense counts: a later one is another
-    meaning than the name's usual one ("dragon" is not the constellation)."""
+    """The first noun sense, in WordNet's order, of `name` or of a base form of it that lies under one of `roots`
+    (a synset name; without roots, the first sense); None if there is none. Roots say what kind of thing the
+    name must be: "tiger" under animal.n.01 is the cat, not its first sense (a fierce person)."""
     lemma = lemma_of(name)
     for form in wn.base_forms(lemma) if lemma else []:
-        senses = wn.synsets(form)
-        if senses and (roots is None or any(a.name() in roots for p in senses[0].hypernym_paths() for a in p)):
-            return senses[0].name()
+        for sense in wn.synsets(form):
+            if roots is None or any(a.name() in roots for p in sense.hypernym_paths() for a in p):
+                return sense.name()
     return None
