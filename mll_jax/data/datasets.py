@@ -1,5 +1,5 @@
 """Image datasets: Fashion-MNIST from Debian's IDX files, handwritten digits (`digits.py`), emoji styles
-(`emoji.py`), a folder of one's own images (`folder.py`), or `tfds:<name>`.
+(`emoji.py`), photographs (`photos.py`), a folder of one's own images (`folder.py`), or `tfds:<name>`.
 
 A dataset is plain arrays: images uint8 [N, H, W, C], labels int32 [N], plus the
 catalog of its classes (name, WordNet synset, extra lemmas) shipped as package data.
@@ -16,7 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "FASHION_MNIST_DIR", "SOURCES", "WHOLE", "catalog", "emoji_style", "fashion_mnist", "load"]
+__all__ = [
+    "Dataset",
+    "FASHION_MNIST_DIR",
+    "SOURCES",
+    "WHOLE",
+    "catalog",
+    "catalog_text",
+    "emoji_style",
+    "fashion_mnist",
+    "load",
+    "photographs",
+]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_MNIST_HINT = "sudo apt-get install dataset-fashion-mnist"
@@ -47,6 +58,13 @@ def catalog(name: str) -> dict:
     except FileNotFoundError:
         raise ValueError(f"no class catalog for dataset {name!r}") from None
     return json.loads(text)
+
+
+def catalog_text(entry: dict) -> str:
+    """A catalog as its JSON file is written: its fields indented, one line per class (readable diffs)."""
+    head = json.dumps({k: v for k, v in entry.items() if k != "classes"}, indent=2)[:-2]
+    lines = ",\n".join("    " + json.dumps(c) for c in entry["classes"])
+    return f'{head},\n  "classes": [\n{lines}\n  ]\n}}\n'
 
 
 def _read_idx(path: Path, magic: int, count: int) -> np.ndarray:
@@ -104,8 +122,21 @@ def _tfds(name: str, split: str) -> Dataset:
     )
 
 
-SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "emoji:<style>", "folder:<path>", "tfds:<name>")
+SOURCES = ("fashion_mnist", "mnist", "sklearn_digits", "emoji:<style>", "photos", "folder:<path>", "tfds:<name>")
 WHOLE = "all"  # the one split of an emoji style: the open world splits by style, never by image
+
+
+@functools.cache
+def photographs() -> Dataset:
+    """Every photograph of the photos catalog's concepts (Tux Paint's stamps)."""
+    from mll_jax.data import photos
+
+    classes = tuple(catalog("photos")["classes"])
+    kept = [(c["label"], stamp) for c in classes for stamp in c["stamps"]]
+    images = np.stack([photos.picture(stamp) for _, stamp in kept])
+    images.setflags(write=False)
+    labels = np.array([label for label, _ in kept], np.int32)
+    return Dataset(images=images, labels=labels, classes=classes, name="photos")
 
 
 @functools.cache
@@ -139,6 +170,12 @@ def load(source: str, split: str) -> Dataset:
                 f"pool, development or test); load it whole with split={WHOLE!r}, got {split!r}"
             )
         return emoji_style(source.removeprefix("emoji:"))
+    if source == "photos":
+        if split != "test":
+            raise ValueError(
+                f"photographs are a test-only style of the open world: load them with split='test', not {split!r}"
+            )
+        return photographs()
     if source.startswith("folder:"):
         from mll_jax.data import folder
 

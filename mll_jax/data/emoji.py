@@ -22,6 +22,7 @@ import json
 import numpy as np
 
 from mll_jax.data import packages
+from mll_jax.data.drawing import on_white
 
 __all__ = ["SIZE", "STYLES", "Style", "drawn", "entries", "pictures"]
 
@@ -49,17 +50,6 @@ STYLES = {
 def entries() -> tuple[dict, ...]:
     """emoji-datasource's table of emoji (name, code points, category, sheet position, ...), as shipped."""
     return tuple(json.loads(packages.path("emoji-datasource-google", "package/emoji.json").read_text()))
-
-
-def _on_white(picture) -> np.ndarray:
-    """A PIL image as uint8 RGB [SIZE, SIZE, 3], its transparency over white."""
-    from PIL import Image
-
-    picture = picture.convert("RGBA")
-    if picture.size != (SIZE, SIZE):
-        picture = picture.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
-    canvas = Image.new("RGBA", picture.size, (255, 255, 255, 255))
-    return np.asarray(Image.alpha_composite(canvas, picture).convert("RGB"))
 
 
 def _file_names(style: Style, code: str) -> list[str]:
@@ -105,7 +95,7 @@ def _from_sheet(style: str, codes: list[str]) -> dict[str, np.ndarray]:
         for code in (c for c in codes if c in where):
             cell_x, cell_y = where[code]
             x, y = cell_x * (SIZE + 2) + 1, cell_y * (SIZE + 2) + 1  # 1 px of padding round each cell
-            out[code] = _on_white(sheet.crop((x, y, x + SIZE, y + SIZE)))
+            out[code] = on_white(sheet.crop((x, y, x + SIZE, y + SIZE)), SIZE)
     return out
 
 
@@ -120,10 +110,10 @@ def _from_files(style: str, codes: list[str]) -> dict[str, np.ndarray]:
             import resvg_py
 
             png = resvg_py.svg_to_bytes(svg_path=str(file), width=SIZE, height=SIZE, skip_system_fonts=True)
-            out[code] = _on_white(Image.open(io.BytesIO(bytes(png))))
+            out[code] = on_white(Image.open(io.BytesIO(bytes(png))), SIZE)
         else:
             with Image.open(file) as picture:
-                out[code] = _on_white(picture)
+                out[code] = on_white(picture, SIZE)
     return out
 
 

