@@ -72,11 +72,7 @@ def build(wn: WordNet | None = None) -> dict:
         styles = [s for s in emoji.STYLES if drawn[s] & set(codes)]
         if len(styles) < MIN_STYLES:
             continue
-        lemmas = [lemma.replace("_", " ") for lemma in wn.synset(synset).lemma_names()]
-        classes.append(
-            {"label": len(classes), "name": lemmas[0], "synset": synset, "lemmas": lemmas[1:], "emoji": codes}
-            | {"styles": styles}
-        )
+        classes.append(naming.catalog_class(wn, len(classes), synset) | {"emoji": codes, "styles": styles})
     return {
         "name": "emoji",
         "description": "Emoji that picture things (animals, plants, food, objects, vehicles, sport gear), "
@@ -90,13 +86,7 @@ def build(wn: WordNet | None = None) -> dict:
     }
 
 
-def write(path: Path = CATALOG) -> dict:
-    catalog = build()
-    path.write_text(datasets.catalog_text(catalog))
-    return catalog
-
-
 if __name__ == "__main__":
-    written = write()
+    CATALOG.write_text(datasets.catalog_text(written := build()))
     four = sum(len(c["styles"]) >= 4 for c in written["classes"])
     print(f"{CATALOG}: {len(written['classes'])} concepts, {four} drawn in at least four styles")

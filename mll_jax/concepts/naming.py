@@ -6,7 +6,7 @@ import re
 
 from mll_jax.concepts.wordnet import WordNet
 
-__all__ = ["lemma_of", "noun_of"]
+__all__ = ["catalog_class", "lemma_of", "noun_of"]
 
 
 def lemma_of(name: str) -> str:
@@ -24,3 +24,9 @@ def noun_of(wn: WordNet, name: str, roots: tuple[str, ...] | None = None) -> str
             if roots is None or any(a.name() in roots for p in sense.hypernym_paths() for a in p):
                 return sense.name()
     return None
+
+
+def catalog_class(wn: WordNet, label: int, synset: str) -> dict:
+    """A catalog's class for `synset`: its label, its first lemma as the name, and its other lemmas."""
+    lemmas = [lemma.replace("_", " ") for lemma in wn.synset(synset).lemma_names()]
+    return {"label": label, "name": lemmas[0], "synset": synset, "lemmas": lemmas[1:]}

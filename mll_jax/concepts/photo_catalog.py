@@ -22,7 +22,7 @@ from mll_jax.concepts import naming
 from mll_jax.concepts.wordnet import WordNet, wordnet
 from mll_jax.data import datasets, photos
 
-__all__ = ["ROOTS", "build", "concept_of", "write"]
+__all__ = ["ROOTS", "build", "concept_of"]
 
 _ARTIFACT = ("artifact.n.01",)
 ROOTS = {  # top folder -> what its stamps must picture
@@ -68,10 +68,7 @@ def build(wn: WordNet | None = None) -> dict:
             by_concept[synset].append(stamp)
     classes = []
     for synset, stamps in sorted(by_concept.items()):
-        lemmas = [lemma.replace("_", " ") for lemma in wn.synset(synset).lemma_names()]
-        classes.append({"label": len(classes), "name": lemmas[0], "synset": synset, "lemmas": lemmas[1:]} | {
-            "stamps": stamps
-        })  # fmt: skip
+        classes.append(naming.catalog_class(wn, len(classes), synset) | {"stamps": stamps})
     return {
         "name": "photos",
         "description": "Photo cut-outs of things (animals, food, plants, vehicles, household objects, clothes, "
@@ -83,14 +80,8 @@ def build(wn: WordNet | None = None) -> dict:
     }
 
 
-def write(path: Path = CATALOG) -> dict:
-    catalog = build()
-    path.write_text(datasets.catalog_text(catalog))
-    return catalog
-
-
 if __name__ == "__main__":
-    written = write()
+    CATALOG.write_text(datasets.catalog_text(written := build()))
     shared = {c["synset"] for c in json.loads((CATALOG.parent / "emoji.json").read_text())["classes"]}
     both = [c for c in written["classes"] if c["synset"] in shared]
     print(f"{CATALOG}: {len(written['classes'])} concepts; {len(both)} of them emoji concepts too")
