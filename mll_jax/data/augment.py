@@ -7,10 +7,11 @@ import numpy as np
 __all__ = ["AUGMENTATIONS", "augment", "check_augmentations", "flip", "shift"]
 
 
-def shift(images: np.ndarray, rng: np.random.Generator, pixels: int = 2) -> np.ndarray:
-    """Each image translated by up to `pixels` in height and width, edges zero-filled."""
+def shift(images: np.ndarray, rng: np.random.Generator, pixels: int = 2, fill: str = "constant") -> np.ndarray:
+    """Each image translated by up to `pixels` in height and width, edges zero-filled (`fill` "constant") or
+    repeating the edge ("edge": pictures on white stay on white)."""
     n, h, w = images.shape[:3]
-    padded = np.pad(images, ((0, 0), (pixels, pixels), (pixels, pixels)) + ((0, 0),) * (images.ndim - 3))
+    padded = np.pad(images, ((0, 0), (pixels, pixels), (pixels, pixels)) + ((0, 0),) * (images.ndim - 3), mode=fill)
     dy, dx = rng.integers(0, 2 * pixels + 1, (2, n))
     rows = dy[:, None] + np.arange(h)  # [n, h]
     cols = dx[:, None] + np.arange(w)  # [n, w]
