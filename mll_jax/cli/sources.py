@@ -20,10 +20,11 @@ def _run_list(args) -> None:
         print(json.dumps(rows, indent=1))
         return
     print(f"data packages under {packages.directory()}")
-    width = max(len(row["name"]) for row in rows)
+    width = {field: max(len(row[field]) for row in rows) for field in ("name", "registry", "version")}
     for row in rows:
         state = "fetched" if not row["missing"] else f"not fetched ({len(row['missing'])} files missing or changed)"
-        print(f"  {row['name']:{width}s} {row['registry']:5s} {row['version']:8s} {state}")
+        cells = " ".join(f"{row[field]:{w}s}" for field, w in width.items())
+        print(f"  {cells} {state}")
 
 
 def _run_fetch(args) -> None:
