@@ -58,7 +58,7 @@ def problems(draw):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(), st.integers(1, 4))
+@given(problems(), st.sampled_from([1, 3]))  # a binding cap and a loose one: each value is a program to compile
 def test_chco_covers_every_class_and_respects_max_models(case, max_models):
     problem, num_classes = case
     out = jax.device_get(chco.solve(problem, jax.random.key(0), dataclasses.replace(FAST, max_models=max_models)))
