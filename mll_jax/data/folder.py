@@ -23,8 +23,16 @@ CATALOG = "catalog.json"
 WHOLE = "all"
 
 
+SPLIT_FOLDERS = ("train", "test", "validation")
+
+
+def _split_names(path: Path) -> list[str]:
+    """The split folders the image folder at `path` has (none: it is one split)."""
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and p.name in SPLIT_FOLDERS)
+
+
 def _root(path: Path, split: str) -> Path:
-    splits = sorted(p.name for p in path.iterdir() if p.is_dir() and p.name in ("train", "test", "validation"))
+    splits = _split_names(path)
     if splits:
         if split not in splits:
             raise ValueError(f"{path} has splits {splits}, not {split!r}")
@@ -39,8 +47,8 @@ def class_folders(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no image folder at {path}")
-    splits = [p for p in path.iterdir() if p.is_dir() and p.name in ("train", "test", "validation")]
-    names = sorted({c.name for s in splits or [path] for c in s.iterdir() if c.is_dir()})
+    roots = [path / name for name in _split_names(path)] or [path]
+    names = sorted({c.name for root in roots for c in root.iterdir() if c.is_dir()})
     if not names:
         raise ValueError(f"{path} has no class folders: put each class's images in a sub-folder named for it")
     return names
