@@ -93,16 +93,26 @@ class Group:
                 params = jax.device_put(jax.tree.leaves(cast(stack)), _stack_spec(mesh))
         self.layout = Layout(strategy, graphdefs, treedefs, spec, self.width)
         self.params = params
+        self._resolved: dict[int, list[tuple]] = {}  # dispatch size -> (program, parameters) pairs
+        self.calls = len(graphdefs) if strategy == "loop" else 1  # program calls a dispatch
 
-    def run(self, images: jax.Array, chunks: int = 1) -> list[jax.Array]:
+    def run(self, images: jax.Array | np.ndarray, chunks: int = 1) -> list[jax.Array]:
         """The group's outputs on `chunks` batches (dispatched, not waited for): per model, or one stack."""
-        layout, mesh = self.layout, self.mesh
-        if layout.strategy == "loop":
-            programs = [
-                _model_program(g, t, layout.spec, mesh, chunks) for g, t in zip(layout.graphdefs, layout.treedefs)
-            ]
-            return [program(p, images) for program, p in zip(programs, self.params)]
-        return [_group_program(layout, mesh, chunks)(self.params, images)]
+        return [program(p, images) for program, p in self._programs(chunks)]
+
+    def _programs(self, chunks: int) -> list[tuple]:
+        """(program, parameters) pairs for a dispatch of `chunks` batches, looked up once per size: finding a
+        program in the shared cache hashes its graphdef, which costs more than dispatching a small batch."""
+        if chunks not in self._resolved:
+            layout, mesh = self.layout, self.mesh
+            if layout.strategy == "loop":
+                programs = [
+                    _model_program(g, t, layout.spec, mesh, chunks) for g, t in zip(layout.graphdefs, layout.treedefs)
+                ]
+                self._resolved[chunks] = list(zip(programs, self.params))
+            else:
+                self._resolved[chunks] = [(_group_program(layout, mesh, chunks), self.params)]
+        return self._resolved[chunks]
 
     def split(self, outputs: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Each model's probabilities [rows, H] from the host copies of `run`'s outputs."""

@@ -218,7 +218,10 @@ def _same_selection(a: dict, b: dict) -> None:
         [(c["model"], c["heads"]) for c in cs] for cs in b["choices"]
     ]
     np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1e-6)
-    np.testing.assert_allclose(a["biases"], b["biases"], atol=1e-4)
+    # The solver's float32 sums run in another order in another bucket or on another mesh, and 60 steps carry
+    # the difference on: with AVX-512 biases (of about 0.5) moved up to 3e-3, where AVX2 had moved them under
+    # 1e-4. The choices and validation accuracies above stay exact.
+    np.testing.assert_allclose(a["biases"], b["biases"], atol=5e-3)
 
 
 @pytest.mark.store_independent
@@ -241,7 +244,7 @@ def test_one_and_eight_devices_give_the_same_selections_and_logits(hub, hub_path
     for a, b in zip(one, eight["selections"]):
         _same_selection(a, b)
     logits = mll.reuse(hub, selections[0])(test_split.images[:101])
-    np.testing.assert_allclose(eight["logits"], logits, atol=1e-4)
+    np.testing.assert_allclose(eight["logits"], logits, atol=5e-3)  # each side's own selection: biases as above
 
 
 @pytest.mark.parametrize(
