@@ -27,12 +27,16 @@ __all__ = ["reuse", "scores_from_probabilities"]
 
 
 def _check_images(images, shape: tuple[int, ...]) -> None:
-    """Raise a ValueError naming the problem if `images` is not a batch of uint8 images of `shape`."""
+    """Raise a ValueError naming the problem if `images` is not a batch of uint8 grey or RGB images (each model
+    sees them at its own input shape, `shape` for the first: `data.preprocess.to_shape`)."""
     dtype = getattr(images, "dtype", None)
     if dtype != np.uint8:
         raise ValueError(f"images must be uint8 in [0, 255], got dtype {dtype}; convert with np.uint8(...)")
-    if images.ndim != len(shape) + 1 or tuple(images.shape[1:]) != tuple(shape):
-        raise ValueError(f"images must have shape [B, {', '.join(map(str, shape))}], got {list(images.shape)}")
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"images must have shape [B, height, width, 1 or 3] (these models take {list(shape)}), "
+            f"got {list(images.shape)}"
+        )
     if images.shape[0] == 0:
         raise ValueError("the batch is empty; pass at least one image")
 

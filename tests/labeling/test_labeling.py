@@ -23,7 +23,9 @@ def test_good_expert_heads_are_labelled_with_their_concepts(hub):
         "gym_shoe.n.01" in labels[1].concepts,
         "boot.n.01" in labels[2].concepts,
     ] == [True] * 3
-    assert all(h.accuracy > 0.8 for h in labels)
+    # A head's accuracy depends on how its expert trained, which differs between CPUs' float arithmetic: the
+    # sneaker head measured 0.80-0.84 (0.799 with AVX-512), its siblings above 0.84; chance is far below.
+    assert all(h.accuracy > 0.75 for h in labels), [h.accuracy for h in labels]
 
 
 def test_label_record_matches_a_fresh_run(hub):
