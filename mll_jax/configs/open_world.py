@@ -12,7 +12,9 @@ Augmented views are drawn from a split's own pictures only (`data/open_world.py`
 
 from __future__ import annotations
 
-__all__ = ["SPLITS", "STYLE_SPLITS", "VIEWS"]
+from mll_jax.configs.specs import StoreSpec
+
+__all__ = ["BY_IMAGE", "CANVAS", "SPLITS", "STORE_SPEC", "STYLE_SPLITS", "VIEWS"]
 
 SPLITS = ("store", "pool", "development", "test")
 STYLE_SPLITS = {
@@ -22,3 +24,11 @@ STYLE_SPLITS = {
     "test": ("emoji:openmoji", "photos"),
 }
 VIEWS = 8  # augmented views of each store, pool and development picture (a style draws a concept once or twice)
+# Domains cut by image, as Fashion-MNIST is today: per class, `STORE_SPEC.per_class` train images to the store and
+# `dev_per_class` to development, the rest to the pool; their own test split to test. The 8x8 digits are a second
+# hand of handwriting.
+BY_IMAGE = ("fashion_mnist", "mnist", "sklearn_digits")
+# 30 a class, set by hand before any measurement: the 8x8 digits have about 150 train images a class (30 + 30 leave
+# a pool of about 90), and an emoji concept has 9 store pictures (one drawing and its 8 views).
+STORE_SPEC = StoreSpec(source="open_world", per_class=30, dev_per_class=30)
+CANVAS = (64, 64, 3)  # every open-world store, development and test image: emoji are drawn at 64 px in RGB

@@ -16,6 +16,7 @@ from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets
 
 __all__ = [
+    "OPEN_WORLD",
     "SampleStore",
     "concept_items",
     "development",
@@ -26,6 +27,9 @@ __all__ = [
     "split_indices",
     "train_indices",
 ]
+
+
+OPEN_WORLD = "open_world"  # the store spec source of every domain at once (`data/world.py`)
 
 
 def split_indices(
@@ -100,18 +104,34 @@ def train_indices(spec: StoreSpec = StoreSpec()) -> tuple[np.ndarray, np.ndarray
 
 
 def load(spec: StoreSpec = StoreSpec()) -> SampleStore:
-    train, (store, _, _) = _split(spec)
+    if spec.source == OPEN_WORLD:
+        part = _open_world("store", spec)
+    else:
+        train, (store, _, _) = _split(spec)
+        part = dataclasses.replace(train, images=train.images[store], labels=train.labels[store])
     return SampleStore(
         spec=spec,
-        images=train.images[store],
-        concepts=train.labels[store],
-        synsets=tuple(train.synsets),
-        lemmas=tuple(tuple(c.get("lemmas", [])) for c in train.classes),
+        images=part.images,
+        concepts=part.labels,
+        synsets=tuple(part.synsets),
+        lemmas=tuple(tuple(c.get("lemmas", [])) for c in part.classes),
     )
+
+
+def _open_world(name: str, spec: StoreSpec) -> datasets.Dataset:
+    from mll_jax.data import world  # it cuts its by-image domains with `split_indices`
+
+    return world.load(name, spec)
 
 
 def expert_pool(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
     """The train split minus the store and the development split: the only data experts may train on."""
+    if spec.source == OPEN_WORLD:
+        raise ValueError(
+            "the open world's expert pool is read per domain, at each domain's own size: "
+            "data.open_world.split('pool') for the emoji styles, and the by-image domains' train splits minus "
+            "their store and development rows (store.split_indices)"
+        )
     train, (_, _, pool) = _split(spec)
     return dataclasses.replace(train, images=train.images[pool], labels=train.labels[pool], name=f"{train.name}:pool")
 
@@ -123,5 +143,7 @@ def development(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
             f"this hub's store spec {spec.to_json()} has no development split (it was built before there was one); "
             "rebuild the hub in a new folder with `mll-jax --hub NEW hub build`"
         )
+    if spec.source == OPEN_WORLD:
+        return _open_world("development", spec)
     train, (_, dev, _) = _split(spec)
     return dataclasses.replace(train, images=train.images[dev], labels=train.labels[dev], name=f"{train.name}:dev")

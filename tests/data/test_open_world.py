@@ -50,3 +50,32 @@ def test_views_of_the_test_split_and_unknown_splits_are_refused():
         open_world.split("test", 2)
     with pytest.raises(ValueError, match="unknown open-world split 'train'"):
         open_world.split("train")
+
+
+def test_the_open_world_store_holds_every_domain_on_one_canvas_under_one_concept_index():
+    from mll_jax.concepts import sdag
+    from mll_jax.configs.open_world import BY_IMAGE, CANVAS, STORE_SPEC
+    from mll_jax.data import store, world
+
+    held = store.load(STORE_SPEC)
+    assert held.images.shape[1:] == CANVAS and held.images.dtype == np.uint8
+    assert held.synsets[: len(datasets.catalog("emoji")["classes"])] == tuple(
+        c["synset"] for c in datasets.catalog("emoji")["classes"]
+    )
+    assert len(set(held.synsets)) == len(held.synsets) == len(np.unique(held.concepts))  # every concept has images
+    index = {s: i for i, s in enumerate(held.synsets)}
+    for source in BY_IMAGE:  # 30 store images of each class, under the world's index (dress, coat, bag: emoji's)
+        for c in datasets.catalog(source)["classes"]:
+            assert (held.concepts == index[c["synset"]]).sum() >= STORE_SPEC.per_class, (source, c["synset"])
+    assert (held.concepts == index["zero.n.02"]).sum() == 2 * STORE_SPEC.per_class  # two hands of digits
+    assert (held.concepts == index["dress.n.01"]).sum() > STORE_SPEC.per_class  # Fashion-MNIST's and emoji's dresses
+    grey = held.images[held.concepts == index["trouser.n.01"]]
+    assert (grey[..., 0] == grey[..., 2]).all()  # grey domains drawn grey on the RGB canvas
+    development = world.load("development")
+    assert not _hashes(development.images) & _hashes(held.images)
+    graph = sdag.build(held)
+    assert set(held.synsets) <= set(graph.graph.nodes) and graph.graph.number_of_nodes() > 850
+    with pytest.raises(ValueError, match="pool.*per domain"):
+        store.expert_pool(STORE_SPEC)
+    with pytest.raises(ValueError, match="pool.*per domain"):
+        world.load("pool")
