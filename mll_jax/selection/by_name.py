@@ -17,6 +17,8 @@ one, and otherwise CHCO's answer among the matched classes. Nothing is fitted.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +27,10 @@ from mll_jax import engine
 from mll_jax.concepts import task as task_lib
 from mll_jax.concepts import text
 from mll_jax.hub import Hub
-from mll_jax.nets.aligned import Aligned
 from mll_jax.selection.candidates import general_heads
+
+if TYPE_CHECKING:  # importing the nets imports flax: half a second of a first query that never builds a model
+    from mll_jax.nets.aligned import Aligned
 
 __all__ = ["TEXT_BACKENDS", "TextHeads", "class_scores", "gated", "text_heads", "text_model"]
 
