@@ -128,3 +128,16 @@ def test_the_device_script_names_the_device_in_every_file(hub_path, tmp_path):
     assert record["status"] == "ok" and record["smoke"] is True
     assert record["device"] == record["result"]["backend"].split(":", 1)[1] == "cpu"
     assert record["result"]["rows"] and all(row["experts"] == 1 for row in record["result"]["rows"])
+
+
+def test_open_world_labels_measures_the_rule_on_the_development_split(hub, tmp_path):
+    """The CI-sized run is the full one (17 experts, 4,716 development images): what it reports holds together,
+    and reading the declared names for a model's domain keeps the rule's recall at a far higher precision."""
+    labels = _load("open_world_labels")
+    result = labels.main(["--hub", str(hub.path), "--json", str(tmp_path / "labels.json")])
+    assert json.loads((tmp_path / "labels.json").read_text())["split"] == "development"
+    assert [r["model"] for r in result["rows"]] == hub.ids("expert")
+    assert all(r["fires_inside"] <= r["heads"] for r in result["rows"])
+    plain, region = result["rules"]["r >= 0.5"], result["rules"]["r >= 0.5, declared region"]
+    assert region["labels"] < plain["labels"] and region["recall"] <= plain["recall"]
+    assert region["precision"] > 10 * plain["precision"], (plain, region)
