@@ -14,6 +14,7 @@ import numpy as np
 
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets
+from mll_jax.data.cuts import split_indices
 
 __all__ = [
     "OPEN_WORLD",
@@ -24,35 +25,11 @@ __all__ = [
     "fit_mask",
     "front_rows",
     "load",
-    "split_indices",
     "train_indices",
 ]
 
 
 OPEN_WORLD = "open_world"  # the store spec source of every domain at once (`data/world.py`)
-
-
-def split_indices(
-    labels: np.ndarray, per_class: int, seed: int, dev_per_class: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train indices of (store, dev, pool), disjoint and sorted.
-
-    Per class, in one seeded random order: the first `per_class` items go to the
-    store, the next `dev_per_class` to the development split, the rest to the pool
-    (so adding a development split leaves the store as it was).
-    """
-    order = np.random.default_rng(seed).permutation(len(labels))
-    by_class = [order[labels[order] == c] for c in np.unique(labels)]
-    short = [int(c) for c, items in zip(np.unique(labels), by_class) if len(items) <= per_class + dev_per_class]
-    if short:
-        raise ValueError(
-            f"classes {short} have too few train items for {per_class} store and {dev_per_class} development "
-            "items each and an expert pool; lower StoreSpec.per_class or dev_per_class"
-        )
-    store = np.sort(np.concatenate([items[:per_class] for items in by_class]))
-    dev = np.sort(np.concatenate([items[per_class : per_class + dev_per_class] for items in by_class]))
-    pool = np.setdiff1d(np.arange(len(labels)), np.concatenate([store, dev]))
-    return store, dev, pool
 
 
 def fit_mask(n: int) -> np.ndarray:
@@ -119,7 +96,7 @@ def load(spec: StoreSpec = StoreSpec()) -> SampleStore:
 
 
 def _open_world(name: str, spec: StoreSpec) -> datasets.Dataset:
-    from mll_jax.data import world  # it cuts its by-image domains with `split_indices`
+    from mll_jax.data import world  # here, not above: it draws every domain, with jax
 
     return world.load(name, spec)
 
@@ -130,7 +107,7 @@ def expert_pool(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
         raise ValueError(
             "the open world's expert pool is read per domain, at each domain's own size: "
             "data.open_world.split('pool') for the emoji styles, and the by-image domains' train splits minus "
-            "their store and development rows (store.split_indices)"
+            "their store and development rows (data.cuts.split_indices)"
         )
     train, (_, _, pool) = _split(spec)
     return dataclasses.replace(train, images=train.images[pool], labels=train.labels[pool], name=f"{train.name}:pool")

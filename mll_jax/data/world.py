@@ -21,6 +21,7 @@ import numpy as np
 from mll_jax.configs.open_world import BY_IMAGE, CANVAS, STORE_SPEC, VIEWS
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets, open_world
+from mll_jax.data.cuts import split_indices
 from mll_jax.data.preprocess import to_shape
 
 __all__ = ["CANVAS_SPLITS", "catalog", "load", "on_canvas"]
@@ -55,13 +56,11 @@ def on_canvas(images: np.ndarray) -> np.ndarray:
 
 def _by_image(source: str, name: str, spec: StoreSpec) -> datasets.Dataset:
     """`source`'s part of split `name`: its test split, or its train split cut as the store spec says."""
-    from mll_jax.data import store  # store.load reads this module for the open world
-
     if name == "test":
         return datasets.load(source, "test")
     train = datasets.load(source, "train")
     rows = dict(
-        zip(("store", "development"), store.split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class))
+        zip(("store", "development"), split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class))
     )[name]
     return datasets.Dataset(train.images[rows], train.labels[rows], train.classes, f"{source}:{name}")
 

@@ -6,8 +6,8 @@ import pytest
 
 from mll_jax.concepts import wordnet
 from mll_jax.configs.specs import StoreSpec
+from mll_jax.data import cuts, store
 from mll_jax.data import datasets as data
-from mll_jax.data import store
 
 
 def test_fashion_mnist_shapes_and_counts():
@@ -64,14 +64,14 @@ def test_unknown_source_and_split():
 
 def test_store_development_split_and_expert_pool_are_disjoint():
     labels = data.load("fashion_mnist", "train").labels
-    kept, dev, pool = store.split_indices(labels, per_class=1000, seed=0, dev_per_class=500)
+    kept, dev, pool = cuts.split_indices(labels, per_class=1000, seed=0, dev_per_class=500)
     assert len(np.intersect1d(kept, pool)) == len(np.intersect1d(kept, dev)) == len(np.intersect1d(dev, pool)) == 0
     assert len(kept) + len(dev) + len(pool) == len(labels)
     assert np.bincount(labels[kept]).tolist() == [1000] * 10
     assert np.bincount(labels[dev]).tolist() == [500] * 10
-    assert np.array_equal(store.split_indices(labels, per_class=1000, seed=0)[0], kept)  # the store stays put
+    assert np.array_equal(cuts.split_indices(labels, per_class=1000, seed=0)[0], kept)  # the store stays put
     with pytest.raises(ValueError, match="too few train items"):
-        store.split_indices(labels, per_class=3000, seed=0, dev_per_class=3000)
+        cuts.split_indices(labels, per_class=3000, seed=0, dev_per_class=3000)
 
 
 def test_the_development_split_is_what_the_spec_says():
