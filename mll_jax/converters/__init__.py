@@ -8,7 +8,13 @@ Checkpoints are read as tensors only (safetensors, or
 `torch.load(weights_only=True)`): no code from a file ever runs.
 """
 
-from mll_jax.converters import hf_resnet, hf_vit, torch_sequential, torchvision_resnet  # noqa: F401  (register)
+from mll_jax.converters import (  # noqa: F401  (register)
+    efficientnet_lite,
+    hf_resnet,
+    hf_vit,
+    torch_sequential,
+    torchvision_resnet,
+)
 from mll_jax.converters.registry import CONVERTERS, add_to_hub, convert, register
 from mll_jax.converters.tensors import Converted
 

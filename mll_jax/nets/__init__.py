@@ -5,7 +5,7 @@ Importing this package registers every architecture: `mlp`, `cnn`, `linear`,
 encoders used by name, not hub architectures.
 """
 
-from mll_jax.nets import aligned, bert, clip, cnn, linear, mlp, resnet, vit  # noqa: F401  (register)
+from mll_jax.nets import aligned, bert, clip, cnn, efficientnet_lite, linear, mlp, resnet, vit  # noqa: F401  (register)
 from mll_jax.nets.registry import ARCHITECTURES, abstract, build, num_params, register
 
 __all__ = ["ARCHITECTURES", "abstract", "build", "num_params", "register"]
