@@ -50,8 +50,13 @@ def declared_region(graph: sdag.SDAG, nodes: set[str]) -> frozenset[str]:
 
 
 def measure(hub: mll.Hub, split: str) -> dict:
-    data = world.load(split) if split != "store" else store.load(STORE_SPEC)
-    images, concepts = (data.images, data.labels) if split != "store" else (data.images, data.concepts)
+    held = store.load(STORE_SPEC)  # the SDAG's store, and the images when the split is the store
+    world_graph = sdag.build(held)
+    if split == "store":
+        images, concepts = held.images, held.concepts
+    else:
+        data = world.load(split)
+        images, concepts = data.images, data.labels
     synsets = [c["synset"] for c in world.catalog()]
     source = datasets.catalog(hub.store_spec.source)["classes"]
     ids = hub.ids("expert")
@@ -59,12 +64,8 @@ def measure(hub: mll.Hub, split: str) -> dict:
     probs = engine.from_hub(hub, ids).probabilities(images, progress=f"experts on the open world's {split}")
     seconds = time.perf_counter() - start
     members = np.eye(len(synsets), dtype=bool)[concepts]
-    world_graph = sdag.build(store.load(STORE_SPEC))
-    rules = {
-        "r >= 0.5": set(),
-        **{f"r >= 0.5 and AUC >= {t}": set() for t in AUC_LEVELS},
-        "r >= 0.5, declared region": set(),
-    }
+    names = ["r >= 0.5", *(f"r >= 0.5 and AUC >= {t}" for t in AUC_LEVELS), "r >= 0.5, declared region"]
+    rules: dict[str, set] = {name: set() for name in names}
     truth, rows = set(), []
     for model_id in ids:
         p = probs[model_id].astype(np.float32)
@@ -75,12 +76,9 @@ def measure(hub: mll.Hub, split: str) -> dict:
         for head in range(p.shape[1]):
             truth.add((model_id, head, trained[head]))
             auc = ranking_auc(p[:, head], members)
-            rules["r >= 0.5"] |= {(model_id, head, c) for c in np.flatnonzero(fired[head])}
-            for t in AUC_LEVELS:
-                rules[f"r >= 0.5 and AUC >= {t}"] |= {
-                    (model_id, head, c) for c in np.flatnonzero(fired[head] & (auc >= t))
-                }
-            rules["r >= 0.5, declared region"] |= {(model_id, head, c) for c in np.flatnonzero(fired[head] & region)}
+            extra = [np.ones_like(region), *(auc >= t for t in AUC_LEVELS), region]  # each rule's test beside r
+            for name, keep in zip(names, extra):
+                rules[name] |= {(model_id, head, c) for c in np.flatnonzero(fired[head] & keep)}
         fires_on = {synsets[j] for j in np.flatnonzero(fired.any(0))}
         rows.append(
             {

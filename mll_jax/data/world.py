@@ -59,9 +59,8 @@ def _by_image(source: str, name: str, spec: StoreSpec) -> datasets.Dataset:
     if name == "test":
         return datasets.load(source, "test")
     train = datasets.load(source, "train")
-    rows = dict(
-        zip(("store", "development"), split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class))
-    )[name]
+    store_rows, development_rows, _ = split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
+    rows = store_rows if name == "store" else development_rows
     return datasets.Dataset(train.images[rows], train.labels[rows], train.classes, f"{source}:{name}")
 
 

@@ -48,15 +48,14 @@ def _round_filters(filters: int, width: float) -> int:
     return int(rounded + DIVISOR if rounded < 0.9 * scaled else rounded)
 
 
-def stage_layout(width: float, depth: float) -> list[tuple[int, int, int, int, int, int]]:
+def stage_layout(width: float, depth: float) -> list[tuple[int, int, int, int, int]]:
     """Per block (kernel, stride, expansion, input, output): the stages scaled by `width` and `depth`, the first
     and last stages' repeats and the first input (the unscaled stem) kept."""
     blocks = []
     for i, (repeats, kernel, stride, expand, inputs, outputs) in enumerate(STAGES):
-        inputs, outputs = _round_filters(inputs, width), _round_filters(outputs, width)
-        if i in (0, len(STAGES) - 1):
-            inputs = STEM if i == 0 else inputs
-        else:
+        inputs = STEM if i == 0 else _round_filters(inputs, width)  # the stem is never scaled
+        outputs = _round_filters(outputs, width)
+        if 0 < i < len(STAGES) - 1:
             repeats = int(math.ceil(depth * repeats))
         blocks.append((kernel, stride, expand, inputs, outputs))
         blocks += [(kernel, 1, expand, outputs, outputs)] * (repeats - 1)
