@@ -1,4 +1,4 @@
-"""`mll-jax demo`, `mll-jax experiment growth` and `mll-jax report`."""
+"""`mll-jax demo`, `mll-jax experiment growth`, `mll-jax experiment open-world` and `mll-jax report`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def _run_growth(args) -> None:
     tasks = suite.spread(suite.DEMO_TASKS, args.tasks)
     result = growth.run(hub, workdir, args.sizes, args.orders, tasks, args.seed, tuple(args.regimes))
     show(args, result, growth.table(result), growth.plot)
+
+
+def _run_open_world(args) -> None:
+    from mll_jax.experiments import open_world
+
+    workdir = Path(args.workdir or paths.cache_dir() / "open_world")
+    hub = open_world.build_hub(workdir / f"hub-{args.experts}-seed{args.hub_seed}", args.experts, args.hub_seed)
+    result = open_world.run(hub, args.split, tuple(range(args.seeds)), tasks=args.tasks)
+    show(args, result, open_world.table(result), open_world.plot)
 
 
 def _run_report(args) -> None:
@@ -96,6 +105,28 @@ def add_experiment(sub) -> None:
     growth.add_argument("--json", help="write the results as JSON to this path")
     growth.add_argument("--plot", help="write the growth curve (PNG) to this path")
     growth.add_argument("--seed", type=int, default=0)
+    world = command(
+        experiment,
+        "open-world",
+        "the open world's generated hub (every domain, one store) and its suite, MLL against the baselines",
+        "mll-jax experiment open-world --split dev --json out/open_world_dev.json --plot out/open_world_dev.png",
+        _run_open_world,
+    )
+    world.add_argument(
+        "--split",
+        choices=("test", "dev"),
+        default="dev",
+        help="dev: the development suite on the development split (design choices); test: the reported suite",
+    )
+    world.add_argument("--experts", type=int, default=512, help="experts of the generated hub (default: 512)")
+    world.add_argument(
+        "--hub-seed", type=int, default=0, help="the hub generator's seed (0: reported; 1: the development hub)"
+    )
+    world.add_argument("--seeds", type=int, default=3, help="selection seeds 0..N-1 (default: 3)")
+    world.add_argument("--tasks", type=int, help="run only the suite's first this many tasks (default: all 60)")
+    world.add_argument("--workdir", help="where the hubs live (default: <cache>/open_world)")
+    world.add_argument("--json", help="write the results as JSON to this path")
+    world.add_argument("--plot", help="write mean accuracy per task kind and domain (PNG) to this path")
 
 
 def add_report(sub) -> None:

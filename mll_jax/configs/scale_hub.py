@@ -10,6 +10,7 @@ them train in the same compiled program. `hub.generate` trains and stores them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,6 +63,10 @@ class ScaleConfig:
     corrupted_share: float = 0.0  # experts trained on corrupted images, drawn at random
     corruptions: tuple[str, ...] = ("blur", "noise")  # names in `data.corrupt.CORRUPTIONS`
     swapped_share: float = 0.0  # experts whose first two declared head names are exchanged, spread evenly
+    # Where an expert's classes come from: every pool class (none named), or the pool classes under one of these
+    # WordNet nodes (a domain: animals, vehicles, digits), or with `cross_share` under two of them at once.
+    domains: tuple[str, ...] = ()
+    cross_share: float = 0.0
     seed: int = 0
     prefix: str = "gen"  # expert i is f"{prefix}-{i:05d}"
     # Every expert takes the same number of steps, so a whole batch of them is one compiled program. 200 steps of
@@ -103,11 +108,19 @@ def is_standalone(index: int, share: float) -> bool:
     return int((index + 1) * share) > int(index * share)
 
 
-def expert_spec(config: ScaleConfig, index: int) -> ExpertSpec:
-    """Expert `index` of `config`, drawn from (config.seed, index) alone."""
+def expert_spec(config: ScaleConfig, index: int, groups: Sequence[Sequence[int]] = ()) -> ExpertSpec:
+    """Expert `index` of `config`, drawn from (config.seed, index) alone; its classes from `groups` (the pool
+    classes of each of `config.domains`, in order), or from the `NUM_CLASSES` Fashion-MNIST classes."""
     rng = np.random.default_rng([config.seed, index])
     k = int(rng.integers(config.num_classes[0], config.num_classes[1] + 1))
-    classes = tuple(int(c) for c in np.sort(rng.choice(NUM_CLASSES, k, replace=False)))
+    if config.domains:
+        if len(groups) != len(config.domains):
+            raise ValueError(f"{len(config.domains)} domains need as many class groups, got {len(groups)}")
+        drawn = rng.choice(len(groups), 2 if rng.random() < config.cross_share else 1, replace=False)
+        pool = np.unique(np.concatenate([np.asarray(groups[g], np.int64) for g in drawn]))
+        classes = tuple(int(c) for c in np.sort(rng.choice(pool, min(k, len(pool)), replace=False)))
+    else:
+        classes = tuple(int(c) for c in np.sort(rng.choice(NUM_CLASSES, k, replace=False)))
     low, high = np.log(config.per_class)
     per_class = int(np.clip(round(float(np.exp(rng.uniform(low, high)))), *config.per_class))
     noise = round(float(rng.uniform(0.0, config.max_noise)), 3)
@@ -137,6 +150,6 @@ def expert_spec(config: ScaleConfig, index: int) -> ExpertSpec:
     )
 
 
-def expert_specs(config: ScaleConfig) -> tuple[ExpertSpec, ...]:
-    """Every expert of `config`, in order."""
-    return tuple(expert_spec(config, i) for i in range(config.num_experts))
+def expert_specs(config: ScaleConfig, groups: Sequence[Sequence[int]] = ()) -> tuple[ExpertSpec, ...]:
+    """Every expert of `config`, in order (`groups` as `expert_spec` takes them)."""
+    return tuple(expert_spec(config, i, groups) for i in range(config.num_experts))

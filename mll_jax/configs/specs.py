@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["CaptionRule", "ExpertSpec", "GeneralSpec", "OracleSpec", "StoreSpec"]
+__all__ = ["CaptionRule", "ExpertSpec", "GeneralSpec", "LabelRule", "OracleSpec", "StoreSpec"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +20,22 @@ class StoreSpec:
     per_class: int = 1000
     seed: int = 0
     dev_per_class: int = 1000  # as large as the test split, so development estimates are as precise
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelRule:
+    """What a hub's heads may be labelled with (method.md §3.1), fixed when the hub is made.
+
+    `region_steps` None: any store concept a head takes the majority of the model's belief on (one domain, as
+    on Fashion-MNIST). An integer n: only concepts under a node at most n hypernym steps above one of the
+    model's declared classes. In an open world a model's softmax has no "none of these": a digit expert shown a
+    dog still puts its mass on some digit, and the plain rule would label it a dog expert.
+    """
+
+    region_steps: int | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -54,8 +70,9 @@ class CaptionRule:
     hypernym: float = 0.5
     other: float = 0.1
     # The cut: artifact.n.01 and everything above it (whole, object, physical entity, entity) are too abstract to
-    # caption a photo with; footwear, shoe, garment, clothing, covering, container and the like stay in.
-    top: str = "artifact.n.01"
+    # caption a photo with; footwear, shoe, garment, clothing, covering, container and the like stay in. Several
+    # nodes: a cut per domain (hypernyms below any of them stay in; `configs.open_world_hub`).
+    top: str | tuple[str, ...] = "artifact.n.01"
     seed: int = 0
 
     def to_json(self) -> dict:

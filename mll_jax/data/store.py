@@ -25,6 +25,7 @@ __all__ = [
     "fit_mask",
     "front_rows",
     "load",
+    "test",
     "train_indices",
 ]
 
@@ -104,13 +105,14 @@ def _open_world(name: str, spec: StoreSpec) -> datasets.Dataset:
 def expert_pool(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
     """The train split minus the store and the development split: the only data experts may train on."""
     if spec.source == OPEN_WORLD:
-        raise ValueError(
-            "the open world's expert pool is read per domain, at each domain's own size: "
-            "data.open_world.split('pool') for the emoji styles, and the by-image domains' train splits minus "
-            "their store and development rows (data.cuts.split_indices)"
-        )
+        return _open_world("pool", spec)
     train, (_, _, pool) = _split(spec)
     return dataclasses.replace(train, images=train.images[pool], labels=train.labels[pool], name=f"{train.name}:pool")
+
+
+def test(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:
+    """The test split: reported results only."""
+    return _open_world("test", spec) if spec.source == OPEN_WORLD else datasets.load(spec.source, "test")
 
 
 def development(spec: StoreSpec = StoreSpec()) -> datasets.Dataset:

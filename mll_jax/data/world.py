@@ -5,10 +5,10 @@ The concepts are the emoji catalog's, in its order (so emoji and photograph labe
 stay as they are), then each by-image domain's concepts it lacks, matched by
 synset (Fashion-MNIST's dress, coat and bag are emoji concepts too). Emoji and
 photographs are split by style (`open_world.split`); Fashion-MNIST and the digits
-by image, with the store spec's counts. Images of other sizes or channel counts
-are drawn on the canvas as the engine's preprocessing converts them
-(`data.preprocess.to_shape`), so a 28x28 grey expert sees them back at its own
-shape.
+by image, with the store spec's counts (their expert pool capped at
+`POOL_PER_CLASS` a class). Images of other sizes or channel counts are drawn on
+the canvas as the engine's preprocessing converts them (`data.preprocess.to_shape`),
+so a 28x28 grey expert sees them back at its own shape.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
-from mll_jax.configs.open_world import BY_IMAGE, CANVAS, STORE_SPEC, VIEWS
+from mll_jax.configs.open_world import BY_IMAGE, CANVAS, POOL_PER_CLASS, STORE_SPEC, VIEWS
 from mll_jax.configs.specs import StoreSpec
 from mll_jax.data import datasets, open_world
 from mll_jax.data.cuts import split_indices
@@ -26,7 +26,7 @@ from mll_jax.data.preprocess import to_shape
 
 __all__ = ["CANVAS_SPLITS", "catalog", "load", "on_canvas"]
 
-CANVAS_SPLITS = ("store", "development", "test")  # the expert pool is read per domain, at each domain's own size
+CANVAS_SPLITS = ("store", "pool", "development", "test")
 _CANVAS_BATCH = 4096
 
 
@@ -55,23 +55,34 @@ def on_canvas(images: np.ndarray) -> np.ndarray:
 
 
 def _by_image(source: str, name: str, spec: StoreSpec) -> datasets.Dataset:
-    """`source`'s part of split `name`: its test split, or its train split cut as the store spec says."""
+    """`source`'s part of split `name`: its test split, or its train split cut as the store spec says (the pool
+    part: at most `POOL_PER_CLASS` of a class's pool rows, drawn with the spec's seed)."""
     if name == "test":
         return datasets.load(source, "test")
     train = datasets.load(source, "train")
-    store_rows, development_rows, _ = split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
-    rows = store_rows if name == "store" else development_rows
+    cut = dict(
+        zip(
+            ("store", "development", "pool"), split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
+        )
+    )
+    rows = cut[name]
+    if name == "pool":
+        rng = np.random.default_rng([spec.seed, 2])
+        rows = np.sort(np.concatenate([rng.permutation(r)[:POOL_PER_CLASS] for r in _by_class(rows, train.labels)]))
     return datasets.Dataset(train.images[rows], train.labels[rows], train.classes, f"{source}:{name}")
 
 
+def _by_class(rows: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    return [rows[labels[rows] == c] for c in np.unique(labels[rows])]
+
+
+@functools.cache
 def load(name: str, spec: StoreSpec = STORE_SPEC, views: int = VIEWS) -> datasets.Dataset:
     """The open world's split `name` (one of `CANVAS_SPLITS`) on the canvas: its emoji styles (and photographs),
-    with `views` augmented views of each picture outside test, then every by-image domain's part."""
+    with `views` augmented views of each picture outside test, then every by-image domain's part. Read-only,
+    drawn once per process."""
     if name not in CANVAS_SPLITS:
-        raise ValueError(
-            f"the open world's {name!r} split is not drawn as one dataset: use one of {list(CANVAS_SPLITS)} "
-            "(experts read the pool per domain, at the domain's own size)"
-        )
+        raise ValueError(f"the open world has no split {name!r}; use one of {list(CANVAS_SPLITS)}")
     classes = catalog()
     label = {c["synset"]: c["label"] for c in classes}
     styles = open_world.split(name, 0 if name == "test" else views, seed=spec.seed)  # emoji labels: a prefix

@@ -59,7 +59,7 @@ accuracy = baselines.accuracy
 def evaluation_data(hub: Hub, split: str) -> data.Dataset:
     """The images a suite is scored on: the test split (reported results) or the development split (design)."""
     if split == "test":
-        return data.load(hub.store_spec.source, "test")
+        return store_lib.test(hub.store_spec)
     if split == "dev":
         return store_lib.development(hub.store_spec)
     raise ValueError(f"unknown split {split!r}; use 'test' (reported results) or 'dev' (design choices)")

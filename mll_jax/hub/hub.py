@@ -32,7 +32,7 @@ import numpy as np
 
 from mll_jax import paths
 from mll_jax.concepts import sdag as sdag_lib
-from mll_jax.configs.specs import StoreSpec
+from mll_jax.configs.specs import LabelRule, StoreSpec
 from mll_jax.data import store as store_lib
 from mll_jax.hub import files, location, migration
 from mll_jax.hub.database import Database
@@ -89,9 +89,16 @@ class Hub:
         return Hub.open(path)
 
     @classmethod
-    def create(cls, path: str | os.PathLike, store_spec: StoreSpec = StoreSpec(), database: str | None = None) -> Hub:
+    def create(
+        cls,
+        path: str | os.PathLike,
+        store_spec: StoreSpec = StoreSpec(),
+        database: str | None = None,
+        label_rule: LabelRule = LabelRule(),
+    ) -> Hub:
         """A new empty hub with its SDAG built from the sample store; its rows in a SQLite file in `path`, or
-        with `database` (postgresql://...) on that server, which every host sharing `path` reaches."""
+        with `database` (postgresql://...) on that server, which every host sharing `path` reaches. Its heads
+        are labelled by `label_rule`, for good."""
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file; choose a directory")
@@ -101,7 +108,8 @@ class Hub:
         store = store_lib.load(store_spec)
         sdag_lib.build(store).save(path)
         with files.locked(path):
-            db = location.create(path, store_spec.to_json(), database)
+            rule = label_rule.to_json() if label_rule != LabelRule() else None  # the default is not written
+            db = location.create(path, store_spec.to_json(), database, rule)
             migration.write_pointer(path)
         return cls(path, db, store)
 
@@ -191,6 +199,12 @@ class Hub:
     def store_spec(self) -> StoreSpec:
         stored = self._reads.get("store", lambda: json.loads(self._db.meta("store")))
         return StoreSpec(**{"dev_per_class": 0, **stored})  # older hubs: no development split
+
+    @property
+    def label_rule(self) -> LabelRule:
+        """What the hub's heads may be labelled with (`LabelRule`; hubs made before it existed: the default)."""
+        stored = self._reads.get("label_rule", lambda: self._db.meta("label_rule"))
+        return LabelRule(**json.loads(stored)) if stored else LabelRule()
 
     @property
     def store(self) -> store_lib.SampleStore:
@@ -463,6 +477,13 @@ class Hub:
             self._db.set_labels(model_id, digest, excluded, index_rows)
         self.refresh()
         self._labels[model_id] = dict(record)
+
+    def set_label_rule(self, label_rule: LabelRule) -> None:
+        """Label this hub's heads by `label_rule` from now on. Records made before keep their rows until the models
+        are labelled again (`labeling.label(hub, force=True)`): a study of rules runs on a copy."""
+        with self._locked():
+            self._db.put_meta({"label_rule": json.dumps(label_rule.to_json())})
+        self.refresh()
 
     def rebuild_sdag(self) -> None:
         """Build the SDAG of the hub's sample store again and save it (a repair)."""

@@ -88,10 +88,11 @@ def _point(directory: Path, db: Database) -> None:
         (directory / POINTER).unlink(missing_ok=True)
 
 
-def create(directory: Path, store_spec: dict, url: str | None = None) -> Database:
+def create(directory: Path, store_spec: dict, url: str | None = None, label_rule: dict | None = None) -> Database:
     """A new, empty hub database for `directory`: a SQLite file, or the PostgreSQL database at `url`."""
     db = _fresh(url, directory)
-    db.put_meta({"format_version": str(FORMAT_VERSION), "store": json.dumps(store_spec)})
+    meta = {"format_version": str(FORMAT_VERSION), "store": json.dumps(store_spec)}
+    db.put_meta(meta | ({"label_rule": json.dumps(label_rule)} if label_rule else {}))
     _point(directory, db)
     return _at(directory)
 

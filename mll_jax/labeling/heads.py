@@ -10,11 +10,12 @@ import dataclasses
 
 import numpy as np
 
+from mll_jax.concepts.sdag import SDAG
 from mll_jax.hub import Hub
 from mll_jax.labeling import rule
 from mll_jax.labeling.labels import exclusion
 
-__all__ = ["HeadLabel", "head_labels", "mislabel_report"]
+__all__ = ["HeadLabel", "head_labels", "mislabel_report", "mislabelled"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,11 @@ class HeadLabel:
     mislabelled: bool
 
 
+def mislabelled(sdag: SDAG, declared_node: str, concepts) -> bool:
+    """Whether a head that fires on `concepts` fires on none under its declared node."""
+    return bool(concepts) and not (sdag.concepts_under(declared_node) if declared_node else set()) & set(concepts)
+
+
 def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
     record = hub.labels(model_id)
     if record is None:
@@ -39,12 +45,11 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
     sdag, heads = hub.sdag, hub.entry(model_id).heads
     concept_nodes = sdag.concept_nodes
     column = {c: i for i, c in enumerate(concept_nodes)}
-    on = rule.fired(record["response"])
+    on = rule.fired(record["response"], record.get("region"))
     out = []
     for j, name in enumerate(heads):
         concepts = tuple(concept_nodes[c] for c in np.flatnonzero(on[j]))
         declared_node = str(record["declared_nodes"][j])
-        declared_concepts = sdag.concepts_under(declared_node) if declared_node else set()
         hits = [record["confusion"][column[c], j] for c in concepts]
         out.append(
             HeadLabel(
@@ -56,7 +61,7 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
                 nodes=tuple(rule.node_cover(sdag, set(concepts))),
                 response=float(record["response"][j].max()),
                 accuracy=float(np.mean(hits)) if hits else 0.0,
-                mislabelled=bool(concepts) and not declared_concepts & set(concepts),
+                mislabelled=mislabelled(sdag, declared_node, concepts),
             )
         )
     return out

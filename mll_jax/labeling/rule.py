@@ -11,7 +11,9 @@ concepts are exactly its labelled concepts (sandal + sneaker -> shoe.n.01).
 A head often also takes the majority on concepts its model never saw (a footwear
 model calls most bags "sandal"); that is what the head does, so it is part of the
 label, and selection only uses a head for a class when it fires on no other class
-of the task.
+of the task. A hub whose store spans several domains bounds that (`LabelRule`):
+a head may fire only on concepts near its model's declared classes (`region`), so
+a digit expert that calls dogs "7" is not labelled a dog expert.
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ from mll_jax.concepts import matching
 from mll_jax.concepts.sdag import SDAG
 from mll_jax.hub import concept_index
 
-__all__ = ["EXCLUDED", "FIRES_AT", "confusion", "fired", "index_rows", "node_cover", "record", "responses", "untrusted"]
+__all__ = [
+    "EXCLUDED",
+    "FIRES_AT",
+    "confusion",
+    "fired",
+    "index_rows",
+    "node_cover",
+    "record",
+    "region",
+    "responses",
+    "untrusted",
+]
 
 FIRES_AT = 0.5  # fixed with the rule (a head fires on most of the concept's samples), not tuned
 EXCLUDED = "problem"  # the key of a label record that excludes its model, holding why (the name records on disk use)
@@ -43,16 +56,32 @@ def confusion(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.
     return (onehot.T @ hits) / np.maximum(onehot.sum(0), 1)[:, None]
 
 
-def fired(response: np.ndarray) -> np.ndarray:
-    """bool [H, concepts]: which heads fire on which concepts."""
-    return response >= FIRES_AT
+def fired(response: np.ndarray, region_mask: np.ndarray | None = None) -> np.ndarray:
+    """bool [H, concepts]: which heads fire on which concepts (only inside `region_mask` [concepts] if given)."""
+    on = response >= FIRES_AT
+    return on if region_mask is None else on & region_mask
+
+
+def region(sdag: SDAG, declared_nodes: list[str], steps: int | None) -> np.ndarray | None:
+    """bool [concepts]: the concepts under a node at most `steps` hypernym steps above one of `declared_nodes`
+    (None with `steps` None: no bound)."""
+    if steps is None:
+        return None
+    near = {v for v in declared_nodes if v}
+    for _ in range(steps):
+        near |= {parent for v in near for parent in sdag.graph.predecessors(v)}
+    allowed = set().union(*(sdag.concepts_under(v) for v in near))
+    return np.array([c in allowed for c in sdag.concept_nodes])
 
 
 def index_rows(record: dict[str, np.ndarray], concept_nodes: list[str]) -> list[tuple[str, int, float, float]]:
     """The concept index rows (concept, head, response, hits) an expert's label record gives."""
     if EXCLUDED in record:
         return []
-    return concept_index.rows(record["response"], record["confusion"], concept_nodes, FIRES_AT)
+    response = record["response"]
+    if "region" in record:
+        response = np.where(record["region"], response, 0)
+    return concept_index.rows(response, record["confusion"], concept_nodes, FIRES_AT)
 
 
 def node_cover(sdag: SDAG, concepts: set[str] | frozenset[str]) -> list[str]:
@@ -74,14 +103,19 @@ def untrusted(probs: np.ndarray) -> str:
     return ""
 
 
-def record(sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str]) -> dict[str, np.ndarray]:
-    """A model's label record from its store probabilities [N, H] and declared head names."""
+def record(
+    sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str], steps: int | None = None
+) -> dict[str, np.ndarray]:
+    """A model's label record from its store probabilities [N, H] and declared head names; with `steps` (the
+    hub's `LabelRule.region_steps`) also the region its heads may fire in."""
     num_concepts = len(sdag.concept_nodes)
     nodes = [matching.match_one(sdag, name).node or "" for name in declared]
     probs = probs.astype(np.float16)  # the label cache; everything below derives from it
-    return {
+    out = {
         "probs": probs,
         "response": responses(probs, store_concepts, num_concepts),
         "confusion": confusion(probs, store_concepts, num_concepts),
         "declared_nodes": np.array(nodes, dtype=str),
     }
+    mask = region(sdag, nodes, steps)
+    return out if mask is None else out | {"region": mask}

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
 
 from mll_jax.concepts.sdag import SDAG
 from mll_jax.configs.specs import CaptionRule, StoreSpec
-from mll_jax.data import datasets
 from mll_jax.data import store as store_lib
 
 __all__ = ["CaptionedSample", "KINDS", "digest", "draw", "hypernyms", "lemmas", "vocabulary"]
@@ -29,7 +29,7 @@ KINDS = ("own", "hypernym", "other")
 
 @dataclasses.dataclass(frozen=True)
 class CaptionedSample:
-    indices: np.ndarray  # [N] into the train split
+    indices: np.ndarray  # [N] into the expert pool
     images: np.ndarray  # uint8 [N, H, W, C]
     concepts: np.ndarray  # [N] store concept index of each image (what it shows, not what its caption says)
     kinds: np.ndarray  # [N] index into KINDS
@@ -51,14 +51,19 @@ def _check_rule(rule: CaptionRule, sdag: SDAG) -> None:
         raise ValueError(f"caption shares own/hypernym/other must be >= 0 and sum to 1, got {shares}")
     if rule.per_concept < 1:
         raise ValueError(f"CaptionRule.per_concept must be at least 1, got {rule.per_concept}")
-    if rule.top not in sdag.graph:
-        raise ValueError(f"CaptionRule.top {rule.top!r} is not an SDAG node; name a hypernym such as 'artifact.n.01'")
+    if missing := [t for t in _tops(rule.top) if t not in sdag.graph]:
+        raise ValueError(f"CaptionRule.top {missing} is not an SDAG node; name a hypernym such as 'artifact.n.01'")
 
 
-def hypernyms(sdag: SDAG, concept: str, top: str) -> list[str]:
-    """The concept's hypernyms on its paths to the root that lie strictly below `top`, sorted."""
-    below = nx.descendants(sdag.graph, top)
+def hypernyms(sdag: SDAG, concept: str, top: str | Sequence[str]) -> list[str]:
+    """The concept's hypernyms on its paths to the root that lie strictly below `top` (or below one of its
+    nodes: a cut per domain), sorted."""
+    below = set().union(*(nx.descendants(sdag.graph, t) for t in _tops(top)))
     return sorted(v for v in nx.ancestors(sdag.graph, concept) if v in below)
+
+
+def _tops(top: str | Sequence[str]) -> tuple[str, ...]:
+    return (top,) if isinstance(top, str) else tuple(top)
 
 
 def lemmas(sdag: SDAG, node: str) -> list[str]:
@@ -74,11 +79,14 @@ def vocabulary(sdag: SDAG, rule: CaptionRule) -> tuple[str, ...]:
 
 
 def draw(sdag: SDAG, store_spec: StoreSpec, rule: CaptionRule | None = None) -> CaptionedSample:
-    """The captioned sample of `rule` (default: the fixed `CaptionRule()`): expert-pool images, rule captions."""
+    """The captioned sample of `rule` (default: the fixed `CaptionRule()`): expert-pool images, rule captions.
+
+    A concept with fewer pool images than `rule.per_concept` gives all it has (an emoji concept of the open world
+    has one or two drawings in the pool and their views); one with none is left out, as a web model may never
+    have seen it. A concept with no hypernym below the cut is captioned with its own lemma instead."""
     rule = CaptionRule() if rule is None else rule
     _check_rule(rule, sdag)
-    train = datasets.load(store_spec.source, "train")
-    pool = store_lib.train_indices(store_spec)[2]
+    pool = store_lib.expert_pool(store_spec)
     words = vocabulary(sdag, rule)
     word = {w: i for i, w in enumerate(words)}
     concepts = sdag.concept_nodes
@@ -86,15 +94,10 @@ def draw(sdag: SDAG, store_spec: StoreSpec, rule: CaptionRule | None = None) -> 
     rng = np.random.default_rng(rule.seed)
     indices, shown, kinds, captions = [], [], [], []
     for c, node in enumerate(concepts):
-        items = pool[train.labels[pool] == c]
-        if len(items) < rule.per_concept:
-            raise ValueError(
-                f"concept {node} has {len(items)} expert-pool images, fewer than CaptionRule.per_concept "
-                f"{rule.per_concept}; lower it"
-            )
-        for index in np.sort(rng.choice(items, rule.per_concept, replace=False)):
+        items = np.flatnonzero(pool.labels == c)
+        for index in np.sort(rng.choice(items, min(rule.per_concept, len(items)), replace=False)):
             kind = int(rng.choice(len(KINDS), p=[rule.own, rule.hypernym, rule.other]))
-            if kind == 0:
+            if kind == 0 or (kind == 1 and not above[node]):
                 source = node
             elif kind == 1:
                 source = above[node][int(rng.integers(len(above[node])))]
@@ -109,7 +112,7 @@ def draw(sdag: SDAG, store_spec: StoreSpec, rule: CaptionRule | None = None) -> 
     indices = np.asarray(indices)
     return CaptionedSample(
         indices,
-        train.images[indices],
+        pool.images[indices],
         np.asarray(shown, np.int32),
         np.asarray(kinds, np.int32),
         np.asarray(captions, np.int32),

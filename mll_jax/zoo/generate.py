@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from mll_jax import engine, nets
 from mll_jax.configs.scale_hub import ScaleConfig, expert_specs
 from mll_jax.configs.specs import ExpertSpec
+from mll_jax.data import datasets
 from mll_jax.data import store as store_lib
 from mll_jax.data.corrupt import corrupt
 from mll_jax.data.preprocess import spec_key
@@ -39,7 +40,19 @@ from mll_jax.engine.forward import MASKED
 from mll_jax.hub import Hub
 from mll_jax.zoo import experts, train
 
-__all__ = ["Source", "batches", "build", "fit", "init", "log", "provenance", "schedule", "source", "unstack"]
+__all__ = [
+    "Source",
+    "batches",
+    "build",
+    "class_groups",
+    "fit",
+    "init",
+    "log",
+    "provenance",
+    "schedule",
+    "source",
+    "unstack",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +178,20 @@ def batches(specs: list[ExpertSpec], scale: ScaleConfig) -> Iterator[tuple[list[
             yield group[i : i + size], size
 
 
+def class_groups(hub: Hub, config: ScaleConfig, pool: datasets.Dataset) -> list[list[int]]:
+    """Per domain of `config` (a WordNet node), the pool classes under it that the pool has images of."""
+    have = set(np.unique(pool.labels).tolist())
+    index = {s: i for i, s in enumerate(pool.synsets)}
+    groups = []
+    for root in config.domains:
+        if root not in hub.sdag.graph:
+            raise ValueError(f"domain {root!r} is not a node of the hub's SDAG; name a hypernym of its store concepts")
+        groups.append(sorted(index[c] for c in hub.sdag.concepts_under(root) if index.get(c) in have))
+        if not groups[-1]:
+            raise ValueError(f"domain {root!r} has no expert-pool images; drop it from the config's domains")
+    return groups
+
+
 def build(
     path: str | os.PathLike,
     config: ScaleConfig,
@@ -187,8 +214,9 @@ def build(
         hub = Hub.open(path)
     except FileNotFoundError:
         hub = Hub.create(path)
+    pool = store_lib.expert_pool(hub.store_spec)
     have = set(hub.entries)
-    todo = [s for s in expert_specs(config) if s.id not in have]
+    todo = [s for s in expert_specs(config, class_groups(hub, config, pool)) if s.id not in have]
     needed = {s.backbone for s in todo if s.backbone}
     for spec in config.backbones:
         if spec.id not in needed or spec.id in hub.backbones:
@@ -198,7 +226,6 @@ def build(
         else:
             log.info("hub %s: training backbone %s", hub.path, spec.id)
             experts.add_expert(hub, spec, "backbone", config.input_spec)
-    pool = store_lib.expert_pool(hub.store_spec)
     names = [c["name"] for c in pool.classes]
     # The pool, and one corrupted copy of it per corruption in use (drawn once, seed 0); each backbone's features
     # of each of them, once: every head over it trains on rows of these.

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from mll_jax.configs.open_world import SPLITS, STYLE_SPLITS, VIEWS
+from mll_jax.configs.open_world import POOL_PER_CLASS, SPLITS, STYLE_SPLITS, VIEWS
 from mll_jax.data import datasets, emoji, open_world
 
 pytestmark = pytest.mark.store_independent
@@ -75,7 +75,14 @@ def test_the_open_world_store_holds_every_domain_on_one_canvas_under_one_concept
     assert not _hashes(development.images) & _hashes(held.images)
     graph = sdag.build(held)
     assert set(held.synsets) <= set(graph.graph.nodes) and graph.graph.number_of_nodes() > 850
-    with pytest.raises(ValueError, match="pool.*per domain"):
-        store.expert_pool(STORE_SPEC)
-    with pytest.raises(ValueError, match="pool.*per domain"):
-        world.load("pool")
+    pool = store.expert_pool(STORE_SPEC)  # what experts train on: every domain on the canvas, apart from the rest
+    assert pool.images.shape[1:] == CANVAS and not _hashes(pool.images) & (
+        _hashes(held.images) | _hashes(development.images)
+    )
+    assert np.bincount(pool.labels)[index["trouser.n.01"]] == POOL_PER_CLASS  # capped; 8x8 digits keep all theirs
+    zeros = [
+        (datasets.load(s, "train").labels == 0).sum() - 2 * STORE_SPEC.per_class for s in ("mnist", "sklearn_digits")
+    ]
+    assert max(zeros) < POOL_PER_CLASS and (pool.labels == index["zero.n.02"]).sum() == sum(zeros)  # under the cap
+    with pytest.raises(ValueError, match="no split 'validation'"):
+        world.load("validation")

@@ -59,3 +59,24 @@ def test_adding_a_model_labels_only_that_model(hub_copy):
     heads = labeling.head_labels(hub_copy, "new-mlp")
     assert "sandal.n.01" in heads[0].concepts and "gym_shoe.n.01" in heads[1].concepts
     assert nets.num_params(hub_copy.load_model("new-mlp")) == hub_copy.entry("new-mlp").params
+
+
+def test_a_hub_made_with_a_region_rule_labels_heads_only_near_their_declared_classes(hub, tmp_path):
+    from mll_jax.configs.specs import LabelRule
+    from mll_jax.hub import Hub
+
+    assert hub.label_rule == LabelRule() and rule.region(hub.sdag, ["sandal.n.01"], None) is None
+    near = rule.region(hub.sdag, ["sandal.n.01", "boot.n.01"], 0)
+    assert {c for c, on in zip(hub.sdag.concept_nodes, near) if on} == {"boot.n.01", "sandal.n.01"}
+    assert rule.region(hub.sdag, ["sandal.n.01"], 1).sum() == 2  # shoe.n.01 holds sandal and sneaker
+    bounded = Hub.create(tmp_path / "bounded", hub.store_spec, label_rule=LabelRule(region_steps=1))
+    assert Hub.open(bounded.path).label_rule == LabelRule(region_steps=1)
+    entry = hub.entry("footwear-cnn")
+    model = hub.load_model("footwear-cnn")
+    bounded.add("footwear-cnn", model, entry.arch, entry.config, list(entry.heads), entry.input_spec)
+    labeling.label(bounded, progress=False)
+    everywhere = {c for h in labeling.head_labels(hub, "footwear-cnn") for c in h.concepts}
+    inside = {c for h in labeling.head_labels(bounded, "footwear-cnn") for c in h.concepts}
+    assert "bag.n.04" in everywhere - inside  # the plain rule calls bags sandals; the bounded one cannot
+    assert inside == everywhere & {"sandal.n.01", "gym_shoe.n.01", "boot.n.01"}
+    assert {c for c, *_ in bounded.concept_rows(["bag.n.04", "sandal.n.01"])} == {"sandal.n.01"}

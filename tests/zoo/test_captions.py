@@ -16,9 +16,9 @@ def test_the_default_general_model_never_saw_a_store_image(hub):
     assert provenance["data"] == "captions" and regimes.get_config() == regimes.REGIMES["paper"]
     sample = captions.draw(hub.sdag, hub.store_spec, CaptionRule(**provenance["caption_rule"]))
     assert captions.digest(sample.indices) == provenance["indices_sha256"]  # the images it was trained on
-    store, dev, pool = store_lib.train_indices(hub.store_spec)
-    assert not np.isin(sample.indices, store).any() and not np.isin(sample.indices, dev).any()
-    assert np.isin(sample.indices, pool).all()
+    pool = store_lib.expert_pool(hub.store_spec)  # pool rows only: store and development images never
+    assert (sample.images == pool.images[sample.indices]).all()
+    assert (np.array(hub.store.synsets)[sample.concepts] == np.array(pool.synsets)[pool.labels[sample.indices]]).all()
     assert provenance["images"] == len(sample.indices) == 100 * len(hub.store.synsets)
 
 

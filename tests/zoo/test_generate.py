@@ -75,6 +75,27 @@ def test_specs_are_drawn_deterministically_within_the_ranges():
     assert {len(s.classes) for s in many} == {2, 3, 4, 5, 6}
 
 
+def test_open_world_experts_draw_their_classes_from_one_domain_or_two():
+    from mll_jax.configs import open_world_hub
+    from mll_jax.data import world
+
+    assert len(world.catalog()) == open_world_hub.WORLD_CONCEPTS
+    config = open_world_hub.get_config(400)
+    groups = [list(range(20 * g, 20 * g + 3 + g)) for g in range(len(open_world_hub.DOMAINS))]  # 3 to 18 classes
+    specs = scale_hub.expert_specs(config, groups)
+    assert specs == scale_hub.expert_specs(config, groups) and all(s.id.startswith("world-") for s in specs)
+    crossing = 0
+    for s in specs:
+        inside = [g for g in groups if set(s.classes) & set(g)]
+        assert 1 <= len(inside) <= 2 and set(s.classes) <= set().union(*inside), s.classes
+        assert 2 <= len(s.classes) <= 20
+        crossing += len(inside) == 2
+    assert abs(crossing / len(specs) - open_world_hub.CROSS_SHARE) < 0.08
+    assert max(len(s.classes) for s in specs) > 15 and abs(sum(s.backbone is None for s in specs) / 400 - 1 / 3) < 0.01
+    with pytest.raises(ValueError, match="16 domains need as many class groups, got 2"):
+        scale_hub.expert_spec(config, 0, groups[:2])
+
+
 def test_the_growth_hub_is_diverse_as_configured():
     specs = scale_hub.expert_specs(scale_hub.growth_config())
     assert len(specs) == 256 and all(s.id.startswith("grow-") for s in specs)

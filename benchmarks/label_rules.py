@@ -1,0 +1,104 @@
+"""Labelling rules on the open world's development hub (method.md §3.1): which labels each gives, and MLL under each.
+
+    python benchmarks/label_rules.py [--hub PATH] [--experts 512] [--steps none 0 1 2] [--suite]
+                                     [--json out/label_rules.json]
+
+The hub is the open world's development hub (generator seed 1; built if missing by
+`experiments.open_world.build_hub`, about 5 minutes). From its label records (the
+store probabilities: no model runs), per `LabelRule(region_steps=n)`: the
+(head, concept) labels, their precision and recall against the class each head
+was trained on, and the mislabel report's precision and recall against the heads
+whose declared names were swapped. With `--suite`, a copy of the hub is labelled
+again under each rule and the development suite solved at selection seed 0
+(about 5 minutes a rule): the figures the open world's rule was chosen by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+from common import save
+
+from mll_jax import labeling, paths
+from mll_jax.configs.open_world_hub import DEVELOPMENT_SEED
+from mll_jax.configs.specs import LabelRule
+from mll_jax.data import store as store_lib
+from mll_jax.experiments import open_world
+from mll_jax.hub import Hub
+from mll_jax.labeling import heads, rule
+
+
+def labels_under(hub: Hub, steps: int | None) -> dict:
+    """Label and mislabel precision and recall of `LabelRule(steps)` on `hub`'s stored probabilities."""
+    sdag, pool = hub.sdag, store_lib.expert_pool(hub.store_spec)
+    got, truth, flagged, swapped = set(), set(), set(), set()
+    for model_id in hub.ids("expert"):
+        stored = hub.labels(model_id)
+        if rule.EXCLUDED in stored:
+            continue
+        provenance = hub.entry(model_id).provenance
+        record = rule.record(sdag, hub.store.concepts, stored["probs"], list(hub.entry(model_id).heads), steps)
+        on = rule.fired(record["response"], record.get("region"))
+        for j, trained in enumerate(provenance["classes"]):
+            fires = {sdag.concept_nodes[c] for c in np.flatnonzero(on[j])}
+            got |= {(model_id, j, c) for c in fires}
+            truth.add((model_id, j, pool.synsets[trained]))
+            if heads.mislabelled(sdag, str(record["declared_nodes"][j]), fires):
+                flagged.add((model_id, j))
+        swapped |= {(model_id, j) for j in provenance.get("swap_heads") or ()}
+    return {
+        "labels": len(got),
+        "precision": len(got & truth) / max(len(got), 1),
+        "recall": len(got & truth) / len(truth),
+        "flagged": len(flagged),
+        "mislabel_precision": len(flagged & swapped) / max(len(flagged), 1),
+        "mislabel_recall": len(flagged & swapped) / max(len(swapped), 1),
+    }
+
+
+def suite_under(hub: Hub, steps: int | None, workdir: Path) -> dict:
+    """MLL and the baselines on the development suite (selection seed 0), on a copy of `hub` labelled by the rule."""
+    copy_path = workdir / f"{hub.path.name}-steps-{steps}"
+    shutil.rmtree(copy_path, ignore_errors=True)
+    copy = hub.copy(copy_path)
+    copy.set_label_rule(LabelRule(region_steps=steps))
+    labeling.label(copy, force=True)
+    result = open_world.run(copy, "dev", seeds=(0,))
+    return {"summary": result["summary"], "differences": result["differences"], "tasks": len(result["tasks"])}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hub", help="the development hub (default: <cache>/open_world/hub-N-seed1, built if missing)")
+    parser.add_argument("--experts", type=int, default=512)
+    parser.add_argument("--steps", nargs="+", default=["none", "0", "1", "2"], help="region steps; none: no bound")
+    parser.add_argument("--suite", action="store_true", help="also solve the development suite under each rule")
+    parser.add_argument("--json", default="out/label_rules.json")
+    args = parser.parse_args(argv)
+    workdir = paths.cache_dir() / "open_world"
+    path = Path(args.hub or workdir / f"hub-{args.experts}-seed{DEVELOPMENT_SEED}")
+    hub = open_world.build_hub(path, args.experts, DEVELOPMENT_SEED)
+    result = {"hub": str(path), "experts": len(hub.ids("expert")), "rules": {}}
+    print(
+        f"{'region steps':14s}{'labels':>8s}{'precision':>11s}{'recall':>8s}{'flagged':>9s}{'mislabel p/r':>14s}  MLL"
+    )
+    for text in args.steps:
+        steps = None if text == "none" else int(text)
+        row = labels_under(hub, steps)
+        if args.suite:
+            row["suite"] = suite_under(hub, steps, workdir)
+        result["rules"][text] = row
+        mll = f"{row['suite']['summary']['mll']:.3f}" if args.suite else "-"
+        print(
+            f"{text:14s}{row['labels']:8d}{row['precision']:11.3f}{row['recall']:8.3f}{row['flagged']:9d}"
+            f"{row['mislabel_precision']:8.3f}/{row['mislabel_recall']:.3f}  {mll}"
+        )
+        save(result, args.json)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The open world end to end (issue 28): its generated hub, labelled, and its suite solved by MLL and the baselines.
+
+The hub is `configs.open_world_hub`'s on the open world's store, with the general
+model in the paper's regime over every domain. The suite is drawn from its fixed
+rule (`configs.open_world_suite`) over the concepts the split has images of; a
+task is scored on every image of its classes in the split, whatever the source.
+Results are summarised overall, per task kind and per domain.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mll_jax import labeling
+from mll_jax.configs import open_world_hub, open_world_suite
+from mll_jax.configs.evaluation import SEEDS
+from mll_jax.configs.open_world import STORE_SPEC
+from mll_jax.configs.specs import GeneralSpec
+from mll_jax.experiments import evaluation, world_suites
+from mll_jax.experiments.evaluation import METHODS
+from mll_jax.hub import Hub
+from mll_jax.zoo import general, generate
+
+__all__ = ["METHODS_WITHOUT_ORACLE", "build_hub", "plot", "run", "suite", "table"]
+
+# The oracle trains a model per task; on this CPU that is hours for a 60-task suite, so it runs only when asked.
+METHODS_WITHOUT_ORACLE = tuple(m for m in METHODS if m != "oracle")
+
+
+def build_hub(
+    path: Path,
+    num_experts: int = 512,
+    seed: int = 0,
+    general_spec: GeneralSpec = open_world_hub.GENERAL,
+    progress: bool = True,
+) -> Hub:
+    """The open world's generated hub at `path` (made on the open world's store, with its labelling rule, if new;
+    completed if partial): its experts, its general model, every label."""
+    try:
+        Hub.open(path)
+    except FileNotFoundError:
+        Hub.create(path, STORE_SPEC, label_rule=open_world_hub.LABEL_RULE)
+    hub = generate.build(path, open_world_hub.get_config(num_experts, seed), progress=progress)
+    if not general.built_from(hub, general_spec):
+        general.add_to_hub(hub, general_spec, open_world_hub.INPUT_SPEC)
+    labeling.label(hub, progress=progress)
+    return hub
+
+
+def suite(hub: Hub, split: str, dataset) -> list[dict]:
+    """The open world's suite of `split` over the concepts `dataset` (that split's images) has."""
+    available = frozenset(np.asarray(dataset.synsets)[np.unique(dataset.labels)].tolist())
+    return world_suites.draw(hub.sdag, available, open_world_suite.get_rule(split))
+
+
+def run(hub: Hub, split: str = "dev", seeds=SEEDS, methods=METHODS_WITHOUT_ORACLE, tasks: int | None = None) -> dict:
+    """MLL and the baselines on the open world's suite of `split` (the first `tasks` of it, or all)."""
+    seconds = {}
+    clock = time.perf_counter()
+    dataset = evaluation.evaluation_data(hub, split)
+    drawn = suite(hub, split, dataset)[:tasks]
+    probs = evaluation.all_probabilities(hub, dataset)
+    seconds["inference"] = time.perf_counter() - clock
+    answered, rest = evaluation.answerable(hub, [tuple(t["names"]) for t in drawn])
+    results, spent = evaluation.evaluate_suite(hub, answered, dataset, probs, seeds, methods)
+    plan = {tuple(t["names"]): t for t in drawn}
+    for r in results:
+        t = plan[tuple(r["classes"])]
+        r |= {"kind": t["kind"], "domains": t["domains"], "intended_nodes": t["nodes"]}
+    groups = {f"kind:{k}": [r for r in results if r["kind"] == k] for k in world_suites.KINDS}
+    for domain in sorted({d for r in results for d in r["domains"]}):
+        groups[f"domain:{domain}"] = [r for r in results if r["domains"] == [domain]]
+    return {
+        "split": split,
+        "seeds": list(seeds),
+        "hub": {"path": str(hub.path), "experts": len(hub.ids("expert")), "general": hub.general_id},
+        **evaluation.summarise(results, methods),
+        "by_group": {
+            name: {"tasks": len(rs), **evaluation.summarise(rs, methods)} for name, rs in groups.items() if len(rs) > 1
+        },
+        "tasks": results,
+        "unanswered": rest,
+        "general_zero_shot": evaluation.zero_shot(hub, dataset),
+        "seconds": seconds | spent,
+    }
+
+
+def table(result: dict) -> str:
+    methods = list(result["summary"])
+    header = f"{'tasks':28s}{'n':>4s} " + " ".join(f"{m:>10s}" for m in methods)
+    lines = [header, "-" * len(header)]
+    rows = [("all", {**result, "tasks": len(result["tasks"])}), *result["by_group"].items()]
+    for name, group in rows:
+        lines.append(f"{name:28s}{group['tasks']:4d} " + " ".join(f"{group['summary'][m]:10.3f}" for m in methods))
+    lines.append("")
+    for m, d in result["differences"].items():
+        verdict = "larger than the noise" if d["beyond_noise"] else "within the noise"
+        lines.append(
+            f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr_tasks']:.4f} over tasks, "
+            f"{d['wins']} wins / {d['losses']} losses / {d['ties']} ties ({verdict})"
+        )
+    lines.append(f"general model zero-shot over every concept: {result['general_zero_shot']:.3f}")
+    for u in result["unanswered"]:
+        lines.append(
+            f"unanswered: {', '.join(u['classes'])}: {u.get('error') or 'by name: ' + ', '.join(u['by_name'])}"
+        )
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    """Mean accuracy of each method over the whole suite, each task kind and each domain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(result["summary"])
+    groups = [("all", result["summary"])] + [(name, g["summary"]) for name, g in result["by_group"].items()]
+    fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(groups)), 4), dpi=120)
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        xs = np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width
+        ax.bar(xs, [summary[m] for _, summary in groups], width, label=m)
+    ax.set_xticks(np.arange(len(groups)), [name.split(":")[-1] for name, _ in groups], rotation=30, ha="right")
+    ax.set_ylabel(f"mean accuracy ({result['split']} split)")
+    ax.set_title(f"Open world: {result['hub']['experts']} experts, {len(result['tasks'])} tasks")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
