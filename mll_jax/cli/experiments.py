@@ -35,7 +35,8 @@ def _run_open_world(args) -> None:
 
     workdir = Path(args.workdir or paths.cache_dir() / "open_world")
     hub = open_world.build_hub(workdir / f"hub-{args.experts}-seed{args.hub_seed}", args.experts, args.hub_seed)
-    result = open_world.run(hub, args.split, tuple(range(args.seeds)), tasks=args.tasks)
+    methods = open_world.METHODS if args.oracle else open_world.METHODS_WITHOUT_ORACLE
+    result = open_world.run(hub, args.split, tuple(range(args.seeds)), methods, args.tasks)
     show(args, result, open_world.table(result), open_world.plot)
 
 
@@ -124,6 +125,9 @@ def add_experiment(sub) -> None:
     )
     world.add_argument("--seeds", type=int, default=3, help="selection seeds 0..N-1 (default: 3)")
     world.add_argument("--tasks", type=int, help="run only the suite's first this many tasks (default: all 60)")
+    world.add_argument(
+        "--oracle", action="store_true", help="also train each task's oracle (about half an hour for the suite)"
+    )
     world.add_argument("--workdir", help="where the hubs live (default: <cache>/open_world)")
     world.add_argument("--json", help="write the results as JSON to this path")
     world.add_argument("--plot", help="write mean accuracy per task kind and domain (PNG) to this path")

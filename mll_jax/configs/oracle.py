@@ -12,10 +12,13 @@ smallest that survives one noisy epoch.
 
 from __future__ import annotations
 
+import dataclasses
+
+from mll_jax.configs import open_world_hub
 from mll_jax.configs.demo_hub import CNN_ITEMS, LARGE_CNN
 from mll_jax.configs.specs import OracleSpec
 
-__all__ = ["ORACLE"]
+__all__ = ["OPEN_WORLD_ORACLE", "ORACLE", "get_config"]
 
 ORACLE = OracleSpec(
     arch="cnn",
@@ -26,3 +29,14 @@ ORACLE = OracleSpec(
     batch_size=128,
     learning_rate=2e-3,
 )
+# The open world's: the same recipe in colour, at its experts' input shape (32x32 RGB).
+OPEN_WORLD_ORACLE = dataclasses.replace(
+    ORACLE,
+    config={**LARGE_CNN, "in_channels": 3, "image_size": open_world_hub.INPUT_SPEC["shape"][0]},
+    input_spec=dict(open_world_hub.INPUT_SPEC),
+)
+
+
+def get_config(source: str) -> OracleSpec:
+    """The oracle recipe for a hub whose store spec has `source`."""
+    return OPEN_WORLD_ORACLE if source == "open_world" else ORACLE

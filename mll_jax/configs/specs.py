@@ -113,6 +113,8 @@ class OracleSpec:
     batch_size: int
     learning_rate: float
     early_stopping_on: str = "development split"
+    input_spec: dict | None = None  # None: the demo hub's (Fashion-MNIST's 28x28 grey)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        return out if self.input_spec is not None else {k: v for k, v in out.items() if k != "input_spec"}

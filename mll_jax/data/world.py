@@ -60,20 +60,13 @@ def _by_image(source: str, name: str, spec: StoreSpec) -> datasets.Dataset:
     if name == "test":
         return datasets.load(source, "test")
     train = datasets.load(source, "train")
-    cut = dict(
-        zip(
-            ("store", "development", "pool"), split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
-        )
-    )
-    rows = cut[name]
+    store_rows, development_rows, pool_rows = split_indices(train.labels, spec.per_class, spec.seed, spec.dev_per_class)
+    rows = {"store": store_rows, "development": development_rows, "pool": pool_rows}[name]
     if name == "pool":
         rng = np.random.default_rng([spec.seed, 2])
-        rows = np.sort(np.concatenate([rng.permutation(r)[:POOL_PER_CLASS] for r in _by_class(rows, train.labels)]))
+        by_class = [rows[train.labels[rows] == c] for c in np.unique(train.labels[rows])]
+        rows = np.sort(np.concatenate([rng.permutation(r)[:POOL_PER_CLASS] for r in by_class]))
     return datasets.Dataset(train.images[rows], train.labels[rows], train.classes, f"{source}:{name}")
-
-
-def _by_class(rows: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
-    return [rows[labels[rows] == c] for c in np.unique(labels[rows])]
 
 
 @functools.cache

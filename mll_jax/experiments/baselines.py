@@ -31,9 +31,10 @@ from mll_jax import engine, nets, paths
 from mll_jax.classifier import scores_from_probabilities
 from mll_jax.concepts import matching
 from mll_jax.concepts import task as task_lib
+from mll_jax.configs import oracle as oracle_config
 from mll_jax.configs.demo_hub import INPUT_SPEC
-from mll_jax.configs.oracle import ORACLE
 from mll_jax.configs.selection import SelectionConfig
+from mll_jax.configs.specs import OracleSpec
 from mll_jax.data import store as store_lib
 from mll_jax.hub import Hub, checkpoint
 from mll_jax.labeling import exclusion
@@ -197,48 +198,56 @@ def oracle_model(hub: Hub, classes: list[task_lib.TaskClass]) -> tuple[nnx.Modul
     """The task's oracle (trained once, then read from the cache) and its record: recipe and training history."""
     concept_index = {c: i for i, c in enumerate(hub.store.synsets)}
     groups = [sorted(concept_index[c] for c in cls.concepts) for cls in classes]
-    recipe = ORACLE.to_json()
+    spec = oracle_config.get_config(hub.store_spec.source)
+    recipe = spec.to_json()
     key = hashlib.sha256(json.dumps([groups, recipe, hub.store_spec.to_json()]).encode()).hexdigest()[:16]
     directory = paths.cache_dir() / "oracles" / key
     with paths.exclusive(directory):  # another process training this oracle: wait for it, then read its result
-        return _trained_oracle(hub, classes, groups, recipe, directory)
+        return _trained_oracle(hub, classes, groups, spec, directory)
 
 
-def _trained_oracle(hub: Hub, classes: list, groups: list, recipe: dict, directory: Path) -> tuple[nnx.Module, dict]:
-    abstract = nets.abstract(ORACLE.arch, ORACLE.config, len(classes))
+def _trained_oracle(
+    hub: Hub, classes: list, groups: list, spec: OracleSpec, directory: Path
+) -> tuple[nnx.Module, dict]:
+    abstract = nets.abstract(spec.arch, spec.config, len(classes))
     try:
         record = json.loads((directory / "oracle.json").read_text())
         return checkpoint.restore(directory / "model", abstract, record["checksum"]), record
     except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError):
         pass
-    images, target = _task_data(store_lib.expert_pool(hub.store_spec), groups, ORACLE.per_class)
+    images, target = _task_data(store_lib.expert_pool(hub.store_spec), groups, spec.per_class)
     validation = _task_data(store_lib.development(hub.store_spec), groups)
-    model = nets.build(ORACLE.arch, ORACLE.config, len(classes))
+    model = nets.build(spec.arch, spec.config, len(classes))
     model, history = train.fit_early_stopping(
         model,
         images,
         target,
         validation,
-        INPUT_SPEC,
-        ORACLE.max_epochs,
-        ORACLE.patience,
-        ORACLE.batch_size,
-        ORACLE.learning_rate,
+        _input_spec(spec),
+        spec.max_epochs,
+        spec.patience,
+        spec.batch_size,
+        spec.learning_rate,
     )
-    record = {"recipe": recipe, "training_items": int(len(target)), **history}
+    record = {"recipe": spec.to_json(), "training_items": int(len(target)), **history}
     record["checksum"] = checkpoint.save(directory / "model", model)
     (directory / "oracle.json").write_text(json.dumps(record))
     return model, record
 
 
-def _logits(model: nnx.Module, images: np.ndarray) -> np.ndarray:
-    """Log-probabilities of a model on the demo input spec (an oracle's scores)."""
-    return np.log(engine.model_probabilities(model, INPUT_SPEC, images) + EPS)
+def _input_spec(spec: OracleSpec) -> dict:
+    return INPUT_SPEC if spec.input_spec is None else spec.input_spec
+
+
+def _logits(hub: Hub, model: nnx.Module, images: np.ndarray) -> np.ndarray:
+    """Log-probabilities of a task's oracle on `images`, at its recipe's input spec."""
+    spec = _input_spec(oracle_config.get_config(hub.store_spec.source))
+    return np.log(engine.model_probabilities(model, spec, images) + EPS)
 
 
 def oracle_logits(hub: Hub, classes: list[task_lib.TaskClass], images: np.ndarray) -> np.ndarray:
     """Logits of the task's oracle on `images`."""
-    return _logits(oracle_model(hub, classes)[0], images)
+    return _logits(hub, oracle_model(hub, classes)[0], images)
 
 
 def covering_experts(cands: list[list[Candidate]], general_id: str | None) -> dict[str, dict[int, tuple[int, ...]]]:
@@ -293,7 +302,7 @@ def _declared(task: TaskData) -> tuple[float, dict]:
 def _oracle(task: TaskData) -> tuple[float, dict]:
     """The oracle's accuracy, its record, and the best single expert covering every class, against it."""
     model, record = oracle_model(task.hub, task.classes)  # restored once: scores and record
-    score = accuracy(_logits(model, task.images), task.labels)
+    score = accuracy(_logits(task.hub, model, task.images), task.labels)
     K = len(task.classes)
     covering = {
         m: accuracy(class_probs(task.probs[m], heads, K), task.labels)

@@ -88,12 +88,7 @@ def table(result: dict) -> str:
         f"{f'standard error over {seeds} seeds':52s} " + " ".join(f"{result['stderr'][m]:10.4f}" for m in METHODS)
     )
     lines.append("")
-    for m, d in result["differences"].items():
-        verdict = "larger than the noise" if d["beyond_noise"] else "within the noise"
-        lines.append(
-            f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr']:.4f} over seeds, +- {d['stderr_tasks']:.4f} over tasks, "
-            f"{d['wins']} wins / {d['losses']} losses / {d['ties']} ties ({verdict})"
-        )
+    lines += evaluation.difference_lines(result["differences"])
     for r in result.get("by_name", []):
         lines.append(
             f"by name ({', '.join(r['by_name'])}): {', '.join(r['classes'])}: MLL {r['accuracy']['mll']:.3f}, "

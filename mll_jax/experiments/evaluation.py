@@ -36,6 +36,7 @@ __all__ = [
     "answerable",
     "evaluate_by_name",
     "cached_scores",
+    "difference_lines",
     "evaluate_suite",
     "evaluate_task",
     "evaluation_data",
@@ -231,6 +232,18 @@ def stderr(values) -> float:
     """Standard error of the mean (0 for a single value)."""
     values = np.asarray(values, float)
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def difference_lines(differences: dict) -> list[str]:
+    """One line per baseline: MLL minus it, its standard errors, wins and losses, and whether it beats the noise."""
+    lines = []
+    for m, d in differences.items():
+        verdict = "larger than the noise" if d["beyond_noise"] else "within the noise"
+        lines.append(
+            f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr']:.4f} over seeds, +- {d['stderr_tasks']:.4f} over tasks, "
+            f"{d['wins']} wins / {d['losses']} losses / {d['ties']} ties ({verdict})"
+        )
+    return lines
 
 
 def summarise(results: list[dict], methods=METHODS, noise: float = NOISE) -> dict:

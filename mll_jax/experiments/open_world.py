@@ -24,9 +24,9 @@ from mll_jax.experiments.evaluation import METHODS
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, generate
 
-__all__ = ["METHODS_WITHOUT_ORACLE", "build_hub", "plot", "run", "suite", "table"]
+__all__ = ["METHODS", "METHODS_WITHOUT_ORACLE", "build_hub", "plot", "run", "suite", "table"]
 
-# The oracle trains a model per task; on this CPU that is hours for a 60-task suite, so it runs only when asked.
+# The oracle trains a model per task (about half an hour for the suite on 2 cores), so it runs only when asked.
 METHODS_WITHOUT_ORACLE = tuple(m for m in METHODS if m != "oracle")
 
 
@@ -96,12 +96,7 @@ def table(result: dict) -> str:
     for name, group in rows:
         lines.append(f"{name:28s}{group['tasks']:4d} " + " ".join(f"{group['summary'][m]:10.3f}" for m in methods))
     lines.append("")
-    for m, d in result["differences"].items():
-        verdict = "larger than the noise" if d["beyond_noise"] else "within the noise"
-        lines.append(
-            f"MLL - {m}: {d['mean']:+.4f} +- {d['stderr_tasks']:.4f} over tasks, "
-            f"{d['wins']} wins / {d['losses']} losses / {d['ties']} ties ({verdict})"
-        )
+    lines += evaluation.difference_lines(result["differences"])
     lines.append(f"general model zero-shot over every concept: {result['general_zero_shot']:.3f}")
     for u in result["unanswered"]:
         lines.append(

@@ -79,3 +79,20 @@ def test_label_rules_benchmark_reads_the_small_world(small_world, tmp_path):
     plain, bounded = result["rules"]["none"], result["rules"]["0"]
     assert bounded["labels"] < plain["labels"] and bounded["precision"] > plain["precision"]
     assert bounded["recall"] > 0.9 * plain["recall"] > 0
+
+
+def test_the_open_world_oracle_trains_in_colour_at_the_experts_input_shape(small_world):
+    from mll_jax.concepts import task as task_lib
+    from mll_jax.configs import oracle
+    from mll_jax.experiments import baselines
+
+    hub, result = small_world
+    spec = oracle.get_config(hub.store_spec.source)
+    assert spec.input_spec == open_world_hub.INPUT_SPEC and spec.config["in_channels"] == 3
+    assert "input_spec" not in oracle.ORACLE.to_json()  # Fashion-MNIST's oracles keep their cache keys
+    classes = task_lib.resolve(hub.sdag, result["tasks"][0]["classes"])
+    model, record = baselines.oracle_model(hub, classes)
+    assert record["recipe"]["input_spec"] == open_world_hub.INPUT_SPEC and record["training_items"] > 0
+    pool = store_lib.expert_pool(hub.store_spec)
+    logits = baselines.oracle_logits(hub, classes, pool.images[:8])
+    assert logits.shape == (8, len(classes)) and np.isfinite(logits).all()

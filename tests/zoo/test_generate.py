@@ -195,3 +195,12 @@ def test_batched_training_is_deterministic_and_padding_is_inert():
         assert np.all(params["head"]["bias"][m, k:] == start["head"]["bias"][m, k:])
         np.testing.assert_array_equal(params["head"]["kernel"][m, :, k:], start["head"]["kernel"][m, :, k:])
         assert not np.allclose(params["head"]["kernel"][m, :, :k], start["head"]["kernel"][m, :, :k])
+
+
+def test_domain_groups_are_read_off_the_hub_sdag_and_bad_domains_are_refused(hub):
+    pool = store_lib.expert_pool(hub.store_spec)
+    config = dataclasses.replace(scale_hub.get_config(4), domains=("footwear.n.02", "bag.n.04"))
+    groups = generate.class_groups(hub, config, pool)
+    assert [[pool.classes[c]["name"] for c in g] for g in groups] == [["Sandal", "Sneaker", "Ankle boot"], ["Bag"]]
+    with pytest.raises(ValueError, match="'vehicle.n.01' is not a node of the hub's SDAG"):
+        generate.class_groups(hub, dataclasses.replace(config, domains=("vehicle.n.01",)), pool)
