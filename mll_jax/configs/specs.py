@@ -27,7 +27,7 @@ class StoreSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LabelRule:
-    """What a hub's heads may be labelled with (method.md §3.1), fixed when the hub is made.
+    """What a hub's heads may be labelled with (method.md §3.1), chosen when the hub is made.
 
     `region_steps` None: any store concept a head takes the majority of the model's belief on (one domain, as
     on Fashion-MNIST). An integer n: only concepts under a node at most n hypernym steps above one of the

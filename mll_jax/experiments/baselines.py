@@ -229,6 +229,7 @@ def _trained_oracle(
         spec.batch_size,
         spec.learning_rate,
     )
+    train.release_programs()  # an oracle trains once; its programs would only pile up over a suite
     record = {"recipe": spec.to_json(), "training_items": int(len(target)), **history}
     record["checksum"] = checkpoint.save(directory / "model", model)
     (directory / "oracle.json").write_text(json.dumps(record))

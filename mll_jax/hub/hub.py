@@ -98,7 +98,7 @@ class Hub:
     ) -> Hub:
         """A new empty hub with its SDAG built from the sample store; its rows in a SQLite file in `path`, or
         with `database` (postgresql://...) on that server, which every host sharing `path` reaches. Its heads
-        are labelled by `label_rule`, for good."""
+        are labelled by `label_rule` (`set_label_rule` changes it)."""
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file; choose a directory")

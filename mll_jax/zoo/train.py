@@ -14,7 +14,7 @@ from mll_jax import engine
 from mll_jax.data.augment import augment, check_augmentations
 from mll_jax.data.preprocess import preprocess, spec_key
 
-__all__ = ["fit", "fit_early_stopping", "loss"]
+__all__ = ["compiled_programs", "fit", "fit_early_stopping", "loss", "release_programs"]
 
 
 def loss(graphdef, params, rest, inputs, labels, spec):
@@ -36,6 +36,18 @@ def _epoch(graphdef, optimizer, spec_items, params, rest, opt_state, images, lab
 
     (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (images, labels))
     return params, opt_state, losses.mean()
+
+
+def compiled_programs() -> int:
+    """How many compiled training programs this process holds (one per model shape and epoch length)."""
+    return _epoch._cache_size()
+
+
+def release_programs() -> None:
+    """Drop the compiled training programs. A run that trains many models of different shapes once each (a
+    suite's oracles) would otherwise keep them all: each holds hundreds of memory maps of machine code, and a
+    60-task open-world suite ran out of the kernel's 65,530 maps per process."""
+    _epoch.clear_cache()
 
 
 def _epochs(

@@ -85,6 +85,7 @@ def test_the_open_world_oracle_trains_in_colour_at_the_experts_input_shape(small
     from mll_jax.concepts import task as task_lib
     from mll_jax.configs import oracle
     from mll_jax.experiments import baselines
+    from mll_jax.zoo import train
 
     hub, result = small_world
     spec = oracle.get_config(hub.store_spec.source)
@@ -93,6 +94,7 @@ def test_the_open_world_oracle_trains_in_colour_at_the_experts_input_shape(small
     classes = task_lib.resolve(hub.sdag, result["tasks"][0]["classes"])
     model, record = baselines.oracle_model(hub, classes)
     assert record["recipe"]["input_spec"] == open_world_hub.INPUT_SPEC and record["training_items"] > 0
+    assert train.compiled_programs() == 0  # a suite's oracles do not pile up compiled programs
     pool = store_lib.expert_pool(hub.store_spec)
     logits = baselines.oracle_logits(hub, classes, pool.images[:8])
     assert logits.shape == (8, len(classes)) and np.isfinite(logits).all()

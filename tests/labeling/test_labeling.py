@@ -80,3 +80,7 @@ def test_a_hub_made_with_a_region_rule_labels_heads_only_near_their_declared_cla
     assert "bag.n.04" in everywhere - inside  # the plain rule calls bags sandals; the bounded one cannot
     assert inside == everywhere & {"sandal.n.01", "gym_shoe.n.01", "boot.n.01"}
     assert {c for c, *_ in bounded.concept_rows(["bag.n.04", "sandal.n.01"])} == {"sandal.n.01"}
+    bounded.set_label_rule(LabelRule())  # back to the plain rule: labelling again restores the bags
+    assert Hub.open(bounded.path).label_rule == LabelRule()
+    labeling.label(bounded, force=True, progress=False)
+    assert {c for h in labeling.head_labels(bounded, "footwear-cnn") for c in h.concepts} == everywhere
