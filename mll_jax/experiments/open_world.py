@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mll_jax import labeling
+from mll_jax import data, labeling
 from mll_jax.configs import open_world_hub, open_world_suite
 from mll_jax.configs.evaluation import SEEDS
 from mll_jax.configs.open_world import STORE_SPEC
+from mll_jax.configs.selection import SelectionConfig
 from mll_jax.configs.specs import GeneralSpec
 from mll_jax.experiments import evaluation, world_suites
 from mll_jax.experiments.evaluation import METHODS
@@ -50,14 +51,22 @@ def build_hub(
     return hub
 
 
-def suite(hub: Hub, split: str, dataset) -> list[dict]:
+def suite(hub: Hub, split: str, dataset: data.Dataset) -> list[dict]:
     """The open world's suite of `split` over the concepts `dataset` (that split's images) has."""
     available = frozenset(np.asarray(dataset.synsets)[np.unique(dataset.labels)].tolist())
     return world_suites.draw(hub.sdag, available, open_world_suite.get_rule(split))
 
 
-def run(hub: Hub, split: str = "dev", seeds=SEEDS, methods=METHODS_WITHOUT_ORACLE, tasks: int | None = None) -> dict:
-    """MLL and the baselines on the open world's suite of `split` (the first `tasks` of it, or all)."""
+def run(
+    hub: Hub,
+    split: str = "dev",
+    seeds=SEEDS,
+    methods=METHODS_WITHOUT_ORACLE,
+    tasks: int | None = None,
+    config: SelectionConfig = SelectionConfig(),
+) -> dict:
+    """MLL (selecting by `config`) and the baselines on the open world's suite of `split` (its first `tasks`, or
+    all)."""
     seconds = {}
     clock = time.perf_counter()
     dataset = evaluation.evaluation_data(hub, split)
@@ -65,7 +74,7 @@ def run(hub: Hub, split: str = "dev", seeds=SEEDS, methods=METHODS_WITHOUT_ORACL
     probs = evaluation.all_probabilities(hub, dataset)
     seconds["inference"] = time.perf_counter() - clock
     answered, rest = evaluation.answerable(hub, [tuple(t["names"]) for t in drawn])
-    results, spent = evaluation.evaluate_suite(hub, answered, dataset, probs, seeds, methods)
+    results, spent = evaluation.evaluate_suite(hub, answered, dataset, probs, seeds, methods, config=config)
     plan = {tuple(t["names"]): t for t in drawn}
     for r in results:
         t = plan[tuple(r["classes"])]
@@ -89,6 +98,7 @@ def run(hub: Hub, split: str = "dev", seeds=SEEDS, methods=METHODS_WITHOUT_ORACL
 
 
 def table(result: dict) -> str:
+    """Each method's mean over the suite, each task kind and each domain; MLL minus each baseline."""
     methods = list(result["summary"])
     header = f"{'tasks':28s}{'n':>4s} " + " ".join(f"{m:>10s}" for m in methods)
     lines = [header, "-" * len(header)]
