@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 EXPERTS, TASKS = 12, 4
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # a worker may run other files' tests between these: build the world once
 def small_world(tmp_path_factory):
     general = dataclasses.replace(open_world_hub.GENERAL, epochs=2)  # the path, not the model's quality
     path = tmp_path_factory.mktemp("open_world") / "hub"
@@ -92,9 +92,10 @@ def test_the_open_world_oracle_trains_in_colour_at_the_experts_input_shape(small
     assert spec.input_spec == open_world_hub.INPUT_SPEC and spec.config["in_channels"] == 3
     assert "input_spec" not in oracle.ORACLE.to_json()  # Fashion-MNIST's oracles keep their cache keys
     classes = task_lib.resolve(hub.sdag, result["tasks"][0]["classes"])
-    model, record = baselines.oracle_model(hub, classes)
+    before = train.compiled_programs()  # building the world trained backbones and the general model
+    model, record = baselines.oracle_model(hub, classes)  # trained on a fresh cache (CI's), else read back
     assert record["recipe"]["input_spec"] == open_world_hub.INPUT_SPEC and record["training_items"] > 0
-    assert train.compiled_programs() == 0  # a suite's oracles do not pile up compiled programs
+    assert train.compiled_programs() <= before  # a suite's oracles do not pile up compiled programs
     pool = store_lib.expert_pool(hub.store_spec)
     logits = baselines.oracle_logits(hub, classes, pool.images[:8])
     assert logits.shape == (8, len(classes)) and np.isfinite(logits).all()
