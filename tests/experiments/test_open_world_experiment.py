@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 EXPERTS, TASKS = 12, 4
 
 
-@pytest.fixture(scope="session")  # a worker may run other files' tests between these: build the world once
+@pytest.fixture(scope="session")  # once per worker, whichever of this file's tests it runs
 def small_world(tmp_path_factory):
     general = dataclasses.replace(open_world_hub.GENERAL, epochs=2)  # the path, not the model's quality
     path = tmp_path_factory.mktemp("open_world") / "hub"
