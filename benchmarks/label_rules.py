@@ -5,7 +5,7 @@
 
 The hub is the open world's development hub (generator seed 1; built if missing by
 `experiments.open_world.build_hub`, about 5 minutes). From its label records (the
-store probabilities: no model runs), per `LabelRule(region_steps=n)`: the
+responses and declared nodes: no model runs), per `LabelRule(region_steps=n)`: the
 (head, concept) labels, their precision and recall against the class each head
 was trained on, and the mislabel report's precision and recall against the heads
 whose declared names were swapped. With `--suite`, a copy of the hub is labelled
@@ -40,13 +40,13 @@ def labels_under(hub: Hub, steps: int | None) -> dict:
         if rule.EXCLUDED in stored:
             continue
         provenance = hub.entry(model_id).provenance
-        record = rule.record(sdag, hub.store.concepts, stored["probs"], list(hub.entry(model_id).heads), steps)
-        on = rule.fired(record["response"], record.get("region"))
+        declared = [str(node) for node in stored["declared_nodes"]]
+        on = rule.fired(stored["response"], rule.region(sdag, declared, steps))  # the record's responses, rule's region
         for j, trained in enumerate(provenance["classes"]):
             fires = {sdag.concept_nodes[c] for c in np.flatnonzero(on[j])}
             got |= {(model_id, j, c) for c in fires}
             truth.add((model_id, j, pool.synsets[trained]))
-            if heads.mislabelled(sdag, str(record["declared_nodes"][j]), fires):
+            if heads.mislabelled(sdag, declared[j], fires):
                 flagged.add((model_id, j))
         swapped |= {(model_id, j) for j in provenance.get("swap_heads") or ()}
     return {
