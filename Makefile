@@ -1,4 +1,4 @@
-# make demo: install, build the hub, label, select, reuse, print the accuracy table
+# make demo: install, build the open world's hub, label, select, reuse, print the accuracy table
 # make test: install, lint (ruff, the import layering), run the test suite; the store and selection tests
 #            run again with the hubs' rows on a PostgreSQL server the test session starts
 VENV ?= .venv
@@ -17,7 +17,7 @@ TEST_WORKERS ?= 2
 .PHONY: demo test setup system lint bench clean-cache
 
 demo: setup
-	$(VENV)/bin/mll-jax demo --json out/demo.json --plot out/demo.png
+	$(VENV)/bin/mll-jax demo --json out/open_world.json --plot out/open_world.png
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -11,12 +11,35 @@ __all__ = ["add_demo", "add_experiment", "add_report"]
 
 
 def _run_demo(args) -> None:
+    if args.world == "open":
+        _run_open_world_demo(args)
+        return
     from mll_jax.configs import suite
     from mll_jax.experiments import demo
 
+    if args.experts is not None or args.oracle:
+        raise SystemExit("--experts and --oracle belong to the open world's demo (--world open)")
     tasks = suite.spread(suite.tasks(args.split), args.tasks)
-    result = demo.run(Path(args.hub), tasks, tuple(range(args.seeds)), args.split)
+    result = demo.run(Path(args.hub), tasks, tuple(range(5 if args.seeds is None else args.seeds)), args.split)
     show(args, result, demo.table(result), demo.plot)
+
+
+def _run_open_world_demo(args) -> None:
+    """The open world's reported hub and suite; `--hub` names a hub to run on instead (built there if absent)."""
+    from mll_jax.experiments import open_world
+    from mll_jax.hub import Hub
+
+    experts = args.experts or 512
+    if args.hub != str(paths.default_hub()) and Path(args.hub).exists():
+        hub = Hub.open(args.hub)
+    else:
+        path = Path(args.hub) if args.hub != str(paths.default_hub()) else open_world.hub_path(experts, seed=0)
+        hub = open_world.build_hub(path, experts, seed=0)
+    methods = open_world.METHODS if args.oracle else open_world.METHODS_WITHOUT_ORACLE
+    result = open_world.run(hub, args.split, tuple(range(3 if args.seeds is None else args.seeds)), methods, args.tasks)
+    show(args, result, open_world.table(result), open_world.plot)
+    if not args.oracle:
+        print("the oracle (a model trained per task, about half an hour) runs with --oracle")
 
 
 def _run_growth(args) -> None:
@@ -33,8 +56,8 @@ def _run_growth(args) -> None:
 def _run_open_world(args) -> None:
     from mll_jax.experiments import open_world
 
-    workdir = Path(args.workdir or paths.cache_dir() / "open_world")
-    hub = open_world.build_hub(workdir / f"hub-{args.experts}-seed{args.hub_seed}", args.experts, args.hub_seed)
+    path = open_world.hub_path(args.experts, args.hub_seed, Path(args.workdir) if args.workdir else None)
+    hub = open_world.build_hub(path, args.experts, args.hub_seed)
     methods = open_world.METHODS if args.oracle else open_world.METHODS_WITHOUT_ORACLE
     result = open_world.run(hub, args.split, tuple(range(args.seeds)), methods, args.tasks)
     show(args, result, open_world.table(result), open_world.plot)
@@ -55,15 +78,29 @@ def add_demo(sub) -> None:
         sub,
         "demo",
         "build hub, label, select, reuse; print the accuracy table",
-        "mll-jax demo --json out/demo.json --plot out/demo.png",
+        "mll-jax demo --json out/open_world.json --plot out/open_world.png\n"
+        "  mll-jax demo --world fashion --json out/demo.json --plot out/demo.png",
         _run_demo,
+    )
+    demo.add_argument(
+        "--world",
+        choices=("open", "fashion"),
+        default="open",
+        help="open: the open world's generated hub over every domain and its suite (default; its hub lives under "
+        "<cache>/open_world unless --hub names one); fashion: the Fashion-MNIST demo hub (--hub) and its suite",
     )
     demo.add_argument("--json", help="write the results as JSON to this path")
     demo.add_argument("--plot", help="write a bar chart of mean accuracies (PNG) to this path")
     demo.add_argument(
-        "--tasks", type=int, help="run only this many of the suite's tasks, spread evenly over it (default: all)"
+        "--tasks",
+        type=int,
+        help="run only this many of the suite's tasks (fashion: spread evenly over it; open: its first; default: all)",
     )
-    demo.add_argument("--seeds", type=int, default=5, help="selection seeds 0..N-1 (default: 5)")
+    demo.add_argument("--seeds", type=int, help="selection seeds 0..N-1 (default: 3 open, 5 fashion)")
+    demo.add_argument("--experts", type=int, help="open world: experts of the generated hub (default: 512)")
+    demo.add_argument(
+        "--oracle", action="store_true", help="open world: also train each task's oracle (about half an hour)"
+    )
     demo.add_argument(
         "--split",
         choices=("test", "dev"),

@@ -14,21 +14,27 @@ from pathlib import Path
 
 import numpy as np
 
-from mll_jax import data, labeling
+from mll_jax import data, labeling, paths
 from mll_jax.configs import open_world_hub, open_world_suite
 from mll_jax.configs.evaluation import SEEDS
 from mll_jax.configs.open_world import STORE_SPEC
 from mll_jax.configs.selection import SelectionConfig
 from mll_jax.configs.specs import GeneralSpec
+from mll_jax.configs.suite import spread
 from mll_jax.experiments import evaluation, world_suites
 from mll_jax.experiments.evaluation import METHODS
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, generate
 
-__all__ = ["METHODS", "METHODS_WITHOUT_ORACLE", "build_hub", "plot", "run", "suite", "table"]
+__all__ = ["METHODS", "METHODS_WITHOUT_ORACLE", "build_hub", "hub_path", "plot", "run", "suite", "table"]
 
 # The oracle trains a model per task (about half an hour for the suite on 2 cores), so it runs only when asked.
 METHODS_WITHOUT_ORACLE = tuple(m for m in METHODS if m != "oracle")
+
+
+def hub_path(num_experts: int = 512, seed: int = 0, workdir: Path | None = None) -> Path:
+    """Where the generated hub of `num_experts` experts and generator seed `seed` lives (default under the cache)."""
+    return (workdir or paths.cache_dir() / "open_world") / f"hub-{num_experts}-seed{seed}"
 
 
 def build_hub(
@@ -65,12 +71,14 @@ def run(
     tasks: int | None = None,
     config: SelectionConfig = SelectionConfig(),
 ) -> dict:
-    """MLL (selecting by `config`) and the baselines on the open world's suite of `split` (its first `tasks`, or
-    all)."""
+    """MLL (selecting by `config`) and the baselines on the open world's suite of `split` (`tasks` of it spread
+    evenly over its kinds and domains, or all)."""
+    if len(seeds) < 1:
+        raise ValueError("the open world needs at least one selection seed (--seeds 1 or more)")
     seconds = {}
     clock = time.perf_counter()
     dataset = evaluation.evaluation_data(hub, split)
-    drawn = suite(hub, split, dataset)[:tasks]
+    drawn = list(spread(tuple(suite(hub, split, dataset)), tasks))
     probs = evaluation.all_probabilities(hub, dataset)
     seconds["inference"] = time.perf_counter() - clock
     answered, rest = evaluation.answerable(hub, [tuple(t["names"]) for t in drawn])
@@ -83,6 +91,7 @@ def run(
     for domain in sorted({d for r in results for d in r["domains"]}):
         groups[f"domain:{domain}"] = [r for r in results if r["domains"] == [domain]]
     return {
+        "world": "open",
         "split": split,
         "seeds": list(seeds),
         "hub": {"path": str(hub.path), "experts": len(hub.ids("expert")), "general": hub.general_id},

@@ -1,8 +1,9 @@
-"""Reports from the JSON the demo, the growth experiment and the benchmarks write.
+"""Reports from the JSON the demos (open world, Fashion-MNIST), the growth experiment and the benchmarks write.
 
 `write(results_dir, out)` makes one Markdown file (its PNGs copied beside it);
 `update_readme(readme, results_dir)` keeps the README's results block and the
-committed `docs/results.json` it is generated from in step.
+committed `docs/results.json` it is generated from in step: each part from its
+file in `results_dir` where there is one, else as committed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "chco_section",
     "environment",
     "growth_section",
+    "open_world_section",
     "readme_block",
     "throughput_section",
     "update_readme",
@@ -116,7 +118,10 @@ def _noise_lines(demo: dict) -> list[str]:
     if demo.get("unanswered"):
         lines.append(
             f"Unanswered ({len(demo['unanswered'])} tasks; the suite is fixed, so they stay listed): "
-            + "; ".join(f"{', '.join(u['classes'])}: {u['error'].split('.')[0]}" for u in demo["unanswered"])
+            + "; ".join(
+                f"{', '.join(u['classes'])}: {u.get('error', 'names no node matches').split('.')[0]}"
+                for u in demo["unanswered"]
+            )
             + "."
         )
     return lines
@@ -225,6 +230,43 @@ def growth_section(growth: dict, plot: str) -> list[str]:
     return lines
 
 
+def _group_name(name: str) -> str:
+    kind, _, value = name.partition(":")
+    return {"kind": f"{value} tasks", "domain": f"{value} only"}.get(kind, name) if value else name
+
+
+def open_world_section(world: dict, plot: str) -> list[str]:
+    """The open world's suite: each method over all tasks, each task kind and each domain (tasks within it), with
+    MLL minus each baseline and its standard error over tasks; then the noise lines."""
+    methods = list(world["summary"])
+    rows = [("all", {**world, "tasks": world.get("tasks_answered", len(world.get("tasks", [])))})]
+    rows += list(world["by_group"].items())
+    header = ["tasks", "n", *(_METHOD_NAMES.get(m, m) for m in methods)]
+    header += [f"MLL − {_METHOD_NAMES.get(m, m)}" for m in world["differences"]]
+    table = []
+    for name, group in rows:
+        diffs = [
+            f"{d['mean']:+.3f} ± {d['stderr_tasks']:.3f}{' *' if d['beyond_noise'] else ''}"
+            for d in group["differences"].values()
+        ]
+        table.append([_group_name(name), group["tasks"], *(group["summary"][m] for m in methods), *diffs])
+    lines = [
+        f"The open world's generated hub ({world['hub']['experts']} experts over the WordNet domains of "
+        f"`configs/open_world_hub.py`; general model in the paper's regime, zero-shot "
+        f"{world['general_zero_shot']:.3f} over every concept): mean accuracy on the "
+        f"{'reported suite, test' if world['split'] == 'test' else 'development suite, development'} split, "
+        f"{len(world['seeds'])} selection seeds; MLL minus each baseline ± standard error over tasks "
+        "(paired by task), * beyond the noise (twice the standard error over tasks and over seeds):",
+        "",
+        _table(header, table),
+        "",
+        *(line + "\n" for line in _noise_lines({**world, "tasks": []})),
+        f"![open world]({plot})",
+        "",
+    ]
+    return lines
+
+
 # Fields every throughput row names; a ratio is shown only where both of its sides match on them.
 _ROW_FIELDS = ("batch", "torch_batch", "plain_rows_per_dispatch", "engine_rows_per_dispatch")
 _STALE = "the file predates like-for-like timing (both sides of a ratio on the same work and settings); rerun"
@@ -276,13 +318,19 @@ def _markdown(results_dir: Path) -> str:
     demo, growth = _load(results_dir, "demo.json"), _load(results_dir, "growth.json")
     chco, throughput = _load(results_dir, "chco.json"), _load(results_dir, "throughput.json")
     out = ["# mll_jax report", "", "## Environment", "", "```", json.dumps(environment(), indent=1), "```", ""]
-    out += ["## Zero-shot accuracy on the demo suite", ""]
+    world = _load(results_dir, "open_world.json")
+    out += ["## The open world", ""]
+    if world:
+        out += open_world_section(world, "open_world.png")
+    else:
+        out += ["Not run: `mll-jax demo --json out/open_world.json --plot out/open_world.png`.", ""]
+    out += ["## Zero-shot accuracy on the Fashion-MNIST demo suite", ""]
     if demo:
         out += [_accuracy_table(demo), "", *(line + "\n" for line in _noise_lines(demo)), "![accuracy](demo.png)", ""]
         out += ["### Per task", "", _task_table(demo), ""]
         out += ["Seconds by stage: " + ", ".join(f"{k} {v:.1f}" for k, v in demo["seconds"].items()), ""]
     else:
-        out += ["Not run: `mll-jax demo --json out/demo.json --plot out/demo.png`.", ""]
+        out += ["Not run: `mll-jax demo --world fashion --json out/demo.json --plot out/demo.png`.", ""]
     out += ["## Two regimes and hub growth", ""]
     if growth and "regimes" in growth:
         out += growth_section(growth, "growth.png")
@@ -301,7 +349,7 @@ def _markdown(results_dir: Path) -> str:
 def write(results_dir: Path, out: Path) -> Path:
     """Write the Markdown report to `out`, with the PNGs it shows copied beside it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    for png in ("demo.png", "growth.png"):
+    for png in ("open_world.png", "demo.png", "growth.png"):
         source = Path(results_dir) / png
         if source.is_file() and source.resolve() != (out.parent / png).resolve():
             shutil.copy(source, out.parent / png)
@@ -415,23 +463,46 @@ def throughput_section(throughput: dict) -> str:
     return "\n\n".join(parts)
 
 
-def _results_document(results_dir: Path) -> dict:
-    """The compact results the README shows (committed as docs/results.json)."""
+_DEMO_KEYS = (
+    "summary", "stderr", "differences", "seeds", "per_seed", "unanswered", "by_name", "tasks", "hub",
+    "general_regime", "general_zero_shot",
+)  # fmt: skip  # the Fashion-MNIST demo's part, at the top level of the document
+_WORLD_KEYS = ("split", "seeds", "summary", "stderr", "differences", "by_group", "unanswered", "general_zero_shot")
+
+
+def _results_document(results_dir: Path, previous: dict | None = None) -> dict:
+    """The compact results the README shows (committed as docs/results.json): each part from its JSON in
+    `results_dir`, or where that is absent, from `previous` (the committed document)."""
+    previous = previous or {}
     demo, growth = _load(results_dir, "demo.json"), _load(results_dir, "growth.json")
+    world = _load(results_dir, "open_world.json")
+    if demo is None and world is None and not previous:
+        raise FileNotFoundError(
+            f"no open_world.json nor demo.json in {results_dir}; run `mll-jax demo --json {results_dir}/"
+            f"open_world.json` or `mll-jax demo --world fashion --json {results_dir}/demo.json`"
+        )
+    doc = {"environment": environment()}
     if demo is None:
-        raise FileNotFoundError(f"no demo.json in {results_dir}; run `mll-jax demo --json {results_dir}/demo.json`")
-    keep = ("classes", "accuracy", "by_seed", "best_covering_expert", "oracle_minus_best_covering", "oracle")
-    doc = {
-        "environment": environment(),
-        "summary": demo["summary"],
-        **{k: demo[k] for k in ("stderr", "differences", "seeds", "per_seed", "unanswered") if k in demo},
-        "by_name": [
-            {k: t[k] for k in ("classes", "by_name", "close", "items", "accuracy")} for t in demo.get("by_name", [])
-        ],
-        "tasks": [{k: t[k] for k in keep if k in t} for t in demo["tasks"]],
-        "hub": {"experts": demo["hub"]["experts"]},
-        **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
-    }
+        doc |= {k: previous[k] for k in _DEMO_KEYS if k in previous}
+    else:
+        keep = ("classes", "accuracy", "by_seed", "best_covering_expert", "oracle_minus_best_covering", "oracle")
+        doc |= {
+            "summary": demo["summary"],
+            **{k: demo[k] for k in ("stderr", "differences", "seeds", "per_seed", "unanswered") if k in demo},
+            "by_name": [
+                {k: t[k] for k in ("classes", "by_name", "close", "items", "accuracy")} for t in demo.get("by_name", [])
+            ],
+            "tasks": [{k: t[k] for k in keep if k in t} for t in demo["tasks"]],
+            "hub": {"experts": demo["hub"]["experts"]},
+            **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
+        }
+    if world:
+        doc["open_world"] = {k: world[k] for k in _WORLD_KEYS} | {
+            "hub": {"experts": world["hub"]["experts"]},
+            "tasks_answered": len(world["tasks"]),
+        }
+    elif "open_world" in previous:
+        doc["open_world"] = previous["open_world"]
     if growth and "regimes" in growth:
         keep = (
             "hub",
@@ -452,25 +523,33 @@ def _results_document(results_dir: Path) -> dict:
             | {"oracle": growth["oracle"], "general_zero_shot": growth["general_zero_shot"][r]}
             for r in growth["regimes"]
         }
+    elif "growth" in previous:
+        doc |= {k: previous[k] for k in ("growth", "regimes") if k in previous}
     if throughput := _load(results_dir, "throughput.json"):
         keep = ("backend", "matmul_gflop_per_s", "rows", "labelling", "precision")
         doc["throughput"] = {k: throughput[k] for k in keep if throughput.get(k)}
+    elif "throughput" in previous:
+        doc["throughput"] = previous["throughput"]
     return doc
 
 
 def readme_block(doc: dict) -> str:
     env = doc["environment"]
-    lines = [
-        BEGIN,
-        f"The demo hub ({doc.get('hub', {}).get('experts', 17)} experts, {doc.get('general_regime', 'paper')}-regime "
-        f"general model): mean test accuracy over the {len(doc['tasks'])} answered tasks of the demo suite"
-        + (f", ± standard error over {len(doc['seeds'])} selection seeds" if "seeds" in doc else "")
-        + f" (jax {env['jax']}, {env['backend']}, {env['machine']}):",
-        "",
-        _accuracy_table(doc),
-        "",
-        *(line + "\n" for line in _noise_lines(doc)),
-    ]
+    lines = [BEGIN]
+    if "open_world" in doc:
+        lines += open_world_section(doc["open_world"], "docs/open_world.png")
+    if "summary" in doc:
+        lines += [
+            f"The Fashion-MNIST demo hub ({doc.get('hub', {}).get('experts', 17)} experts, "
+            f"{doc.get('general_regime', 'paper')}-regime general model): mean test accuracy over the "
+            f"{len(doc['tasks'])} answered tasks of the demo suite"
+            + (f", ± standard error over {len(doc['seeds'])} selection seeds" if "seeds" in doc else "")
+            + f" (jax {env['jax']}, {env['backend']}, {env['machine']}):",
+            "",
+            _accuracy_table(doc),
+            "",
+            *(line + "\n" for line in _noise_lines(doc)),
+        ]
     if "growth" in doc:
         lines += growth_section(doc["growth"], "docs/growth.png")
     if "throughput" in doc:
@@ -484,11 +563,13 @@ def update_readme(readme: Path, results_dir: Path | None = None) -> None:
     committed docs/results.json."""
     doc_path = readme.parent / "docs" / "results.json"
     if results_dir is not None:
-        doc = _results_document(results_dir)
+        previous = json.loads(doc_path.read_text()) if doc_path.is_file() else None
+        doc = _results_document(results_dir, previous)
         doc_path.parent.mkdir(parents=True, exist_ok=True)
         doc_path.write_text(json.dumps(doc, indent=1) + "\n")
-        if (Path(results_dir) / "growth.png").is_file():
-            shutil.copy(Path(results_dir) / "growth.png", doc_path.parent / "growth.png")
+        for png in ("growth.png", "open_world.png"):
+            if (Path(results_dir) / png).is_file():
+                shutil.copy(Path(results_dir) / png, doc_path.parent / png)
     doc = json.loads(doc_path.read_text())
     text = readme.read_text()
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)

@@ -2,6 +2,10 @@
 first tasks of the development suite solved by MLL and the baselines (`experiments.open_world`)."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -45,8 +49,8 @@ def test_the_hub_spans_the_domains_and_labels_heads_only_with_declared_concepts(
 def test_the_development_suite_is_answered_and_mll_beats_chance(small_world):
     hub, result = small_world
     assert len(result["tasks"]) + len(result["unanswered"]) == TASKS and len(result["tasks"]) >= TASKS - 1
+    assert {t["kind"] for t in result["tasks"]} == {"within", "depth", "mixed"}  # spread over the suite
     for task in result["tasks"]:
-        assert task["kind"] == "within" and task["domains"] == ["animals"]
         assert task["items"] > 0 and all(0 <= a <= 1 for a in task["accuracy"].values())
     chance = np.mean([1 / len(t["classes"]) for t in result["tasks"]])
     assert result["summary"]["mll"] > 2 * chance and result["summary"]["patch_only"] > 2 * chance
@@ -99,3 +103,32 @@ def test_the_open_world_oracle_trains_in_colour_at_the_experts_input_shape(small
     pool = store_lib.expert_pool(hub.store_spec)
     logits = baselines.oracle_logits(hub, classes, pool.images[:8])
     assert logits.shape == (8, len(classes)) and np.isfinite(logits).all()
+
+
+def test_the_demo_runs_the_open_world_by_default_and_the_report_shows_each_kind(small_world, tmp_path):
+    """`make demo`'s path on the small world (a hub `--hub` names is run as it is), then its README block."""
+    from mll_jax.experiments import report
+
+    hub, _ = small_world
+    out, png = tmp_path / "open_world.json", tmp_path / "open_world.png"
+    cmd = [sys.executable, "-m", "mll_jax", "--hub", str(hub.path), "demo", "--split", "dev", "--tasks", "4"]
+    cmd += ["--seeds", "2", "--json", str(out), "--plot", str(png)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=os.environ, timeout=1800)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "MLL - patch_only" in result.stdout and "--oracle" in result.stdout
+    doc = json.loads(out.read_text())
+    assert doc["world"] == "open" and doc["seeds"] == [0, 1] and doc["hub"]["experts"] == EXPERTS
+    assert set(doc["summary"]) == set(open_world.METHODS_WITHOUT_ORACLE) and png.stat().st_size > 10_000
+    assert "kind:mixed" in doc["by_group"]  # a group of two tasks or more
+    assert len(hub.ids("expert")) == EXPERTS  # run on as it was, not grown to the default 512
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{report.BEGIN}\nold\n{report.END}\n")
+    cmd = [sys.executable, "-m", "mll_jax", "report", "--results", str(tmp_path), "--out", str(tmp_path / "r.md")]
+    result = subprocess.run([*cmd, "--readme", str(readme)], capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0, result.stderr[-2000:]
+    block = readme.read_text()
+    assert "old" not in block and "| mixed tasks | 2 |" in block and f"| {doc['summary']['mll']:.3f} |" in block
+    committed = json.loads((tmp_path / "docs" / "results.json").read_text())
+    assert committed["open_world"]["by_group"] == doc["by_group"] and "summary" not in committed  # no Fashion run
+    assert (tmp_path / "docs" / "open_world.png").is_file() and "## The open world" in (tmp_path / "r.md").read_text()
