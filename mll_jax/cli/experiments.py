@@ -46,11 +46,27 @@ def _run_growth(args) -> None:
     from mll_jax.configs import suite
     from mll_jax.experiments import growth
 
+    if args.world == "open":
+        _run_open_world_growth(args)
+        return
+    if args.split != "test":
+        raise SystemExit("the Fashion-MNIST growth runs the demo suite on the test split; --split is the open world's")
     workdir = Path(args.workdir or paths.cache_dir() / "growth")
     hub = growth.full_hub(workdir / f"hub-{args.experts}", args.experts)
     tasks = suite.spread(suite.DEMO_TASKS, args.tasks)
     result = growth.run(hub, workdir, args.sizes, args.orders, tasks, args.seed, tuple(args.regimes))
     show(args, result, growth.table(result), growth.plot)
+
+
+def _run_open_world_growth(args) -> None:
+    from mll_jax.experiments import open_world
+
+    if args.tasks is not None or args.experts != 256:
+        raise SystemExit("the open world's growth runs its whole suite on its 512-expert hub; drop --tasks, --experts")
+    hub = open_world.build_hub(open_world.hub_path(512, 0), 512, 0)
+    workdir = Path(args.workdir or paths.cache_dir() / "open_world" / "growth")
+    result = open_world.growth(hub, workdir, args.sizes, args.orders, args.split, args.seed)
+    show(args, result, open_world.growth_table(result), open_world.growth_plot)
 
 
 def _run_open_world(args) -> None:
@@ -125,6 +141,16 @@ def add_experiment(sub) -> None:
         "accuracy and coverage of nested hubs of growing size, grown from a generated hub, in two regimes",
         "mll-jax experiment growth --orders 3 --json out/growth.json --plot out/growth.png",
         _run_growth,
+    )
+    growth.add_argument(
+        "--world",
+        choices=("fashion", "open"),
+        default="fashion",
+        help="fashion: the generated Fashion-MNIST hub, both regimes (default); open: the open world's reported "
+        "hub and suite, paper regime, per task kind and domain",
+    )
+    growth.add_argument(
+        "--split", choices=("test", "dev"), default="test", help="open world: the suite and split (default: test)"
     )
     growth.add_argument("--sizes", type=int, nargs="+", help="expert counts (default: 1, 2, 4, ... and all)")
     growth.add_argument("--orders", type=int, default=3, help="random orders of adding experts (default: 3)")

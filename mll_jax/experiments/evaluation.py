@@ -214,12 +214,17 @@ def all_probabilities(hub: Hub, dataset: data.Dataset) -> dict[str, np.ndarray]:
     return engine.from_hub(hub, list(hub.entries)).probabilities(dataset.images, progress=f"{dataset.name} images")
 
 
-def zero_shot(hub: Hub, dataset: data.Dataset) -> float:
-    """The general model's accuracy over every store concept (10-way on Fashion-MNIST), from its concept heads."""
+def zero_shot_hits(hub: Hub, dataset: data.Dataset) -> np.ndarray:
+    """Per image, whether the general model's concept heads put its concept first among every store concept."""
     heads = list(hub.entry(hub.general_id).heads)
     columns = [heads.index(s) for s in hub.store.synsets]
     probs = engine.from_hub(hub, [hub.general_id]).probabilities(dataset.images)[hub.general_id]
-    return accuracy(probs[:, columns], dataset.labels)  # the store's concepts are the dataset's classes
+    return np.asarray(probs)[:, columns].argmax(1) == np.asarray(dataset.labels)  # the store's concepts are its classes
+
+
+def zero_shot(hub: Hub, dataset: data.Dataset) -> float:
+    """The general model's accuracy over every store concept (10-way on Fashion-MNIST), from its concept heads."""
+    return float(zero_shot_hits(hub, dataset).mean())
 
 
 def regime(hub: Hub) -> str:

@@ -80,8 +80,15 @@ def run(
     tasks=suite.DEMO_TASKS,
     seed: int = 0,
     regimes: tuple[str, ...] = REGIMES,
+    test: data.Dataset | None = None,
+    generals: dict[str, Hub] | None = None,
+    oracle: bool = True,
 ) -> dict:
-    """Grow `orders` nested hubs per regime under `workdir` to each of `sizes` experts of `full`; evaluate each."""
+    """Grow `orders` nested hubs per regime under `workdir` to each of `sizes` experts of `full`; evaluate each.
+
+    `test`: the images tasks are scored on (default: the store source's test split); `generals`: per regime, a
+    hub whose general model the nested hubs get (default: each regime's, trained once under `workdir`);
+    `oracle`: also train (or read back) each task's oracle."""
     experts = full.ids("expert")
     sizes = sorted(set(sizes or default_sizes(len(experts))))
     if not sizes or sizes[0] < 1 or sizes[-1] > len(experts):
@@ -90,8 +97,9 @@ def run(
         raise ValueError(f"orders must be at least 1, got {orders}")
     for regime in regimes:
         regimes_lib.get_config(regime)  # an unknown name fails here, before any work
-    generals = {r: general_model(full, workdir, r) for r in regimes}
-    test = data.load(full.store_spec.source, "test")
+    if generals is None:
+        generals = {r: general_model(full, workdir, r) for r in regimes}
+    test = data.load(full.store_spec.source, "test") if test is None else test
     expert_probs = engine.from_hub(full, experts).probabilities(test.images, progress="experts on the test split")
     tasks, left_out = evaluation.answerable(full, tasks)  # classes by name have no node samples for the baselines
     rng = np.random.default_rng(seed)
@@ -105,7 +113,7 @@ def run(
             path = Path(workdir) / regime / f"order-{o}"
             if path.exists():
                 shutil.rmtree(path)  # a previous run's hub: start the nesting afresh
-            hub = Hub.create(path, full.store_spec)
+            hub = Hub.create(path, full.store_spec, label_rule=full.label_rule)
             hub.copy_model(source, general_id)
             for size in sizes:
                 for model_id in order[len(hub.ids("expert")) : size]:
@@ -132,10 +140,10 @@ def run(
             if mislabelled is None and sizes[-1] == len(experts):
                 mislabelled = mislabels(hub)  # the whole hub's experts, labelled
     bar.close()
-    oracle = []  # independent of the hub: one per task, trained once (or read from the oracle cache)
-    for names in tqdm(tasks, desc="oracle"):
+    oracles = []  # independent of the hub: one per task, trained once (or read from the oracle cache)
+    for names in tqdm(tasks if oracle else (), desc="oracle"):
         classes, keep, y = evaluation.task_items(full, names, test)
-        oracle.append(evaluation.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
+        oracles.append(evaluation.accuracy(baselines.oracle_logits(full, classes, test.images[keep]), y))
     by_regime = {r: [row for row in rows if row["regime"] == r] for r in regimes}
     summary = {r: summarise(by_regime[r], sizes) for r in regimes}
     differences = {r: paired_differences(by_regime[r], sizes) for r in regimes}
@@ -148,8 +156,8 @@ def run(
         "orders": permutations,
         "tasks": [list(t) for t in tasks],
         "left_out": left_out,
-        "oracle": float(np.mean(oracle)),
-        "oracle_by_task": oracle,
+        "oracle": float(np.mean(oracles)) if oracles else None,
+        "oracle_by_task": oracles,
         "rows": rows,
         "summary": summary,
         "differences": differences,
@@ -206,9 +214,9 @@ def table(result: dict) -> str:
             lines.append(f"{str(d['size']) + ' experts':>18s} MLL minus: " + ", ".join(cells))
         zero_shot = result["general_zero_shot"][regime]
         lines += [f"general model alone, every concept: {zero_shot:.3f}", ""]
+    oracle = "not run" if result["oracle"] is None else f"{result['oracle']:.3f}"
     lines.append(
-        f"oracle (independent of the hub): {result['oracle']:.3f}; mean +- standard error over "
-        f"{len(result['orders'])} orders"
+        f"oracle (independent of the hub): {oracle}; mean +- standard error over {len(result['orders'])} orders"
     )
     m = result.get("mislabels")
     if m:
@@ -245,7 +253,7 @@ def plot(result: dict, path: Path) -> None:
     sizes = result["sizes"]
     fig, axes = plt.subplots(1, len(regimes) + 1, figsize=(5 * len(regimes) + 4, 4.2), dpi=120)
     low = min(min(s[m]["min"] for s in result["summary"][r] for m in METHODS) for r in regimes)
-    low = min(low, result["oracle"])
+    low = min(low, result["oracle"] if result["oracle"] is not None else low)
     for ax, regime in zip(axes, regimes):
         summary = result["summary"][regime]
         for m in METHODS:
@@ -253,7 +261,8 @@ def plot(result: dict, path: Path) -> None:
             ax.fill_between(
                 sizes, [s[m]["min"] for s in summary], [s[m]["max"] for s in summary], color=COLORS[m], alpha=0.15
             )
-        ax.axhline(result["oracle"], color="black", linestyle="--", linewidth=1, label="oracle")
+        if result["oracle"] is not None:
+            ax.axhline(result["oracle"], color="black", linestyle="--", linewidth=1, label="oracle")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, tick_labels(sizes))
         ax.set_ylim(low - 0.02, 1.0)

@@ -22,11 +22,25 @@ from mll_jax.configs.selection import SelectionConfig
 from mll_jax.configs.specs import GeneralSpec
 from mll_jax.configs.suite import spread
 from mll_jax.experiments import evaluation, world_suites
+from mll_jax.experiments import growth as growth_lib
 from mll_jax.experiments.evaluation import METHODS
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, generate
 
-__all__ = ["METHODS", "METHODS_WITHOUT_ORACLE", "build_hub", "hub_path", "plot", "run", "suite", "table"]
+__all__ = [
+    "METHODS",
+    "METHODS_WITHOUT_ORACLE",
+    "build_hub",
+    "growth",
+    "growth_plot",
+    "growth_table",
+    "hub_path",
+    "plot",
+    "run",
+    "suite",
+    "table",
+    "zero_shot_line",
+]
 
 # The oracle trains a model per task (about half an hour for the suite on 2 cores), so it runs only when asked.
 METHODS_WITHOUT_ORACLE = tuple(m for m in METHODS if m != "oracle")
@@ -80,6 +94,8 @@ def run(
     dataset = evaluation.evaluation_data(hub, split)
     drawn = list(spread(tuple(suite(hub, split, dataset)), tasks))
     probs = evaluation.all_probabilities(hub, dataset)
+    hits = evaluation.zero_shot_hits(hub, dataset)
+    concepts = np.asarray(dataset.synsets)[np.asarray(dataset.labels)]  # each image's concept
     seconds["inference"] = time.perf_counter() - clock
     answered, rest = evaluation.answerable(hub, [tuple(t["names"]) for t in drawn])
     results, spent = evaluation.evaluate_suite(hub, answered, dataset, probs, seeds, methods, config=config)
@@ -87,23 +103,109 @@ def run(
     for r in results:
         t = plan[tuple(r["classes"])]
         r |= {"kind": t["kind"], "domains": t["domains"], "intended_nodes": t["nodes"]}
-    groups = {f"kind:{k}": [r for r in results if r["kind"] == k] for k in world_suites.KINDS}
-    for domain in sorted({d for r in results for d in r["domains"]}):
-        groups[f"domain:{domain}"] = [r for r in results if r["domains"] == [domain]]
+    groups = {name: [results[i] for i in members] for name, members in _groups(results).items() if name != "all"}
     return {
         "world": "open",
         "split": split,
         "seeds": list(seeds),
         "hub": {"path": str(hub.path), "experts": len(hub.ids("expert")), "general": hub.general_id},
         **evaluation.summarise(results, methods),
-        "by_group": {
-            name: {"tasks": len(rs), **evaluation.summarise(rs, methods)} for name, rs in groups.items() if len(rs) > 1
-        },
+        "by_group": {name: {"tasks": len(rs), **evaluation.summarise(rs, methods)} for name, rs in groups.items()},
         "tasks": results,
         "unanswered": rest,
-        "general_zero_shot": evaluation.zero_shot(hub, dataset),
+        "general_zero_shot": float(hits.mean()),
+        "general_zero_shot_by_domain": {
+            name: float(hits[np.isin(concepts, list(hub.sdag.concepts_under(root)))].mean())
+            for name, root in open_world_hub.DOMAINS.items()
+            if np.isin(concepts, list(hub.sdag.concepts_under(root))).any()
+        },
         "seconds": seconds | spent,
     }
+
+
+def _groups(tasks: list[dict]) -> dict[str, list[int]]:
+    """The suite's tasks (each with its kind and domains) by group: all, each kind, each domain (its tasks alone)."""
+    groups = {"all": list(range(len(tasks)))}
+    groups |= {f"kind:{k}": [i for i, t in enumerate(tasks) if t["kind"] == k] for k in world_suites.KINDS}
+    for domain in sorted({d for t in tasks for d in t["domains"]}):
+        groups[f"domain:{domain}"] = [i for i, t in enumerate(tasks) if t["domains"] == [domain]]
+    return {name: members for name, members in groups.items() if len(members) > 1}
+
+
+def growth(
+    hub: Hub, workdir: Path, sizes=None, orders: int = 3, split: str = "test", seed: int = 0, tasks: int | None = None
+) -> dict:
+    """Nested hubs grown from `hub`'s experts in `orders` random orders (`experiments.growth`, the paper regime
+    with the hub's own general model, no oracle), scored on the suite of `split` (`tasks` of it spread evenly, or
+    all); per size, each method's mean over the whole suite, each task kind and each domain."""
+    dataset = evaluation.evaluation_data(hub, split)
+    drawn = list(spread(tuple(suite(hub, split, dataset)), tasks))
+    names = [tuple(t["names"]) for t in drawn]
+    result = growth_lib.run(
+        hub, workdir, sizes, orders, names, seed, ("paper",), test=dataset, generals={"paper": hub}, oracle=False
+    )
+    plan = {tuple(t["names"]): t for t in drawn}
+    tasks = [plan[tuple(t)] for t in result["tasks"]]
+
+    def mean(method: str, size: int, members: list[int]) -> float:  # over orders, of the group's mean over tasks
+        at = [r for r in result["rows"] if r["size"] == size]
+        return float(np.mean([np.mean([r["by_task"][method][i] for i in members]) for r in at]))
+
+    result["by_group"] = {
+        name: [
+            {"size": size, "tasks": len(members), **{m: mean(m, size, members) for m in growth_lib.METHODS}}
+            for size in result["sizes"]
+        ]
+        for name, members in _groups(tasks).items()
+    }
+    result["split"] = split
+    return result
+
+
+def growth_table(result: dict) -> str:
+    """MLL (and patch only) per hub size for the whole suite, each kind and each domain, mean over orders."""
+    sizes = result["sizes"]
+    header = f"{'MLL (patch only)':24s}{'n':>4s} " + " ".join(f"{s:>13d}" for s in sizes)
+    lines = [growth_lib.table(result), "", header, "-" * len(header)]
+    for name, per_size in result["by_group"].items():
+        cells = [f"{p['mll']:.3f} ({p['patch_only']:.3f})" for p in per_size]
+        lines.append(f"{name:24s}{per_size[0]['tasks']:4d} " + " ".join(f"{c:>13s}" for c in cells))
+    return "\n".join(lines)
+
+
+def growth_plot(result: dict, path: Path) -> None:
+    """One panel per group (the whole suite, each kind, each domain): each method's mean over orders against the
+    number of experts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(result["by_group"].items())
+    columns = 4
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), dpi=110, squeeze=False)
+    sizes = result["sizes"]
+    for ax, (name, per_size) in zip(axes.flat, groups):
+        for m in growth_lib.METHODS:
+            ax.plot(sizes, [p[m] for p in per_size], marker="o", ms=2, color=growth_lib.COLORS[m], label=m)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, growth_lib.tick_labels(sizes), fontsize=7)
+        ax.set_title(f"{name.split(':')[-1]} ({per_size[0]['tasks']} tasks)", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=7)
+    axes[0][0].set_ylabel("mean accuracy")
+    fig.suptitle(
+        f"Open world: accuracy against experts in the hub ({result['split']} split, mean over "
+        f"{len(result['orders'])} random orders)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def table(result: dict) -> str:
@@ -117,11 +219,18 @@ def table(result: dict) -> str:
     lines.append("")
     lines += evaluation.difference_lines(result["differences"])
     lines.append(f"general model zero-shot over every concept: {result['general_zero_shot']:.3f}")
+    lines.append(zero_shot_line(result))
     for u in result["unanswered"]:
         lines.append(
             f"unanswered: {', '.join(u['classes'])}: {u.get('error') or 'by name: ' + ', '.join(u['by_name'])}"
         )
     return "\n".join(lines)
+
+
+def zero_shot_line(result: dict) -> str:
+    """The general model's zero-shot accuracy (over every concept) on the images of each domain."""
+    by_domain = result.get("general_zero_shot_by_domain", {})
+    return "general model zero-shot per domain: " + ", ".join(f"{d} {a:.3f}" for d, a in by_domain.items())
 
 
 def plot(result: dict, path: Path) -> None:

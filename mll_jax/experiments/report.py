@@ -237,7 +237,10 @@ def _group_name(name: str) -> str:
 
 def open_world_section(world: dict, plot: str) -> list[str]:
     """The open world's suite: each method over all tasks, each task kind and each domain (tasks within it), with
-    MLL minus each baseline and its standard error over tasks; then the noise lines."""
+    MLL minus each baseline and its standard error over tasks; then the noise lines and the general model's
+    zero-shot accuracy per domain."""
+    from mll_jax.experiments.open_world import zero_shot_line
+
     methods = list(world["summary"])
     rows = [("all", {**world, "tasks": world.get("tasks_answered", len(world.get("tasks", [])))})]
     rows += list(world["by_group"].items())
@@ -261,6 +264,7 @@ def open_world_section(world: dict, plot: str) -> list[str]:
         _table(header, table),
         "",
         *(line + "\n" for line in _noise_lines({**world, "tasks": []})),
+        *([zero_shot_line(world) + ".\n"] if "general_zero_shot_by_domain" in world else []),
         f"![open world]({plot})",
         "",
     ]
@@ -467,7 +471,10 @@ _DEMO_KEYS = (
     "summary", "stderr", "differences", "seeds", "per_seed", "unanswered", "by_name", "tasks", "hub",
     "general_regime", "general_zero_shot",
 )  # fmt: skip  # the Fashion-MNIST demo's part, at the top level of the document
-_WORLD_KEYS = ("split", "seeds", "summary", "stderr", "differences", "by_group", "unanswered", "general_zero_shot")
+_WORLD_KEYS = (
+    "split", "seeds", "summary", "stderr", "differences", "by_group", "unanswered", "general_zero_shot",
+    "general_zero_shot_by_domain",
+)  # fmt: skip
 
 
 def _results_document(results_dir: Path, previous: dict | None = None) -> dict:
@@ -497,7 +504,7 @@ def _results_document(results_dir: Path, previous: dict | None = None) -> dict:
             **{k: demo[k] for k in ("general_regime", "general_zero_shot") if k in demo},
         }
     if world:
-        doc["open_world"] = {k: world[k] for k in _WORLD_KEYS} | {
+        doc["open_world"] = {k: world[k] for k in _WORLD_KEYS if k in world} | {
             "hub": {"experts": world["hub"]["experts"]},
             "tasks_answered": len(world["tasks"]),
         }
