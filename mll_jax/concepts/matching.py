@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 
@@ -33,7 +34,9 @@ from mll_jax.concepts import text, wordnet
 from mll_jax.concepts.sdag import SDAG, normalise
 from mll_jax.configs.matching import CLOSE_NODES, EMBEDDING_THRESHOLD, HYPERNYM_STEPS, MAX_NAME_LENGTH
 
-__all__ = ["Match", "check_name", "match", "match_one", "nearest_by_meaning"]
+__all__ = ["Match", "check_name", "declared_node", "match", "match_one", "nearest_by_meaning"]
+
+_SYNSET_NAME = re.compile(r"^[^\s.]+(\.[^\s.]+)*\.n\.\d{2}$")  # 'tench.n.01', 'st._bernard.n.01'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,14 @@ def match_one(sdag: SDAG, name: str, context: tuple[str, ...] = ()) -> Match:
     if context and found.covered and found.how != "embedding":
         found = _in_context(sdag, found, normalise(name), tuple(c for c in context if c != name))
     return found
+
+
+def declared_node(sdag: SDAG, name: str) -> str | None:
+    """The node a model's declared head name means: a WordNet synset name ('sandal.n.01', as pretrained ImageNet
+    heads declare theirs) exactly, the node itself or none; any other name by the rules above."""
+    if _SYNSET_NAME.match(name):
+        return name if name in sdag.graph else None
+    return match_one(sdag, name).node
 
 
 def _in_context(sdag: SDAG, found: Match, key: str, context: tuple[str, ...]) -> Match:

@@ -160,7 +160,7 @@ def declared_candidates(hub: Hub, classes) -> list[list[Candidate]]:
     for m in hub.ids("expert"):
         if exclusion(hub, m):
             continue
-        nodes = [matching.match_one(sdag, h).node for h in hub.entry(m).heads]
+        nodes = [matching.declared_node(sdag, h) for h in hub.entry(m).heads]
         concepts = [sdag.concepts_under(v) if v else frozenset() for v in nodes]
         for k, cls in enumerate(classes):
             others = frozenset().union(*(c.concepts for c in classes if c is not cls))

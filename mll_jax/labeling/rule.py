@@ -109,7 +109,7 @@ def record(
     """A model's label record from its store probabilities [N, H] and declared head names; with `steps` (the
     hub's `LabelRule.region_steps`) also the region its heads may fire in."""
     num_concepts = len(sdag.concept_nodes)
-    nodes = [matching.match_one(sdag, name).node or "" for name in declared]
+    nodes = [matching.declared_node(sdag, name) or "" for name in declared]
     probs = probs.astype(np.float16)  # the label cache; everything below derives from it
     out = {
         "probs": probs,

