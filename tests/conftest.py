@@ -31,17 +31,20 @@ def pytest_addoption(parser):
     parser.addoption("--hub-backend", choices=("sqlite", "postgresql"), default="sqlite", help="where hubs keep rows")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     # Under `pytest -n --dist loadgroup` a group (a file's tests that need the demo hub, or those that do not) runs
-    # on one worker, groups in order: the hub-free ones first, so while one worker builds the hub the other works;
-    # then the files with slow tests, so that no long test starts last.
-    needs_hub = {item: "sqlite_hub_path" in item.fixturenames for item in items}
+    # on one worker, so a file's session fixtures are built once. pytest-xdist turns these marks into groups by
+    # rewriting each test's `_nodeid`, which pytest 9 no longer reads: the test extra pins pytest 8.
+    needs_hub = "sqlite_hub_path" in item.fixturenames
+    group = f"{item.path.relative_to(item.config.rootpath)}{'' if needs_hub else ' (no hub)'}"
+    item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_modifyitems(config, items):
+    # Groups in order: the hub-free ones first, so while one worker builds the hub the other works; then the files
+    # with slow tests, so that no long test starts last.
     slow_files = {item.path for item in items if "slow" in item.keywords}
-    items.sort(key=lambda item: (needs_hub[item], item.path not in slow_files))
-    for item in items:
-        group = f"{item.path.relative_to(config.rootpath)}{'' if needs_hub[item] else ' (no hub)'}"
-        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: ("sqlite_hub_path" in item.fixturenames, item.path not in slow_files))
     if config.getoption("--hub-backend") == "postgresql":
         for item in items:
             if "sqlite_only" in item.keywords:

@@ -110,7 +110,7 @@ def add_demo(sub) -> None:
     demo.add_argument(
         "--tasks",
         type=int,
-        help="run only this many of the suite's tasks (fashion: spread evenly over it; open: its first; default: all)",
+        help="run only this many of the suite's tasks, spread evenly over it (default: all)",
     )
     demo.add_argument("--seeds", type=int, help="selection seeds 0..N-1 (default: 3 open, 5 fashion)")
     demo.add_argument("--experts", type=int, help="open world: experts of the generated hub (default: 512)")
@@ -187,7 +187,7 @@ def add_experiment(sub) -> None:
         "--hub-seed", type=int, default=0, help="the hub generator's seed (0: reported; 1: the development hub)"
     )
     world.add_argument("--seeds", type=int, default=3, help="selection seeds 0..N-1 (default: 3)")
-    world.add_argument("--tasks", type=int, help="run only the suite's first this many tasks (default: all 60)")
+    world.add_argument("--tasks", type=int, help="only this many of the suite's tasks, spread evenly (default: all 60)")
     world.add_argument(
         "--oracle", action="store_true", help="also train each task's oracle (about half an hour for the suite)"
     )

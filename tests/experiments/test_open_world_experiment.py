@@ -19,11 +19,16 @@ pytestmark = pytest.mark.slow
 EXPERTS, TASKS = 12, 4
 
 
-@pytest.fixture(scope="session")  # once per worker, whichever of this file's tests it runs
-def small_world(tmp_path_factory):
+@pytest.fixture(scope="session")
+def small_world():
+    """Built once in the test cache, as the demo hub is: a worker that meets it second waits, then finds it built
+    (pytest-xdist may run this file's tests on both workers); no test changes it."""
+    from mll_jax import paths
+
     general = dataclasses.replace(open_world_hub.GENERAL, epochs=2)  # the path, not the model's quality
-    path = tmp_path_factory.mktemp("open_world") / "hub"
-    hub = open_world.build_hub(path, EXPERTS, open_world_hub.DEVELOPMENT_SEED, general, progress=False)
+    path = paths.cache_dir() / "small_open_world" / "hub"
+    with paths.exclusive(path.parent):
+        hub = open_world.build_hub(path, EXPERTS, open_world_hub.DEVELOPMENT_SEED, general, progress=False)
     return hub, open_world.run(hub, "dev", seeds=(0,), tasks=TASKS)
 
 
