@@ -30,11 +30,9 @@ def _run_open_world_demo(args) -> None:
     from mll_jax.hub import Hub
 
     experts = args.experts or 512
-    if args.hub != str(paths.default_hub()) and Path(args.hub).exists():
-        hub = Hub.open(args.hub)
-    else:
-        path = Path(args.hub) if args.hub != str(paths.default_hub()) else open_world.hub_path(experts, seed=0)
-        hub = open_world.build_hub(path, experts, seed=0)
+    named = args.hub != str(paths.default_hub())
+    path = Path(args.hub) if named else open_world.hub_path(experts, seed=0)
+    hub = Hub.open(path) if named and path.exists() else open_world.build_hub(path, experts, seed=0)
     methods = open_world.METHODS if args.oracle else open_world.METHODS_WITHOUT_ORACLE
     result = open_world.run(hub, args.split, tuple(range(3 if args.seeds is None else args.seeds)), methods, args.tasks)
     show(args, result, open_world.table(result), open_world.plot)

@@ -25,22 +25,17 @@ def _run_build(args) -> None:
 
 def _run_add_pretrained(args) -> None:
     from mll_jax import labeling
+    from mll_jax.concepts import matching
     from mll_jax.zoo import pretrained
 
     hub = open_hub(args)
     model_id = pretrained.add_pretrained(hub, args.name, args.id)
-    declared = sum(node is not None for node in _declared_nodes(hub, model_id))
+    declared = sum(matching.declared_node(hub.sdag, h) is not None for h in hub.entry(model_id).heads)
     print(f"added {model_id} to hub {hub.path}: 1000 ImageNet heads, {declared} of them declared an SDAG node")
     if not args.no_label:
         labeling.label(hub, batch_size=args.batch_size)
         heads = [h for h in labeling.head_labels(hub, model_id) if h.concepts]
         print(f"labelled: {len(heads)} of its heads fire on store concepts")
-
-
-def _declared_nodes(hub, model_id: str) -> list:
-    from mll_jax.concepts import matching
-
-    return [matching.declared_node(hub.sdag, h) for h in hub.entry(model_id).heads]
 
 
 def _run_list(args) -> None:

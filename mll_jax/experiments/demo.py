@@ -58,7 +58,7 @@ def run(hub_path: Path, tasks=None, seeds=SEEDS, split: str = "test") -> dict:
         "seconds": seconds,
         "hub": {"path": str(hub_path), "experts": len(hub.ids("expert")), "general": hub.general_id},
         "general_regime": evaluation.regime(hub),
-        "general_zero_shot": evaluation.zero_shot(hub, dataset),
+        "general_zero_shot": evaluation.zero_shot(hub, dataset, probs),
         "mislabelled": [
             {"model": h.model, "head": h.head, "declared": h.declared, "measured": list(h.nodes)}
             for h in labeling.mislabel_report(hub)

