@@ -16,6 +16,7 @@ import math
 import jax
 from flax import nnx
 
+from mll_jax.nets import ops
 from mll_jax.nets.registry import register
 
 __all__ = ["STAGES", "VARIANTS", "ConvBN", "EfficientNetLite", "MBConv", "stage_layout"]
@@ -71,9 +72,11 @@ class ConvBN(nnx.Module):
             use_bias=False, rngs=rngs,
         )  # fmt: skip
         self.norm = nnx.BatchNorm(outputs, use_running_average=True, epsilon=EPSILON, rngs=rngs)
+        self.stride, self.groups = stride, groups
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.norm(self.conv(x))
+        # the Conv module holds the parameters (the checkpoint layout); ops.conv2d applies them (fast on CPU too)
+        return self.norm(ops.conv2d(x, self.conv.kernel[...], None, self.stride, "SAME", self.groups))
 
 
 class MBConv(nnx.Module):

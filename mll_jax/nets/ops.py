@@ -15,20 +15,33 @@ def unit_norm(x: jax.Array) -> jax.Array:
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: str | int) -> jax.Array:
-    """A 2-D convolution of NHWC `x` with an HWIO `kernel`, `padding` "SAME", "VALID" or PyTorch's symmetric int.
+def conv2d(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: str | int, groups: int = 1
+) -> jax.Array:
+    """A 2-D convolution of NHWC `x` with an HWIO `kernel`, `padding` "SAME", "VALID" or PyTorch's symmetric int;
+    `groups` 1 (dense) or the channel count (depthwise, `kernel` k x k x 1 x C).
 
-    XLA's convolution, except on CPU: there it is one matmul over the kernel's
-    strided slices of the padded input, the same sums in another order. XLA's CPU
-    convolution gradients made a training step of the demo's CNNs 9x slower, and
-    its forward pass 1.8x slower under vmap (both measured at batch 128-512).
+    XLA's convolution, except on CPU: there a dense one is one matmul over the
+    kernel's strided slices of the padded input, and a depthwise one a sum of those
+    slices scaled per channel: the same sums in another order. XLA's CPU convolution
+    gradients made a training step of the demo's CNNs 9x slower, and its forward
+    pass 1.8x slower under vmap (both measured at batch 128-512); its depthwise
+    convolutions ran 12-40x slower than the sum of slices, and its 1x1 ones 1.3-6x
+    slower than the matmul (EfficientNet-Lite0's layers at batch 32, 224 px).
     """
+    channels = x.shape[-1]
+    if groups not in (1, channels) or (groups > 1 and kernel.shape[2:] != (1, channels)):
+        raise ValueError(
+            f"conv2d takes groups 1 or {channels} (depthwise, a kernel of shape (k, k, 1, {channels})); "
+            f"got groups {groups} with a kernel of shape {kernel.shape}"
+        )
     pads = tuple(_pads(size, kernel.shape[i], stride, padding) for i, size in enumerate(x.shape[1:3]))
+    on_cpu = _depthwise_by_slices if groups > 1 else _by_slices
     y = jax.lax.platform_dependent(
         x,
         kernel,
-        cpu=functools.partial(_by_slices, stride=stride, pads=pads),
-        default=functools.partial(_by_xla, stride=stride, pads=pads),
+        cpu=functools.partial(on_cpu, stride=stride, pads=pads),
+        default=functools.partial(_by_xla, stride=stride, pads=pads, groups=groups),
     )
     return y if bias is None else y + bias
 
@@ -45,18 +58,32 @@ def _pads(size: int, k: int, stride: int, padding: str | int) -> tuple[int, int]
     raise ValueError(f"padding must be 'SAME', 'VALID' or an int, got {padding!r}")
 
 
-def _by_xla(x, kernel, *, stride, pads):
+def _by_xla(x, kernel, *, stride, pads, groups):
     dims = ("NHWC", "HWIO", "NHWC")
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pads, dimension_numbers=dims)
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), pads, dimension_numbers=dims, feature_group_count=groups
+    )
 
 
-def _by_slices(x, kernel, *, stride, pads):
-    kh, kw, c_in, c_out = kernel.shape
-    x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+def _slices(x, kh: int, kw: int, stride: int, pads) -> list[jax.Array]:
+    """The padded input's strided slices, one per kernel position (row-major)."""
+    if pads != ((0, 0), (0, 0)):
+        x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     out_h, out_w = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
-    slices = [
+    return [
         x[:, i : i + stride * (out_h - 1) + 1 : stride, j : j + stride * (out_w - 1) + 1 : stride, :]
         for i in range(kh)
         for j in range(kw)
     ]
-    return jnp.concatenate(slices, axis=-1) @ kernel.reshape(kh * kw * c_in, c_out)
+
+
+def _by_slices(x, kernel, *, stride, pads):
+    kh, kw, c_in, c_out = kernel.shape
+    slices = _slices(x, kh, kw, stride, pads)
+    return (slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)) @ kernel.reshape(kh * kw * c_in, c_out)
+
+
+def _depthwise_by_slices(x, kernel, *, stride, pads):
+    kh, kw = kernel.shape[:2]
+    weights = kernel.reshape(kh * kw, -1)
+    return sum(s * w for s, w in zip(_slices(x, kh, kw, stride, pads), weights))

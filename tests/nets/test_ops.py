@@ -47,3 +47,22 @@ def test_conv2d_in_bfloat16_and_under_vmap():
 def test_conv2d_names_a_padding_it_does_not_know():
     with pytest.raises(ValueError, match="padding must be 'SAME', 'VALID' or an int, got 'FULL'"):
         ops.conv2d(jnp.zeros((1, 8, 8, 1)), jnp.zeros((3, 3, 1, 2)), None, 1, "FULL")
+
+
+# EfficientNet-Lite's depthwise convolutions: 3x3 and 5x5, stride 1 and 2, even and odd sizes
+@pytest.mark.parametrize("size, k, stride", [(14, 3, 1), (15, 5, 2), (8, 5, 1), (7, 3, 2)])
+def test_depthwise_conv2d_equals_xla_grouped_convolution(size, k, stride):
+    rng = np.random.default_rng(size * 100 + k * 10 + stride)
+    x = jnp.asarray(rng.normal(size=(2, size, size, 6)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, 1, 6)), jnp.float32)
+    ours = jax.jit(lambda x, w: ops.conv2d(x, w, None, stride, "SAME", groups=6))(x, kernel)
+    reference = jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=6
+    )
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_conv2d_refuses_groups_it_does_not_compute():
+    with pytest.raises(ValueError, match=r"groups 1 or 4 \(depthwise"):
+        ops.conv2d(jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 2, 4)), None, 1, "SAME", groups=2)
