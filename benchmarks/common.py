@@ -17,12 +17,16 @@ MIN_REPEATS = 5  # the command lines refuse fewer: medians of fewer say little
 
 
 def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, list[float]], dict]:
-    """Each side's wall times over `repeats` rounds, the sides run in turn in every round (A, B, A, B, ...) so a
-    change in the machine's load hits all alike; and each side's output of its warm-up call (which compiles)."""
+    """Each side's wall times over `repeats` rounds, the sides run in turn in every round so a change in the
+    machine's load hits all alike, their order rotated each round (A, B, C; B, C, A; ...) so no side always
+    follows the same one (PyTorch's OpenMP threads spin on for a while after a forward, slowing whatever runs
+    next); and each side's output of its warm-up call (which compiles)."""
     outputs = {name: jax.block_until_ready(fn()) for name, fn in sides.items()}
     times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(repeats):
-        for name, fn in sides.items():
+    order = list(sides.items())
+    for round_ in range(repeats):
+        shift = round_ % len(order)
+        for name, fn in order[shift:] + order[:shift]:
             start = time.perf_counter()
             jax.block_until_ready(fn())
             times[name].append(time.perf_counter() - start)

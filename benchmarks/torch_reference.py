@@ -86,22 +86,48 @@ def to_torch_on_backbone(backbone: nnx.Module, heads: nnx.Module) -> nn.Module:
 
 
 def reference_probabilities(
-    torch_models: list[nn.Module], images: np.ndarray, mean: float, std: float, batch_size: int = 32
+    torch_models: list[nn.Module],
+    images: np.ndarray,
+    mean: float,
+    std: float,
+    batch_size: int = 32,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
 ) -> list[np.ndarray]:
     """Published-style loop: per model, per batch, uint8 NHWC -> NCHW float, normalise, forward, softmax."""
     results = []
     for model in torch_models:
         with torch.no_grad():
-            outs = [F.softmax(model(x), dim=1) for x in _inputs(images, mean, std, batch_size)]
+            batches = _inputs(images, mean, std, batch_size, dtype, channels_last)
+            outs = [F.softmax(model(x).float(), dim=1) for x in batches]
         results.append(torch.cat(outs).cpu().numpy().astype(np.float32))
     return results
 
 
-def _inputs(images: np.ndarray, mean: float, std: float, batch_size: int):
-    """uint8 NHWC images -> normalised NCHW float batches, as published code feeds its models."""
+def _inputs(
+    images: np.ndarray,
+    mean: float,
+    std: float,
+    batch_size: int,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+):
+    """uint8 NHWC images -> normalised NCHW batches of `dtype`, as published code feeds its models (in
+    channels-last memory with `channels_last`)."""
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(images[start : start + batch_size]).to(DEVICE).permute(0, 3, 1, 2).float()
-        yield (x / 255.0 - mean) / std
+        x = ((x / 255.0 - mean) / std).to(dtype)
+        yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def efficientnet_lite(name: str, checkpoint, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The reference PyTorch EfficientNet-Lite (`efficientnet_lite_pytorch`) with the state_dict at `checkpoint`,
+    eval mode, channels-last memory (oneDNN's faster layout for it on CPU), in `dtype`."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name(name)
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    return model.eval().to(DEVICE, dtype=dtype, memory_format=torch.channels_last)
 
 
 def vmap_ensemble(torch_models: list[nn.Module]):

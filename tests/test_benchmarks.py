@@ -69,11 +69,13 @@ def test_every_ratio_compares_equal_batches_and_dispatches(rows, images):
         assert row["max_abs_diff_plain"] < 1e-5
 
 
-def test_interleaved_alternates_the_sides_and_keeps_every_repeat():
+def test_interleaved_alternates_the_sides_in_rotated_order_and_keeps_every_repeat():
     calls = []
-    times, outputs = tp.interleaved({"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2}, 3)
-    assert calls == ["a", "b"] * 4  # a warm-up call each, then three rounds
-    assert outputs == {"a": 1, "b": 2} and [len(t) for t in times.values()] == [3, 3]
+    sides = {name: (lambda name=name: calls.append(name) or name) for name in "abc"}
+    times, outputs = tp.interleaved(sides, 3)
+    # a warm-up call each, then three rounds, each starting one side later: no side always follows the same one
+    assert "".join(calls) == "abc" + "abc" + "bca" + "cab"
+    assert outputs == {"a": "a", "b": "b", "c": "c"} and [len(t) for t in times.values()] == [3, 3, 3]
 
 
 def test_torch_ratio_only_at_the_engines_batch_and_dispatch(images):

@@ -34,8 +34,15 @@ def _run_add_pretrained(args) -> None:
     print(f"added {model_id} to hub {hub.path}: 1000 ImageNet heads, {declared} of them declared an SDAG node")
     if not args.no_label:
         labeling.label(hub, batch_size=args.batch_size)
-        heads = [h for h in labeling.head_labels(hub, model_id) if h.concepts]
-        print(f"labelled: {len(heads)} of its heads fire on store concepts")
+        met = labeling.declared_synsets(hub, model_id)
+        print(
+            f"labelled: {met['heads_that_fire']} of its heads fire on store concepts, {met['fired_heads_agreeing']} "
+            f"of them only on concepts related to their ImageNet class in WordNet, {met['fired_heads_disagreeing']} "
+            f"on none; {met['heads_with_store_concepts']} of the 1000 ImageNet classes are related to a store "
+            f"concept, {met['heads_declared_as_a_store_concept']} are one"
+        )
+        for line in met["disagreeing"]:
+            print(f"  disagrees: {line}")
 
 
 def _run_list(args) -> None:

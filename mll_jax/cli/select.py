@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 from mll_jax.cli.common import command, open_hub
+from mll_jax.configs.selection import COSTS, SelectionConfig, SolverConfig
 
 __all__ = ["add_select", "add_warmup"]
 
 
 def _run_select(args) -> None:
     from mll_jax import selection
-    from mll_jax.configs.selection import SelectionConfig, SolverConfig
 
     hub = open_hub(args)
-    config = SelectionConfig(solver=SolverConfig(max_models=args.max_models))
+    solver = SolverConfig(max_models=args.max_models)
+    if args.cost_weight is not None:
+        solver = dataclasses.replace(solver, cost_weight=args.cost_weight)
+    config = SelectionConfig(cost=args.cost, solver=solver)
     sel = selection.select(hub, args.names, config=config, seed=args.seed)
     print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
     if args.plot:
@@ -54,5 +58,12 @@ def add_select(sub) -> None:
     select.add_argument("--json", action="store_true", help="print the selection as JSON")
     select.add_argument("--explain", action="store_true", help="also show every candidate weighed and the calibration")
     select.add_argument("--max-models", type=int, help="use at most this many distinct models")
+    select.add_argument(
+        "--cost", choices=COSTS, default=SelectionConfig.cost,
+        help="what a model costs: params (relative to the hub's largest) or flops (GFLOP an image, measured)",
+    )  # fmt: skip
+    select.add_argument(
+        "--cost-weight", type=float, help=f"weight of the cost term (default {SolverConfig.cost_weight}; 0: free)"
+    )
     select.add_argument("--plot", help="draw the selection on the SDAG (PNG) to this path")
     select.add_argument("--seed", type=int, default=0)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["SelectionConfig", "SolverConfig", "WARMUP_CLASSES"]
+__all__ = ["COSTS", "SelectionConfig", "SolverConfig", "WARMUP_CLASSES"]
 
 # `warmup` prepares the programs of tasks of up to this many classes (buckets 4, 8 and 16), so that a task
 # of every Fashion-MNIST class (10) or of a user's longer list compiles nothing in a new process.
 WARMUP_CLASSES = 16
+COSTS = ("params", "flops")  # what CHCO's cost term can charge a model for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +71,14 @@ class SelectionConfig:
     # Tasks are padded to these class counts (then powers of two): every bucket is one program to trace, compile and
     # load, which costs more than the padding's compute for a typical suite (`benchmarks/programs.py`).
     class_buckets: tuple[int, ...] = (4, 8)
+    # What CHCO's cost term charges a model for (`SolverConfig.cost_weight` per unit): "params", its parameters over
+    # the hub's largest model's (what every reported result used); "flops", XLA's count of one image's forward pass
+    # in GFLOP (a real running cost: `nets.forward_flops`).
+    cost: str = "params"
     solver: SolverConfig = SolverConfig()
 
     def __post_init__(self):
+        if self.cost not in COSTS:
+            raise ValueError(f"cost must be one of {COSTS}, got {self.cost!r}")
         # JSON gives lists; the buckets are read in order.
         object.__setattr__(self, "class_buckets", tuple(sorted(self.class_buckets)))

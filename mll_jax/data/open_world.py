@@ -12,7 +12,7 @@ import numpy as np
 from mll_jax.configs.open_world import SPLITS, STYLE_SPLITS
 from mll_jax.data import augment, datasets
 
-__all__ = ["split"]
+__all__ = ["sources", "split"]
 
 
 def _source(source: str) -> datasets.Dataset:
@@ -41,3 +41,11 @@ def split(name: str, views: int = 0, seed: int = 0) -> datasets.Dataset:
     all_images = np.concatenate([images, *drawn])
     all_images.setflags(write=False)
     return datasets.Dataset(all_images, np.tile(labels, views + 1), parts[0].classes, f"open_world:{name}")
+
+
+def sources(name: str, views: int = 0) -> np.ndarray:
+    """Which style each row of `split(name, views)` comes from ("emoji:openmoji", "photos", ...)."""
+    if name not in SPLITS:
+        raise ValueError(f"unknown open-world split {name!r}; use one of {list(SPLITS)}")
+    names = np.concatenate([np.full(len(_source(s)), s, dtype=object) for s in STYLE_SPLITS[name]])
+    return np.tile(names, views + 1)

@@ -24,7 +24,7 @@ from mll_jax.data import datasets, open_world
 from mll_jax.data.cuts import split_indices
 from mll_jax.data.preprocess import to_shape
 
-__all__ = ["CANVAS_SPLITS", "catalog", "load", "on_canvas"]
+__all__ = ["CANVAS_SPLITS", "catalog", "load", "on_canvas", "sources"]
 
 CANVAS_SPLITS = ("store", "pool", "development", "test")
 _CANVAS_BATCH = 4096
@@ -87,3 +87,13 @@ def load(name: str, spec: StoreSpec = STORE_SPEC, views: int = VIEWS) -> dataset
     images = np.concatenate([p[0] for p in parts])
     images.setflags(write=False)
     return datasets.Dataset(images, np.concatenate([p[1] for p in parts]), classes, f"open_world:{name}")
+
+
+def sources(name: str, spec: StoreSpec = STORE_SPEC, views: int = VIEWS) -> np.ndarray:
+    """Which source or style each row of `load(name, spec, views)` comes from ("photos", "emoji:openmoji",
+    "mnist", ...): the rows of one domain's pictures, such as the test split's photographs."""
+    if name not in CANVAS_SPLITS:
+        raise ValueError(f"the open world has no split {name!r}; use one of {list(CANVAS_SPLITS)}")
+    styles = open_world.sources(name, 0 if name == "test" else views)
+    by_image = [np.full(len(_by_image(source, name, spec)), source, dtype=object) for source in BY_IMAGE]
+    return np.concatenate([styles, *by_image])

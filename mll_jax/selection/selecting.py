@@ -124,7 +124,7 @@ def _solve(
         for start, stop in chunks(len(members), size):
             part = members[start:stop]
             problems = [
-                build_problem(hub, matched[t], cands[t], config.samples_per_class, seed, shape)._replace(
+                build_problem(hub, matched[t], cands[t], config.samples_per_class, seed, shape, config.cost)._replace(
                     name_hash=task_lib.name_hash(tasks[t])
                 )
                 for t in part
@@ -176,7 +176,7 @@ def brute_force(
     counts = [len(cs) for cs in cands]
     if int(np.prod(counts)) > limit:
         raise ValueError(f"{int(np.prod(counts))} combinations exceed the brute-force limit {limit}")
-    problem = with_scores(build_problem(hub, classes, cands, config.samples_per_class, seed))
+    problem = with_scores(build_problem(hub, classes, cands, config.samples_per_class, seed, cost=config.cost))
     picks = pad_picks(np.array(list(itertools.product(*[range(n) for n in counts])), np.int32))
     result = jax.device_get(programs.compiled_call(chco.brute_force, problem, picks, config=config.solver))
     return _make_selection(hub, classes, cands, result)
@@ -186,7 +186,7 @@ def fixed_selection(
     hub: Hub, classes, cands, pick: list[int], seed: int = 0, config: SelectionConfig = SelectionConfig()
 ) -> Selection:
     """A selection of the given candidate per class, with temperatures and biases calibrated (baselines)."""
-    problem = with_scores(build_problem(hub, classes, cands, seed=seed))
+    problem = with_scores(build_problem(hub, classes, cands, seed=seed, cost=config.cost))
     picks = np.zeros(problem.cand_mask.shape[0], np.int32)
     picks[: len(pick)] = pick
     result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, picks, config=config.solver))

@@ -86,3 +86,20 @@ def test_the_open_world_store_holds_every_domain_on_one_canvas_under_one_concept
     assert max(zeros) < POOL_PER_CLASS and (pool.labels == index["zero.n.02"]).sum() == sum(zeros)  # under the cap
     with pytest.raises(ValueError, match="no split 'validation'"):
         world.load("validation")
+
+
+def test_each_row_of_a_split_names_the_style_or_source_it_came_from():
+    from mll_jax.configs.open_world import BY_IMAGE
+    from mll_jax.data import world
+
+    test, sources = world.load("test"), world.sources("test")
+    assert len(sources) == len(test) and set(sources) == set(STYLE_SPLITS["test"]) | set(BY_IMAGE)
+    photos = datasets.load("photos", "test")
+    rows = sources == "photos"  # the photographs of concepts the world has, as drawn
+    assert 0 < rows.sum() <= len(photos)
+    assert set(np.asarray(test.synsets)[test.labels[rows]]) <= set(photos.synsets)
+    assert (np.asarray(test.synsets)[test.labels[sources == "mnist"]] != "trouser.n.01").all()
+    views = open_world.sources("store", VIEWS)
+    assert len(views) == len(open_world.split("store", VIEWS)) and set(views) == set(STYLE_SPLITS["store"])
+    with pytest.raises(ValueError, match="no split 'validation'"):
+        world.sources("validation")

@@ -158,3 +158,22 @@ def test_growth_over_the_open_world_nests_hubs_by_its_rule_and_ends_at_the_whole
     assert set(grown["by_group"]) >= {"all", "kind:mixed"} and len(grown["by_group"]["all"]) == 2
     open_world.growth_plot(grown, tmp_path / "growth.png")
     assert (tmp_path / "growth.png").stat().st_size > 10_000 and "kind:mixed" in open_world.growth_table(grown)
+
+
+def test_a_pretrained_imagenet_expert_labelled_on_the_open_world_store(small_world, tmp_path):
+    """EfficientNet-Lite0 (issue 31 item 3) on the open world's store (emoji, Fashion-MNIST, digits, drawn at
+    224x224): the heads that fire mostly fire on concepts related to their ImageNet class in WordNet, those that do
+    not are in the mislabel report, and the report says how many of the 1,000 classes meet the store at all."""
+    from mll_jax.zoo import pretrained
+
+    hub = small_world[0].copy(tmp_path / "hub")
+    pretrained.add_pretrained(hub, "efficientnet-lite0")
+    assert labeling.label(hub, progress=False) == ["efficientnet-lite0"]  # the others keep their records
+    met = labeling.declared_synsets(hub, "efficientnet-lite0")
+    assert met["heads"] == 1000 and met["heads_declared_as_a_store_concept"] >= 100
+    assert met["heads_with_store_concepts"] > 3 * met["heads_declared_as_a_store_concept"]  # hyponyms: 'tabby'
+    assert met["heads_that_fire"] >= 10 and met["fired_heads_agreeing"] > met["fired_heads_disagreeing"]
+    reported = {f"{h.declared} -> {', '.join(h.concepts)}" for h in labeling.mislabel_report(hub)}
+    assert set(met["disagreeing"]) <= reported
+    with pytest.raises(ValueError, match="declares heads by name"):
+        labeling.declared_synsets(hub, hub.ids("expert")[0])

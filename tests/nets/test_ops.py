@@ -66,3 +66,17 @@ def test_depthwise_conv2d_equals_xla_grouped_convolution(size, k, stride):
 def test_conv2d_refuses_groups_it_does_not_compute():
     with pytest.raises(ValueError, match=r"groups 1 or 4 \(depthwise"):
         ops.conv2d(jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 2, 4)), None, 1, "SAME", groups=2)
+
+
+def test_forward_flops_are_xlas_count_from_the_architecture_alone():
+    from mll_jax import nets
+
+    # a linear layer of 10 inputs and 3 heads: 2 * 10 * 3 multiply-adds and 3 bias additions an image
+    assert nets.forward_flops("linear", {"in_features": 10}, 3, (10,)) == 63
+    # EfficientNet-Lite0 at 224x224: about 0.4 G multiply-adds, as published (407 M), counted twice
+    lite0 = nets.forward_flops("efficientnet_lite", {"width": 1.0, "depth": 1.0}, 1000, (224, 224, 3))
+    assert 0.78e9 < lite0 < 0.84e9
+    features = nets.forward_flops("efficientnet_lite", {"width": 1.0, "depth": 1.0}, 1000, (224, 224, 3), True)
+    assert lite0 - features == pytest.approx(2 * 1280 * 1000 + 1000, rel=0.01)  # the heads' matmul
+    with pytest.raises(ValueError, match="unknown architecture 'nope'"):
+        nets.forward_flops("nope", {}, 3, (10,))
