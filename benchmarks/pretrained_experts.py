@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 
 import numpy as np
@@ -150,7 +151,12 @@ def main() -> None:
     args = parser.parse_args()
     base = open_world.build_hub(open_world.hub_path(512, 0))
     hub, seconds = with_pretrained(base, args.models)
-    result = {"store_images": len(hub.store.images), "label_seconds": seconds, "labels": {}}
+    result = {
+        "command": " ".join(["python benchmarks/pretrained_experts.py", *sys.argv[1:]]),
+        "store_images": len(hub.store.images),
+        "label_seconds": seconds,
+        "labels": {},
+    }
     for name in args.models:
         result["labels"][name] = labeling.declared_synsets(hub, name) | {
             "mislabel_report": sum(h.model == name for h in labeling.mislabel_report(hub))

@@ -143,3 +143,17 @@ def test_open_world_labels_measures_the_rule_on_the_development_split(hub, tmp_p
     plain, region = result["rules"]["r >= 0.5"], result["rules"]["r >= 0.5, declared region"]
     assert region["labels"] < plain["labels"] and region["recall"] <= plain["recall"]
     assert region["precision"] > 10 * plain["precision"], (plain, region)
+
+
+def test_pretrained_rows_time_a_real_imagenet_model_on_every_side_alike():
+    """EfficientNet-Lite0 from its wheel: the engine, the plain loop and PyTorch at one batch size and dtype, one
+    batch a dispatch, the same probabilities (the converter's parity, through each side's own path)."""
+    pytest.importorskip("torch")
+    (row,) = tp.pretrained(["efficientnet-lite0"], [8], ["float32"], repeats=1, peaks={"float32": 1e12})
+    assert row["model"] == "efficientnet-lite0" and row["rows_per_dispatch"] == row["batch"] == 8
+    assert row["images"] == tp.PRETRAINED_IMAGES and all(len(t) == 1 for t in row["times_s"].values())
+    assert row["max_abs_diff_torch"] < 1e-4 and row["top1_agreement_torch"] == 1.0
+    assert 0.78e9 < row["flops_per_image"] < 0.84e9 and 0 < row["roofline_fraction"] < 1
+    doc = {"backend": "cpu:cpu", "matmul_gflop_per_s": {"float32": 1000.0}, "rows": [row]}
+    text = "\n".join(report.pretrained_section(doc))
+    assert "Pretrained ImageNet models" in text and f"{row['engine_vs_torch']:.2f}" in text
