@@ -58,7 +58,7 @@ def with_pretrained(base: Hub, models: list[str]) -> tuple[Hub, dict[str, float]
     for name in models:
         if name not in hub.entries:
             pretrained.add_pretrained(hub, name)
-        if hub.unlabelled() and name in hub.unlabelled():
+        if name in hub.unlabelled():
             start = time.perf_counter()
             labeling.label(hub, [name])
             seconds[name] = time.perf_counter() - start

@@ -415,7 +415,7 @@ def pretrained(
                 count = max(batch, PRETRAINED_IMAGES)
                 images = np.random.default_rng(batch).integers(0, 256, (count, *spec["shape"]), dtype=np.uint8)
                 eng = engine.Engine([member], batch_size=batch, chunk_rows=batch, dtype=dtype)
-                plain = PlainLoop([member], batch, 1, engine.runner.DTYPES[dtype])
+                plain = PlainLoop([member], batch, 1, runner.DTYPES[dtype])
                 torch_side = functools.partial(
                     ref.reference_probabilities, [torch_model], images, spec["mean"], spec["std"], batch,
                     torch_dtype, channels_last=True,
@@ -616,7 +616,7 @@ def main() -> None:
         help="also time these EfficientNet-Lite models (efficientnet-lite0 ...) against plain JAX and PyTorch",
     )  # fmt: skip
     parser.add_argument("--pretrained-batches", type=int, nargs="+", default=list(PRETRAINED_BATCHES))
-    parser.add_argument("--pretrained-dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--pretrained-dtypes", nargs="+", choices=list(runner.DTYPES), default=list(runner.DTYPES))
     parser.add_argument("--json", default="out/throughput.json")
     args = parser.parse_args()
     if args.repeats < MIN_REPEATS:
@@ -634,7 +634,7 @@ def main() -> None:
         rows += throughput(args.experts, args.batches, images, args.repeats, args.torch_limit, peak, table)
         save(result, args.json)  # each table as it ends: a run stopped early keeps what it measured
     if args.pretrained:
-        peaks = {d: matmul_peak(args.repeats, engine.runner.DTYPES[d]) for d in args.pretrained_dtypes}
+        peaks = {d: matmul_peak(args.repeats, runner.DTYPES[d]) for d in args.pretrained_dtypes}
         print("dense matmul peak per dtype:", {d: f"{p / 1e9:.1f} GFLOP/s" for d, p in peaks.items()})
         print(" | ".join(k for k, _ in PRETRAINED_COLUMNS))
         result["pretrained"] = {

@@ -96,7 +96,8 @@ def declared_synsets(hub: Hub, model_id: str, examples: int = 12) -> dict:
     if not all(".n." in h.declared for h in heads):
         raise ValueError(f"model {model_id!r} declares heads by name, not by WordNet synset; see mislabel_report")
     concepts = hub.sdag.concept_nodes
-    exact = [h for h in heads if h.declared in set(concepts)]
+    store = frozenset(concepts)
+    exact = [h for h in heads if h.declared in store]
     fired = [h for h in heads if h.concepts]
     agreeing = [h for h in fired if all(_related(h.declared, c) for c in h.concepts)]
     disagreeing = [h for h in fired if not any(_related(h.declared, c) for c in h.concepts)]
