@@ -16,17 +16,26 @@ import jax
 MIN_REPEATS = 5  # the command lines refuse fewer: medians of fewer say little
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """Orders of `n` sides in which every side runs right after every other one equally often (a Williams
+    design: n orders for even n, 2n for odd n)."""
+    base = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]  # 0, 1, n-1, 2, n-2, ...
+    rows = [[(b + i) % n for b in base] for i in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, list[float]], dict]:
-    """Each side's wall times over `repeats` rounds, the sides run in turn in every round so a change in the
-    machine's load hits all alike, their order rotated each round (A, B, C; B, C, A; ...) so no side always
-    follows the same one (PyTorch's OpenMP threads spin on for a while after a forward, slowing whatever runs
-    next); and each side's output of its warm-up call (which compiles)."""
+    """Each side's wall times over `repeats` rounds, every side run once a round so a change in the machine's load
+    hits all alike, the rounds' orders cycling through `balanced_orders` so that every side runs right after
+    every other equally often: a side run right after PyTorch's forward pass was measured up to 30 % slower
+    (EfficientNet-Lite at batch 256), so a fixed order favours whoever never follows it. Also each side's
+    output of its warm-up call (which compiles). Use a multiple of the design's length (6 for 3 sides) as
+    `repeats` for an exact balance."""
     outputs = {name: jax.block_until_ready(fn()) for name, fn in sides.items()}
     times: dict[str, list[float]] = {name: [] for name in sides}
-    order = list(sides.items())
+    items, orders = list(sides.items()), balanced_orders(len(sides))
     for round_ in range(repeats):
-        shift = round_ % len(order)
-        for name, fn in order[shift:] + order[:shift]:
+        for name, fn in (items[k] for k in orders[round_ % len(orders)]):
             start = time.perf_counter()
             jax.block_until_ready(fn())
             times[name].append(time.perf_counter() - start)

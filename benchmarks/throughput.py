@@ -448,7 +448,7 @@ def pretrained(
                     "top1_agreement_torch": float((out["engine"].argmax(1) == out["torch"].argmax(1)).mean()),
                 }
                 rows.append(row)
-                print(_pretrained_line(row), flush=True)
+                print(_line(row, PRETRAINED_COLUMNS), flush=True)
     return rows
 
 
@@ -465,10 +465,6 @@ PRETRAINED_COLUMNS = [
     ("roofline_fraction", "{:.3f}"),
     ("top1_agreement_torch", "{:.3f}"),
 ]
-
-
-def _pretrained_line(row: dict) -> str:
-    return " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, fmt in PRETRAINED_COLUMNS)
 
 
 def engine_labelling(hub, groups: list[list[str]], images: np.ndarray) -> dict[str, np.ndarray]:
@@ -593,8 +589,9 @@ COLUMNS = [
 ]
 
 
-def _line(row: dict) -> str:
-    return " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, fmt in COLUMNS)
+def _line(row: dict, columns=None) -> str:
+    """One row as the table on stdout shows it (`columns`: `COLUMNS` by default)."""
+    return " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, fmt in columns or COLUMNS)
 
 
 def main() -> None:

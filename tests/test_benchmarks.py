@@ -29,6 +29,7 @@ def _load(name: str):
 
 
 tp = _load("throughput")
+common = _load("common")
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +70,22 @@ def test_every_ratio_compares_equal_batches_and_dispatches(rows, images):
         assert row["max_abs_diff_plain"] < 1e-5
 
 
-def test_interleaved_alternates_the_sides_in_rotated_order_and_keeps_every_repeat():
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_balanced_orders_put_every_side_right_after_every_other_equally_often(n):
+    from collections import Counter
+
+    orders = common.balanced_orders(n)
+    assert all(sorted(o) == list(range(n)) for o in orders) and len(orders) == (n if n % 2 == 0 else 2 * n)
+    pairs = Counter((a, b) for o in orders for a, b in zip(o, o[1:]))
+    assert set(pairs) == {(a, b) for a in range(n) for b in range(n) if a != b} and len(set(pairs.values())) == 1
+
+
+def test_interleaved_runs_every_side_each_round_in_balanced_order_and_keeps_every_repeat():
     calls = []
     sides = {name: (lambda name=name: calls.append(name) or name) for name in "abc"}
-    times, outputs = tp.interleaved(sides, 3)
-    # a warm-up call each, then three rounds, each starting one side later: no side always follows the same one
-    assert "".join(calls) == "abc" + "abc" + "bca" + "cab"
-    assert outputs == {"a": "a", "b": "b", "c": "c"} and [len(t) for t in times.values()] == [3, 3, 3]
+    times, outputs = tp.interleaved(sides, 6)
+    assert "".join(calls) == "abc" + "".join("".join("abc"[k] for k in o) for o in common.balanced_orders(3))
+    assert outputs == {"a": "a", "b": "b", "c": "c"} and [len(t) for t in times.values()] == [6, 6, 6]
 
 
 def test_torch_ratio_only_at_the_engines_batch_and_dispatch(images):
