@@ -89,10 +89,9 @@ def photographs(hub: Hub):
     return photos, with_photos
 
 
-def photograph_tasks(hubs: dict[str, Hub], seeds, probs_by_hub: dict[str, dict]) -> dict:
-    """Every method but the oracle on the photograph tasks, per hub (`probs`: each hub's models' probabilities on
-    the photographs); MLL's paired differences."""
-    photos, tasks = photographs(next(iter(hubs.values())))
+def photograph_tasks(hubs: dict[str, Hub], photos, tasks, seeds, probs_by_hub: dict[str, dict]) -> dict:
+    """Every method but the oracle on the photograph `tasks`, per hub (`probs_by_hub`: each hub's models'
+    probabilities on `photos`); MLL's paired differences."""
     methods = open_world.METHODS_WITHOUT_ORACLE
     out = {"images": len(photos), "tasks": len(tasks), "seeds": list(seeds), "hubs": {}}
     per_task = {}
@@ -114,11 +113,10 @@ def photograph_tasks(hubs: dict[str, Hub], seeds, probs_by_hub: dict[str, dict])
     return out
 
 
-def trade_off(hub: Hub, seed: int, probs: dict, weights=COST_WEIGHTS, caps=MODEL_CAPS) -> list[dict]:
-    """MLL on the photograph tasks with CHCO charging each model its measured GFLOP per image, per cost weight,
+def trade_off(hub: Hub, photos, tasks, seed: int, probs: dict, weights=COST_WEIGHTS, caps=MODEL_CAPS) -> list[dict]:
+    """MLL on the photograph `tasks` with CHCO charging each model its measured GFLOP per image, per cost weight,
     and per cap on the models a selection uses (`max_models`): mean accuracy against the mean GFLOP an image of
     the selected models (each counted as run alone)."""
-    photos, tasks = photographs(hub)
     settings = [{"cost_weight": w, "max_models": None} for w in weights]
     settings += [{"cost_weight": SolverConfig.cost_weight, "max_models": cap} for cap in caps]
     rows = []
@@ -167,16 +165,16 @@ def main() -> None:
     print("bfloat16 against float32:", result["bfloat16"])
     save(result, args.json)
     hubs = {"reported": base, "with pretrained": hub}
-    photos, _ = photographs(base)
+    photos, tasks = photographs(base)
     probs = {label: evaluation.all_probabilities(h, photos) for label, h in hubs.items()}
-    result["photograph_tasks"] = photograph_tasks(hubs, args.seeds, probs)
+    result["photograph_tasks"] = photograph_tasks(hubs, photos, tasks, args.seeds, probs)
     save(result, args.json)
     tasks = result["photograph_tasks"]
     for label, summary in tasks["hubs"].items():
         print(label, {m: round(v, 3) for m, v in summary["summary"].items()})
     for key in ("mll_minus_mll_without", "mll_minus_patch_only"):
         print(key, tasks[key])
-    result["trade_off"] = trade_off(hub, args.seeds[0], probs["with pretrained"])
+    result["trade_off"] = trade_off(hub, photos, tasks, args.seeds[0], probs["with pretrained"])
     save(result, args.json)
     print(f"wrote {args.json}")
 
