@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mll_jax import nets
 from mll_jax.configs.selection import SelectionConfig
 from mll_jax.hub import Hub
 from mll_jax.selection import chco
@@ -126,6 +125,9 @@ def model_cost(hub: Hub, model_id: str, cost: str = SelectionConfig.cost) -> flo
         return e.params / hub.largest_params()
     if cost != "flops":
         raise ValueError(f"cost must be 'params' or 'flops', got {cost!r}")
+    from mll_jax import nets  # here, not above: the architectures bring Flax, which a selection by parameters
+    # never needs (importing it was a third of a new process's first `select`, benchmarks/first_queries.py)
+
     if e.backbone is None:
         return nets.forward_flops(e.arch, e.config, len(e.heads), e.input_spec["shape"]) / 1e9
     b = hub.backbones[e.backbone]

@@ -97,6 +97,9 @@ def _solve(
     mesh = sharding.mesh()  # tasks are split over every local device
     sizes = _chunk_sizes(chunk, mesh.shape["data"])
     max_models = config.solver.max_models
+    if len(tasks) == 1 and config.max_candidates is not None:  # its program loads while the names are matched
+        shape = _empty_chunk(class_bucket(len(tasks[0]), config), sizes[0], config, mesh)
+        programs.prefetch(programs.solve_chunk, shape, seed, config=config.solver)
     missing = hub.unlabelled()
     if missing:
         raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
@@ -156,12 +159,17 @@ def warmup(config: SelectionConfig = SelectionConfig(), chunk: int | None = None
     buckets = sorted({class_bucket(k, config) for k in range(2, WARMUP_CLASSES + 1)})
     shapes = [(K, size) for K in buckets for size in _chunk_sizes(chunk, mesh.shape["data"])]
     for K, size in tqdm(shapes, desc="preparing selection programs", disable=not progress):
-        task = empty_problem(K, config.max_candidates, config.samples_per_class)
-        stacked = sharding.shard_rows(jax.tree.map(lambda x, size=size: np.stack([x] * size), task), mesh)
+        stacked = _empty_chunk(K, size, config, mesh)
         jax.block_until_ready(programs.compiled_call(programs.solve_chunk, stacked, 0, config=config.solver))
     if text.available():
         text.prepare()
     return len(shapes)
+
+
+def _empty_chunk(K: int, size: int, config: SelectionConfig, mesh):
+    """A chunk of `size` empty tasks of the class bucket `K` (at the candidate cap), placed as a solve places it."""
+    task = empty_problem(K, config.max_candidates, config.samples_per_class)
+    return sharding.shard_rows(jax.tree.map(lambda x: np.stack([x] * size), task), mesh)
 
 
 def brute_force(

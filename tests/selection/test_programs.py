@@ -1,6 +1,7 @@
 """Stored selection programs: a new process loads them, a damaged or stale one is rebuilt, answers do not
 depend on the bucket policy; the compile cache is on by default."""
 
+import json
 import os
 import subprocess
 import sys
@@ -109,6 +110,23 @@ print(programs.count(programs.solve_chunk), exported.traced())
     # other test workers may add programs of their own meanwhile; none that was stored is written again
     after = {p.name: p.stat().st_mtime_ns for p in programs.store_dir().iterdir()}
     assert {name: after.get(name) for name in before} == before, "a stored program was traced and written again"
+
+
+def test_a_lone_query_uses_the_program_it_prefetched_and_never_imports_flax(hub, hub_path):
+    """A new process's `select` starts loading its bucket's program while it matches names; the call takes that
+    program (none left pending, one loaded) and answers as this process does; selection needs no Flax."""
+    mll.select(hub, ONE)  # stores the bucket's program if no other test has
+    code = f"""
+import json, sys, mll_jax as mll
+from mll_jax.selection import programs
+hub = mll.Hub.open({str(hub_path)!r})
+selection = mll.select(hub, {ONE!r})
+print(json.dumps([programs.count(programs.solve_chunk), programs.pending(), "flax" in sys.modules,
+                  [[(c.model, c.heads, round(c.weight, 6)) for c in cs] for cs in selection.choices]]))
+"""
+    count, waiting, flax, answer = json.loads(run_fresh(code))
+    assert (count, waiting, flax) == (1, 0, False)
+    assert [[tuple(c) for c in cs] for cs in answer] == choices(mll.select(hub, ONE))
 
 
 def test_importing_mll_jax_changes_nothing_and_its_compiling_stages_turn_the_compile_cache_on(tmp_path):
