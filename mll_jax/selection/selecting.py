@@ -98,8 +98,8 @@ def _solve(
     sizes = _chunk_sizes(chunk, mesh.shape["data"])
     max_models = config.solver.max_models
     if len(tasks) == 1 and config.max_candidates is not None:  # its program loads while the names are matched
-        shape = _empty_chunk(class_bucket(len(tasks[0]), config), sizes[0], config, mesh)
-        programs.prefetch(programs.solve_chunk, shape, seed, config=config.solver)
+        empty = _empty_chunk(class_bucket(len(tasks[0]), config), sizes[0], config, mesh)
+        programs.prefetch(programs.solve_chunk, empty, seed, config=config.solver)
     missing = hub.unlabelled()
     if missing:
         raise ValueError(f"models {missing} are not labelled; run `mll-jax label` first")
@@ -108,43 +108,61 @@ def _solve(
     matched = [[c for c in classes if not c.by_name] for classes in resolved]  # CHCO's classes (§3.5)
     solved = [t for t in range(len(tasks)) if len(matched[t]) >= 2]
     cands: list = [None] * len(tasks)
-    for t in solved:
-        cands[t] = candidates(hub, matched[t], config)
-        empty = [cls.name for cls, c in zip(matched[t], cands[t]) if not c]
-        if empty:
-            raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
+
+    def task_candidates(t: int) -> list:
+        if cands[t] is None:
+            cands[t] = candidates(hub, matched[t], config)
+            empty = [cls.name for cls, c in zip(matched[t], cands[t]) if not c]
+            if empty:
+                raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
+        return cands[t]
+
+    def bucket_of(t: int) -> tuple[int, int]:
+        if config.max_candidates is not None:  # capped: the bucket needs no candidates, which a chunk finds later
+            return class_bucket(len(matched[t]), config), config.max_candidates
+        return bucket_shape(matched[t], task_candidates(t), config)
+
     buckets: dict[tuple[int, int], list[int]] = {}
     for t in solved:
-        buckets.setdefault(bucket_shape(matched[t], cands[t], config), []).append(t)
+        buckets.setdefault(bucket_of(t), []).append(t)
     results: list[Selection | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), desc="selecting", disable=not progress)
     for t in set(range(len(tasks))) - set(solved):  # no CHCO: the general model answers the task by text alone
         results[t] = _with_names(resolved[t], None, texts[t])
         bar.update(1)
-    for shape, members in buckets.items():
-        log.info("bucket K=%d C=%d: %d task(s)", *shape, len(members))
+
+    def finish(part: list[int], solved) -> None:
+        out = jax.device_get(solved)
+        for i, t in enumerate(part):
+            result = jax.tree.map(lambda x, i=i: x[i], out)
+            results[t] = _with_names(resolved[t], _make_selection(hub, matched[t], cands[t], result), texts[t])
+            if max_models is not None and len(results[t].expert_models) > max_models:
+                raise task_lib.TaskError(
+                    f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
+                    f"the smallest found uses {len(results[t].models)}"
+                )
+        bar.update(len(part))
+
+    running = None  # the chunk the device is solving while the next one's candidates and arrays are read
+    for bucket, members in buckets.items():
+        log.info("bucket K=%d C=%d: %d task(s)", *bucket, len(members))
         size = sizes[0] if len(members) <= sizes[0] else sizes[-1]
         for start, stop in chunks(len(members), size):
             part = members[start:stop]
             problems = [
-                build_problem(hub, matched[t], cands[t], config.samples_per_class, seed, shape, config.cost)._replace(
-                    name_hash=task_lib.name_hash(tasks[t])
-                )
+                build_problem(
+                    hub, matched[t], task_candidates(t), config.samples_per_class, seed, bucket, config.cost
+                )._replace(name_hash=task_lib.name_hash(tasks[t]))
                 for t in part
             ]
             problems += [problems[0]] * (size - len(part))  # pad to the chunk with copies
             stacked = sharding.shard_rows(jax.tree.map(lambda *rows: np.stack(rows), *problems), mesh)
-            solved = programs.compiled_call(programs.solve_chunk, stacked, seed, config=config.solver)
-            out = jax.device_get(solved)
-            for i, t in enumerate(part):
-                result = jax.tree.map(lambda x, i=i: x[i], out)
-                results[t] = _with_names(resolved[t], _make_selection(hub, matched[t], cands[t], result), texts[t])
-                if max_models is not None and len(results[t].expert_models) > max_models:
-                    raise task_lib.TaskError(
-                        f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
-                        f"the smallest found uses {len(results[t].models)}"
-                    )
-            bar.update(len(part))
+            dispatched = programs.compiled_call(programs.solve_chunk, stacked, seed, config=config.solver)
+            if running is not None:
+                finish(*running)
+            running = part, dispatched
+    if running is not None:
+        finish(*running)
     bar.close()
     return results
 
