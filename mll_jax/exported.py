@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from jax import export
 
-__all__ = ["compile", "fits", "load_or_export", "read", "source_digest", "spec", "traced", "write"]
+__all__ = ["compiled", "fits", "load_or_export", "read", "source_digest", "spec", "traced", "write"]
 
 log = logging.getLogger(__name__)
 MAGIC = b"mll_jax program 1\n"
@@ -89,7 +89,7 @@ def load_or_export(path: Path, fn: Callable, args: tuple) -> tuple[export.Export
     return exported, True
 
 
-def compile(program: export.Exported, args: tuple) -> Callable:
+def compiled(program: export.Exported, args: tuple) -> Callable:
     """`program` compiled for exactly these arguments' shapes, dtypes and shardings (ahead of time: a `jax.jit`
     of `program.call` would lower it again at its first call, 85 ms of a new process's first CHCO solve)."""
     return jax.jit(program.call).lower(*args).compile()

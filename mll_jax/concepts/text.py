@@ -145,13 +145,12 @@ def _forward(leaves, ids, mask):
 @functools.cache
 def _program(rows: int, length: int):
     """The encoder's forward pass for a [rows, length] batch: stored, or traced now and stored."""
-
     from mll_jax import exported
 
     args = (_weights(), np.zeros((rows, length), np.int32), np.zeros((rows, length), np.int32))
     path = _store() / f"minilm-{_key()}-{rows}x{length}.jaxprog"
     program, _ = exported.load_or_export(path, _forward, args)
-    return exported.compile(program, args)
+    return exported.compiled(program, args)
 
 
 def prepare() -> int:

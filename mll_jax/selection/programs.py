@@ -97,7 +97,7 @@ def _program(fn, args, config: SolverConfig):
 def _load(fn, args, config: SolverConfig, key: str):
     path = store_dir() / f"{fn.__name__}-{key}.jaxprog"
     program, _ = exported.load_or_export(path, functools.partial(fn, config=config), args)
-    return exported.compile(program, args)
+    return exported.compiled(program, args)
 
 
 def _arguments(args) -> tuple:
@@ -132,7 +132,9 @@ def pending() -> int:
 
 
 def forget() -> None:
-    """Drop this process's programs: the next call of each reads it from the store again."""
+    """Drop this process's programs (and those `prefetch` is loading): the next call of each reads it from the
+    store again."""
+    _pending.clear()
     for held in _loaded.values():
         held.clear()
 
