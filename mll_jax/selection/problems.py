@@ -94,12 +94,17 @@ def class_bucket(classes: int, config: SelectionConfig = SelectionConfig()) -> i
 
 def bucket_shape(classes, cands, config: SelectionConfig = SelectionConfig()) -> tuple[int, int]:
     """Padded (K, C) of a task: K up to the next of `config.class_buckets` (beyond them a power of two);
-    C to `config.max_candidates` (without a cap, to a multiple of 8).
+    C to `config.max_candidates` (without a cap, to a multiple of 8). `cands` None: a task's candidates from
+    `candidates()` not read yet, which never exceed the cap.
 
     Every bucket is a program to trace, compile and load, which costs more than the
     padding's compute for the tasks of a typical suite (`benchmarks/programs.py`).
     """
     K = class_bucket(len(classes), config)
+    if cands is None:
+        if config.max_candidates is None:
+            raise ValueError("without a candidate cap a task's bucket needs its candidates")
+        return K, config.max_candidates
     widest = max(len(cs) for cs in cands)
     if config.max_candidates is not None and widest <= config.max_candidates:
         return K, config.max_candidates

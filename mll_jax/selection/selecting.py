@@ -97,7 +97,8 @@ def _solve(
     mesh = sharding.mesh()  # tasks are split over every local device
     sizes = _chunk_sizes(chunk, mesh.shape["data"])
     max_models = config.solver.max_models
-    if len(tasks) == 1 and config.max_candidates is not None:  # its program loads while the names are matched
+    if len(tasks) == 1 and config.max_candidates is not None and not programs.count(programs.solve_chunk):
+        # a new process's first query: its program loads while the names are matched
         empty = _empty_chunk(class_bucket(len(tasks[0]), config), sizes[0], config, mesh)
         programs.prefetch(programs.solve_chunk, empty, seed, config=config.solver)
     missing = hub.unlabelled()
@@ -117,22 +118,18 @@ def _solve(
                 raise task_lib.TaskError(f"task {t}: no expert or general model can score {empty}; add a general model")
         return cands[t]
 
-    def bucket_of(t: int) -> tuple[int, int]:
-        if config.max_candidates is not None:  # capped: the bucket needs no candidates, which a chunk finds later
-            return class_bucket(len(matched[t]), config), config.max_candidates
-        return bucket_shape(matched[t], task_candidates(t), config)
-
+    capped = config.max_candidates is not None  # a capped task's bucket needs no candidates: its chunk reads them
     buckets: dict[tuple[int, int], list[int]] = {}
     for t in solved:
-        buckets.setdefault(bucket_of(t), []).append(t)
+        buckets.setdefault(bucket_shape(matched[t], None if capped else task_candidates(t), config), []).append(t)
     results: list[Selection | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), desc="selecting", disable=not progress)
     for t in set(range(len(tasks))) - set(solved):  # no CHCO: the general model answers the task by text alone
         results[t] = _with_names(resolved[t], None, texts[t])
         bar.update(1)
 
-    def finish(part: list[int], solved) -> None:
-        out = jax.device_get(solved)
+    def finish(part: list[int], dispatched) -> None:
+        out = jax.device_get(dispatched)
         for i, t in enumerate(part):
             result = jax.tree.map(lambda x, i=i: x[i], out)
             results[t] = _with_names(resolved[t], _make_selection(hub, matched[t], cands[t], result), texts[t])
