@@ -345,19 +345,26 @@ def _calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: S
         hess = jnp.block([[tie.T @ h_ss @ tie, tie.T @ h_sb], [h_sb.T @ tie, h_bb]]) + jnp.diag(2 * ridge)
         return value, grad, hess
 
-    def step(_, state):
-        # the trial point's value, gradient and Hessian come from one pass; a rejected trial keeps the old ones
+    def step(i, state):
+        # the trial point's value, gradient and Hessian come from one pass; a rejected trial keeps the old ones.
+        # Step 0 only evaluates the start (one copy of that pass in the program, not two).
         theta, damping, current = state
         _, grad, hess = current
         delta = jnp.linalg.solve(hess + damping * jnp.diag(jnp.diag(hess)), grad)
-        trial = {"beta": jnp.maximum(theta["beta"] - delta[:K], _MIN_BETA), "b": theta["b"] - delta[K:]}
+        first = i == 0
+        trial = jax.tree.map(
+            lambda start, moved: jnp.where(first, start, moved),
+            theta,
+            {"beta": jnp.maximum(theta["beta"] - delta[:K], _MIN_BETA), "b": theta["b"] - delta[K:]},
+        )
         at_trial = value_gradient_hessian(trial)
-        accept = at_trial[0] < current[0]
+        accept = first | (at_trial[0] < current[0])
         keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(accept, new, old))
-        return keep(trial, theta), jnp.where(accept, damping / 3, damping * 4), keep(at_trial, current)
+        damping = jnp.where(first, damping, jnp.where(accept, damping / 3, damping * 4))
+        return keep(trial, theta), damping, keep(at_trial, current)
 
-    state = (start, jnp.float32(1e-2), value_gradient_hessian(start))
-    theta, _, _ = jax.lax.fori_loop(0, steps, step, state)
+    unknown = (jnp.float32(jnp.inf), jnp.zeros(2 * K), jnp.eye(2 * K))  # replaced by step 0
+    theta, _, _ = jax.lax.fori_loop(0, steps + 1, step, (start, jnp.float32(1e-2), unknown))
     return theta
 
 
@@ -526,12 +533,19 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
 
         return _adam_fit(objective, params, config.mixture_steps, config.mixture_learning_rate, project)
 
+    def fit_and_keep(_, state):
+        """A fit on `support`, then each class's heads_per_class largest positive weights become the support
+        (the start's pick stays eligible). Two of these, as one loop: one copy of the fit in the program."""
+        params, support = state
+        params = fit(params, support)
+        kth = jax.lax.top_k(jnp.where(allowed, params["beta"], -1.0), config.heads_per_class)[0][:, -1:]
+        kept = allowed & (params["beta"] >= kth) & (params["beta"] > 0)
+        return {"beta": params["beta"] * kept, "b": params["b"]}, kept
+
     beta = start.w * start.beta[:, None]
-    params = fit({"beta": beta, "b": start.b + (beta * centre).sum(-1)}, allowed)
-    # the heads_per_class largest positive weights of each class; the start's pick stays eligible
-    kth = jax.lax.top_k(jnp.where(allowed, params["beta"], -1.0), config.heads_per_class)[0][:, -1:]
-    kept = allowed & (params["beta"] >= kth) & (params["beta"] > 0)
-    params = fit({"beta": params["beta"] * kept, "b": params["b"]}, kept)
+    params, _ = jax.lax.fori_loop(
+        0, 2, fit_and_keep, ({"beta": beta, "b": start.b + (beta * centre).sum(-1)}, allowed)
+    )  # the refit on the kept heads leaves no other weight positive, so its own keeping changes nothing
     z_val = logits(params, problem.val)
     mixture = start._replace(
         w=params["beta"],

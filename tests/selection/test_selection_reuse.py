@@ -220,8 +220,12 @@ def _same_selection(a: dict, b: dict) -> None:
     np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1e-6)
     # The solver's float32 sums run in another order in another bucket or on another mesh, and 60 steps carry
     # the difference on: with AVX-512 biases (of about 0.5) moved up to 3e-3, where AVX2 had moved them under
-    # 1e-4. The choices and validation accuracies above stay exact.
-    np.testing.assert_allclose(a["biases"], b["biases"], atol=5e-3)
+    # 1e-4. When the calibration's first pass moved into its loop (one copy in the program, not two), the sums
+    # changed order again and the 2-class task below moved 5.1e-3 (its other four tasks at most 1.1e-3); on 18
+    # development tasks at the default config, alone against batched, the two programs differ alike (at most
+    # 3e-3 and 1e-4, besides one ill-conditioned task that moves 2.8 in both). The choices and validation
+    # accuracies above stay exact.
+    np.testing.assert_allclose(a["biases"], b["biases"], atol=1e-2)
 
 
 @pytest.mark.store_independent
