@@ -483,8 +483,11 @@ def throughput_section(throughput: dict) -> str:
         parts += [
             "Reference (no ratio is taken against it): " + reference[0]["label"] + ".",
             _table(
-                ["experts", "torch batch", "torch img/s", "repeats"],
-                [[r["experts"], r["torch_batch"], f"{r['torch_img_per_s']:.0f}", r["repeats"]] for r in reference],
+                ["table", "experts", "torch batch", "torch img/s", "repeats"],
+                [
+                    [r.get("table", "hub"), r["experts"], r["torch_batch"], f"{r['torch_img_per_s']:.0f}", r["repeats"]]
+                    for r in reference
+                ],
             ),
         ]
     if pretrained := throughput.get("pretrained"):
