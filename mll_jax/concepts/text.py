@@ -6,7 +6,7 @@ with the `tokenizers` library. No torch, no network.
 
 A new process that meets a name the matching rules cannot place needs the encoder
 at once (method.md §3.2), and building the Flax module and tracing its forward pass
-cost seconds. So the converted weights are kept under the cache as one array file,
+cost seconds. So the converted weights are kept under the cache as one memory-mapped file,
 and the forward pass of each batch shape as a stored program (`mll_jax.exported`);
 `prepare` (called by `mll-jax warmup`) stores the shapes of single names. A process
 that finds them loads both without importing Flax or tracing.
@@ -20,7 +20,7 @@ import importlib.metadata
 import json
 import logging
 import os
-import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -114,21 +114,58 @@ def _weights() -> list:
     """MiniLM's parameters as a flat list of device arrays: read from the cache, or converted and stored there."""
     import jax
 
-    path = _store() / f"minilm-{_key()}.npz"
+    path = _store() / f"minilm-{_key()}.leaves"
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            leaves = [stored[f"w{i}"] for i in range(len(stored.files))]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # absent or unreadable: convert again
+        leaves = _read_leaves(path)
+    except (OSError, ValueError, KeyError):  # absent or damaged: convert again
         leaves = [np.asarray(x) for x in jax.tree.leaves(_module()[1])]
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                np.savez(f, **{f"w{i}": x for i, x in enumerate(leaves)})
-            os.replace(tmp, path)  # readers see no file or the whole file
+            _write_leaves(path, leaves)
         except OSError as error:  # a read-only cache still embeds, it converts again next time
             log.warning("cannot store the text encoder's weights at %s (%s)", path, error)
     return jax.device_put(leaves)
+
+
+_LEAVES = b"mll_jax leaves 1\n"  # then one JSON line (each array's shape, dtype and offset; CRC-32), then the data
+_ALIGN = 64  # every array starts at a multiple of this, so each is a view of the memory-mapped file
+
+
+def _write_leaves(path: Path, leaves: list[np.ndarray]) -> None:
+    """`leaves` in one file, atomically (a reader sees no file or the whole file)."""
+    layout, size = [], 0
+    for x in leaves:
+        size = -(-size // _ALIGN) * _ALIGN
+        layout.append({"shape": list(x.shape), "dtype": x.dtype.str, "offset": size})
+        size += x.nbytes
+    data = np.zeros(size, np.uint8)
+    for x, item in zip(leaves, layout):
+        data[item["offset"] : item["offset"] + x.nbytes] = np.ascontiguousarray(x).view(np.uint8).ravel()
+    header = _LEAVES + json.dumps({"arrays": layout, "size": size, "crc32": zlib.crc32(data)}).encode() + b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(header + bytes(-len(header) % _ALIGN))
+        f.write(data.tobytes())
+    os.replace(tmp, path)
+
+
+def _read_leaves(path: Path) -> list[np.ndarray]:
+    """The arrays `_write_leaves` stored at `path`, as read-only views of the memory-mapped file (no copy: 15 ms
+    for MiniLM's 90 MB, checksum included, against 75-190 ms through an .npz); ValueError if it is damaged."""
+    with open(path, "rb") as f:
+        if f.read(len(_LEAVES)) != _LEAVES:
+            raise ValueError(f"{path} is not a leaves file")
+        header = json.loads(f.readline())
+        start = -(-f.tell() // _ALIGN) * _ALIGN
+    data = np.memmap(path, np.uint8, "r", offset=start, shape=(header["size"],))
+    if zlib.crc32(data) != header["crc32"]:
+        raise ValueError(f"{path} is damaged")
+    return [
+        data[a["offset"] : a["offset"] + int(np.prod(a["shape"])) * np.dtype(a["dtype"]).itemsize]
+        .view(a["dtype"])
+        .reshape(a["shape"])
+        for a in header["arrays"]
+    ]
 
 
 def _forward(leaves, ids, mask):

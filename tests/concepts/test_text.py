@@ -96,7 +96,7 @@ def test_a_new_process_embeds_with_the_stored_weights_and_programs(tmp_path):
     np.testing.assert_allclose(later["rows"], first["rows"], atol=1e-6)
     np.testing.assert_allclose(later["rows"], text.embed(texts), atol=1e-5)  # this process: its own shapes
 
-    (weights,) = (tmp_path / "text").glob("*.npz")
+    (weights,) = (tmp_path / "text").glob("*.leaves")
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF  # a damaged file is never used: converted again and rewritten
     weights.write_bytes(bytes(data))
