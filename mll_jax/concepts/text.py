@@ -121,6 +121,8 @@ def _weights() -> list:
         leaves = [np.asarray(x) for x in jax.tree.leaves(_module()[1])]
         try:
             _write_leaves(path, leaves)
+            for stale in {*path.parent.glob("minilm-*.leaves"), *path.parent.glob("minilm-*.npz")} - {path}:
+                stale.unlink(missing_ok=True)  # 90 MB each: weights of another model, code or jax version
         except OSError as error:  # a read-only cache still embeds, it converts again next time
             log.warning("cannot store the text encoder's weights at %s (%s)", path, error)
     return jax.device_put(leaves)

@@ -89,7 +89,11 @@ print(json.dumps({{"rows": rows.tolist(), "flax": "flax" in sys.modules, "traced
 
 def test_a_new_process_embeds_with_the_stored_weights_and_programs(tmp_path):
     texts = ["running shoes", "a tote bag, as in: hiking boots, parka, cargo pants, rain boots"]
+    stale = tmp_path / "text" / "minilm-0123456789abcdef01234567.npz"  # an earlier release's weights
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"90 MB of weights")
     first = _in_new_process(tmp_path, EMBED.format(before="text.prepare()", texts=texts))
+    assert not stale.exists(), "storing the weights removes those of other keys"
     assert first["traced"] == len(text.PREPARED_LENGTHS) + 1, "single texts' programs, and the batch of two's"
     later = _in_new_process(tmp_path, EMBED.format(before="", texts=texts))
     assert later["traced"] == 0 and not later["flax"], "a later process loads both: no Flax, no tracing"
