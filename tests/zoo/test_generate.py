@@ -204,3 +204,40 @@ def test_domain_groups_are_read_off_the_hub_sdag_and_bad_domains_are_refused(hub
     assert [[pool.classes[c]["name"] for c in g] for g in groups] == [["Sandal", "Sneaker", "Ankle boot"], ["Bag"]]
     with pytest.raises(ValueError, match="'vehicle.n.01' is not a node of the hub's SDAG"):
         generate.class_groups(hub, dataclasses.replace(config, domains=("vehicle.n.01",)), pool)
+
+
+PRETRAINED = dataclasses.replace(
+    scale_hub.get_config(6),
+    standalone_share=0.0,
+    pretrained=("efficientnet-lite0",),
+    pretrained_share=0.5,
+    pretrained_side=32,  # the path, not the features' quality: lite0 at 32 px reads the pool in seconds
+    prefix="pre",
+)
+
+
+def test_heads_over_a_pretrained_models_frozen_features(hub_path, tmp_path, test_split):
+    specs = scale_hub.expert_specs(PRETRAINED)
+    backbone = scale_hub.pretrained_backbone("efficientnet-lite0")
+    on_it = [s for s in specs if s.backbone == backbone]
+    assert 0 < len(on_it) < len(specs) and all(s.config == {"in_features": 1280} for s in on_it)
+    plain = scale_hub.expert_specs(dataclasses.replace(PRETRAINED, pretrained=(), pretrained_share=0.0))
+    assert [s for s in specs if s not in on_it] == [s for s in plain if s.id not in {t.id for t in on_it}]
+
+    hub = generate.build(tmp_path / "hub", PRETRAINED, base=hub_path, progress=False)
+    stored = hub.backbones[backbone]
+    assert stored.arch == "efficientnet_lite" and stored.input_spec["shape"] == [32, 32, 3]
+    assert stored.provenance["pretrained"] == "efficientnet-lite0" and stored.provenance["source_sha256"]
+    assert all(hub.entry(s.id).input_spec == stored.input_spec for s in on_it)  # heads see what their backbone sees
+
+    probs = engine.from_hub(hub, [s.id for s in on_it]).probabilities(test_split.images)
+    for s in on_it:  # trained on frozen ImageNet features of the pool: far above chance on the test split
+        chance = 1 / len(s.classes)
+        assert accuracy(probs[s.id], test_split.labels, s.classes) > chance + (1 - chance) / 2, s
+    features = engine.model_features(hub.load_backbone(backbone), stored.input_spec, test_split.images[:64])
+    head = hub.load_model(on_it[0].id)
+    direct = jax.nn.softmax(np.asarray(head(features)), axis=-1)
+    np.testing.assert_allclose(probs[on_it[0].id][:64], direct, atol=1e-5)  # the engine runs the family as stored
+
+    with pytest.raises(ValueError, match="pretrained="):
+        dataclasses.replace(PRETRAINED, pretrained=())
