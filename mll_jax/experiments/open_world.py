@@ -57,14 +57,17 @@ def build_hub(
     seed: int = 0,
     general_spec: GeneralSpec = open_world_hub.GENERAL,
     progress: bool = True,
+    pretrained_share: float = 0.0,
 ) -> Hub:
     """The open world's generated hub at `path` (made on the open world's store, with its labelling rule, if new;
-    completed if partial): its experts, its general model, every label."""
+    completed if partial): its experts (`pretrained_share` of the heads over lite0's features), its general
+    model, every label."""
     try:
         Hub.open(path)
     except FileNotFoundError:
         Hub.create(path, STORE_SPEC, label_rule=open_world_hub.LABEL_RULE)
-    hub = generate.build(path, open_world_hub.get_config(num_experts, seed), progress=progress)
+    config = open_world_hub.get_config(num_experts, seed, pretrained_share)
+    hub = generate.build(path, config, progress=progress)
     if not general.built_from(hub, general_spec):
         general.add_to_hub(hub, general_spec, open_world_hub.INPUT_SPEC)
     labeling.label(hub, progress=progress)

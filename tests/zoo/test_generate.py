@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from mll_jax import engine
-from mll_jax.configs import scale_hub
+from mll_jax.configs import open_world_hub, scale_hub
 from mll_jax.data import datasets
 from mll_jax.data import store as store_lib
 from mll_jax.hub import Hub
@@ -241,3 +241,14 @@ def test_heads_over_a_pretrained_models_frozen_features(hub_path, tmp_path, test
 
     with pytest.raises(ValueError, match="pretrained="):
         dataclasses.replace(PRETRAINED, pretrained=())
+
+
+def test_the_open_world_config_puts_a_share_of_heads_on_lite0_only_when_asked():
+    assert open_world_hub.get_config(64, 1) == open_world_hub.get_config(64, 1, 0.0)  # the reported hub unchanged
+    config = open_world_hub.get_config(64, 1, 0.25)
+    assert config.pretrained == ("efficientnet-lite0",) and config.pretrained_side == open_world_hub.PRETRAINED_SIDE
+    backbone = scale_hub.pretrained_backbone("efficientnet-lite0")
+    groups = [[0, 1, 2]] * len(config.domains)  # which classes does not matter here, only which backbone
+    heads = [s for s in scale_hub.expert_specs(config, groups) if s.backbone is not None]
+    on_it = [s for s in heads if s.backbone == backbone]
+    assert 0.1 < len(on_it) / len(heads) < 0.4
