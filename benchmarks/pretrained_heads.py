@@ -22,7 +22,7 @@ from common import save
 
 from mll_jax import paths
 from mll_jax.configs import open_world_hub, scale_hub
-from mll_jax.experiments import open_world
+from mll_jax.experiments import evaluation, open_world
 from mll_jax.hub import Hub
 
 SHARES = (0.0, 0.25)  # none, and a quarter of the heads (set by hand before any run)
@@ -44,7 +44,7 @@ def paired(a: dict, b: dict, method: str = "mll") -> dict:
     return {
         "tasks": len(diffs),
         "mean": float(diffs.mean()),
-        "stderr": float(diffs.std(ddof=1) / np.sqrt(len(diffs))),
+        "stderr": evaluation.stderr(diffs),
         "wins": int((diffs > 0).sum()),
         "losses": int((diffs < 0).sum()),
     }

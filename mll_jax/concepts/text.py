@@ -147,7 +147,7 @@ def _write_leaves(path: Path, leaves: list[np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(header + bytes(-len(header) % _ALIGN))
-        f.write(data.tobytes())
+        f.write(data)
     os.replace(tmp, path)
 
 

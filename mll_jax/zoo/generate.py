@@ -241,6 +241,7 @@ def build(
             if b is None
             else engine.model_features(hub.load_backbone(b), hub.backbones[b].input_spec, images[c])
         )
+    seen = {b: e.input_spec for b, e in hub.backbones.items()}  # a head sees its images as its backbone does
     log.info("hub %s: %d expert(s) to train", hub.path, len(todo))
     bar = tqdm(total=len(todo), desc="generating experts", disable=not (progress and todo))
     for batch, size in batches(todo, config):
@@ -251,8 +252,8 @@ def build(
             model = unstack(spec.arch, spec.config, params, m, len(spec.classes))
             heads = experts.declared_heads(spec, names)
             prov = provenance(spec, config, float(final[m]))
-            seen = hub.backbones[spec.backbone].input_spec if spec.backbone else config.input_spec  # as its inputs
-            hub.add(spec.id, model, spec.arch, spec.config, heads, seen, "expert", prov, spec.backbone)
+            spec_in = seen[spec.backbone] if spec.backbone else config.input_spec
+            hub.add(spec.id, model, spec.arch, spec.config, heads, spec_in, "expert", prov, spec.backbone)
             bar.update()
     bar.close()
     return hub

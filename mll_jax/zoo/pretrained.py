@@ -75,9 +75,9 @@ def add_backbone(hub: Hub, name: str, side: int | None = None) -> str:
     sit on it) that sees the images at `side` pixels (default: its own resolution); returns its id."""
     backbone_id = scale_hub.pretrained_backbone(name)
     spec = input_spec(name, side)
-    converted = converters.convert("efficientnet-lite", checkpoint(name), spec)
-    digest = files.file_digest(checkpoint(name))
-    provenance = {"converter": "efficientnet-lite", "pretrained": name, "source_sha256": digest}
+    path = checkpoint(name)
+    converted = converters.convert("efficientnet-lite", path, spec)
+    provenance = {"converter": "efficientnet-lite", "pretrained": name, "source_sha256": files.file_digest(path)}
     hub.add_backbone(backbone_id, converted.model, converted.arch, converted.config, spec, provenance)
     return backbone_id
 
