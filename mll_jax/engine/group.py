@@ -12,6 +12,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from mll_jax import memory_maps
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import sharding
 from mll_jax.engine.forward import Layout, Member, chunked, forward_leaves, group_probabilities, pad_heads
@@ -104,6 +105,7 @@ class Group:
         """(program, parameters) pairs for a dispatch of `chunks` batches, looked up once per size: finding a
         program in the shared cache hashes its graphdef, which costs more than dispatching a small batch."""
         if chunks not in self._resolved:
+            memory_maps.check()  # a new program is about to be compiled
             layout, mesh = self.layout, self.mesh
             if layout.strategy == "loop":
                 programs = [

@@ -6,8 +6,8 @@ version, backend, device count and this code's digest) is stored under the cache
 (`programs/`) through `mll_jax.exported`: a new process loads it without tracing.
 
 On XLA:CPU each compiled CHCO program holds ~1000 memory maps and a process may
-hold only so many (65530 by default on Linux), so `compiled_call` drops every
-program once their share passes `MAP_BUDGET`.
+hold only so many, so this process's programs are dropped with every other
+compiled program when the process's budget is spent (`mll_jax.memory_maps`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax import export
 
-from mll_jax import exported, paths
+from mll_jax import exported, memory_maps, paths
 from mll_jax.configs.selection import SolverConfig
 from mll_jax.selection import chco
 from mll_jax.selection.problems import Samples, Task, with_scores
@@ -32,8 +32,7 @@ __all__ = ["compiled_call", "count", "forget", "pending", "prefetch", "solve_chu
 log = logging.getLogger(__name__)
 paths.default_compile_cache()  # the compiled programs behind the stored ones come from jax's disk cache
 
-MAP_BUDGET = 0.75  # share of the process's memory-map limit compiled programs may fill before they are dropped
-MAX_PROGRAMS = 48  # where that limit cannot be read: compiled programs kept per CHCO function
+MAX_PROGRAMS = 48  # where memory maps cannot be counted: compiled programs kept per CHCO function
 _SOURCES = ("chco.py", "problems.py", "programs.py", "../configs/selection.py")  # what a stored program was traced from
 _loaded: dict[str, dict[str, object]] = {}  # function name -> key -> callable, this process's programs
 _pending: dict[str, concurrent.futures.Future] = {}  # key -> a program `prefetch` is loading
@@ -41,16 +40,6 @@ _background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mll_j
 
 for _type in (Task, Samples, chco.Problem, chco.Half, chco.Result):
     export.register_namedtuple_serialization(_type, serialized_name=f"mll_jax.selection.{_type.__name__}")
-
-
-def _maps_in_use() -> float | None:
-    """Share of the process's memory-map limit in use (Linux), else None."""
-    try:
-        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
-        with open("/proc/self/maps", "rb") as maps:
-            return sum(1 for _ in maps) / limit
-    except (OSError, ValueError):
-        return None
 
 
 @functools.cache
@@ -86,8 +75,8 @@ def _program(fn, args, config: SolverConfig):
     programs = _loaded.setdefault(fn.__name__, {})
     if key in programs:
         return programs[key]
-    used = _maps_in_use()
-    if used > MAP_BUDGET if used is not None else len(programs) >= MAX_PROGRAMS:
+    memory_maps.check()
+    if len(programs) >= MAX_PROGRAMS and memory_maps.share_in_use() is None:
         forget()
     pending = _pending.pop(key, None)
     programs[key] = pending.result() if pending is not None else _load(fn, args, config, key)
@@ -146,6 +135,9 @@ def forget() -> None:
     _pending.clear()
     for held in _loaded.values():
         held.clear()
+
+
+memory_maps.register(forget)
 
 
 def solve_chunk(tasks: Task, seed, config: SolverConfig) -> chco.Result:

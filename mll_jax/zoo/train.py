@@ -10,7 +10,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from mll_jax import engine
+from mll_jax import engine, memory_maps
 from mll_jax.data.augment import augment, check_augmentations
 from mll_jax.data.preprocess import preprocess, spec_key
 
@@ -63,6 +63,7 @@ def _epochs(
 ):
     """Train `model` in place, yielding the epoch number after each epoch."""
     check_augmentations(augmentations)  # before any training, not after the first epoch
+    memory_maps.check()  # a model of a new shape compiles a new epoch program
     if len(images) < batch_size:
         batch_size = len(images)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)

@@ -4,26 +4,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from chco_problems import constructed_problem, two_noisy_views
 
+from mll_jax import memory_maps
 from mll_jax.configs.selection import SolverConfig
 from mll_jax.selection import chco, programs
-
-
-def constructed_problem(seed=0, n_per_class=60, K=3, C=4):
-    """Candidate 2 of every class is informative; the others are noise. Model k*C + c per candidate."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(K), n_per_class)
-    N = len(labels)
-    scores = rng.normal(-2.0, 1.0, (N, K, C)).astype(np.float32)
-    # informative but overlapping: each class needs its own informative candidate
-    scores[:, :, 2] = np.where(np.eye(K)[labels] > 0, -0.5, -2.0) + rng.normal(0, 0.7, (N, K))
-    M = K * C
-    return chco.Problem(
-        *chco.halves(scores, labels.astype(np.int32), np.arange(N) % 2 == 0),
-        cand_mask=np.ones((K, C), bool),
-        cand_model=np.arange(M).reshape(K, C).astype(np.int32),
-        model_cost=np.full(M, 0.1, np.float32),
-    )
 
 
 def test_recovers_the_known_best_combination():
@@ -62,24 +47,6 @@ def test_padding_does_not_change_the_answer():
     padded = chco.Problem(*halves, cand_mask, cand_model, problem.model_cost)
     out = jax.device_get(chco.solve(padded, jax.random.key(0)))
     assert out.w[:3].argmax(1).tolist() == [2, 2, 2] and out.w[3].sum() == 0
-
-
-def two_noisy_views(seed=0, n_per_class=150, K=3, C=4):
-    """Candidates 0 and 1 of every class see the class through independent noise: their sum beats either alone."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(K), n_per_class)
-    N = len(labels)
-    scores = rng.normal(-2.0, 0.3, (N, K, C)).astype(np.float32)
-    signal = np.where(np.eye(K)[labels] > 0, -1.0, -2.0)
-    for c in (0, 1):
-        scores[:, :, c] = signal + rng.normal(0, 1.0, (N, K))
-    M = K * C
-    return chco.Problem(
-        *chco.halves(scores, labels.astype(np.int32), np.arange(N) % 2 == 0),
-        cand_mask=np.ones((K, C), bool),
-        cand_model=np.arange(M).reshape(K, C).astype(np.int32),
-        model_cost=np.zeros(M, np.float32),
-    )
 
 
 def test_head_combination_draws_on_two_views_and_beats_every_single_pick():
@@ -126,8 +93,8 @@ def test_compiled_programs_are_bounded(monkeypatch):
         answer = float(programs.compiled_call(chco.solve_fixed, problem, picks, config=SolverConfig()).val_accuracy)
         assert answers.setdefault(K, answer) == answer
     assert programs.count(chco.solve_fixed) == 2  # under budget: both kept
-    monkeypatch.setattr(programs, "MAP_BUDGET", 0.0)
-    monkeypatch.setattr(programs, "_maps_in_use", lambda: 0.5)
+    monkeypatch.setattr(memory_maps, "BUDGET", 0.0)
+    monkeypatch.setattr(memory_maps, "INTERVAL_S", 0.0)
     problem, picks = constructed_problem(K=4), jnp.full(4, 2)
     programs.compiled_call(chco.solve_fixed, problem, picks, config=SolverConfig())
     assert programs.count(chco.solve_fixed) == 1  # over budget: the others were dropped
