@@ -98,9 +98,9 @@ LABEL_RULE = LabelRule(region_steps=0)
 
 # Heads over frozen ImageNet features (issue 31 item 4). The side was set by hand before any run: the canvas is
 # 64 px, and at 128 px lite0 costs a third of its 224 px FLOPs. The share is 0 in the reported hub: on the
-# development hub and suite (`benchmarks/pretrained_heads.py`, seeds 0-1, docs/pretrained_heads_dev.json) a
-# quarter of the heads on lite0 (76 experts) gave MLL 0.633 against 0.654 with none (-0.021 +- 0.014 over 59
-# tasks, 23 wins, 31 losses).
+# development hub and suite (`benchmarks/pretrained_heads.py`, seeds 0-2, docs/pretrained_heads_dev.json) a
+# quarter of the heads on lite0 (76 experts) gave MLL 0.637 against 0.660 with none (-0.023 +- 0.013 over 59
+# tasks, 22 wins, 30 losses; seeds 0-1 gave -0.021 +- 0.014).
 PRETRAINED = ("efficientnet-lite0",)
 PRETRAINED_SIDE = 128
 
