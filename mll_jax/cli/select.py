@@ -19,7 +19,7 @@ def _run_select(args) -> None:
     solver = SolverConfig(max_models=args.max_models)
     if args.cost_weight is not None:
         solver = dataclasses.replace(solver, cost_weight=args.cost_weight)
-    config = SelectionConfig(cost=args.cost, solver=solver)
+    config = SelectionConfig(samples_per_class=args.samples_per_class, cost=args.cost, solver=solver)
     sel = selection.select(hub, args.names, config=config, seed=args.seed)
     print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
     if args.plot:
@@ -65,5 +65,9 @@ def add_select(sub) -> None:
     select.add_argument(
         "--cost-weight", type=float, help=f"weight of the cost term (default {SolverConfig.cost_weight}; 0: free)"
     )
+    select.add_argument(
+        "--samples-per-class", type=int, default=SelectionConfig.samples_per_class,
+        help="node samples per class (more: a little more accurate, slower; see configs/selection.py)",
+    )  # fmt: skip
     select.add_argument("--plot", help="draw the selection on the SDAG (PNG) to this path")
     select.add_argument("--seed", type=int, default=0)

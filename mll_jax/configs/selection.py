@@ -58,7 +58,14 @@ class SolverConfig:
 class SelectionConfig:
     """From a task's classes to the solver: node samples, candidates, buckets (method.md §3.2-3.3)."""
 
-    samples_per_class: int = 200  # node samples per class, half to fit and half to validate
+    # Node samples per class, half to fit and half to validate. More buy accuracy with selection time; measured on
+    # the demo hub's development suite (3 seeds, paired by task against 200, baselines drawing the same samples):
+    # 400 +0.0027 +- 0.0008, 800 +0.0052 +- 0.0010 (17 of 17 tasks won), 1600 +0.0062 +- 0.0011; the open world's
+    # development suite +0.0023 at 400 and 800. But 800 took a new process's first query from 0.46 to 0.51 s and
+    # its 15 tasks from 1.08 to 2.84 s (400: 0.43 and 1.71 s; benchmarks/first_queries.py), past the first-query
+    # bars (0.5 s, 2 s), and a batched selection 3-5x as long; so the default stays 200 and the trade-off is the
+    # user's (`mll-jax select --samples-per-class`).
+    samples_per_class: int = 200
     patch_every_class: bool = True  # the general model is a candidate for every class, not only uncovered ones
     # Candidates per class (general model included), best by evidence; None: all. The cap makes CHCO's cost per task
     # independent of the hub's size; its price in accuracy is measured by `benchmarks/scale.py --caps`.
@@ -80,5 +87,9 @@ class SelectionConfig:
     def __post_init__(self):
         if self.cost not in COSTS:
             raise ValueError(f"cost must be one of {COSTS}, got {self.cost!r}")
+        if self.samples_per_class < 2:
+            raise ValueError(
+                f"samples_per_class must be at least 2 (half fit, half validate), got {self.samples_per_class}"
+            )
         # JSON gives lists; the buckets are read in order.
         object.__setattr__(self, "class_buckets", tuple(sorted(self.class_buckets)))

@@ -137,11 +137,18 @@ def f1_scores(pred: np.ndarray, labels: np.ndarray, K: int) -> np.ndarray:
 
 
 def f1_topk_members(
-    hub: Hub, classes, cands: list[list[Candidate]], top_k: int = 3, alpha: float = 0.7, seed: int = 0
+    hub: Hub,
+    classes,
+    cands: list[list[Candidate]],
+    top_k: int = 3,
+    alpha: float = 0.7,
+    seed: int = 0,
+    per_class: int = SelectionConfig.samples_per_class,
 ) -> list[list[str]]:
-    """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples."""
+    """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples (`per_class`
+    of them per class, both halves: the samples MLL draws)."""
     K = len(classes)
-    index, labels = node_samples(hub, classes, SelectionConfig().samples_per_class, seed)[0]  # the fit half
+    index, labels = node_samples(hub, classes, per_class, seed)[0]  # the fit half
     score: dict[tuple[str, int], float] = {}
     for m, heads in heads_by_model(cands).items():
         q = class_probs(hub.labels(m)["probs"][index].astype(np.float32), heads, K)
@@ -270,6 +277,7 @@ class TaskData:
     probs: dict[str, np.ndarray]
     labels: np.ndarray
     seed: int
+    config: SelectionConfig = SelectionConfig()  # the run's: baselines draw the node samples MLL draws
 
     def selection_accuracy(self, selection: Selection) -> float:
         return accuracy(scores_from_probabilities(selection, self.probs), self.labels)
@@ -277,18 +285,20 @@ class TaskData:
 
 def _patch_only(task: TaskData) -> tuple[float, dict]:
     patch = patch_candidates(task.hub, task.classes)
-    selection = fixed_selection(task.hub, task.classes, patch, [0] * len(task.classes), task.seed)
+    selection = fixed_selection(task.hub, task.classes, patch, [0] * len(task.classes), task.seed, task.config)
     return task.selection_accuracy(selection), {}
 
 
 def _random(task: TaskData) -> tuple[float, dict]:
     pick = random_pick(task.candidates, task.seed, task.classes)
-    return task.selection_accuracy(fixed_selection(task.hub, task.classes, task.candidates, pick, task.seed)), {}
+    selection = fixed_selection(task.hub, task.classes, task.candidates, pick, task.seed, task.config)
+    return task.selection_accuracy(selection), {}
 
 
 def _f1_topk(top_k: int) -> Callable[[TaskData], tuple[float, dict]]:
     def score(task: TaskData) -> tuple[float, dict]:
-        members = f1_topk_members(task.hub, task.classes, task.candidates, top_k, seed=task.seed)
+        per_class = task.config.samples_per_class
+        members = f1_topk_members(task.hub, task.classes, task.candidates, top_k, seed=task.seed, per_class=per_class)
         return accuracy(inverse_entropy_vote(task.probs, task.candidates, members), task.labels), {}
 
     return score

@@ -157,7 +157,7 @@ def evaluate_suite(
         todo = methods if i == 0 else tuple(m for m in methods if m not in SEED_FREE)
         results = []
         for sel in tqdm(selections, desc="tasks", leave=False):
-            result, spent = evaluate_task(hub, sel, dataset, probs, seed, todo, scores)
+            result, spent = evaluate_task(hub, sel, dataset, probs, seed, todo, scores, config)
             results.append(result)
             for stage, s in spent.items():
                 seconds[stage] += s
@@ -179,9 +179,11 @@ def evaluate_task(
     seed: int = 0,
     methods=METHODS,
     scores: Scores = reused_scores,
+    config: SelectionConfig = SelectionConfig(),
 ) -> tuple[dict, dict[str, float]]:
     """Accuracy of each of `methods` on `dataset`'s images of `sel`'s task, the task's expert coverage, and the
-    seconds spent: on MLL's reuse, and on each baseline (`baselines.BASELINES`, by name).
+    seconds spent: on MLL's reuse, and on each baseline (`baselines.BASELINES`, by name; they calibrate and
+    measure on the node samples `config` draws, as `sel` was chosen).
 
     `scores(hub, selection, images, probs)` gives MLL's logits (the baselines score theirs from `probs`)."""
     classes, keep, y = task_items(hub, sel.classes, dataset)
@@ -191,7 +193,8 @@ def evaluate_task(
         clock = time.perf_counter()
         acc["mll"] = accuracy(scores(hub, sel, images, probs), y)
         seconds["reuse"] = time.perf_counter() - clock
-    task = baselines.TaskData(hub, classes, candidates(hub, classes, BASELINE_CANDIDATES), images, probs, y, seed)
+    cands = candidates(hub, classes, BASELINE_CANDIDATES)
+    task = baselines.TaskData(hub, classes, cands, images, probs, y, seed, config)
     for name in (m for m in methods if m != "mll"):
         clock = time.perf_counter()
         acc[name], extra = baselines.BASELINES[name](task)

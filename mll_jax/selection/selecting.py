@@ -209,7 +209,7 @@ def fixed_selection(
     hub: Hub, classes, cands, pick: list[int], seed: int = 0, config: SelectionConfig = SelectionConfig()
 ) -> Selection:
     """A selection of the given candidate per class, with temperatures and biases calibrated (baselines)."""
-    problem = with_scores(build_problem(hub, classes, cands, seed=seed, cost=config.cost))
+    problem = with_scores(build_problem(hub, classes, cands, config.samples_per_class, seed, cost=config.cost))
     picks = np.zeros(problem.cand_mask.shape[0], np.int32)
     picks[: len(pick)] = pick
     result = jax.device_get(programs.compiled_call(chco.solve_fixed, problem, picks, config=config.solver))

@@ -284,3 +284,26 @@ def test_select_and_select_many_refuse_each_others_argument(hub):
         mll.select_many(hub, ["sandal", "sneakers"])
     with pytest.raises(mll.TaskError, match="not one string"):
         mll.select(hub, "sandal")
+
+
+def test_fixed_selections_draw_the_node_samples_their_config_asks_for(hub):
+    """Baselines (patch only, random) calibrate a fixed selection on the node samples of the run's config, as MLL's
+    own selection does: 14 per class leave 7 per class to validate, so validation accuracy is a multiple of 1/21."""
+    from mll_jax.selection.selecting import fixed_selection
+
+    names = ["pullover", "coat", "shirt"]
+    classes = task_lib.resolve(hub.sdag, names)
+    cands = candidates(hub, classes)
+    biases = {}
+    for per_class in (14, 200):
+        config = SelectionConfig(samples_per_class=per_class)
+        validated = per_class // 2 * len(names)
+        for sel in (
+            fixed_selection(hub, classes, cands, [0] * len(names), config=config),
+            mll.select(hub, names, config),
+        ):
+            assert abs(sel.val_accuracy * validated - round(sel.val_accuracy * validated)) < 1e-3, (per_class, sel)
+        biases[per_class] = fixed_selection(hub, classes, cands, [0] * len(names), config=config).biases
+    assert biases[14] != biases[200]
+    with pytest.raises(ValueError, match="samples_per_class must be at least 2"):
+        SelectionConfig(samples_per_class=1)
