@@ -59,7 +59,6 @@ __all__ = [
 
 _NEG = -1e9
 _MIN_BETA = 1e-3  # inverse temperatures stay positive: a head's score never counts for other classes
-_BIAS_RIDGE = 1e-4  # fixes the softmax's shift invariance, so the calibration optimum is unique
 EPS = 1e-6  # keeps a candidate's log score finite where its heads give probability 0
 
 
@@ -319,12 +318,12 @@ def _calibrated_logits(theta: dict, scores: jax.Array, tie: jax.Array, real: jax
 
 def _calibrate(scores, tie, real, half: Half, start: dict, steps: int, config: SolverConfig) -> dict:
     """Inverse temperatures `beta` [K] (per tied class) and biases `b` [K] minimising the
-    half's cross-entropy + l_t |beta - 1|^2 + _BIAS_RIDGE |b|^2, by Levenberg-Marquardt
+    half's cross-entropy + l_t |beta - 1|^2 + l_b |b|^2, by Levenberg-Marquardt
     from `start`. Gradient and Hessian are closed-form sums of [K, K] products."""
     K = scores.shape[0]
     weight = half.weight / jnp.maximum(half.weight.sum(), 1.0)
     target = jax.nn.one_hot(half.labels, K, axis=0) * weight
-    ridge = jnp.concatenate([jnp.full(K, config.temperature_weight), jnp.full(K, _BIAS_RIDGE)])
+    ridge = jnp.concatenate([jnp.full(K, config.temperature_weight), jnp.full(K, config.bias_weight)])
 
     def offset(theta):
         return jnp.concatenate([theta["beta"] - 1.0, theta["b"]])
@@ -421,7 +420,7 @@ def _screen(problem: Problem, current: _Evaluated, config: SolverConfig) -> tupl
     out = _leave_one_out(current.z_fit, fit.labels)
     weight = fit.weight / jnp.maximum(fit.weight.sum(), 1.0)
     ones = jnp.ones(S.shape[:2])
-    lam_beta, lam_b = config.temperature_weight, _BIAS_RIDGE
+    lam_beta, lam_b = config.temperature_weight, config.bias_weight
 
     def newton(_, state):
         beta, bias = state
@@ -525,7 +524,7 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
 
     def fit(params, support):
         def objective(p):
-            ridge = _BIAS_RIDGE * (p["b"] ** 2).sum()
+            ridge = config.bias_weight * (p["b"] ** 2).sum()
             return _cross_entropy(logits(p, problem.fit), problem.fit) + (penalty * p["beta"]).sum() + ridge
 
         def project(p):

@@ -4,6 +4,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from chco_problems import constructed_problem, two_noisy_views
 
 from mll_jax import memory_maps
@@ -113,3 +114,15 @@ def test_a_mixture_never_leaves_a_class_without_a_head():
     heads = (out.w > 0).sum(1)
     assert (heads >= 1).all() and (heads <= config.heads_per_class).all(), out.w
     assert len(set(problem.cand_model[out.w > 0].tolist())) <= 2
+
+
+def test_the_bias_ridge_holds_biases_near_zero():
+    """`bias_weight` is the ridge on the class biases: a stronger one gives smaller biases, the same picks."""
+    problem, picks = constructed_problem(seed=1, n_per_class=20), jnp.array([2, 2, 0])
+    biases = {
+        w: np.abs(np.asarray(chco.solve_fixed(problem, picks, SolverConfig(bias_weight=w)).b)).max()
+        for w in (1e-4, 1.0)
+    }
+    assert biases[1.0] < 0.5 * biases[1e-4], biases
+    with pytest.raises(ValueError, match="bias_weight must be positive"):
+        SolverConfig(bias_weight=0.0)
