@@ -2,7 +2,11 @@
 
 When a task names a concept and one of its descendants ("shirt" and "t-shirt"), the
 ancestor class means its subtree minus the other classes' subtrees: here, shirts
-that are not T-shirts. A name that matches no node is kept as a class "by name"
+that are not T-shirts. Two classes whose nodes would share concepts are a clash of
+senses: the one whose node is broader than a concept takes its next sense that no
+other class means ("dress" beside garments first means apparel, which in the open
+world's store holds only jeans; it then means dress.n.01), and the task is refused
+only when no such sense is left. A name that matches no node is kept as a class "by name"
 (`node` None, no concepts): selection answers it with the general model's text
 head for the name (method.md §3.2).
 """
@@ -61,6 +65,18 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
         if m.node in by_node:
             raise TaskError(f"classes {by_node[m.node]!r} and {m.name!r} both mean {m.node}; merge them into one class")
         by_node[m.node] = m.name
+    while True:
+        classes, clash = _classes(sdag, matches)
+        if clash is None:
+            return classes
+        error, involved = clash
+        matches = _next_sense(sdag, matches, involved)
+        if matches is None:
+            raise error
+
+
+def _classes(sdag: SDAG, matches: list[matching.Match]) -> tuple[list[TaskClass], tuple[TaskError, list[int]] | None]:
+    """The classes `matches` mean, or the error that stops them and the classes it names."""
     classes = []
     for m in matches:
         if not m.covered:
@@ -70,13 +86,34 @@ def resolve(sdag: SDAG, names: list[str] | tuple[str, ...]) -> list[TaskClass]:
         inside = [o for o in others if o < sdag.concepts_under(m.node)]
         concepts = sdag.concepts_under(m.node).difference(*inside)
         if not concepts:
-            raise TaskError(f"class {m.name!r} ({m.node}) has nothing left once its sub-classes are taken out")
+            error = TaskError(f"class {m.name!r} ({m.node}) has nothing left once its sub-classes are taken out")
+            return classes, (error, [])
         classes.append(TaskClass(m.name, m.node, frozenset(concepts), m))
-    for a in classes:
-        for b in classes:
-            if a is not b and a.concepts & b.concepts:
-                raise TaskError(f"classes {a.name!r} and {b.name!r} overlap ({sorted(a.concepts & b.concepts)})")
-    return classes
+    for i, a in enumerate(classes):
+        for j, b in enumerate(classes):
+            if i != j and a.concepts & b.concepts:
+                error = TaskError(f"classes {a.name!r} and {b.name!r} overlap ({sorted(a.concepts & b.concepts)})")
+                return classes, (error, [i, j])
+    return classes, None
+
+
+def _next_sense(sdag: SDAG, matches: list[matching.Match], involved: list[int]) -> list[matching.Match] | None:
+    """`matches` with one of the `involved` classes moved to its next sense (one no other class means), or None if
+    none can move. Two classes that overlap are a clash of senses the names did not ask for ("dress" beside
+    garments means apparel, which in a store of clothing may hold only jeans). Only a class whose node is broader
+    than a concept moves, the least confident first: a name that means a concept exactly, or a node named by its
+    id, keeps it."""
+    concept = sdag.graph.nodes(data="concept")
+    taken = {m.node for m in matches}
+    movable = [i for i in involved if matches[i].how != "node" and concept[matches[i].node] < 0]
+    for i in sorted(movable, key=lambda i: matches[i].confidence):
+        m = matches[i]
+        free = [v for v in m.alternatives if v not in taken]
+        if free:
+            rest = tuple(v for v in m.alternatives if v != free[0])
+            moved = dataclasses.replace(m, node=free[0], alternatives=rest, how=f"{m.how}+other sense")
+            return [moved if k == i else o for k, o in enumerate(matches)]
+    return None
 
 
 def unmatched_error(sdag: SDAG, classes: list[TaskClass], why: str) -> TaskError:

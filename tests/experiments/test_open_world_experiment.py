@@ -67,6 +67,25 @@ def test_the_development_suite_is_answered_and_mll_beats_chance(small_world):
     assert "MLL - declared" in open_world.table(result)
 
 
+def test_a_sense_that_clashes_with_another_class_gives_way_to_the_names_next_sense(small_world):
+    """'dress' beside garments means apparel.n.01 by context, which in the open world's store holds only
+    jean.n.01, what 'jeans' means: the classes would overlap (a development task was refused so), so 'dress'
+    takes its next sense. A name that means a concept exactly never moves: a clash only it could resolve is
+    refused."""
+    import mll_jax as mll
+    from mll_jax.concepts import task as task_lib
+
+    hub, _ = small_world
+    names = ["dress", "jeans", "coat", "sock"]
+    classes = task_lib.resolve(hub.sdag, names)
+    assert [c.node for c in classes] == ["dress.n.01", "jean.n.01", "coat.n.01", "sock.n.01"]
+    assert classes[0].match.how.endswith("+other sense") and "apparel.n.01" not in classes[0].match.alternatives
+    assert all(not (a.concepts & b.concepts) for a in classes for b in classes if a is not b)
+    assert mll.select(hub, names).nodes == [c.node for c in classes]
+    with pytest.raises(task_lib.TaskError, match="overlap"):
+        task_lib.resolve(hub.sdag, ["apparel.n.01", "jeans"])  # a node named by its id keeps it too
+
+
 def test_label_rules_benchmark_reads_the_small_world(small_world, tmp_path):
     """The benchmark that chose the open world's rule, on this small hub: a bounded region gives fewer labels,
     more of them right, and keeps nearly every one the plain rule got right (a declared name that matches another
