@@ -145,8 +145,8 @@ def f1_topk_members(
     seed: int = 0,
     per_class: int = SelectionConfig.samples_per_class,
 ) -> list[list[str]]:
-    """Per class, the top-k models by the F1 score rule, measured on the fit half of node samples (`per_class`
-    of them per class, both halves: the samples MLL draws)."""
+    """Per class, the top-k models by the F1 score rule, measured on the fit half of the node samples MLL draws
+    (`per_class` per class, half of them to fit)."""
     K = len(classes)
     index, labels = node_samples(hub, classes, per_class, seed)[0]  # the fit half
     score: dict[tuple[str, int], float] = {}
