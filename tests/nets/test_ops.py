@@ -16,10 +16,11 @@ def xla_conv(x, kernel, stride, padding):
     "size, k, stride, padding",
     [(28, 3, 2, "SAME"), (27, 3, 2, "SAME"), (7, 5, 3, "SAME"), (27, 1, 1, "VALID"), (28, 3, 2, 1), (7, 3, 1, 2)],
 )
-def test_conv2d_equals_xla_convolution_and_its_gradients(size, k, stride, padding):
+@pytest.mark.parametrize("channels", [1, 4])  # 1: summed slices (ops.FEW_CHANNELS) with the matmul's gradient
+def test_conv2d_equals_xla_convolution_and_its_gradients(size, k, stride, padding, channels):
     rng = np.random.default_rng(size * 100 + k * 10 + stride)
-    x = jnp.asarray(rng.normal(size=(3, size, size, 4)), jnp.float32)
-    kernel = jnp.asarray(rng.normal(size=(k, k, 4, 5)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(3, size, size, channels)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, channels, 5)), jnp.float32)
     bias = jnp.asarray(rng.normal(size=5), jnp.float32)
     ours = jax.jit(lambda x, w, b: ops.conv2d(x, w, b, stride, padding))
     reference = xla_conv(x, kernel, stride, padding) + bias
@@ -32,10 +33,11 @@ def test_conv2d_equals_xla_convolution_and_its_gradients(size, k, stride, paddin
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
-def test_conv2d_in_bfloat16_and_under_vmap():
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv2d_in_bfloat16_and_under_vmap(channels):
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(2, 14, 14, 3)), jnp.float32)
-    kernels = jnp.asarray(rng.normal(size=(4, 3, 3, 3, 8)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 14, 14, channels)), jnp.float32)
+    kernels = jnp.asarray(rng.normal(size=(4, 3, 3, channels, 8)), jnp.float32)
     stacked = jax.vmap(lambda w: ops.conv2d(x, w, None, 2, "SAME"))(kernels)
     for w, y in zip(kernels, stacked):
         np.testing.assert_allclose(y, xla_conv(x, w, 2, "SAME"), atol=1e-4)
