@@ -2,26 +2,42 @@
 
 The candidates are timed on the real group at the real batch size on the current
 backend; the result is kept in `<cache>/engine/strategies.json` under a key naming
-the backend, mesh, group signature, group size, padded head width, batch size and
-dtype. The loop is kept unless another strategy beats it by `configs.engine.STRATEGY_MARGIN`, so the engine
-is never slower than the plain loop by more than measurement noise. `MLL_JAX_STRATEGY` overrides.
+the backend, mesh, group signature, group size, padded head width, batch size,
+dtype, jax's version and a digest of the code the programs are made of (a measurement
+of other code says nothing of this one). The loop is kept unless another strategy
+beats it by `configs.engine.STRATEGY_MARGIN`, so the engine is never slower than the
+plain loop by more than measurement noise. `MLL_JAX_STRATEGY` overrides.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from mll_jax import paths
+import jax
+
+from mll_jax import exported, paths
 from mll_jax.configs.engine import STRATEGY_MARGIN, STRATEGY_REPEATS
 
-__all__ = ["STRATEGIES", "choose", "forced", "log", "measured", "seconds"]
+__all__ = ["STRATEGIES", "choose", "code_version", "forced", "log", "measured", "seconds"]
 
 STRATEGIES = ("vmap", "map", "loop")
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def code_version() -> str:
+    """jax's version and a digest of the code a measured program runs (the architectures, their operations, the
+    engine, the preprocessing): when the demo CNN's first convolution changed form, a remembered choice of vmap
+    over the loop left the engine labelling 0.81x as fast as the plain loop."""
+    package = Path(__file__).parents[1]
+    files = sorted([*package.glob("nets/*.py"), *package.glob("engine/*.py"), package / "data" / "preprocess.py"])
+    return f"jax {jax.__version__}|code {exported.source_digest(files)}"
 
 
 def _table_path():
@@ -70,6 +86,7 @@ def choose(key: str, candidates: dict[str, Callable[[], Callable[[], object]]], 
     `candidates` maps a name to a factory of a function that runs one batch and
     waits for it. `baseline` (the plain way) is kept unless another is faster by `STRATEGY_MARGIN`.
     """
+    key = f"{key}|{code_version()}"
     if key in (known := measured()):
         return known[key]["strategy"]
     times = {name: seconds(make()) for name, make in candidates.items()}
