@@ -9,12 +9,11 @@ import jax.numpy as jnp
 
 __all__ = ["conv2d", "unit_norm"]
 
-# Input channels up to which a dense convolution on CPU sums scaled slices instead of one matmul. Forward, a 3x3
-# stride-2 convolution to 16 channels at batch 32 took 41 against 137 us with 1 input channel (28 px), 86
-# against 153 us with 3 (32 px), 146 against 129 us with 4, and 364 against 103 us with 16 (14 px to 32
-# channels). A training epoch of the demo CNN (4096 images, the matmul's gradient) took 754 against 739 ms with
-# 1 input channel (medians of 5, within the noise), but 945-978 against 733-781 ms with 3; so 1.
-FEW_CHANNELS = 1
+# Input channels up to which a dense convolution on CPU sums scaled slices instead of one matmul (forward only:
+# differentiated it is the matmul). A 3x3 stride-2 convolution at batch 32 took 41 against 137 us with 1 input
+# channel (28 px, to 16 channels), 86 against 153 us with 3 (32 px), 18 against 43 ms with 3 at 224 px to 32
+# channels (EfficientNet-Lite's stem), 146 against 129 us with 4, and 364 against 103 us with 16.
+FEW_CHANNELS = 3
 
 
 def unit_norm(x: jax.Array) -> jax.Array:
@@ -100,19 +99,19 @@ def _by_matmul(x, kernel, stride: int, pads):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _by_channel_sums(x, kernel, stride: int, pads):
     """`_by_matmul` as a sum of each slice's channels scaled by their kernel rows: one fused loop, where the
-    matmul's inner dimension (9 or 27) is too short to pay for concatenating the slices. Its gradient is the
-    matmul's: the sums' own took a training epoch 1.1-1.6x as long."""
+    matmul's inner dimension (9 or 27) is too short to pay for concatenating the slices. Differentiated, it is
+    the matmul, forward and backward (the sums' own gradient took a training epoch 1.1-1.6x as long), so
+    training computes exactly what it did before."""
     kh, kw, c_in, c_out = kernel.shape
     rows = kernel.reshape(kh * kw, c_in, c_out)
     return sum(s[..., c : c + 1] * w[c] for s, w in zip(_slices(x, kh, kw, stride, pads), rows) for c in range(c_in))
 
 
 def _channel_sums_forward(x, kernel, stride, pads):
-    return _by_channel_sums(x, kernel, stride, pads), (x, kernel)
+    return jax.vjp(lambda x, kernel: _by_matmul(x, kernel, stride, pads), x, kernel)
 
 
-def _channel_sums_backward(stride, pads, residuals, cotangent):
-    _, pullback = jax.vjp(lambda x, kernel: _by_matmul(x, kernel, stride, pads), *residuals)
+def _channel_sums_backward(stride, pads, pullback, cotangent):
     return pullback(cotangent)
 
 
