@@ -12,6 +12,7 @@ each is compiled again (from jax's disk cache) the next time it is called.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import jax
 
-__all__ = ["BUDGET", "check", "register", "share_in_use"]
+__all__ = ["BUDGET", "check", "countable", "register", "share_in_use"]
 
 log = logging.getLogger(__name__)
 BUDGET = 0.75  # share of the map limit programs may fill: the rest is headroom for the programs being compiled
@@ -46,6 +47,12 @@ def share_in_use() -> float | None:
         return lines / limit
     except (OSError, ValueError):
         return None
+
+
+@functools.cache
+def countable() -> bool:
+    """Whether this process's maps can be counted (Linux): where not, stages bound their programs by number."""
+    return share_in_use() is not None
 
 
 def check(budget: float | None = None) -> bool:

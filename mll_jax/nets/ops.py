@@ -30,10 +30,10 @@ def conv2d(
     XLA's convolution, except on CPU: there a dense one is one matmul over the
     kernel's strided slices of the padded input (with at most `FEW_CHANNELS` input
     channels, a sum of the slices' channels scaled by their kernel rows), and a
-    depthwise one a sum of those slices scaled per channel: the same sums in another order. XLA's CPU convolution
-    gradients made a training step of the demo's CNNs 9x slower, and its forward
-    pass 1.8x slower under vmap (both measured at batch 128-512); its depthwise
-    convolutions ran 12-40x slower than the sum of slices, and its 1x1 ones 1.3-6x
+    depthwise one a sum of those slices scaled per channel: the same sums in another
+    order. XLA's CPU convolution gradients made a training step of the demo's CNNs 9x
+    slower, and its forward pass 1.8x slower under vmap (both measured at batch
+    128-512); its depthwise convolutions ran 12-40x slower than the sum of slices, and its 1x1 ones 1.3-6x
     slower than the matmul (EfficientNet-Lite0's layers at batch 32, 224 px).
     """
     channels = x.shape[-1]

@@ -76,7 +76,7 @@ def _program(fn, args, config: SolverConfig):
     if key in programs:
         return programs[key]
     memory_maps.check()
-    if len(programs) >= MAX_PROGRAMS and memory_maps.share_in_use() is None:
+    if len(programs) >= MAX_PROGRAMS and not memory_maps.countable():
         forget()
     pending = _pending.pop(key, None)
     programs[key] = pending.result() if pending is not None else _load(fn, args, config, key)
