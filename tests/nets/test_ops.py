@@ -33,17 +33,20 @@ def test_conv2d_equals_xla_convolution_and_its_gradients(size, k, stride, paddin
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_conv2d_in_bfloat16_and_under_vmap(channels):
+@pytest.mark.parametrize("channels", [1, 3, 16])  # summed slices (1, 3) and the matmul (16)
+def test_conv2d_under_vmap_and_in_bfloat16_accumulating_in_float32(channels):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 14, 14, channels)), jnp.float32)
     kernels = jnp.asarray(rng.normal(size=(4, 3, 3, channels, 8)), jnp.float32)
     stacked = jax.vmap(lambda w: ops.conv2d(x, w, None, 2, "SAME"))(kernels)
     for w, y in zip(kernels, stacked):
         np.testing.assert_allclose(y, xla_conv(x, w, 2, "SAME"), atol=1e-4)
-    low = ops.conv2d(x.astype(jnp.bfloat16), kernels[0].astype(jnp.bfloat16), None, 2, "SAME")
+    x_low, w_low = x.astype(jnp.bfloat16), kernels[0].astype(jnp.bfloat16)
+    low = jax.jit(lambda x, w: ops.conv2d(x, w, None, 2, "SAME"))(x_low, w_low)
     assert low.dtype == jnp.bfloat16
-    np.testing.assert_allclose(low.astype(jnp.float32), xla_conv(x, kernels[0], 2, "SAME"), atol=0.3)
+    # the float32 sums of the bfloat16 inputs, rounded once (bfloat16 keeps 8 significant bits)
+    exact = xla_conv(x_low.astype(jnp.float32), w_low.astype(jnp.float32), 2, "SAME")
+    np.testing.assert_allclose(low.astype(jnp.float32), exact, rtol=2**-8, atol=1e-5)
 
 
 def test_conv2d_names_a_padding_it_does_not_know():
@@ -63,6 +66,13 @@ def test_depthwise_conv2d_equals_xla_grouped_convolution(size, k, stride):
     )
     assert ours.shape == reference.shape
     np.testing.assert_allclose(ours, reference, atol=1e-4)
+    x_low, w_low = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+    low = jax.jit(lambda x, w: ops.conv2d(x, w, None, stride, "SAME", groups=6))(x_low, w_low)
+    exact = jax.jit(lambda x, w: ops.conv2d(x, w, None, stride, "SAME", groups=6))(
+        x_low.astype(jnp.float32), w_low.astype(jnp.float32)
+    )
+    assert low.dtype == jnp.bfloat16
+    np.testing.assert_allclose(low.astype(jnp.float32), exact, rtol=2**-8, atol=1e-5)  # one rounding
 
 
 def test_conv2d_refuses_groups_it_does_not_compute():
