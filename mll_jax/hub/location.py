@@ -20,7 +20,7 @@ from mll_jax.hub import database, sqlite
 from mll_jax.hub.database import FORMAT_VERSION, Database
 from mll_jax.hub.postgres import PostgresDatabase, is_url
 
-__all__ = ["POINTER", "copy", "create", "exists", "move", "open_database"]
+__all__ = ["POINTER", "copy", "create", "exists", "move", "open_database", "reach"]
 
 POINTER = "database.json"  # {"backend": "postgresql", "url": ...}: the hub's rows are on that server
 MOVED = f"{sqlite.FILE}.moved"  # a SQLite database whose rows went to a server, kept as it was
@@ -120,6 +120,36 @@ def move(directory: Path, url: str | None) -> tuple[str, str]:
             source.close()
             os.replace(directory / sqlite.FILE, directory / MOVED)
     return source.location, _at(directory).location
+
+
+def reach(directory: Path, url: str) -> tuple[str, str]:
+    """Reach the rows of the hub in `directory`, on a server, through `url`: another route to the same database
+    (a connection pooler in front of the server, a new host name). Refused unless the database there holds this
+    hub's rows (equal digests, read while the hub's write lock is held). Returns (from, to) locations."""
+    if not is_url(url):
+        raise ValueError(f"{url!r} is not a PostgreSQL URL; write postgresql://user@host:port/dbname")
+    if not (directory / POINTER).is_file():
+        raise ValueError(
+            f"the hub in {directory} keeps its rows in SQLite; move them to a server first (`mll-jax hub migrate`)"
+        )
+    source = open_database(directory)
+    there = PostgresDatabase(url)
+    with source.locked():
+        try:
+            same = there.meta("format_version") is not None and there.digest() == source.digest()
+        except ConnectionError:
+            raise
+        except Exception:  # psycopg: no hub tables there
+            same = False
+        finally:
+            there.close()
+        if not same:
+            raise ValueError(
+                f"{there.location} does not hold the rows of the hub in {directory} ({source.location}); "
+                "name a route to that same database"
+            )
+        _point(directory, there)
+    return source.location, there.location
 
 
 def copy(directory: Path, target: Path) -> None:

@@ -4,20 +4,35 @@ Debian's `postgresql` package provides the server (`make test` installs it).
 The cluster lives in a temporary directory, listens only on a Unix socket there,
 trusts local connections and skips fsync: it holds nothing that must outlive it.
 As root, the server runs as the `postgres` user (PostgreSQL refuses root).
+
+With `pooler=True` a PgBouncer (Debian's `pgbouncer`) in session mode stands in
+front of it, as it would in front of a hub shared by many hosts (method.md §2.1):
+a client's connection is then a socket to the pooler, not a new server process.
+Session mode keeps what the hub relies on: a session's advisory lock is its own
+until it ends, and a client gone mid-transaction takes its server connection down
+with it, so the server rolls the transaction back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["LocalCluster", "create_database", "server_binaries"]
+__all__ = ["LocalCluster", "create_database", "pooler_binary", "server_binaries"]
 
 USER = "mll"
+POOLER_PORT = 6432  # PgBouncer's own default
+# Server connections the pooler may hold per database: more than the processes that ever write at once here
+# (the tests' eight adders, two labellers and the runner), so no client waits for one.
+POOL_SIZE = 100
+POOLER_START_S = 10  # seconds to wait for the pooler's socket
 
 
 def server_binaries() -> Path:
@@ -30,10 +45,19 @@ def server_binaries() -> Path:
     raise FileNotFoundError("no PostgreSQL server here; install Debian's package: sudo apt-get install postgresql")
 
 
-class LocalCluster:
-    """A cluster started in a temporary directory; `url(name)` makes and names a database in it."""
+def pooler_binary() -> Path:
+    """PgBouncer's program, with a clear error if it is not installed."""
+    for found in (shutil.which("pgbouncer"), "/usr/sbin/pgbouncer"):
+        if found and Path(found).is_file():
+            return Path(found)
+    raise FileNotFoundError("no PgBouncer here; install Debian's package: sudo apt-get install pgbouncer")
 
-    def __init__(self) -> None:
+
+class LocalCluster:
+    """A cluster started in a temporary directory; `url(name)` makes and names a database in it (reached through
+    a session-mode PgBouncer if `pooler`)."""
+
+    def __init__(self, pooler: bool = False) -> None:
         self._bin = server_binaries()
         self.directory = Path(tempfile.mkdtemp(prefix="mll-jax-pg-"))
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -46,6 +70,30 @@ class LocalCluster:
             "-o", f"-k {self.directory} -h '' -F -c max_connections=128",
         )  # fmt: skip
         self._databases = 0
+        self.pooled = pooler
+        if pooler:
+            self._start_pooler()
+
+    def _start_pooler(self) -> None:
+        ini = self.directory / "pgbouncer.ini"
+        ini.write_text(
+            f"[databases]\n* = host={self.directory} user={USER}\n"
+            f"[pgbouncer]\nlisten_addr =\nunix_socket_dir = {self.directory}\nlisten_port = {POOLER_PORT}\n"
+            f"auth_type = any\npool_mode = session\ndefault_pool_size = {POOL_SIZE}\nmax_client_conn = 1000\n"
+            f"logfile = {self.directory / 'pgbouncer.log'}\npidfile = {self.directory / 'pgbouncer.pid'}\n"
+        )
+        if self._as:
+            shutil.chown(ini, "postgres")
+        command = [*self._as, str(pooler_binary()), "-d", str(ini)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        socket = self.directory / f".s.PGSQL.{POOLER_PORT}"
+        deadline = time.monotonic() + POOLER_START_S
+        while done.returncode == 0 and not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not socket.exists():
+            log = self.directory / "pgbouncer.log"
+            said = log.read_text().strip() if log.is_file() else done.stderr.strip()
+            raise RuntimeError(f"pgbouncer did not start: {said}")
 
     def _run(self, program: str, *args) -> None:
         command = [*self._as, str(self._bin / program), *map(str, args)]
@@ -62,10 +110,21 @@ class LocalCluster:
         """A new empty database's URL (`name`, or the next of db0, db1, ...)."""
         name = name or f"db{self._databases}"
         self._databases += 1
-        return create_database(self.admin_url, name)
+        url = create_database(self.admin_url, name)
+        return self.through_pooler(url) if self.pooled else url
+
+    def through_pooler(self, url: str) -> str:
+        """The URL of this cluster's database `url` through its pooler."""
+        if not self.pooled:
+            raise ValueError("this cluster has no pooler; start it with LocalCluster(pooler=True)")
+        return f"{url}{'&' if '?' in url else '?'}port={POOLER_PORT}"
 
     def stop(self) -> None:
-        """Stop the server and delete the cluster."""
+        """Stop the pooler and the server, and delete the cluster."""
+        pid = self.directory / "pgbouncer.pid"
+        if pid.is_file():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid.read_text()), signal.SIGTERM)  # its clients' server connections close with it
         self._run("pg_ctl", "-D", self.directory / "data", "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -1,8 +1,8 @@
 """Both backends: a hub moved SQLite -> PostgreSQL -> SQLite selects the same; a writer killed inside a
 transaction leaves nothing behind (many writers at once: test_database.py).
 
-The server tests run under `pytest --hub-backend postgresql` (as `make test` does), on the throw-away
-cluster the session starts; the killed-transaction test runs on both backends.
+The server tests run under `pytest --hub-backend postgresql` and `postgresql-pooled` (as `make test`
+does), on the throw-away cluster the session starts; the killed-transaction test runs on every backend.
 """
 
 import json
@@ -50,6 +50,28 @@ def test_a_hub_moved_to_postgresql_and_back_selects_the_same(sqlite_hub_path, po
     with pytest.raises(FileExistsError, match="already holds a hub"):
         location.move(path, url)  # the server database still holds the first move's rows
     assert Hub.open(path).database.endswith("registry.sqlite")  # a refused move changes nothing
+
+
+def test_a_hub_reached_through_another_route_keeps_its_rows(sqlite_hub_path, postgres, tmp_path, capsys):
+    needs_server(postgres)
+    from mll_jax import cli
+    from mll_jax.hub import postgres_local
+
+    path = Hub.open(sqlite_hub_path).copy(tmp_path / "hub").path
+    with pytest.raises(ValueError, match="keeps its rows in SQLite"):
+        location.reach(path, postgres.url())
+    url = postgres.url()
+    location.move(path, url)
+    before, pointer = selections(path), (path / location.POINTER).read_text()
+    with pytest.raises(ValueError, match="does not hold the rows of the hub"):
+        location.reach(path, postgres.url())  # an empty database of the same server
+    assert (path / location.POINTER).read_text() == pointer  # a refused route changes nothing
+    pooled = f"&port={postgres_local.POOLER_PORT}"
+    other = url.replace(pooled, "") if postgres.pooled else f"{url}&port=5432"  # around the pooler, or named port
+    assert cli.main(["--hub", str(path), "hub", "reach", other]) == 0
+    assert "digests equal" in capsys.readouterr().out
+    assert Hub.open(path).database == other != url
+    assert selections(path) == before
 
 
 def test_hub_migrate_command(sqlite_hub_path, postgres, tmp_path, capsys):
