@@ -35,7 +35,6 @@ import json
 import sys
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from common import save
@@ -47,6 +46,7 @@ from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.data import datasets, world
 from mll_jax.experiments import evaluation, open_world
 from mll_jax.hub import Hub
+from mll_jax.nets import precision
 from mll_jax.selection import problems
 from mll_jax.zoo import pretrained
 
@@ -69,14 +69,15 @@ def with_pretrained(base: Hub, models: list[str]) -> tuple[Hub, dict[str, float]
     return hub, seconds
 
 
-def precision(name: str) -> dict:
+def bfloat16_agreement(name: str) -> dict:
     """bfloat16 against float32 on the photograph source's test split (all of it): top-1 agreement, and the
-    agreement when only the parameters are rounded to bfloat16 (the activations float32): what no arithmetic
-    of the engine's can win back."""
+    agreement when only the parameters are rounded as the engine rounds them (the activations float32): what
+    no arithmetic of the engine's can win back."""
     spec = pretrained.input_spec(name)
     model = converters.convert("efficientnet-lite", pretrained.checkpoint(name), spec).model
     graphdef, state = nnx.split(model)
-    rounded = nnx.merge(graphdef, jax.tree.map(lambda x: x.astype(jnp.bfloat16).astype(x.dtype), state))
+    low = precision.cast(state, jnp.bfloat16, precision.full_precision_paths(model))  # as the engine casts
+    rounded = nnx.merge(graphdef, precision.cast(low, jnp.float32))
     images = datasets.load("photos", "test").images
 
     def top1(m, dtype: str) -> np.ndarray:
@@ -164,7 +165,7 @@ def main() -> None:
     if args.bfloat16_only:
         with open(args.json) as f:
             result = json.load(f)
-        result["bfloat16"] = {name: precision(name) for name in args.models}
+        result["bfloat16"] = {name: bfloat16_agreement(name) for name in args.models}
         result["bfloat16_command"] = " ".join(["python benchmarks/pretrained_experts.py", *sys.argv[1:]])
         print("bfloat16 against float32:", result["bfloat16"])
         save(result, args.json)
@@ -183,7 +184,7 @@ def main() -> None:
         }
         print(name, json.dumps(result["labels"][name], indent=1))
     save(result, args.json)
-    result["bfloat16"] = {name: precision(name) for name in args.models}
+    result["bfloat16"] = {name: bfloat16_agreement(name) for name in args.models}
     print("bfloat16 against float32:", result["bfloat16"])
     save(result, args.json)
     hubs = {"reported": base, "with pretrained": hub}

@@ -22,6 +22,7 @@ from flax import nnx
 
 from mll_jax.data.preprocess import preprocess as preprocess_spec
 from mll_jax.data.preprocess import spec_key
+from mll_jax.nets import precision
 
 __all__ = [
     "HEAD_ALIGN",
@@ -71,9 +72,8 @@ def head_widths(heads: Iterable[int]) -> tuple[int, ...]:
 
 
 def preprocess(spec: tuple, state: nnx.State, images: jax.Array) -> jax.Array:
-    """uint8 images -> the model's input, in the dtype of its parameters."""
-    dtype = jax.tree.leaves(state)[0].dtype
-    return preprocess_spec(images, dict(spec)).astype(dtype)
+    """uint8 images -> the model's input, in the dtype it computes in (its batch norms may keep float32)."""
+    return preprocess_spec(images, dict(spec)).astype(precision.compute_dtype(jax.tree.leaves(state)))
 
 
 def forward(graphdef: nnx.GraphDef, spec: tuple, state: nnx.State, images: jax.Array) -> jax.Array:

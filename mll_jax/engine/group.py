@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -16,12 +15,9 @@ from mll_jax import memory_maps
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import sharding
 from mll_jax.engine.forward import Layout, Member, chunked, forward_leaves, group_probabilities, pad_heads
+from mll_jax.nets import precision
 
 __all__ = ["Group"]
-
-
-def _cast(dtype, x: np.ndarray) -> np.ndarray:
-    return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
 
 def _stack_spec(mesh: Mesh) -> NamedSharding:
@@ -64,7 +60,9 @@ class Group:
     ):
         self.members, self.mesh = members, mesh
         self.heads = tuple(m.model.head.out_features for m in members)
-        cast = functools.partial(jax.tree.map, functools.partial(_cast, dtype))
+        # in a narrower dtype, batch norms keep float32 parameters (nets/precision.py); one signature, one layout
+        keep = precision.full_precision_paths(backbone if strategy == "shared" else members[0].model)
+        cast = functools.partial(precision.cast, dtype=dtype, keep=keep)
         spec = spec_key(members[0].input_spec)
         split = [nnx.split(m.model) for m in members]
         self.width = width or max(self.heads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from mll_jax.nets import ops
@@ -61,11 +62,10 @@ class CNN(nnx.Module):
         self.head = nnx.Linear(dense, num_heads, rngs=rngs)
 
     def features(self, x: jax.Array) -> jax.Array:
+        wide = None if self.norms is None else jnp.float32  # a norm gets float32 sums (nets/precision.py)
         for i, conv in enumerate(self.convs):
-            x = ops.conv2d(x, conv.kernel[...], conv.bias[...], self.stride, self.padding)
-            if self.norms is not None:
-                x = self.norms[i](x)
-            x = jax.nn.relu(x)
+            y = ops.conv2d(x, conv.kernel[...], conv.bias[...], self.stride, self.padding, sums_dtype=wide)
+            x = jax.nn.relu(y if self.norms is None else self.norms[i](y).astype(x.dtype))
         return jax.nn.relu(self.dense(x.reshape(x.shape[0], -1)))
 
     def __call__(self, x: jax.Array) -> jax.Array:

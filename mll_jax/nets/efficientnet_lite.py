@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from mll_jax.nets import ops
@@ -75,8 +76,10 @@ class ConvBN(nnx.Module):
         self.stride, self.groups = stride, groups
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        # the Conv module holds the parameters (the checkpoint layout); ops.conv2d applies them (fast on CPU too)
-        return self.norm(ops.conv2d(x, self.conv.kernel[...], None, self.stride, "SAME", self.groups))
+        # the Conv module holds the parameters (the checkpoint layout); ops.conv2d applies them (fast on CPU too).
+        # The norm gets float32 sums and rounds once to x's dtype (nets/precision.py).
+        sums = ops.conv2d(x, self.conv.kernel[...], None, self.stride, "SAME", self.groups, sums_dtype=jnp.float32)
+        return self.norm(sums).astype(x.dtype)
 
 
 class MBConv(nnx.Module):

@@ -22,10 +22,17 @@ def unit_norm(x: jax.Array) -> jax.Array:
 
 
 def conv2d(
-    x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: str | int, groups: int = 1
+    x: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array | None,
+    stride: int,
+    padding: str | int,
+    groups: int = 1,
+    sums_dtype=None,
 ) -> jax.Array:
     """A 2-D convolution of NHWC `x` with an HWIO `kernel`, `padding` "SAME", "VALID" or PyTorch's symmetric int;
-    `groups` 1 (dense) or the channel count (depthwise, `kernel` k x k x 1 x C).
+    `groups` 1 (dense) or the channel count (depthwise, `kernel` k x k x 1 x C); the result in `sums_dtype`
+    (default: the inputs' dtype; float32 hands a bfloat16 convolution's sums unrounded to a batch norm).
 
     XLA's convolution, except on CPU: there a dense one is one matmul over the
     kernel's strided slices of the padded input (with at most `FEW_CHANNELS` input
@@ -36,7 +43,7 @@ def conv2d(
     128-512); its depthwise convolutions ran 12-40x slower than the sum of slices, and its 1x1 ones 1.3-6x
     slower than the matmul (EfficientNet-Lite0's layers at batch 32, 224 px).
     On CPU the sums accumulate in float32 for bfloat16 inputs too, as XLA's
-    convolutions on accelerators do; the result is in the inputs' dtype.
+    convolutions on accelerators do.
     """
     channels = x.shape[-1]
     if groups not in (1, channels) or (groups > 1 and kernel.shape[2:] != (1, channels)):
@@ -46,11 +53,12 @@ def conv2d(
         )
     pads = tuple(_pads(size, kernel.shape[i], stride, padding) for i, size in enumerate(x.shape[1:3]))
     on_cpu = _depthwise_by_slices if groups > 1 else _by_slices
+    out = jnp.dtype(sums_dtype or jnp.result_type(x, kernel))
     y = jax.lax.platform_dependent(
         x,
         kernel,
-        cpu=functools.partial(on_cpu, stride=stride, pads=pads),
-        default=functools.partial(_by_xla, stride=stride, pads=pads, groups=groups),
+        cpu=functools.partial(on_cpu, stride=stride, pads=pads, out=out),
+        default=functools.partial(_by_xla, stride=stride, pads=pads, groups=groups, out=out),
     )
     return y if bias is None else y + bias
 
@@ -67,11 +75,12 @@ def _pads(size: int, k: int, stride: int, padding: str | int) -> tuple[int, int]
     raise ValueError(f"padding must be 'SAME', 'VALID' or an int, got {padding!r}")
 
 
-def _by_xla(x, kernel, *, stride, pads, groups):
+def _by_xla(x, kernel, *, stride, pads, groups, out):
     dims = ("NHWC", "HWIO", "NHWC")
     return jax.lax.conv_general_dilated(
-        x, kernel, (stride, stride), pads, dimension_numbers=dims, feature_group_count=groups
-    )
+        x, kernel, (stride, stride), pads, dimension_numbers=dims, feature_group_count=groups,
+        preferred_element_type=out,
+    )  # fmt: skip
 
 
 def _slices(x, kh: int, kw: int, stride: int, pads) -> list[jax.Array]:
@@ -86,22 +95,22 @@ def _slices(x, kh: int, kw: int, stride: int, pads) -> list[jax.Array]:
     ]
 
 
-def _by_slices(x, kernel, *, stride, pads):
+def _by_slices(x, kernel, *, stride, pads, out):
     if kernel.shape[2] <= FEW_CHANNELS:
-        return _by_channel_sums(x, kernel, stride, pads)
-    return _by_matmul(x, kernel, stride, pads)
+        return _by_channel_sums(x, kernel, stride, pads, out)
+    return _by_matmul(x, kernel, stride, pads, out)
 
 
-def _by_matmul(x, kernel, stride: int, pads):
+def _by_matmul(x, kernel, stride: int, pads, out):
     kh, kw, c_in, c_out = kernel.shape
     slices = _slices(x, kh, kw, stride, pads)
     patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
     sums = jnp.matmul(patches, kernel.reshape(kh * kw * c_in, c_out), preferred_element_type=jnp.float32)
-    return sums.astype(jnp.result_type(x, kernel))
+    return sums.astype(out)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _by_channel_sums(x, kernel, stride: int, pads):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _by_channel_sums(x, kernel, stride: int, pads, out):
     """`_by_matmul` as a sum of each slice's channels scaled by their kernel rows: one fused loop, where the
     matmul's inner dimension (9 or 27) is too short to pay for concatenating the slices. Differentiated, it is
     the matmul, forward and backward (the sums' own gradient took a training epoch 1.1-1.6x as long), so
@@ -109,28 +118,24 @@ def _by_channel_sums(x, kernel, stride: int, pads):
     kh, kw, c_in, c_out = kernel.shape
     rows = _wide(kernel).reshape(kh * kw, c_in, c_out)
     slices = _slices(_wide(x), kh, kw, stride, pads)
-    return sum(s[..., c : c + 1] * w[c] for s, w in zip(slices, rows) for c in range(c_in)).astype(
-        jnp.result_type(x, kernel)
-    )
+    return sum(s[..., c : c + 1] * w[c] for s, w in zip(slices, rows) for c in range(c_in)).astype(out)
 
 
-def _channel_sums_forward(x, kernel, stride, pads):
-    return jax.vjp(lambda x, kernel: _by_matmul(x, kernel, stride, pads), x, kernel)
+def _channel_sums_forward(x, kernel, stride, pads, out):
+    return jax.vjp(lambda x, kernel: _by_matmul(x, kernel, stride, pads, out), x, kernel)
 
 
-def _channel_sums_backward(stride, pads, pullback, cotangent):
+def _channel_sums_backward(stride, pads, out, pullback, cotangent):
     return pullback(cotangent)
 
 
 _by_channel_sums.defvjp(_channel_sums_forward, _channel_sums_backward)
 
 
-def _depthwise_by_slices(x, kernel, *, stride, pads):
+def _depthwise_by_slices(x, kernel, *, stride, pads, out):
     kh, kw = kernel.shape[:2]
     weights = _wide(kernel).reshape(kh * kw, -1)
-    return sum(s * w for s, w in zip(_slices(_wide(x), kh, kw, stride, pads), weights)).astype(
-        jnp.result_type(x, kernel)
-    )
+    return sum(s * w for s, w in zip(_slices(_wide(x), kh, kw, stride, pads), weights)).astype(out)
 
 
 def _wide(x: jax.Array) -> jax.Array:

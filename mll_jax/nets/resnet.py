@@ -44,7 +44,7 @@ class ConvBN(nnx.Module):
         self.norm = nnx.BatchNorm(out_channels, use_running_average=True, epsilon=1e-5, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.norm(self.conv(x))
+        return self.norm(self.conv(x)).astype(x.dtype)  # a float32 norm rounds to x's dtype (nets/precision.py)
 
 
 class Block(nnx.Module):
