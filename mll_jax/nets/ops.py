@@ -28,7 +28,7 @@ def conv2d(
     stride: int,
     padding: str | int,
     groups: int = 1,
-    sums_dtype=None,
+    sums_dtype: jax.typing.DTypeLike | None = None,
 ) -> jax.Array:
     """A 2-D convolution of NHWC `x` with an HWIO `kernel`, `padding` "SAME", "VALID" or PyTorch's symmetric int;
     `groups` 1 (dense) or the channel count (depthwise, `kernel` k x k x 1 x C); the result in `sums_dtype`

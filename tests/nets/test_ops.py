@@ -47,6 +47,9 @@ def test_conv2d_under_vmap_and_in_bfloat16_accumulating_in_float32(channels):
     # the float32 sums of the bfloat16 inputs, rounded once (bfloat16 keeps 8 significant bits)
     exact = xla_conv(x_low.astype(jnp.float32), w_low.astype(jnp.float32), 2, "SAME")
     np.testing.assert_allclose(low.astype(jnp.float32), exact, rtol=2**-8, atol=1e-5)
+    wide = jax.jit(lambda x, w: ops.conv2d(x, w, None, 2, "SAME", sums_dtype=jnp.float32))(x_low, w_low)
+    assert wide.dtype == jnp.float32  # the sums unrounded, for a batch norm
+    np.testing.assert_allclose(wide, exact, rtol=1e-5, atol=1e-5)
 
 
 def test_conv2d_names_a_padding_it_does_not_know():
