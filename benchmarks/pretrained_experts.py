@@ -162,18 +162,21 @@ def main() -> None:
         "--bfloat16-only", action="store_true", help="measure only the bfloat16 section and rewrite it in --json"
     )
     args = parser.parse_args()
-    if args.bfloat16_only:
-        with open(args.json) as f:
-            result = json.load(f)
+    command = " ".join(["python benchmarks/pretrained_experts.py", *sys.argv[1:]])
+
+    def bfloat16_section(result: dict) -> None:
         result["bfloat16"] = {name: bfloat16_agreement(name) for name in args.models}
-        result["bfloat16_command"] = " ".join(["python benchmarks/pretrained_experts.py", *sys.argv[1:]])
         print("bfloat16 against float32:", result["bfloat16"])
         save(result, args.json)
+
+    if args.bfloat16_only:
+        with open(args.json) as f:
+            bfloat16_section(json.load(f) | {"bfloat16_command": command})
         return
     base = open_world.build_hub(open_world.hub_path(512, 0))
     hub, seconds = with_pretrained(base, args.models)
     result = {
-        "command": " ".join(["python benchmarks/pretrained_experts.py", *sys.argv[1:]]),
+        "command": command,
         "store_images": len(hub.store.images),
         "label_seconds": seconds,
         "labels": {},
@@ -184,9 +187,7 @@ def main() -> None:
         }
         print(name, json.dumps(result["labels"][name], indent=1))
     save(result, args.json)
-    result["bfloat16"] = {name: bfloat16_agreement(name) for name in args.models}
-    print("bfloat16 against float32:", result["bfloat16"])
-    save(result, args.json)
+    bfloat16_section(result)
     hubs = {"reported": base, "with pretrained": hub}
     photos, tasks = photographs(base)
     probs = {label: evaluation.all_probabilities(h, photos) for label, h in hubs.items()}
