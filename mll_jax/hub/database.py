@@ -33,6 +33,9 @@ TABLES = {
     "head_params": "model",
     "concept_index": "concept, model, head",
 }
+# The columns a table's rows carry in copies, dumps and digests, where not all of them: `fires_on` is derived
+# from the other rows of its head, so a copy recomputes it and a digest leaves it out.
+COLUMNS = {"concept_index": "concept, model, head, response, hits"}
 
 
 class Database:
@@ -43,8 +46,6 @@ class Database:
     location = ""  # what error messages name: a file, or a server's database
     # The largest `params` in any model's entry, in the backend's own JSON functions.
     LARGEST_PARAMS = ""
-    # What keeps a NOT EXISTS subquery a probe per row in the backend's planner (see `valid_rows`).
-    PROBE_FENCE = ""
 
     def __init__(self) -> None:
         self._db: Any = None
@@ -72,8 +73,33 @@ class Database:
     def update_statistics(self) -> None:
         """Refresh what the query planner knows of the tables after a bulk load (nothing, unless a backend says)."""
 
+    def columns(self, table: str) -> list[str]:
+        """The columns of `table` ([] if there is no such table)."""
+        raise NotImplementedError
+
     def add_missing_tables(self) -> None:
-        """What a database made by an earlier release of this format lacks (nothing, unless a backend says)."""
+        """What a database made by an earlier 2.x lacks: tables, indexes, and the concept index's `fires_on`
+        (filled in from the rows already there, in one transaction)."""
+        if "fires_on" in self.columns("concept_index"):  # the newest addition: nothing else can be missing
+            return
+        with self._transaction() as db:
+            if self.lacks_fires_on():  # read again under the lock: another process may have been first
+                db.execute("ALTER TABLE concept_index ADD COLUMN fires_on TEXT NOT NULL DEFAULT ''")
+                db.execute("DROP INDEX IF EXISTS concept_index_by_hits")  # made again below, covering fires_on
+                heads: dict[tuple[str, int], list[str]] = {}
+                for concept, model, head in db.execute("SELECT concept, model, head FROM concept_index"):
+                    heads.setdefault((model, head), []).append(concept)
+                db.executemany(
+                    "UPDATE concept_index SET fires_on = ? WHERE model = ? AND head = ?",
+                    [(fires_on(concepts), model, head) for (model, head), concepts in heads.items()],
+                )
+        self.create_tables()
+        self.update_statistics()
+
+    def lacks_fires_on(self) -> bool:
+        """Whether the concept index is one an earlier 2.x made, without `fires_on`."""
+        columns = self.columns("concept_index")
+        return bool(columns) and "fires_on" not in columns
 
     def _query(self, sql: str, args=()) -> Any:
         return self._connection.execute(sql, args)
@@ -81,6 +107,13 @@ class Database:
     def _in(self, column: str, values: list) -> tuple[str, list]:
         """`column IN (...)` for `values`, and its arguments (a backend may write it its own way)."""
         return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
+    def _contains_any(self, column: str, words: list[str]) -> tuple[str, list]:
+        """A test that the text in `column` contains one of `words`, and its arguments (a backend may write it
+        its own way)."""
+        if not words:
+            return "1 = 0", []
+        return " OR ".join([f"instr({column}, ?) > 0"] * len(words)), list(words)
 
     def close(self) -> None:
         if self._db is not None and self._pid == os.getpid():
@@ -158,24 +191,16 @@ class Database:
         """(model, head, hits) of the `limit` usable heads with the most hits on `concept` (ties in hub order)
         that fire on none of `others`: an index scan by hits, each head tested as it comes, that stops at `limit`
         such heads."""
-        fires_elsewhere = ""
-        args: list = [concept]
-        if others:
-            in_others, args_others = self._in("o.concept", sorted(set(others)))
-            # NOT EXISTS probes each scanned head and stops at its first firing. PostgreSQL would plan it as a hash
-            # anti-join over every row of the other concepts (38 ms at 10,000 experts), so its backend adds a
-            # planner fence; a per-row COUNT, the form before, probed on both but cost twice as much (measured on
-            # the 10,000-expert scale hub: SQLite 13.7 -> 6.7 ms, PostgreSQL 57.6 -> 44.5 ms for one 3-class task)
-            fires_elsewhere = (
-                "AND NOT EXISTS (SELECT 1 FROM concept_index o "
-                f"WHERE {in_others} AND o.model = c.model AND o.head = c.head{self.PROBE_FENCE}) "
-            )
-            args += args_others
+        fires_elsewhere, args_others = self._contains_any("c.fires_on", [_word(c) for c in sorted(set(others))])
+        # The test reads the scanned row's own `fires_on`, not other rows: at 10,000 experts the heads that fire
+        # on a concept mostly fire on its siblings too (1,806 of the first 1,824 'sandal' heads also fire on
+        # 'boot' or 'gym shoe'), and a primary-key probe per scanned head cost SQLite 1.3 and PostgreSQL 2.4 ms
+        # a query, against 0.15 and 0.5 ms now (the 10,000-expert scale hub, one 3-class task).
         rows = self._query(
             "SELECT c.model, c.head, c.hits FROM concept_index c JOIN models m ON m.id = c.model "
-            f"WHERE c.concept = ? AND m.label_problem = '' {fires_elsewhere}"
+            f"WHERE c.concept = ? AND m.label_problem = '' AND NOT ({fires_elsewhere}) "
             "ORDER BY c.hits DESC, m.seq, c.head LIMIT ?",  # ties in hub order, as the cap keeps them
-            [*args, limit],
+            [concept, *args_others, limit],
         )
         return [tuple(r) for r in rows.fetchall()]
 
@@ -197,7 +222,8 @@ class Database:
 
     def rows(self, table: str) -> Iterator[tuple]:
         """Every row of `table` in its `TABLES` order (copies, dumps, digests)."""
-        yield from (tuple(r) for r in self._query(f"SELECT * FROM {table} ORDER BY {TABLES[table]}").fetchall())
+        columns = COLUMNS.get(table, "*")
+        yield from (tuple(r) for r in self._query(f"SELECT {columns} FROM {table} ORDER BY {TABLES[table]}").fetchall())
 
     def dump(self) -> str:
         """The whole database as text, one line a row (to compare two states of a hub)."""
@@ -249,10 +275,7 @@ class Database:
                 "UPDATE models SET labels_checksum = ?, label_problem = ? WHERE id = ?",
                 (checksum, excluded if checksum is not None else None, model_id),
             )
-            db.executemany(
-                "INSERT INTO concept_index (concept, model, head, response, hits) VALUES (?, ?, ?, ?, ?)",
-                [(c, model_id, int(h), float(r), float(a)) for c, h, r, a in rows],
-            )
+            _insert_index_rows(db, model_id, [(c, int(h), float(r), float(a)) for c, h, r, a in rows])
 
     def put_meta(self, items: dict[str, str]) -> None:
         with self._transaction() as db:
@@ -283,10 +306,7 @@ def copy(source: Database, target: Database) -> None:
             )
             if model_id in params:
                 db.execute("INSERT INTO head_params (model, data) VALUES (?, ?)", (model_id, bytes(params[model_id])))
-            db.executemany(
-                "INSERT INTO concept_index (concept, model, head, response, hits) VALUES (?, ?, ?, ?, ?)",
-                [(c, model_id, h, r, a) for c, h, r, a in index.get(model_id, [])],
-            )
+            _insert_index_rows(db, model_id, index.get(model_id, []))
     target.update_statistics()
     if source.digest() != target.digest():
         raise RuntimeError(f"the copy in {target.location} does not match {source.location}; it was not used")
@@ -294,6 +314,29 @@ def copy(source: Database, target: Database) -> None:
 
 def _plain(row) -> tuple:
     return tuple(bytes(v).hex() if isinstance(v, bytes | memoryview) else v for v in row)
+
+
+def _word(concept: str) -> str:
+    """`concept` as it stands in a `fires_on` text: between spaces, so no concept matches inside another."""
+    if not concept or any(ch.isspace() for ch in concept):
+        raise ValueError(f"concept id {concept!r} is empty or holds white space; concept ids are SDAG node names")
+    return f" {concept} "
+
+
+def fires_on(concepts: Iterable[str]) -> str:
+    """The `fires_on` text of a head that fires on `concepts`: each between spaces, sorted."""
+    return "".join(_word(c)[:-1] for c in sorted(set(concepts))) + " "
+
+
+def _insert_index_rows(db, model_id: str, rows: list[tuple]) -> None:
+    """A model's concept index rows (concept, head, response, hits), each with its head's `fires_on`."""
+    concepts: dict[int, list[str]] = {}
+    for concept, head, *_ in rows:
+        concepts.setdefault(head, []).append(concept)
+    db.executemany(
+        "INSERT INTO concept_index (concept, model, head, response, hits, fires_on) VALUES (?, ?, ?, ?, ?, ?)",
+        [(c, model_id, h, r, a, fires_on(concepts[h])) for c, h, r, a in rows],
+    )
 
 
 def _delete_model(db, model_id: str) -> None:

@@ -61,6 +61,12 @@ def open_database(directory: Path) -> Database:
         raise ValueError(f"{db.location} has format version {version}; this mll_jax reads version {FORMAT_VERSION}")
     if os.access(directory, os.W_OK):
         db.add_missing_tables()
+    elif db.lacks_fires_on():
+        raise ValueError(
+            f"{db.location} was made by an earlier 2.x release: its concept index lacks the fires_on column that "
+            "selection reads. Open the hub once where its directory is writable (the column is filled in place, "
+            "nothing else changes), then read it from anywhere"
+        )
     return db
 
 

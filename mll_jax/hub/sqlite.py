@@ -42,10 +42,12 @@ CREATE TABLE IF NOT EXISTS concept_index (
     head INTEGER NOT NULL,
     response REAL NOT NULL,                 -- r(head, concept), at least labelling's firing threshold
     hits REAL NOT NULL,                     -- share of the concept's store samples the head is the argmax on
+    fires_on TEXT NOT NULL DEFAULT '',      -- ' a b ': every concept the head has a row for (`database.fires_on`)
     PRIMARY KEY (concept, model, head)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS concept_index_by_model ON concept_index (model);
-CREATE INDEX IF NOT EXISTS concept_index_by_hits ON concept_index (concept, hits DESC);
+-- fires_on in the key: a scan by hits tests a head without reading the table (`Database.valid_rows`)
+CREATE INDEX IF NOT EXISTS concept_index_by_hits ON concept_index (concept, hits DESC, fires_on);
 """
 
 
@@ -91,9 +93,8 @@ class SQLiteDatabase(Database):
         """The schema (IF NOT EXISTS throughout)."""
         self._connection.executescript(SCHEMA)
 
-    def add_missing_tables(self) -> None:
-        """Tables and indexes added within format 2 (the concept index), for files an earlier 2.x made."""
-        self.create_tables()
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._query(f"PRAGMA table_info({table})")]
 
     def integrity(self) -> list[str]:
         """What `PRAGMA integrity_check` finds wrong with the database file ([] if nothing)."""

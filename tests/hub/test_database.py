@@ -110,6 +110,27 @@ def test_candidates_from_the_index_equal_the_rule_on_every_record(hub):
         assert experts == dense_candidates(hub, classes), names
 
 
+def test_a_concept_index_an_earlier_2x_made_gains_fires_on_when_opened_and_selects_the_same(hub_copy):
+    before, digest = [s.to_json() for s in mll.select_many(hub_copy, TASKS)], hub_copy.digest()
+    db = location.open_database(hub_copy.path)
+    read = "SELECT concept, model, head, fires_on FROM concept_index ORDER BY concept, model, head"
+    written = [tuple(r) for r in db._query(read).fetchall()]
+    for concept, model, head, fires_on in written:
+        assert fires_on == database.fires_on(c for c, m, h, _ in written if (m, h) == (model, head))
+        assert f" {concept} " in fires_on
+    assert sum(f.count(" ") > 2 for *_, f in written) >= 10, "too few heads fire on two concepts to test this"
+    with db._transaction() as raw:  # the layout an earlier 2.x wrote
+        raw.execute("DROP INDEX concept_index_by_hits")
+        raw.execute("ALTER TABLE concept_index DROP COLUMN fires_on")
+        raw.execute("CREATE INDEX concept_index_by_hits ON concept_index (concept, hits DESC)")
+    assert db.lacks_fires_on()
+    reopened = Hub.open(hub_copy.path)
+    assert not db.lacks_fires_on()
+    assert [tuple(r) for r in db._query(read).fetchall()] == written
+    assert reopened.digest() == digest
+    assert [s.to_json() for s in mll.select_many(reopened, TASKS)] == before
+
+
 @pytest.mark.parametrize("cap, fetch_factor", [(1, 1), (2, 1), (3, 1), (2, SelectionConfig.fetch_factor)])
 def test_the_cap_keeps_the_candidates_with_most_evidence(hub, cap, fetch_factor):
     """Every development task: the capped lookup keeps what a full read ranks best (the 1,000-expert hub of
