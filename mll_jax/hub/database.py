@@ -96,6 +96,21 @@ class Database:
         self.create_tables()
         self.update_statistics()
 
+    def fires_on_faults(self) -> list[str]:
+        """Heads whose `fires_on` does not name exactly the concepts of their rows (only a hand edit makes one)."""
+        heads: dict[tuple[str, int], list[str]] = {}
+        stored: dict[tuple[str, int], set[str]] = {}
+        for concept, model, head, text in self._query("SELECT concept, model, head, fires_on FROM concept_index"):
+            heads.setdefault((model, head), []).append(concept)
+            stored.setdefault((model, head), set()).add(text)
+        wrong = sorted(key for key, concepts in heads.items() if stored[key] != {fires_on(concepts)})
+        if not wrong:
+            return []
+        return [
+            f"{len(wrong)} head(s) whose fires_on does not name exactly the concepts of their rows (first: model "
+            f"{wrong[0][0]}, head {wrong[0][1]}); label those models again (mll-jax label --force MODEL)"
+        ]
+
     def lacks_fires_on(self) -> bool:
         """Whether the concept index is one an earlier 2.x made, without `fires_on`."""
         columns = self.columns("concept_index")

@@ -157,7 +157,7 @@ class PostgresDatabase(Database):
             row = self._query(f"SELECT COUNT(*) FROM {table} t LEFT JOIN models m ON m.id = t.model WHERE m.id IS NULL")
             if (n := row.fetchone()[0]) > 0:
                 found.append(f"{n} row(s) of {table} belong to no model")
-        return found
+        return found + self.fires_on_faults()
 
 
 def _without_password(url: str) -> str:

@@ -102,7 +102,7 @@ class SQLiteDatabase(Database):
             found = [r[0] for r in self._query("PRAGMA integrity_check")]
         except sqlite3.DatabaseError as error:
             return [str(error)]
-        return [] if found == ["ok"] else found
+        return ([] if found == ["ok"] else found) + self.fires_on_faults()
 
 
 def new_file(path: Path) -> SQLiteDatabase:

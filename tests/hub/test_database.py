@@ -131,6 +131,26 @@ def test_a_concept_index_an_earlier_2x_made_gains_fires_on_when_opened_and_selec
     assert [s.to_json() for s in mll.select_many(reopened, TASKS)] == before
 
 
+def test_fires_on_that_disagrees_with_its_rows_is_a_database_fault(hub_copy):
+    assert verify.verify(hub_copy) == []
+    db = location.open_database(hub_copy.path)
+    with db._transaction() as raw:  # a hand edit: one row of a head that fires on several concepts
+        raw.execute("UPDATE concept_index SET fires_on = ' x ' WHERE model = 'family-footwear' AND head = 0")
+    faults = [f for f in verify.verify(Hub.open(hub_copy.path)) if f.kind == "database"]
+    assert len(faults) == 1 and "model family-footwear, head 0" in faults[0].detail
+
+
+def test_a_read_only_hub_an_earlier_2x_made_is_refused_with_how_to_upgrade(hub_copy, monkeypatch):
+    with location.open_database(hub_copy.path)._transaction() as raw:
+        raw.execute("DROP INDEX concept_index_by_hits")
+        raw.execute("ALTER TABLE concept_index DROP COLUMN fires_on")
+    monkeypatch.setattr(location.os, "access", lambda path, mode: False)  # as root every directory is writable
+    with pytest.raises(ValueError, match="Open the hub once where its directory is writable"):
+        Hub.open(hub_copy.path)
+    monkeypatch.undo()
+    assert not location.open_database(hub_copy.path).lacks_fires_on()
+
+
 @pytest.mark.parametrize("cap, fetch_factor", [(1, 1), (2, 1), (3, 1), (2, SelectionConfig.fetch_factor)])
 def test_the_cap_keeps_the_candidates_with_most_evidence(hub, cap, fetch_factor):
     """Every development task: the capped lookup keeps what a full read ranks best (the 1,000-expert hub of
