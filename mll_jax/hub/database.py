@@ -22,9 +22,11 @@ from typing import Any
 
 from mll_jax.hub.entries import BackboneEntry, ModelEntry
 
-__all__ = ["FORMAT_VERSION", "TABLES", "Database", "copy"]
+__all__ = ["FORMAT_VERSION", "TABLES", "UPGRADABLE_VERSION", "Database", "copy", "fires_on"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Format 2 is format 3 without the concept index's `fires_on`; `Database.upgrade` makes it format 3 in place.
+UPGRADABLE_VERSION = 2
 # Every table and the columns that order its rows; `models` by the order models were added.
 TABLES = {
     "meta": "key",
@@ -46,6 +48,7 @@ class Database:
     location = ""  # what error messages name: a file, or a server's database
     # The largest `params` in any model's entry, in the backend's own JSON functions.
     LARGEST_PARAMS = ""
+    SCHEMA = ""  # the tables and indexes: statements split at every `;` (none in comments), IF NOT EXISTS
 
     def __init__(self) -> None:
         self._db: Any = None
@@ -68,7 +71,9 @@ class Database:
         raise NotImplementedError
 
     def create_tables(self) -> None:
-        raise NotImplementedError
+        """The schema, in one transaction."""
+        with self._transaction() as db:
+            _create_tables(db, self.SCHEMA)
 
     def update_statistics(self) -> None:
         """Refresh what the query planner knows of the tables after a bulk load (nothing, unless a backend says)."""
@@ -77,14 +82,16 @@ class Database:
         """The columns of `table` ([] if there is no such table)."""
         raise NotImplementedError
 
-    def add_missing_tables(self) -> None:
-        """What a database made by an earlier 2.x lacks: tables, indexes, and the concept index's `fires_on`
-        (filled in from the rows already there, in one transaction)."""
-        if "fires_on" in self.columns("concept_index"):  # the newest addition: nothing else can be missing
-            return
+    def upgrade(self) -> None:
+        """This format-2 database made format 3, in one transaction: the concept index gains `fires_on`, filled
+        from its rows, and the schema's other tables and indexes are made if an early 2.x lacked them."""
         with self._transaction() as db:
-            if self.lacks_fires_on():  # read again under the lock: another process may have been first
-                db.execute("ALTER TABLE concept_index ADD COLUMN fires_on TEXT NOT NULL DEFAULT ''")
+            if self.meta("format_version") != str(UPGRADABLE_VERSION):  # another process was first
+                return
+            columns = self.columns("concept_index")
+            if columns:  # (an early 2.x had no concept index: the schema below makes it)
+                if "fires_on" not in columns:
+                    db.execute("ALTER TABLE concept_index ADD COLUMN fires_on TEXT NOT NULL DEFAULT ''")
                 db.execute("DROP INDEX IF EXISTS concept_index_by_hits")  # made again below, covering fires_on
                 heads: dict[tuple[str, int], list[str]] = {}
                 for concept, model, head in db.execute("SELECT concept, model, head FROM concept_index"):
@@ -93,7 +100,8 @@ class Database:
                     "UPDATE concept_index SET fires_on = ? WHERE model = ? AND head = ?",
                     [(fires_on(concepts), model, head) for (model, head), concepts in heads.items()],
                 )
-        self.create_tables()
+            _create_tables(db, self.SCHEMA)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
         self.update_statistics()
 
     def fires_on_faults(self) -> list[str]:
@@ -110,11 +118,6 @@ class Database:
             f"{len(wrong)} head(s) whose fires_on does not name exactly the concepts of their rows (first: model "
             f"{wrong[0][0]}, head {wrong[0][1]}); label those models again (mll-jax label --force MODEL)"
         ]
-
-    def lacks_fires_on(self) -> bool:
-        """Whether the concept index is one an earlier 2.x made, without `fires_on`."""
-        columns = self.columns("concept_index")
-        return bool(columns) and "fires_on" not in columns
 
     def _query(self, sql: str, args=()) -> Any:
         return self._connection.execute(sql, args)
@@ -352,6 +355,11 @@ def _insert_index_rows(db, model_id: str, rows: list[tuple]) -> None:
         "INSERT INTO concept_index (concept, model, head, response, hits, fires_on) VALUES (?, ?, ?, ?, ?, ?)",
         [(c, model_id, h, r, a, fires_on(concepts[h])) for c, h, r, a in rows],
     )
+
+
+def _create_tables(db, schema: str) -> None:
+    for statement in filter(str.strip, schema.split(";")):
+        db.execute(statement)
 
 
 def _delete_model(db, model_id: str) -> None:

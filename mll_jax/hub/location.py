@@ -16,8 +16,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from mll_jax.hub import database, sqlite
-from mll_jax.hub.database import FORMAT_VERSION, Database
+from mll_jax.hub import database, migration, sqlite
+from mll_jax.hub.database import FORMAT_VERSION, UPGRADABLE_VERSION, Database
 from mll_jax.hub.postgres import PostgresDatabase, is_url
 
 __all__ = ["POINTER", "copy", "create", "exists", "move", "open_database", "reach"]
@@ -57,15 +57,20 @@ def open_database(directory: Path) -> Database:
         raise
     except Exception as error:  # sqlite3 or psycopg: the file or server is not a hub database
         raise ValueError(f"{db.location} is not a readable hub database ({error}); restore it from a backup") from None
-    if version != str(FORMAT_VERSION):
-        raise ValueError(f"{db.location} has format version {version}; this mll_jax reads version {FORMAT_VERSION}")
-    if os.access(directory, os.W_OK):
-        db.add_missing_tables()
-    elif db.lacks_fires_on():
+    if version == str(UPGRADABLE_VERSION):
+        if not os.access(directory, os.W_OK):
+            raise ValueError(
+                f"{db.location} has format version {UPGRADABLE_VERSION}, which this mll_jax upgrades to "
+                f"{FORMAT_VERSION} in place (one transaction; no row changes but each head's concept list): open "
+                "the hub once where its directory is writable, then read it from anywhere"
+            )
+        db.upgrade()
+        if (directory / migration.LEGACY).is_file():  # a pointer a migration left: older releases read it first
+            migration.write_pointer(directory)
+    elif version != str(FORMAT_VERSION):
         raise ValueError(
-            f"{db.location} was made by an earlier 2.x release: its concept index lacks the fires_on column that "
-            "selection reads. Open the hub once where its directory is writable (the column is filled in place, "
-            "nothing else changes), then read it from anywhere"
+            f"{db.location} has format version {version}; this mll_jax reads version {FORMAT_VERSION} (and "
+            f"upgrades {UPGRADABLE_VERSION})"
         )
     return db
 

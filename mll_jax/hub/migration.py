@@ -17,7 +17,7 @@ import numpy as np
 
 from mll_jax.concepts.sdag import SDAG
 from mll_jax.hub import concept_index, files, sqlite
-from mll_jax.hub.database import FORMAT_VERSION
+from mll_jax.hub.database import FORMAT_VERSION, UPGRADABLE_VERSION
 from mll_jax.hub.entries import BackboneEntry, ModelEntry
 
 __all__ = ["BACKUP", "LEGACY", "migrate", "read_legacy", "write_pointer"]
@@ -34,10 +34,13 @@ def read_legacy(directory: Path) -> dict | None:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); restore it or rebuild the hub") from None
     version = legacy.get("format_version")
-    if version == FORMAT_VERSION:
+    if version in (UPGRADABLE_VERSION, FORMAT_VERSION):  # the pointer a migration leaves
         return None
     if version != 1:
-        raise ValueError(f"{path} has format version {version}; this mll_jax reads versions 1 and {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path} has format version {version}; this mll_jax reads versions 1, {UPGRADABLE_VERSION} and "
+            f"{FORMAT_VERSION}"
+        )
     return legacy
 
 

@@ -77,6 +77,7 @@ class PostgresDatabase(Database):
 
     backend = "postgresql"
     LARGEST_PARAMS = "SELECT MAX(CAST(CAST(entry AS json) ->> 'params' AS BIGINT)) FROM models"
+    SCHEMA = SCHEMA
 
     def __init__(self, url: str):
         super().__init__()
@@ -134,11 +135,6 @@ class PostgresDatabase(Database):
             yield
         finally:
             connection.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-    def create_tables(self) -> None:
-        with self._transaction() as db:
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                db.execute(statement)
 
     def update_statistics(self) -> None:
         """ANALYZE: a copied hub's planner statistics are empty until autovacuum gets to them, and without

@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS models (
     role TEXT NOT NULL,
     signature TEXT NOT NULL,                -- models with equal signatures run as one engine program
     entry TEXT NOT NULL,                    -- JSON: arch, config, heads, input_spec, params, checksum, ...
-    labels_checksum TEXT,                   -- sha256 of labels/<id>.npz; NULL: not labelled
-    label_problem TEXT                      -- '' usable; else why labelling excluded the model
+    labels_checksum TEXT,                   -- sha256 of labels/<id>.npz (NULL: not labelled)
+    label_problem TEXT                      -- '' usable, else why labelling excluded the model
 );
 CREATE INDEX IF NOT EXISTS models_by_signature ON models (signature, seq);
 CREATE TABLE IF NOT EXISTS backbones (id TEXT PRIMARY KEY, entry TEXT NOT NULL);
@@ -56,6 +56,7 @@ class SQLiteDatabase(Database):
 
     backend = "sqlite"
     LARGEST_PARAMS = "SELECT MAX(json_extract(entry, '$.params')) FROM models"
+    SCHEMA = SCHEMA
 
     def __init__(self, path: Path):
         super().__init__()
@@ -88,10 +89,6 @@ class SQLiteDatabase(Database):
         if self._db is not None and self._pid == os.getpid():
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         super().close()
-
-    def create_tables(self) -> None:
-        """The schema (IF NOT EXISTS throughout)."""
-        self._connection.executescript(SCHEMA)
 
     def columns(self, table: str) -> list[str]:
         return [row[1] for row in self._query(f"PRAGMA table_info({table})")]

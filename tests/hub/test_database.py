@@ -110,7 +110,18 @@ def test_candidates_from_the_index_equal_the_rule_on_every_record(hub):
         assert experts == dense_candidates(hub, classes), names
 
 
-def test_a_concept_index_an_earlier_2x_made_gains_fires_on_when_opened_and_selects_the_same(hub_copy):
+def as_format_two(path):
+    """The hub's database put back in the layout format 2 wrote (no `fires_on`), on either backend."""
+    with location.open_database(path)._transaction() as raw:
+        raw.execute("DROP INDEX concept_index_by_hits")
+        raw.execute("ALTER TABLE concept_index DROP COLUMN fires_on")
+        raw.execute("CREATE INDEX concept_index_by_hits ON concept_index (concept, hits DESC)")
+        raw.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    pointer = path / migration.LEGACY
+    pointer.write_text(json.dumps(json.loads(pointer.read_text()) | {"format_version": 2}))
+
+
+def test_a_format_two_database_is_upgraded_when_opened_and_selects_the_same(hub_copy):
     before, digest = [s.to_json() for s in mll.select_many(hub_copy, TASKS)], hub_copy.digest()
     db = location.open_database(hub_copy.path)
     read = "SELECT concept, model, head, fires_on FROM concept_index ORDER BY concept, model, head"
@@ -119,13 +130,11 @@ def test_a_concept_index_an_earlier_2x_made_gains_fires_on_when_opened_and_selec
         assert fires_on == database.fires_on(c for c, m, h, _ in written if (m, h) == (model, head))
         assert f" {concept} " in fires_on
     assert sum(f.count(" ") > 2 for *_, f in written) >= 10, "too few heads fire on two concepts to test this"
-    with db._transaction() as raw:  # the layout an earlier 2.x wrote
-        raw.execute("DROP INDEX concept_index_by_hits")
-        raw.execute("ALTER TABLE concept_index DROP COLUMN fires_on")
-        raw.execute("CREATE INDEX concept_index_by_hits ON concept_index (concept, hits DESC)")
-    assert db.lacks_fires_on()
+    as_format_two(hub_copy.path)
+    assert "fires_on" not in db.columns("concept_index")
     reopened = Hub.open(hub_copy.path)
-    assert not db.lacks_fires_on()
+    assert db.meta("format_version") == str(database.FORMAT_VERSION) == "3"
+    assert json.loads((hub_copy.path / migration.LEGACY).read_text())["format_version"] == 3  # older releases stop
     assert [tuple(r) for r in db._query(read).fetchall()] == written
     assert reopened.digest() == digest
     assert [s.to_json() for s in mll.select_many(reopened, TASKS)] == before
@@ -140,15 +149,13 @@ def test_fires_on_that_disagrees_with_its_rows_is_a_database_fault(hub_copy):
     assert len(faults) == 1 and "model family-footwear, head 0" in faults[0].detail
 
 
-def test_a_read_only_hub_an_earlier_2x_made_is_refused_with_how_to_upgrade(hub_copy, monkeypatch):
-    with location.open_database(hub_copy.path)._transaction() as raw:
-        raw.execute("DROP INDEX concept_index_by_hits")
-        raw.execute("ALTER TABLE concept_index DROP COLUMN fires_on")
+def test_a_read_only_format_two_hub_is_refused_with_how_to_upgrade_it(hub_copy, monkeypatch):
+    as_format_two(hub_copy.path)
     monkeypatch.setattr(location.os, "access", lambda path, mode: False)  # as root every directory is writable
-    with pytest.raises(ValueError, match="Open the hub once where its directory is writable"):
+    with pytest.raises(ValueError, match="open the hub once where its directory is writable"):
         Hub.open(hub_copy.path)
     monkeypatch.undo()
-    assert not location.open_database(hub_copy.path).lacks_fires_on()
+    assert "fires_on" in location.open_database(hub_copy.path).columns("concept_index")
 
 
 @pytest.mark.parametrize("cap, fetch_factor", [(1, 1), (2, 1), (3, 1), (2, SelectionConfig.fetch_factor)])
