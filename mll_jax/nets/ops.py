@@ -77,9 +77,10 @@ def _pads(size: int, k: int, stride: int, padding: str | int) -> tuple[int, int]
 
 def _by_xla(x, kernel, *, stride, pads, groups, out):
     dims = ("NHWC", "HWIO", "NHWC")
+    common = jnp.result_type(x, kernel)  # XLA takes one dtype: a float32 kernel (nets/precision.py) widens x
     return jax.lax.conv_general_dilated(
-        x, kernel, (stride, stride), pads, dimension_numbers=dims, feature_group_count=groups,
-        preferred_element_type=out,
+        x.astype(common), kernel.astype(common), (stride, stride), pads, dimension_numbers=dims,
+        feature_group_count=groups, preferred_element_type=out,
     )  # fmt: skip
 
 

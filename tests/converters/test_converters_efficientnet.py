@@ -66,9 +66,10 @@ def test_a_state_dict_of_no_published_variant_is_refused():
         efficientnet_lite.convert(tensors, {"shape": [28, 28, 1]})
 
 
-def test_in_bfloat16_batch_norms_keep_float32_and_the_logits_stay_closer(photographs):
-    """nets/precision.py: the engine's bfloat16 cast keeps every batch norm's parameters float32, and the model
-    then tracks float32 more closely than with everything in bfloat16 (the same weights rounded otherwise)."""
+def test_in_bfloat16_batch_norms_and_depthwise_kernels_keep_float32_and_the_logits_stay_closer(photographs):
+    """nets/precision.py: the engine's bfloat16 cast keeps every batch norm's and depthwise convolution's
+    parameters float32, and the model then tracks float32 more closely than with everything in bfloat16 (the
+    same weights rounded otherwise)."""
     from flax import nnx
 
     from mll_jax.nets import precision
@@ -76,12 +77,18 @@ def test_in_bfloat16_batch_norms_keep_float32_and_the_logits_stay_closer(photogr
     spec = {"shape": [224, 224, 3], "dtype": "uint8", "mean": MEAN, "std": STD}
     model = converters.convert("efficientnet-lite", _checkpoint("efficientnet-lite0"), spec).model
     keep = precision.full_precision_paths(model)
-    # the stem, two or three per block (the first has no expansion), the head convolution
-    assert len(keep) == sum(isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(model)) == 49
+    # norms: the stem, two or three per block (the first has no expansion), the head convolution; one depthwise
+    # convolution per block
+    norms = [tuple(p) for p, n in nnx.iter_graph(model) if isinstance(n, nnx.BatchNorm)]
+    depthwise = [tuple(p) for p, n in nnx.iter_graph(model) if isinstance(n, nnx.Conv) and n.feature_group_count > 1]
+    assert (len(norms), len(depthwise)) == (49, 16) and keep == frozenset(norms + depthwise)
     graphdef, state = nnx.split(model)
     mixed, low = precision.cast(state, jnp.bfloat16, keep), precision.cast(state, jnp.bfloat16)
-    dtypes = {str(x.dtype) for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, mixed), nnx.BatchStat))}
+    merged = nnx.merge(graphdef, mixed)
+    dtypes = {str(x.dtype) for x in jax.tree.leaves(nnx.state(merged, nnx.BatchStat))}
+    dtypes |= {str(block.depthwise.conv.kernel[...].dtype) for block in merged.blocks}
     assert dtypes == {"float32"} and precision.compute_dtype(jax.tree.leaves(mixed)) == jnp.bfloat16
+    assert merged.blocks[0].project.conv.kernel[...].dtype == jnp.bfloat16
     x = preprocess(jnp.asarray(photographs), spec)
 
     def probabilities(cast_state) -> np.ndarray:
@@ -95,6 +102,7 @@ def test_in_bfloat16_batch_norms_keep_float32_and_the_logits_stay_closer(photogr
         ("engine", engine.Engine([engine.Member("lite0", model, spec)], batch_size=8, dtype="bfloat16")
          .probabilities(photographs)["lite0"]),
     ]}  # fmt: skip
-    # the float32 norms are closer to float32 than all in bfloat16, and the engine runs that cast (measured: mean
-    # L1 distance of the probabilities to float32's 0.053 and 0.052 against 0.077)
-    assert errors["mixed"] < 0.85 * errors["low"] and errors["engine"] < 0.85 * errors["low"], errors
+    # the float32 norms and depthwise kernels are closer to float32 than all in bfloat16, and the engine runs that
+    # cast (measured: mean L1 distance of the probabilities to float32's 0.041 and 0.035 against 0.077; with the
+    # norms alone float32 it was 0.053 and 0.052, which this bound refuses)
+    assert errors["mixed"] < 0.6 * errors["low"] and errors["engine"] < 0.6 * errors["low"], errors
