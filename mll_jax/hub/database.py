@@ -205,22 +205,30 @@ class Database:
         )
         return [tuple(r) for r in rows.fetchall()]
 
-    def valid_rows(self, concept: str, others: list[str], limit: int) -> list[tuple[str, int, float]]:
-        """(model, head, hits) of the `limit` usable heads with the most hits on `concept` (ties in hub order)
-        that fire on none of `others`: an index scan by hits, each head tested as it comes, that stops at `limit`
-        such heads."""
-        fires_elsewhere, args_others = self._contains_any("c.fires_on", [_word(c) for c in sorted(set(others))])
+    def valid_rows(self, reads: dict[str, list[str]], limit: int) -> dict[str, list[tuple[str, int, float]]]:
+        """For each concept of `reads` (concept -> other concepts): (model, head, hits) of the `limit` usable heads
+        with the most hits on it (ties in hub order) that fire on none of its others. One statement: per concept an
+        index scan by hits, each head tested as it comes, that stops at `limit` such heads."""
         # The test reads the scanned row's own `fires_on`, not other rows: at 10,000 experts the heads that fire
         # on a concept mostly fire on its siblings too (1,806 of the first 1,824 'sandal' heads also fire on
         # 'boot' or 'gym shoe'), and a primary-key probe per scanned head cost SQLite 1.3 and PostgreSQL 2.4 ms
-        # a query, against 0.15 and 0.5 ms now (the 10,000-expert scale hub, one 3-class task).
-        rows = self._query(
-            "SELECT c.model, c.head, c.hits FROM concept_index c JOIN models m ON m.id = c.model "
-            f"WHERE c.concept = ? AND m.label_problem = '' AND NOT ({fires_elsewhere}) "
-            "ORDER BY c.hits DESC, m.seq, c.head LIMIT ?",  # ties in hub order, as the cap keeps them
-            [concept, *args_others, limit],
-        )
-        return [tuple(r) for r in rows.fetchall()]
+        # a query, against 0.15 and 0.5 ms now (the 10,000-expert scale hub, one 3-class task). One statement for
+        # all the concepts: on a server each statement is a round trip.
+        parts, args = [], []
+        for i, (concept, others) in enumerate(reads.items()):
+            fires_elsewhere, args_others = self._contains_any("c.fires_on", [_word(c) for c in sorted(set(others))])
+            parts.append(
+                "SELECT * FROM (SELECT c.concept, c.model, c.head, c.hits, m.seq FROM concept_index c "
+                "JOIN models m ON m.id = c.model WHERE c.concept = ? AND m.label_problem = '' "
+                f"AND NOT ({fires_elsewhere}) ORDER BY c.hits DESC, m.seq, c.head LIMIT ?) AS read_{i}"
+            )
+            args += [concept, *args_others, limit]
+        found: dict[str, list[tuple[str, int, float]]] = {concept: [] for concept in reads}
+        if parts:
+            rows = self._query(" UNION ALL ".join(parts), args).fetchall()
+            for concept, model, head, hits, _ in sorted(rows, key=lambda r: (r[0], -r[3], r[4], r[2])):
+                found[concept].append((model, head, hits))  # ties in hub order, as the cap keeps them
+        return found
 
     def firings(self, models: Iterable[str], concepts: Iterable[str]) -> list[tuple[str, str, int, float]]:
         """(concept, model, head, hits) of `models`' heads on any of `concepts`."""

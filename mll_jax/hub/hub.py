@@ -180,9 +180,10 @@ class Hub:
         """(concept, model, head, response, hits) of every usable expert head that fires on any of `concepts`."""
         return self._db.concept_rows(concepts)
 
-    def valid_rows(self, concept: str, others, limit: int) -> list[tuple[str, int, float]]:
-        """(model, head, hits) of the `limit` heads with the most hits on `concept` that fire on none of `others`."""
-        return self._db.valid_rows(concept, list(others), limit)
+    def valid_rows(self, reads: dict, limit: int) -> dict[str, list[tuple[str, int, float]]]:
+        """Per concept of `reads` (concept -> other concepts): (model, head, hits) of the `limit` heads with the
+        most hits on it that fire on none of its others."""
+        return self._db.valid_rows({c: list(others) for c, others in reads.items()}, limit)
 
     def firings(self, model_ids, concepts) -> list[tuple[str, str, int, float]]:
         """(concept, model, head, hits) of `model_ids`' heads on any of `concepts`."""

@@ -55,7 +55,7 @@ def candidates(
         return _candidates(hub, classes, class_of, rows, config)[0]
     limit = config.fetch_factor * config.max_candidates
     while True:
-        best = {c: hub.valid_rows(c, [o for o in class_of if class_of[o] != k], limit) for c, k in class_of.items()}
+        best = hub.valid_rows({c: [o for o in class_of if class_of[o] != k] for c, k in class_of.items()}, limit)
         rows = hub.firings({m for found in best.values() for m, _, _ in found}, class_of)
         out, weakest = _candidates(hub, classes, class_of, rows, config)
         if not any(_may_miss(w, cls, best, limit) for w, cls in zip(weakest, classes)):
