@@ -93,9 +93,7 @@ class Database:
                 if "fires_on" not in columns:
                     db.execute("ALTER TABLE concept_index ADD COLUMN fires_on TEXT NOT NULL DEFAULT ''")
                 db.execute("DROP INDEX IF EXISTS concept_index_by_hits")  # made again below, covering fires_on
-                heads: dict[tuple[str, int], list[str]] = {}
-                for concept, model, head in db.execute("SELECT concept, model, head FROM concept_index"):
-                    heads.setdefault((model, head), []).append(concept)
+                heads = _concepts_by_head(db.execute("SELECT concept, model, head FROM concept_index"))
                 db.executemany(
                     "UPDATE concept_index SET fires_on = ? WHERE model = ? AND head = ?",
                     [(fires_on(concepts), model, head) for (model, head), concepts in heads.items()],
@@ -106,11 +104,11 @@ class Database:
 
     def fires_on_faults(self) -> list[str]:
         """Heads whose `fires_on` does not name exactly the concepts of their rows (only a hand edit makes one)."""
-        heads: dict[tuple[str, int], list[str]] = {}
+        rows = self._query("SELECT concept, model, head, fires_on FROM concept_index").fetchall()
         stored: dict[tuple[str, int], set[str]] = {}
-        for concept, model, head, text in self._query("SELECT concept, model, head, fires_on FROM concept_index"):
-            heads.setdefault((model, head), []).append(concept)
+        for _, model, head, text in rows:
             stored.setdefault((model, head), set()).add(text)
+        heads = _concepts_by_head(rows)
         wrong = sorted(key for key, concepts in heads.items() if stored[key] != {fires_on(concepts)})
         if not wrong:
             return []
@@ -356,13 +354,19 @@ def fires_on(concepts: Iterable[str]) -> str:
 
 def _insert_index_rows(db, model_id: str, rows: list[tuple]) -> None:
     """A model's concept index rows (concept, head, response, hits), each with its head's `fires_on`."""
-    concepts: dict[int, list[str]] = {}
-    for concept, head, *_ in rows:
-        concepts.setdefault(head, []).append(concept)
+    heads = _concepts_by_head((concept, model_id, head) for concept, head, *_ in rows)
     db.executemany(
         "INSERT INTO concept_index (concept, model, head, response, hits, fires_on) VALUES (?, ?, ?, ?, ?, ?)",
-        [(c, model_id, h, r, a, fires_on(concepts[h])) for c, h, r, a in rows],
+        [(c, model_id, h, r, a, fires_on(heads[model_id, h])) for c, h, r, a in rows],
     )
+
+
+def _concepts_by_head(rows: Iterable[tuple]) -> dict[tuple[str, int], list[str]]:
+    """(model, head) -> the concepts of its rows, from rows that start (concept, model, head)."""
+    heads: dict[tuple[str, int], list[str]] = {}
+    for concept, model, head, *_ in rows:
+        heads.setdefault((model, head), []).append(concept)
+    return heads
 
 
 def _create_tables(db, schema: str) -> None:

@@ -27,15 +27,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["FULL_PRECISION", "cast", "compute_dtype", "full_precision_paths", "keeps_float32"]
-
-FULL_PRECISION = (nnx.BatchNorm,)  # the module types whose parameters stay float32 (and see keeps_float32)
+__all__ = ["cast", "compute_dtype", "full_precision_paths", "keeps_float32"]
 
 
 def keeps_float32(node) -> bool:
     """Whether a module's parameters stay float32: batch norms, and depthwise convolutions (each output sums
     k x k products, not hundreds, so a weight's rounding error is not averaged away)."""
-    return isinstance(node, FULL_PRECISION) or (isinstance(node, nnx.Conv) and node.feature_group_count > 1)
+    return isinstance(node, nnx.BatchNorm) or (isinstance(node, nnx.Conv) and node.feature_group_count > 1)
 
 
 def full_precision_paths(model: nnx.Module) -> frozenset[tuple]:
