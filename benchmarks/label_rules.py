@@ -1,16 +1,17 @@
 """Labelling rules on the open world's development hub (method.md §3.1): which labels each gives, and MLL under each.
 
-    python benchmarks/label_rules.py [--hub PATH] [--experts 512] [--steps none 0 1 2] [--suite]
-                                     [--json out/label_rules.json]
+    python benchmarks/label_rules.py [--hub PATH] [--experts 512] [--steps none 0 1 2] [--plurality 0]
+                                     [--suite] [--seeds 1] [--json out/label_rules.json]
 
 The hub is the open world's development hub (generator seed 1; built if missing by
 `experiments.open_world.build_hub`, about 5 minutes). From its label records (the
-responses and declared nodes: no model runs), per `LabelRule(region_steps=n)`: the
+responses and declared nodes: no model runs), per `LabelRule(region_steps=n)` (and per `LabelRule(region_steps=n,
+fires="plurality")` for each n of `--plurality`): the
 (head, concept) labels, their precision and recall against the class each head
 was trained on, and the mislabel report's precision and recall against the heads
 whose declared names were swapped. With `--suite`, a copy of the hub is labelled
-again under each rule and the development suite solved at selection seed 0
-(about 5 minutes a rule): the figures the open world's rule was chosen by.
+again under each rule and the development suite solved at selection seeds
+0..`--seeds`-1 (about 5 minutes a rule and seed): the figures the open world's rule was chosen by.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from mll_jax.hub import Hub
 from mll_jax.labeling import heads, rule
 
 
-def labels_under(hub: Hub, steps: int | None) -> dict:
-    """Label and mislabel precision and recall of `LabelRule(steps)` on `hub`'s stored probabilities."""
+def labels_under(hub: Hub, label_rule: LabelRule) -> dict:
+    """Label and mislabel precision and recall of `label_rule` on `hub`'s stored probabilities."""
     sdag, pool = hub.sdag, store_lib.expert_pool(hub.store_spec)
     got, truth, flagged, swapped = set(), set(), set(), set()
     for model_id in hub.ids("expert"):
@@ -41,7 +42,10 @@ def labels_under(hub: Hub, steps: int | None) -> dict:
             continue
         provenance = hub.entry(model_id).provenance
         declared = [str(node) for node in stored["declared_nodes"]]
-        on = rule.fired(stored["response"], rule.region(sdag, declared, steps))  # the record's responses, rule's region
+        # the record's responses, the rule's region and firing
+        on = rule.fired(
+            stored["response"], rule.region(sdag, declared, label_rule.region_steps), label_rule.fires == "plurality"
+        )
         for j, trained in enumerate(provenance["classes"]):
             fires = {sdag.concept_nodes[c] for c in np.flatnonzero(on[j])}
             got |= {(model_id, j, c) for c in fires}
@@ -59,41 +63,57 @@ def labels_under(hub: Hub, steps: int | None) -> dict:
     }
 
 
-def suite_under(hub: Hub, steps: int | None, workdir: Path) -> dict:
-    """MLL and the baselines on the development suite (selection seed 0), on a copy of `hub` labelled by the rule."""
-    copy_path = workdir / f"{hub.path.name}-steps-{steps}"
+def suite_under(hub: Hub, label_rule: LabelRule, name: str, workdir: Path, seeds: int) -> dict:
+    """MLL and the baselines on the development suite, on a copy of `hub` labelled by `label_rule`."""
+    copy_path = workdir / f"{hub.path.name}-rule-{name}"
     shutil.rmtree(copy_path, ignore_errors=True)
     copy = hub.copy(copy_path)
-    copy.set_label_rule(LabelRule(region_steps=steps))
+    copy.set_label_rule(label_rule)
     labeling.label(copy, force=True)
-    result = open_world.run(copy, "dev", seeds=(0,))
-    return {"summary": result["summary"], "differences": result["differences"], "tasks": len(result["tasks"])}
+    result = open_world.run(copy, "dev", seeds=tuple(range(seeds)))
+    per_task = [task["accuracy"]["mll"] for task in result["tasks"] if "accuracy" in task]
+    return {
+        "summary": result["summary"],
+        "differences": result["differences"],
+        "tasks": len(result["tasks"]),
+        "mll_per_task": per_task,
+    }
+
+
+def rules(steps: list[str], plurality: list[str]) -> dict[str, LabelRule]:
+    """The rules to compare, by name: `steps` by majority, `plurality` by plurality ("none": no region)."""
+
+    def region(text: str) -> int | None:
+        return None if text == "none" else int(text)
+
+    return {text: LabelRule(region(text)) for text in steps} | {
+        f"{text} plurality": LabelRule(region(text), fires="plurality") for text in plurality
+    }
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hub", help="the development hub (default: <cache>/open_world/hub-N-seed1, built if missing)")
     parser.add_argument("--experts", type=int, default=512)
-    parser.add_argument("--steps", nargs="+", default=["none", "0", "1", "2"], help="region steps; none: no bound")
+    parser.add_argument("--steps", nargs="*", default=["none", "0", "1", "2"], help="region steps; none: no bound")
+    parser.add_argument("--plurality", nargs="*", default=[], help="region steps of plurality rules to add")
     parser.add_argument("--suite", action="store_true", help="also solve the development suite under each rule")
+    parser.add_argument("--seeds", type=int, default=1, help="selection seeds of the suite (0..N-1)")
     parser.add_argument("--json", default="out/label_rules.json")
     args = parser.parse_args(argv)
     workdir = paths.cache_dir() / "open_world"
     path = Path(args.hub or workdir / f"hub-{args.experts}-seed{DEVELOPMENT_SEED}")
     hub = open_world.build_hub(path, args.experts, DEVELOPMENT_SEED)
     result = {"hub": str(path), "experts": len(hub.ids("expert")), "rules": {}}
-    print(
-        f"{'region steps':14s}{'labels':>8s}{'precision':>11s}{'recall':>8s}{'flagged':>9s}{'mislabel p/r':>14s}  MLL"
-    )
-    for text in args.steps:
-        steps = None if text == "none" else int(text)
-        row = labels_under(hub, steps)
+    print(f"{'rule':14s}{'labels':>8s}{'precision':>11s}{'recall':>8s}{'flagged':>9s}{'mislabel p/r':>14s}  MLL")
+    for name, label_rule in rules(args.steps, args.plurality).items():
+        row = labels_under(hub, label_rule)
         if args.suite:
-            row["suite"] = suite_under(hub, steps, workdir)
-        result["rules"][text] = row
+            row["suite"] = suite_under(hub, label_rule, name.replace(" ", "-"), workdir, args.seeds)
+        result["rules"][name] = row
         mll = f"{row['suite']['summary']['mll']:.3f}" if args.suite else "-"
         print(
-            f"{text:14s}{row['labels']:8d}{row['precision']:11.3f}{row['recall']:8.3f}{row['flagged']:9d}"
+            f"{name:14s}{row['labels']:8d}{row['precision']:11.3f}{row['recall']:8.3f}{row['flagged']:9d}"
             f"{row['mislabel_precision']:8.3f}/{row['mislabel_recall']:.3f}  {mll}"
         )
         save(result, args.json)

@@ -93,6 +93,10 @@ GENERAL = dataclasses.replace(
 # A head may fire only on concepts its model declares (method.md §3.1). Chosen on the development hub
 # (`DEVELOPMENT_SEED`, 512 experts) and the development suite, selection seed 0: MLL 0.640 with 0 steps, 0.620
 # with 1, 0.621 with 2, and 0.606 (3 seeds) with no bound, every expert then firing on hundreds of concepts.
+# Heads fire by majority: firing by plurality (a model's strongest head on each declared concept) raised the
+# labels' recall from 0.360 to 0.505 at precision 0.457 against 0.563, but MLL fell from 0.659 to 0.636 (3 seeds,
+# -0.023 +- 0.011 over 60 tasks, 22 won, 36 lost; `benchmarks/label_rules.py --steps 0 --plurality 0 --suite
+# --seeds 3`): the heads it adds are the ones weakest on the store's pictures.
 LABEL_RULE = LabelRule(region_steps=0)
 
 

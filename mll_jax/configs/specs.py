@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["CaptionRule", "ExpertSpec", "GeneralSpec", "LabelRule", "OracleSpec", "StoreSpec"]
+__all__ = ["FIRING", "CaptionRule", "ExpertSpec", "GeneralSpec", "LabelRule", "OracleSpec", "StoreSpec"]
+
+FIRING = ("majority", "plurality")  # how a head fires on a concept (`LabelRule.fires`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,19 @@ class LabelRule:
     """
 
     region_steps: int | None = None
+    # "majority": a head fires on a concept where its mean probability is at least 0.5 (the paper's rule).
+    # "plurality": where it is the largest of its model's heads, so a head weak on the store's pictures still fires
+    # on its own concept; only inside a region, else every model would fire on every concept of the world.
+    fires: str = "majority"
+
+    def __post_init__(self):
+        if self.fires not in FIRING:
+            raise ValueError(f"LabelRule.fires must be one of {FIRING}, got {self.fires!r}")
+        if self.fires == "plurality" and self.region_steps is None:
+            raise ValueError(
+                "LabelRule(fires='plurality') needs region_steps: without a region every model's largest head "
+                "would fire on every concept of the store"
+            )
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -13,9 +13,9 @@ __all__ = ["rows"]
 
 
 def rows(
-    response: np.ndarray, confusion: np.ndarray, concept_nodes: list[str], fires_at: float
+    response: np.ndarray, confusion: np.ndarray, concept_nodes: list[str], fires: np.ndarray
 ) -> list[tuple[str, int, float, float]]:
-    """(concept, head, response, hits) for every head j and concept c with r(j, c) >= `fires_at`, from a label
-    record's response [H, concepts] and confusion [concepts, H]."""
-    heads, concepts = np.nonzero(response >= fires_at)
+    """(concept, head, response, hits) for every head j and concept c where bool `fires` [H, concepts] holds, from a
+    label record's response [H, concepts] and confusion [concepts, H]."""
+    heads, concepts = np.nonzero(fires)
     return [(concept_nodes[c], int(j), float(response[j, c]), float(confusion[c, j])) for j, c in zip(heads, concepts)]

@@ -104,5 +104,7 @@ def _label_state(directory: Path, sdag: SDAG, entry: ModelEntry, expected: str |
             return expected, str(record["problem"]), []
         if entry.role != "expert":
             return expected, "", []
-        rows = concept_index.rows(record["response"], record["confusion"], sdag.concept_nodes, FORMAT_1_FIRES_AT)
+        rows = concept_index.rows(
+            record["response"], record["confusion"], sdag.concept_nodes, record["response"] >= FORMAT_1_FIRES_AT
+        )
     return expected, "", rows

@@ -47,7 +47,7 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
     sdag, heads = hub.sdag, hub.entry(model_id).heads
     concept_nodes = sdag.concept_nodes
     column = {c: i for i, c in enumerate(concept_nodes)}
-    on = rule.fired(record["response"], record.get("region"))
+    on = rule.record_fires(record)
     out = []
     for j, name in enumerate(heads):
         concepts = tuple(concept_nodes[c] for c in np.flatnonzero(on[j]))

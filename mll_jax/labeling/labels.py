@@ -71,7 +71,7 @@ def save(hub: Hub, model_id: str, result: np.ndarray | str) -> None:
         hub.save_labels(model_id, {rule.EXCLUDED: np.array(excluded)}, [], excluded)
         return
     entry = hub.entry(model_id)
-    record = rule.record(hub.sdag, hub.store.concepts, result, list(entry.heads), hub.label_rule.region_steps)
+    record = rule.record(hub.sdag, hub.store.concepts, result, list(entry.heads), hub.label_rule)
     rows = rule.index_rows(record, hub.sdag.concept_nodes) if entry.role == "expert" else []
     hub.save_labels(model_id, record, rows)
 

@@ -23,16 +23,19 @@ import numpy as np
 
 from mll_jax.concepts import matching
 from mll_jax.concepts.sdag import SDAG
+from mll_jax.configs.specs import LabelRule
 from mll_jax.hub import concept_index
 
 __all__ = [
     "EXCLUDED",
     "FIRES_AT",
+    "PLURALITY",
     "confusion",
     "fired",
     "index_rows",
     "node_cover",
     "record",
+    "record_fires",
     "region",
     "responses",
     "untrusted",
@@ -40,6 +43,7 @@ __all__ = [
 
 FIRES_AT = 0.5  # fixed with the rule (a head fires on most of the concept's samples), not tuned
 EXCLUDED = "problem"  # the key of a label record that excludes its model, holding why (the name records on disk use)
+PLURALITY = "plurality"  # the key a record made under `LabelRule(fires="plurality")` holds (records before it: none)
 
 
 def responses(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
@@ -56,10 +60,22 @@ def confusion(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.
     return (onehot.T @ hits) / np.maximum(onehot.sum(0), 1)[:, None]
 
 
-def fired(response: np.ndarray, region_mask: np.ndarray | None = None) -> np.ndarray:
-    """bool [H, concepts]: which heads fire on which concepts (only inside `region_mask` [concepts] if given)."""
-    on = response >= FIRES_AT
+def fired(response: np.ndarray, region_mask: np.ndarray | None = None, plurality: bool = False) -> np.ndarray:
+    """bool [H, concepts]: which heads fire on which concepts (only inside `region_mask` [concepts] if given).
+
+    By default a head fires where r >= FIRES_AT; with `plurality` (`LabelRule.fires`), the head with the largest r
+    of its model fires on each concept (the first such head on a tie), so still at most one head per model."""
+    if plurality:
+        on = np.zeros(response.shape, dtype=bool)
+        on[response.argmax(0), np.arange(response.shape[1])] = True
+    else:
+        on = response >= FIRES_AT
     return on if region_mask is None else on & region_mask
+
+
+def record_fires(record: dict[str, np.ndarray]) -> np.ndarray:
+    """bool [H, concepts]: which heads fire on which concepts, by the rule `record` was made under."""
+    return fired(record["response"], record.get("region"), PLURALITY in record)
 
 
 def region(sdag: SDAG, declared_nodes: list[str], steps: int | None) -> np.ndarray | None:
@@ -78,10 +94,7 @@ def index_rows(record: dict[str, np.ndarray], concept_nodes: list[str]) -> list[
     """The concept index rows (concept, head, response, hits) an expert's label record gives."""
     if EXCLUDED in record:
         return []
-    response = record["response"]
-    if "region" in record:
-        response = np.where(record["region"], response, 0)
-    return concept_index.rows(response, record["confusion"], concept_nodes, FIRES_AT)
+    return concept_index.rows(record["response"], record["confusion"], concept_nodes, record_fires(record))
 
 
 def node_cover(sdag: SDAG, concepts: set[str] | frozenset[str]) -> list[str]:
@@ -104,10 +117,11 @@ def untrusted(probs: np.ndarray) -> str:
 
 
 def record(
-    sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str], steps: int | None = None
+    sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str], label_rule: LabelRule = LabelRule()
 ) -> dict[str, np.ndarray]:
-    """A model's label record from its store probabilities [N, H] and declared head names; with `steps` (the
-    hub's `LabelRule.region_steps`) also the region its heads may fire in."""
+    """A model's label record from its store probabilities [N, H] and declared head names, under the hub's
+    `label_rule`: with its `region_steps` also the region its heads may fire in, and a mark if heads fire by
+    plurality."""
     num_concepts = len(sdag.concept_nodes)
     nodes = [matching.declared_node(sdag, name) or "" for name in declared]
     probs = probs.astype(np.float16)  # the label cache; everything below derives from it
@@ -117,5 +131,9 @@ def record(
         "confusion": confusion(probs, store_concepts, num_concepts),
         "declared_nodes": np.array(nodes, dtype=str),
     }
-    mask = region(sdag, nodes, steps)
-    return out if mask is None else out | {"region": mask}
+    mask = region(sdag, nodes, label_rule.region_steps)
+    if mask is not None:
+        out["region"] = mask
+    if label_rule.fires == "plurality":
+        out[PLURALITY] = np.array(True)
+    return out

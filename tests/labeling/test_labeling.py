@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mll_jax import labeling, nets
 from mll_jax.configs import demo_hub
@@ -84,3 +85,44 @@ def test_a_hub_made_with_a_region_rule_labels_heads_only_near_their_declared_cla
     assert Hub.open(bounded.path).label_rule == LabelRule()
     labeling.label(bounded, force=True, progress=False)
     assert {c for h in labeling.head_labels(bounded, "footwear-cnn") for c in h.concepts} == everywhere
+
+
+def test_a_plurality_rule_gives_each_declared_concept_its_models_strongest_head(hub, tmp_path):
+    from mll_jax.configs.specs import LabelRule
+    from mll_jax.hub import Hub
+
+    plural = Hub.create(tmp_path / "plural", hub.store_spec, label_rule=LabelRule(region_steps=0, fires="plurality"))
+    assert Hub.open(plural.path).label_rule.fires == "plurality"
+    for model_id in ("weak-noisy-mlp", "swapped-cnn"):
+        entry = hub.entry(model_id)
+        plural.add(model_id, hub.load_model(model_id), entry.arch, entry.config, list(entry.heads), entry.input_spec)
+    labeling.label(plural, progress=False)
+    for model_id in ("weak-noisy-mlp", "swapped-cnn"):
+        reference = hub.labels(model_id)  # the session hub's record: the same model on the same store
+        declared = [str(node) for node in reference["declared_nodes"]]
+        fires = {c: h.head for h in labeling.head_labels(plural, model_id) for c in h.concepts}
+        assert set(fires) == set(declared)  # every declared concept, and nothing outside the region
+        columns = [hub.sdag.concept_nodes.index(c) for c in declared]
+        strongest = reference["response"][:, columns].argmax(0)
+        assert [fires[c] for c in declared] == list(strongest)
+    # 60 % label noise: by majority two of its four heads fire on their own concept, by plurality all four
+    weak = {c for h in labeling.head_labels(hub, "weak-noisy-mlp") for c in h.concepts}
+    assert len(weak & set(declared_of(hub, "weak-noisy-mlp"))) == 2
+    assert {h.head: h.concepts for h in labeling.head_labels(plural, "weak-noisy-mlp")} == {
+        j: (node,) for j, node in enumerate(declared_of(hub, "weak-noisy-mlp"))
+    }
+    # the swapped heads fire on each other's concepts and are reported, as under the plain rule
+    assert [h.head for h in labeling.head_labels(plural, "swapped-cnn") if h.mislabelled] == [0, 1]
+
+
+def declared_of(hub, model_id: str) -> list[str]:
+    return [str(node) for node in hub.labels(model_id)["declared_nodes"]]
+
+
+def test_a_plurality_rule_needs_a_region_and_a_rule_is_named():
+    from mll_jax.configs.specs import LabelRule
+
+    with pytest.raises(ValueError, match="needs region_steps"):
+        LabelRule(fires="plurality")
+    with pytest.raises(ValueError, match="majority"):
+        LabelRule(region_steps=0, fires="most")
