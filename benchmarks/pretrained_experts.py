@@ -193,11 +193,11 @@ def main() -> None:
     probs = {label: evaluation.all_probabilities(h, photos) for label, h in hubs.items()}
     result["photograph_tasks"] = photograph_tasks(hubs, photos, tasks, args.seeds, probs)
     save(result, args.json)
-    tasks = result["photograph_tasks"]
-    for label, summary in tasks["hubs"].items():
+    scored = result["photograph_tasks"]
+    for label, summary in scored["hubs"].items():
         print(label, {m: round(v, 3) for m, v in summary["summary"].items()})
     for key in ("mll_minus_mll_without", "mll_minus_patch_only"):
-        print(key, tasks[key])
+        print(key, scored[key])
     result["trade_off"] = trade_off(hub, photos, tasks, args.seeds[0], probs["with pretrained"])
     save(result, args.json)
     print(f"wrote {args.json}")

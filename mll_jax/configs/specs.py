@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["FIRING", "CaptionRule", "ExpertSpec", "GeneralSpec", "LabelRule", "OracleSpec", "StoreSpec"]
+__all__ = ["FIRING", "REGION_OF", "CaptionRule", "ExpertSpec", "GeneralSpec", "LabelRule", "OracleSpec", "StoreSpec"]
 
 FIRING = ("majority", "plurality")  # how a head fires on a concept (`LabelRule.fires`)
+REGION_OF = ("model", "head")  # what a region lies around (`LabelRule.region_of`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +43,23 @@ class LabelRule:
     # "plurality": where it is the largest of its model's heads, so a head weak on the store's pictures still fires
     # on its own concept; only inside a region, else every model would fire on every concept of the world.
     fires: str = "majority"
+    # "model": the region lies around every class the model declares, so a head confused on the store's pictures
+    # is labelled with a sibling class's concept. "head": around each head's own declared class, so labelling
+    # verifies declared names and a head serves only concepts its name agrees with (the mislabel report still
+    # reads the model's region).
+    region_of: str = "model"
 
     def __post_init__(self):
         if self.fires not in FIRING:
             raise ValueError(f"LabelRule.fires must be one of {FIRING}, got {self.fires!r}")
-        if self.fires == "plurality" and self.region_steps is None:
-            raise ValueError(
-                "LabelRule(fires='plurality') needs region_steps: without a region every model's largest head "
-                "would fire on every concept of the store"
-            )
+        if self.region_of not in REGION_OF:
+            raise ValueError(f"LabelRule.region_of must be one of {REGION_OF}, got {self.region_of!r}")
+        for name, value in (("fires", "plurality"), ("region_of", "head")):
+            if getattr(self, name) == value and self.region_steps is None:
+                raise ValueError(
+                    f"LabelRule({name}={value!r}) needs region_steps (0 or more): it bounds where heads may fire, "
+                    "and region_steps=None means no bound"
+                )
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,6 +9,7 @@ Results are summarised overall, per task kind and per domain.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ __all__ = [
 
 # The oracle trains a model per task (about half an hour for the suite on 2 cores), so it runs only when asked.
 METHODS_WITHOUT_ORACLE = tuple(m for m in METHODS if m != "oracle")
+log = logging.getLogger(__name__)
 
 
 def hub_path(num_experts: int = 512, seed: int = 0, workdir: Path | None = None) -> Path:
@@ -59,9 +61,9 @@ def build_hub(
     progress: bool = True,
     pretrained_share: float = 0.0,
 ) -> Hub:
-    """The open world's generated hub at `path` (made on the open world's store, with its labelling rule, if new;
-    completed if partial): its experts (`pretrained_share` of the heads over lite0's features), its general
-    model, every label."""
+    """The open world's generated hub at `path` (made on the open world's store if new; completed if partial):
+    its experts (`pretrained_share` of the heads over lite0's features), its general model, every label, under
+    the open world's labelling rule (a hub made under an earlier one is labelled again)."""
     try:
         Hub.open(path)
     except FileNotFoundError:
@@ -70,7 +72,13 @@ def build_hub(
     hub = generate.build(path, config, progress=progress)
     if not general.built_from(hub, general_spec):
         general.add_to_hub(hub, general_spec, open_world_hub.INPUT_SPEC)
-    labeling.label(hub, progress=progress)
+    stale = hub.label_rule != open_world_hub.LABEL_RULE
+    if stale:
+        log.info(
+            "%s was labelled under %s; labelling it again under %s", path, hub.label_rule, open_world_hub.LABEL_RULE
+        )
+        hub.set_label_rule(open_world_hub.LABEL_RULE)
+    labeling.label(hub, force=stale, progress=progress)
     return hub
 
 

@@ -1,7 +1,9 @@
 """What each head of a labelled model is labelled with, and the heads whose declared name disagrees (method.md §3.1).
 
 Declared head names are matched to nodes too: a head that fires on some concept
-but on none under its declared node is reported as mislabelled.
+but on none under its declared node is reported as mislabelled. Under a rule whose
+region lies around each head's own class a swapped head fires nowhere, so the
+report judges every head by its model's region (`rule.record_fires(per_head=False)`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
     concept_nodes = sdag.concept_nodes
     column = {c: i for i, c in enumerate(concept_nodes)}
     on = rule.record_fires(record)
+    # a swapped head under a per-head region fires nowhere: the report judges it by the model's region
+    anywhere = rule.record_fires(record, per_head=False)
     out = []
     for j, name in enumerate(heads):
         concepts = tuple(concept_nodes[c] for c in np.flatnonzero(on[j]))
@@ -63,7 +67,7 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
                 nodes=tuple(rule.node_cover(sdag, set(concepts))),
                 response=float(record["response"][j].max()),
                 accuracy=float(np.mean(hits)) if hits else 0.0,
-                mislabelled=mislabelled(sdag, declared_node, concepts),
+                mislabelled=mislabelled(sdag, declared_node, [concept_nodes[c] for c in np.flatnonzero(anywhere[j])]),
             )
         )
     return out

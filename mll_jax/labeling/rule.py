@@ -13,7 +13,10 @@ model calls most bags "sandal"); that is what the head does, so it is part of th
 label, and selection only uses a head for a class when it fires on no other class
 of the task. A hub whose store spans several domains bounds that (`LabelRule`):
 a head may fire only on concepts near its model's declared classes (`region`), so
-a digit expert that calls dogs "7" is not labelled a dog expert.
+a digit expert that calls dogs "7" is not labelled a dog expert; or near its own
+declared class (`HEAD_REGION`), so a llama head that the store's one beaver drawing
+fools is not labelled a beaver head either. Inside a region a rule may fire by
+plurality instead of majority (`fired`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from mll_jax.hub import concept_index
 __all__ = [
     "EXCLUDED",
     "FIRES_AT",
+    "HEAD_REGION",
     "PLURALITY",
     "confusion",
     "fired",
     "index_rows",
+    "marks",
     "node_cover",
     "record",
     "record_fires",
@@ -44,6 +49,7 @@ __all__ = [
 FIRES_AT = 0.5  # fixed with the rule (a head fires on most of the concept's samples), not tuned
 EXCLUDED = "problem"  # the key of a label record that excludes its model, holding why (the name records on disk use)
 PLURALITY = "plurality"  # the key a record made under `LabelRule(fires="plurality")` holds (records before it: none)
+HEAD_REGION = "head_region"  # the key of each head's own region, under `LabelRule(region_of="head")`
 
 
 def responses(probs: np.ndarray, concepts: np.ndarray, num_concepts: int) -> np.ndarray:
@@ -73,9 +79,25 @@ def fired(response: np.ndarray, region_mask: np.ndarray | None = None, plurality
     return on if region_mask is None else on & region_mask
 
 
-def record_fires(record: dict[str, np.ndarray]) -> np.ndarray:
-    """bool [H, concepts]: which heads fire on which concepts, by the rule `record` was made under."""
-    return fired(record["response"], record.get("region"), PLURALITY in record)
+def record_fires(record: dict[str, np.ndarray], per_head: bool = True) -> np.ndarray:
+    """bool [H, concepts]: which heads fire on which concepts, by the rule `record` was made under; with
+    `per_head` False inside the model's region only, whatever each head's own region (the mislabel report's view)."""
+    on = fired(record["response"], record.get("region"), PLURALITY in record)
+    return on & record[HEAD_REGION] if per_head and HEAD_REGION in record else on
+
+
+def marks(sdag: SDAG, declared_nodes: list[str], label_rule: LabelRule) -> dict[str, np.ndarray]:
+    """What a record keeps of `label_rule` beside its responses: "region" [concepts] around all of a model's
+    `declared_nodes`, with `region_of` "head" also HEAD_REGION [H, concepts] around each head's own, and the
+    PLURALITY mark (none of them for the default rule)."""
+    out = {}
+    if (steps := label_rule.region_steps) is not None:
+        out["region"] = region(sdag, declared_nodes, steps)
+        if label_rule.region_of == "head":
+            out[HEAD_REGION] = np.stack([region(sdag, [node], steps) for node in declared_nodes])
+    if label_rule.fires == "plurality":
+        out[PLURALITY] = np.array(True)
+    return out
 
 
 def region(sdag: SDAG, declared_nodes: list[str], steps: int | None) -> np.ndarray | None:
@@ -120,8 +142,7 @@ def record(
     sdag: SDAG, store_concepts: np.ndarray, probs: np.ndarray, declared: list[str], label_rule: LabelRule = LabelRule()
 ) -> dict[str, np.ndarray]:
     """A model's label record from its store probabilities [N, H] and declared head names, under the hub's
-    `label_rule`: with its `region_steps` also the region its heads may fire in, and a mark if heads fire by
-    plurality."""
+    `label_rule`, whose `marks` it keeps."""
     num_concepts = len(sdag.concept_nodes)
     nodes = [matching.declared_node(sdag, name) or "" for name in declared]
     probs = probs.astype(np.float16)  # the label cache; everything below derives from it
@@ -131,9 +152,4 @@ def record(
         "confusion": confusion(probs, store_concepts, num_concepts),
         "declared_nodes": np.array(nodes, dtype=str),
     }
-    mask = region(sdag, nodes, label_rule.region_steps)
-    if mask is not None:
-        out["region"] = mask
-    if label_rule.fires == "plurality":
-        out[PLURALITY] = np.array(True)
-    return out
+    return out | marks(sdag, nodes, label_rule)

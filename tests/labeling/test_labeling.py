@@ -119,10 +119,35 @@ def declared_of(hub, model_id: str) -> list[str]:
     return [str(node) for node in hub.labels(model_id)["declared_nodes"]]
 
 
-def test_a_plurality_rule_needs_a_region_and_a_rule_is_named():
+def test_a_per_head_region_uses_a_head_only_where_its_own_name_agrees_and_still_reports_swaps(hub, tmp_path):
+    from mll_jax.configs.specs import LabelRule
+    from mll_jax.hub import Hub
+
+    own = Hub.create(tmp_path / "own", hub.store_spec, label_rule=LabelRule(region_steps=0, region_of="head"))
+    for model_id in ("swapped-cnn", "footwear-cnn"):
+        entry = hub.entry(model_id)
+        own.add(model_id, hub.load_model(model_id), entry.arch, entry.config, list(entry.heads), entry.input_spec)
+    labeling.label(own, progress=False)
+    # footwear-cnn's heads fire on their own concepts, and on nothing else here
+    own_concepts = [("sandal.n.01",), ("gym_shoe.n.01",), ("boot.n.01",)]
+    assert [h.concepts for h in labeling.head_labels(own, "footwear-cnn")] == own_concepts
+    # swapped-cnn's first two names are exchanged: each of those heads fires on the other's concept, which its own
+    # region leaves out, so neither serves any concept; both are still reported, judged by the model's region
+    swapped = labeling.head_labels(own, "swapped-cnn")
+    assert [h.concepts for h in swapped] == [(), (), ("trouser.n.01",)]
+    assert [h.head for h in swapped if h.mislabelled] == [0, 1]
+    assert {model for _, model, *_ in own.concept_rows(["sandal.n.01", "gym_shoe.n.01"])} == {"footwear-cnn"}
+    assert [h.head for h in labeling.mislabel_report(own)] == [0, 1]
+
+
+def test_a_rule_that_bounds_firing_needs_a_region_and_its_settings_are_named():
     from mll_jax.configs.specs import LabelRule
 
     with pytest.raises(ValueError, match="needs region_steps"):
         LabelRule(fires="plurality")
+    with pytest.raises(ValueError, match="needs region_steps"):
+        LabelRule(region_of="head")
     with pytest.raises(ValueError, match="majority"):
         LabelRule(region_steps=0, fires="most")
+    with pytest.raises(ValueError, match="'model', 'head'"):
+        LabelRule(region_steps=0, region_of="class")
