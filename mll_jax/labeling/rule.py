@@ -92,9 +92,11 @@ def marks(sdag: SDAG, declared_nodes: list[str], label_rule: LabelRule) -> dict[
     PLURALITY mark (none of them for the default rule)."""
     out = {}
     if (steps := label_rule.region_steps) is not None:
-        out["region"] = region(sdag, declared_nodes, steps)
         if label_rule.region_of == "head":
             out[HEAD_REGION] = np.stack([region(sdag, [node], steps) for node in declared_nodes])
+            out["region"] = out[HEAD_REGION].any(0)  # the model's region is the union of its heads'
+        else:
+            out["region"] = region(sdag, declared_nodes, steps)
     if label_rule.fires == "plurality":
         out[PLURALITY] = np.array(True)
     return out
