@@ -1,14 +1,16 @@
 """Head combination, chosen on the development split and suite: CHCO with 1, 2, 3 heads per class and L1 weights,
-against the published recipe (f1-top-1, f1-top-3), every difference paired by task.
+and the pool (every candidate of a class with equal weight), against the published recipe (f1-top-1, f1-top-3) and
+declared, every difference paired by task.
 
-    python benchmarks/combination.py [--hub PATH] [--heads 1 2 3] [--l1 1e-3 1e-2] [--seeds 3]
-                                     [--json out/combination.json]
+    python benchmarks/combination.py [--world fashion|open] [--hub PATH] [--heads 1 2 3] [--l1 1e-3 1e-2] [--pool]
+                                     [--seeds 3] [--json out/combination.json]
 
-Each setting solves the development suite (`configs.suite.DEV_TASKS`) on the development
-split at every seed; the table gives each method's mean accuracy and, against the top-1
-setting (the ablation) and both recipe rows, the mean difference with its standard error
-over tasks and the tasks won, lost and tied. `SolverConfig.heads_per_class` and
-`mixture_l1` are set from this table, never from the reported suite.
+Each setting solves the world's development suite (Fashion-MNIST: `configs.suite.DEV_TASKS`;
+the open world: its development rule's suite) on the development split at every seed; the
+table gives each method's mean accuracy and, against the top-1 setting (the ablation), the
+recipe rows and declared, the mean difference with its standard error over tasks and the
+tasks won, lost and tied. `SolverConfig.heads_per_class`, `mixture_l1` and each world's
+`combination` are set from this table, never from the reported suite.
 """
 
 from __future__ import annotations
@@ -20,28 +22,40 @@ import itertools
 from common import save
 
 import mll_jax as mll
-from mll_jax.configs import suite
+from mll_jax.configs import open_world_hub, suite
 from mll_jax.configs.selection import SelectionConfig
-from mll_jax.experiments import evaluation
+from mll_jax.experiments import evaluation, open_world
 
-RECIPE = ("f1_top1", "f1_top3")
+RECIPE = ("f1_top1", "f1_top3", "declared")
+POOL = (0, 0.0)  # the pool's place among the (heads, l1) settings
 
 
 def setting_name(heads: int, l1: float) -> str:
-    return "top1" if heads == 1 else f"h{heads}_l1={l1:g}"
+    return "pool" if (heads, l1) == POOL else "top1" if heads == 1 else f"h{heads}_l1={l1:g}"
 
 
-def run(hub, heads: list[int], l1s: list[float], seeds: tuple[int, ...]) -> dict:
+def development_tasks(hub, world: str, dataset) -> list:
+    if world == "open":
+        return [tuple(t["names"]) for t in open_world.suite(hub, "dev", dataset)]
+    return list(suite.DEV_TASKS)
+
+
+def run(hub, heads: list[int], l1s: list[float], seeds: tuple[int, ...], world: str = "fashion", pool=False) -> dict:
     dataset = evaluation.evaluation_data(hub, "dev")
     probs = evaluation.all_probabilities(hub, dataset)
-    tasks, unanswered = evaluation.answerable(hub, suite.DEV_TASKS)
+    tasks, unanswered = evaluation.answerable(hub, development_tasks(hub, world, dataset))
     by_method: dict[str, list] = {}
     recipe, _ = evaluation.evaluate_suite(hub, tasks, dataset, probs, seeds, RECIPE, evaluation.cached_scores)
     for m in RECIPE:
         by_method[m] = [r["by_seed"][m] for r in recipe]
-    settings = sorted({(1, 0.0)} | {(h, l1) for h, l1 in itertools.product(heads, l1s) if h > 1})
+    settings = {(1, 0.0)} | {(h, l1) for h, l1 in itertools.product(heads, l1s) if h > 1}
+    settings = sorted(settings | ({POOL} if pool else set()))
     for h, l1 in settings:
-        solver = dataclasses.replace(SelectionConfig().solver, heads_per_class=h, mixture_l1=l1)
+        solver = SelectionConfig().solver
+        if (h, l1) == POOL:
+            solver = dataclasses.replace(solver, combination="pool")
+        else:
+            solver = dataclasses.replace(solver, heads_per_class=h, mixture_l1=l1)
         results, _ = evaluation.evaluate_suite(
             hub, tasks, dataset, probs, seeds, ("mll",), evaluation.cached_scores, SelectionConfig(solver=solver)
         )
@@ -57,6 +71,7 @@ def run(hub, heads: list[int], l1s: list[float], seeds: tuple[int, ...]) -> dict
         others = tuple(m for m in ("top1", *RECIPE) if m != name)
         rows[name] = evaluation.summarise(merged, ("mll", *others))
     return {
+        "world": world,
         "split": "dev",
         "seeds": list(seeds),
         "tasks": [list(t) for t in tasks],
@@ -67,7 +82,8 @@ def run(hub, heads: list[int], l1s: list[float], seeds: tuple[int, ...]) -> dict
 
 
 def table(result: dict) -> str:
-    lines = ["setting       mean    vs top1 (±se tasks, W-L-T)     vs f1_top1                     vs f1_top3"]
+    head = "".join(f"vs {m}".ljust(32) for m in ("top1", *RECIPE))
+    lines = [f"setting       mean    {head}(±se over tasks, W-L-T)"]
     recipe = {m: sum(sum(s) / len(s) for s in result["accuracy_by_task"][m]) / len(result["tasks"]) for m in RECIPE}
     for name, row in result["settings"].items():
         cells = [f"{name:12s}", f"{row['summary']['mll']:.4f}"]
@@ -85,14 +101,18 @@ def table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hub", help="hub directory (default: the demo hub)")
+    parser.add_argument("--world", choices=("fashion", "open"), default="fashion")
+    parser.add_argument("--hub", help="hub directory (default: the demo hub; --world open: the development hub)")
+    parser.add_argument("--pool", action="store_true", help="also the pool: each class's candidates, equal weights")
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--l1", type=float, nargs="+", default=[1e-3, 1e-2])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", default="out/combination.json")
     args = parser.parse_args()
+    if args.world == "open" and args.hub is None:
+        args.hub = str(open_world.hub_path(seed=open_world_hub.DEVELOPMENT_SEED))
     hub = mll.Hub.open(args.hub)
-    result = run(hub, args.heads, args.l1, tuple(range(args.seeds)))
+    result = run(hub, args.heads, args.l1, tuple(range(args.seeds)), args.world, args.pool)
     save(result, args.json)
     print(table(result))
 

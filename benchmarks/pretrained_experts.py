@@ -41,6 +41,7 @@ from common import save
 from flax import nnx
 
 from mll_jax import converters, engine, labeling, selection
+from mll_jax.configs import open_world_hub
 from mll_jax.configs.evaluation import SEEDS
 from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.data import datasets, world
@@ -103,13 +104,14 @@ def photographs(hub: Hub):
 
 def photograph_tasks(hubs: dict[str, Hub], photos, tasks, seeds, probs_by_hub: dict[str, dict]) -> dict:
     """Every method but the oracle on the photograph `tasks`, per hub (`probs_by_hub`: each hub's models'
-    probabilities on `photos`); MLL's paired differences."""
+    probabilities on `photos`), MLL selecting as the open world does; MLL's paired differences."""
     methods = open_world.METHODS_WITHOUT_ORACLE
     out = {"images": len(photos), "tasks": len(tasks), "seeds": list(seeds), "hubs": {}}
     per_task = {}
     for label, hub in hubs.items():
         probs = probs_by_hub[label]
-        results, _ = evaluation.evaluate_suite(hub, tasks, photos, probs, seeds, methods)
+        config = open_world_hub.SELECTION
+        results, _ = evaluation.evaluate_suite(hub, tasks, photos, probs, seeds, methods, config=config)
         out["hubs"][label] = {"experts": len(hub.ids("expert")), **evaluation.summarise(results, methods)}
         per_task[label] = {m: np.array([r["accuracy"][m] for r in results]) for m in methods}
         out["hubs"][label]["tasks"] = [
@@ -128,7 +130,8 @@ def photograph_tasks(hubs: dict[str, Hub], photos, tasks, seeds, probs_by_hub: d
 def trade_off(hub: Hub, photos, tasks, seed: int, probs: dict, weights=COST_WEIGHTS, caps=MODEL_CAPS) -> list[dict]:
     """MLL on the photograph `tasks` with CHCO charging each model its measured GFLOP per image, per cost weight,
     and per cap on the models a selection uses (`max_models`): mean accuracy against the mean GFLOP an image of
-    the selected models (each counted as run alone)."""
+    the selected models (each counted as run alone). CHCO fits here (`combination` "fitted"): a pool charges
+    nothing and caps nothing."""
     settings = [{"cost_weight": w, "max_models": None} for w in weights]
     settings += [{"cost_weight": SolverConfig.cost_weight, "max_models": cap} for cap in caps]
     rows = []

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mll_jax.cli.common import command, open_hub
-from mll_jax.configs.selection import COSTS, SelectionConfig, SolverConfig
+from mll_jax.configs.selection import COMBINATIONS, COSTS, SelectionConfig, SolverConfig
 
 __all__ = ["add_select", "add_warmup"]
 
@@ -16,7 +16,7 @@ def _run_select(args) -> None:
     from mll_jax import selection
 
     hub = open_hub(args)
-    solver = SolverConfig(max_models=args.max_models)
+    solver = SolverConfig(max_models=args.max_models, combination=args.combination)
     if args.cost_weight is not None:
         solver = dataclasses.replace(solver, cost_weight=args.cost_weight)
     config = SelectionConfig(samples_per_class=args.samples_per_class, cost=args.cost, solver=solver)
@@ -58,6 +58,11 @@ def add_select(sub) -> None:
     select.add_argument("--json", action="store_true", help="print the selection as JSON")
     select.add_argument("--explain", action="store_true", help="also show every candidate weighed and the calibration")
     select.add_argument("--max-models", type=int, help="use at most this many distinct models")
+    select.add_argument(
+        "--combination", choices=COMBINATIONS, default=SolverConfig.combination,
+        help="fitted: CHCO's search and mixture on the node samples; pool: every candidate of a class with equal "
+        "weight, nothing fitted (the open world's choice: its store has one picture per emoji concept)",
+    )  # fmt: skip
     select.add_argument(
         "--cost", choices=COSTS, default=SelectionConfig.cost,
         help="what a model costs: params (relative to the hub's largest) or flops (GFLOP an image, measured)",

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["COSTS", "SelectionConfig", "SolverConfig", "WARMUP_CLASSES"]
+__all__ = ["COMBINATIONS", "COSTS", "SelectionConfig", "SolverConfig", "WARMUP_CLASSES"]
 
 # `warmup` prepares the programs of tasks of up to this many classes (buckets 4, 8 and 16), so that a task
 # of every Fashion-MNIST class (10) or of a user's longer list compiles nothing in a new process.
 WARMUP_CLASSES = 16
 COSTS = ("params", "flops")  # what CHCO's cost term can charge a model for
+COMBINATIONS = ("fitted", "pool")  # how a class's candidates combine (`SolverConfig.combination`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,11 @@ class SolverConfig:
     mixture_steps: int = 100  # projected Adam steps of each mixture fit
     mixture_learning_rate: float = 0.05
     max_models: int | None = None  # hard cap on the number of distinct models a selection uses
+    # "fitted": the search and mixture above, fitted on the node samples. "pool": every candidate of a class with
+    # equal weight, z_k = mean_c s_c(x), nothing fitted (method.md §3.3): for a store whose node samples are views of
+    # one picture, where a fit learns that picture. Chosen per world on its development suite
+    # (`benchmarks/combination.py`); the open world's choice is `configs.open_world_hub.SELECTION`.
+    combination: str = "fitted"
     calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
     search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
     search_top: int = 2  # screened swaps calibrated in full per round
@@ -57,6 +63,13 @@ class SolverConfig:
     def __post_init__(self):
         if self.heads_per_class < 1:
             raise ValueError(f"heads_per_class must be at least 1, got {self.heads_per_class}")
+        if self.combination not in COMBINATIONS:
+            raise ValueError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}")
+        if self.combination == "pool" and self.max_models is not None:
+            raise ValueError(
+                "max_models needs combination='fitted': a pool uses every candidate of every class "
+                "(drop max_models, or lower max_candidates to pool fewer heads)"
+            )
         if self.max_models is not None and self.max_models < 1:
             raise ValueError(f"max_models must be at least 1, got {self.max_models}")
         if not self.bias_weight > 0:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from mll_jax import data, engine, labeling
 from mll_jax.configs import general as regimes_lib
 from mll_jax.configs import scale_hub, suite
+from mll_jax.configs.selection import SelectionConfig
 from mll_jax.experiments import baselines, evaluation
 from mll_jax.hub import Hub
 from mll_jax.zoo import general, generate
@@ -83,12 +84,13 @@ def run(
     test: data.Dataset | None = None,
     generals: dict[str, Hub] | None = None,
     oracle: bool = True,
+    config: SelectionConfig = SelectionConfig(),
 ) -> dict:
     """Grow `orders` nested hubs per regime under `workdir` to each of `sizes` experts of `full`; evaluate each.
 
     `test`: the images tasks are scored on (default: the store source's test split); `generals`: per regime, a
     hub whose general model the nested hubs get (default: each regime's, trained once under `workdir`);
-    `oracle`: also train (or read back) each task's oracle."""
+    `oracle`: also train (or read back) each task's oracle; `config`: how MLL selects."""
     experts = full.ids("expert")
     sizes = sorted(set(sizes or default_sizes(len(experts))))
     if not sizes or sizes[0] < 1 or sizes[-1] > len(experts):
@@ -120,7 +122,7 @@ def run(
                     hub.copy_model(full, model_id)
                 labelled = labeling.label(hub, progress=False)
                 results, seconds = evaluation.evaluate_suite(
-                    hub, tasks, test, probs, (seed,), METHODS, scores=evaluation.cached_scores
+                    hub, tasks, test, probs, (seed,), METHODS, scores=evaluation.cached_scores, config=config
                 )
                 rows.append(
                     {

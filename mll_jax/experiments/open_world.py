@@ -94,10 +94,10 @@ def run(
     seeds=SEEDS,
     methods=METHODS_WITHOUT_ORACLE,
     tasks: int | None = None,
-    config: SelectionConfig = SelectionConfig(),
+    config: SelectionConfig = open_world_hub.SELECTION,
 ) -> dict:
-    """MLL (selecting by `config`) and the baselines on the open world's suite of `split` (`tasks` of it spread
-    evenly over its kinds and domains, or all)."""
+    """MLL (selecting by `config`, by default the open world's) and the baselines on the open world's suite of
+    `split` (`tasks` of it spread evenly over its kinds and domains, or all)."""
     if len(seeds) < 1:
         raise ValueError("the open world needs at least one selection seed (--seeds 1 or more)")
     seconds = {}
@@ -152,7 +152,17 @@ def growth(
     drawn = list(spread(tuple(suite(hub, split, dataset)), tasks))
     names = [tuple(t["names"]) for t in drawn]
     result = growth_lib.run(
-        hub, workdir, sizes, orders, names, seed, ("paper",), test=dataset, generals={"paper": hub}, oracle=False
+        hub,
+        workdir,
+        sizes,
+        orders,
+        names,
+        seed,
+        ("paper",),
+        test=dataset,
+        generals={"paper": hub},
+        oracle=False,
+        config=open_world_hub.SELECTION,
     )
     plan = {tuple(t["names"]): t for t in drawn}
     tasks = [plan[tuple(t)] for t in result["tasks"]]

@@ -31,6 +31,10 @@ z_k(x) = sum_c beta_kc * s_c(x) + b_k with beta >= 0 (convex in beta and b) is f
 the fit half with an L1 penalty, each class keeps its `heads_per_class` largest
 weights, and the mixture is refitted on them; it replaces the top-1 selection only if
 it beats it on validation accuracy, then loss.
+
+Pooling (`combination` "pool"): every real candidate of a class with weight 1 / (its
+class's candidates), t = 0, b = 0, so z_k(x) = mean_c s_c(x); nothing is fitted, and
+the validation half only reports it.
 """
 
 from __future__ import annotations
@@ -559,6 +563,14 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
     return jax.tree.map(lambda new, old: jnp.where(better, new, old), mixture, start)
 
 
+def _pool(problem: Problem) -> Result:
+    """Each class's candidates with equal weights, uncalibrated (see the module docstring)."""
+    mask = problem.cand_mask.astype(jnp.float32)
+    w = mask / jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
+    t, b = jnp.zeros(problem.model_cost.shape[0]), jnp.zeros(mask.shape[0])
+    return Result(w, t, b, **_report(problem, _logits(w, t, b, problem, problem.val))._asdict(), continuous_w=w)
+
+
 @functools.partial(jax.jit, static_argnames=("config",))
 def solve(problem: Problem, key: jax.Array, config: SolverConfig = SolverConfig()) -> Result:
     """CHCO on one padded problem.
@@ -567,9 +579,12 @@ def solve(problem: Problem, key: jax.Array, config: SolverConfig = SolverConfig(
     selections; each is improved by local search and the best wins; with
     `heads_per_class` > 1 it may then become a mixture. Returns weights w [K, C]
     (one-hot, or the mixture's beta with t = 0), t [M], b [K], validation accuracy
-    overall and per class, and the relaxation's continuous weights.
+    overall and per class, and the relaxation's continuous weights. With `combination`
+    "pool", the pool instead (its weights standing for the continuous ones).
     """
     problem = _samples_last(problem)
+    if config.combination == "pool":
+        return _pool(problem)
     K, C = problem.cand_mask.shape
     keys = jax.random.split(key, config.restarts)
     continuous = _relax(problem, keys[0], config)

@@ -126,3 +126,27 @@ def test_the_bias_ridge_holds_biases_near_zero():
     assert biases[1.0] < 0.5 * biases[1e-4], biases
     with pytest.raises(ValueError, match="bias_weight must be positive"):
         SolverConfig(bias_weight=0.0)
+
+
+def test_the_pool_weighs_every_real_candidate_of_a_class_equally_and_fits_nothing():
+    problem = constructed_problem()
+    problem.cand_mask[1, 2] = False  # a class with one candidate fewer
+    out = jax.device_get(chco.solve(problem, jax.random.key(0), SolverConfig(combination="pool")))
+    mask = np.asarray(problem.cand_mask)
+    np.testing.assert_allclose(out.w, mask / mask.sum(1, keepdims=True))
+    assert (out.t == 0).all() and (out.b == 0).all()
+    scores = np.asarray(problem.val.scores)  # [N, K, C]
+    pooled = (scores * mask).sum(-1) / mask.sum(-1)
+    assert out.val_accuracy == pytest.approx(np.mean(pooled.argmax(1) == np.asarray(problem.val.labels)), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"combination": "mean"}, "combination must be one of"),
+        ({"combination": "pool", "max_models": 2}, "max_models needs combination='fitted'"),
+    ],
+)
+def test_bad_combination_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SolverConfig(**settings)

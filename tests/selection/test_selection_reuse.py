@@ -307,3 +307,25 @@ def test_fixed_selections_draw_the_node_samples_their_config_asks_for(hub):
     assert biases[14] != biases[200]
     with pytest.raises(ValueError, match="samples_per_class must be at least 2"):
         SelectionConfig(samples_per_class=1)
+
+
+def test_a_pooled_selection_uses_every_candidate_and_reuse_gives_its_mean_score(hub, test_split):
+    from mll_jax import engine
+    from mll_jax.classifier import scores_from_probabilities
+
+    names = ["sandal", "sneakers", "ankle boot"]
+    config = SelectionConfig(solver=SolverConfig(combination="pool"))
+    sel = mll.select(hub, names, config=config)
+    cands = candidates(hub, task_lib.resolve(hub.sdag, names), config)
+    assert [len(cs) for cs in sel.choices] == [len(cs) for cs in cands] == sel.num_candidates
+    assert all(c.weight == pytest.approx(1 / len(cs)) for cs in sel.choices for c in cs)
+    assert set(sel.temperatures.values()) == {0.0} and sel.biases == [0.0] * 3
+    images, y = _task_data(test_split, sel)
+    images, y = images[:400], y[:400]
+    probs = engine.from_hub(hub, list(hub.entries)).probabilities(images)
+    pooled = np.stack(
+        [np.mean([np.log(probs[c.model][:, c.heads].sum(1) + 1e-6) for c in cs], 0) for cs in sel.choices], 1
+    )
+    np.testing.assert_allclose(mll.reuse(hub, sel)(images), pooled, atol=2e-4)
+    np.testing.assert_allclose(scores_from_probabilities(sel, probs), pooled, atol=2e-4)
+    assert np.mean(pooled.argmax(1) == y) > 0.8  # chance is 0.33
