@@ -44,7 +44,7 @@ def labels_under(hub: Hub, label_rule: LabelRule) -> dict:
         declared = [str(node) for node in stored["declared_nodes"]]
         # the record's responses under the rule's regions and firing
         as_if = {"response": stored["response"], **rule.marks(sdag, declared, label_rule)}
-        on, anywhere = rule.record_fires(as_if), rule.record_fires(as_if, per_head=False)
+        on, anywhere = rule.record_fires(as_if), rule.report_fires(as_if)
         for j, trained in enumerate(provenance["classes"]):
             fires = {sdag.concept_nodes[c] for c in np.flatnonzero(on[j])}
             got |= {(model_id, j, c) for c in fires}

@@ -3,7 +3,7 @@
 Declared head names are matched to nodes too: a head that fires on some concept
 but on none under its declared node is reported as mislabelled. Under a rule whose
 region lies around each head's own class a swapped head fires nowhere, so the
-report judges every head by its model's region (`rule.record_fires(per_head=False)`).
+report judges every head by majority inside its model's region (`rule.report_fires`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def head_labels(hub: Hub, model_id: str) -> list[HeadLabel]:
     concept_nodes = sdag.concept_nodes
     column = {c: i for i, c in enumerate(concept_nodes)}
     on = rule.record_fires(record)
-    # a swapped head under a per-head region fires nowhere: the report judges it by the model's region
-    anywhere = rule.record_fires(record, per_head=False)
+    anywhere = rule.report_fires(record)  # a swapped head under a per-head region fires nowhere
     out = []
     for j, name in enumerate(heads):
         concepts = tuple(concept_nodes[c] for c in np.flatnonzero(on[j]))

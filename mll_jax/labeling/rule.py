@@ -42,6 +42,7 @@ __all__ = [
     "record",
     "record_fires",
     "region",
+    "report_fires",
     "responses",
     "untrusted",
 ]
@@ -79,11 +80,18 @@ def fired(response: np.ndarray, region_mask: np.ndarray | None = None, plurality
     return on if region_mask is None else on & region_mask
 
 
-def record_fires(record: dict[str, np.ndarray], per_head: bool = True) -> np.ndarray:
-    """bool [H, concepts]: which heads fire on which concepts, by the rule `record` was made under; with
-    `per_head` False inside the model's region only, whatever each head's own region (the mislabel report's view)."""
+def record_fires(record: dict[str, np.ndarray]) -> np.ndarray:
+    """bool [H, concepts]: which heads fire on which concepts, by the rule `record` was made under."""
     on = fired(record["response"], record.get("region"), PLURALITY in record)
-    return on & record[HEAD_REGION] if per_head and HEAD_REGION in record else on
+    return on & record[HEAD_REGION] if HEAD_REGION in record else on
+
+
+def report_fires(record: dict[str, np.ndarray]) -> np.ndarray:
+    """bool [H, concepts]: the mislabel report's evidence, whatever the rule's own firing and head regions: heads
+    that take the majority of their model's belief on a concept of the model's region. A swapped head fires
+    nowhere under its own region, and being a model's strongest head on a sibling's picture (plurality) is no
+    evidence that a name is wrong."""
+    return fired(record["response"], record.get("region"))
 
 
 def marks(sdag: SDAG, declared_nodes: list[str], label_rule: LabelRule) -> dict[str, np.ndarray]:

@@ -113,6 +113,14 @@ def test_a_plurality_rule_gives_each_declared_concept_its_models_strongest_head(
     }
     # the swapped heads fire on each other's concepts and are reported, as under the plain rule
     assert [h.head for h in labeling.head_labels(plural, "swapped-cnn") if h.mislabelled] == [0, 1]
+    # the report judges by majority whatever the firing: the same flags as a majority rule's on the same region
+    majority = Hub.create(tmp_path / "majority", hub.store_spec, label_rule=LabelRule(region_steps=0))
+    for model_id in ("weak-noisy-mlp", "swapped-cnn"):
+        majority.copy_model(plural, model_id)
+    labeling.label(majority, progress=False)
+    for model_id in ("weak-noisy-mlp", "swapped-cnn"):
+        flags = [h.mislabelled for h in labeling.head_labels(plural, model_id)]
+        assert flags == [h.mislabelled for h in labeling.head_labels(majority, model_id)]
 
 
 def declared_of(hub, model_id: str) -> list[str]:
