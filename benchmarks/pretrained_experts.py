@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import time
 
@@ -56,8 +57,11 @@ MODEL_CAPS = (1, 2, 4)  # and caps on a selection's models (`max_models`), at th
 
 
 def with_pretrained(base: Hub, models: list[str]) -> tuple[Hub, dict[str, float]]:
-    """The copy of `base` with `models` added and labelled (made once, beside it); seconds spent labelling each."""
+    """The copy of `base` with `models` added and labelled (made once beside it, again when `base`'s labelling rule
+    has changed since); seconds spent labelling each."""
     path = base.path.parent / f"{base.path.name}-pretrained"
+    if path.exists() and Hub.open(path).label_rule != base.label_rule:
+        shutil.rmtree(path)  # labelled under an earlier rule: its experts' labels are not base's
     hub = Hub.open(path) if path.exists() else base.copy(path)
     seconds = {}
     for name in models:
