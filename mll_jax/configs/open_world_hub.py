@@ -111,11 +111,12 @@ LABEL_RULE = LabelRule(region_steps=0, region_of="head", fires="plurality")
 # How MLL combines a class's candidates in the open world (method.md §3.3): every candidate with equal weight,
 # nothing fitted on the node samples (an emoji concept's are views of one Noto drawing, which a fit learns). Chosen
 # on the development hub and suite (`benchmarks/combination.py --world open --heads 1 3 --l1 0.01 --pool --seeds 3`,
-# paired by task over 60 tasks): the pool 0.867 against CHCO's fit 0.716 (top-1 and 3 heads alike), +0.151 +- 0.022
-# (53 won, 4 lost), and against declared (0.826) +0.041 +- 0.020 (32-18). Biases fitted to the pool on the node
-# samples undo it (0.727 at the solver's ridge, seed 0). On Fashion-MNIST's development suite, whose store holds
-# 1,000 photographs a class, the pool loses to the fit (0.923 against 0.941, -0.019 +- 0.006), so the default
-# `SolverConfig.combination` stays "fitted".
+# paired by task over 60 tasks), with heads firing by majority: the pool 0.867 against CHCO's fit 0.716 (top-1 and 3
+# heads alike), +0.151 +- 0.022 (53 won, 4 lost), and against declared (0.826) +0.041 +- 0.020 (32-18); under the
+# `LABEL_RULE` above, 0.891 against 0.722, +0.169 +- 0.022 (53-3), declared +0.065 +- 0.019 (34-14). Biases
+# fitted to the pool on the node samples undo it (0.727 at the solver's ridge, seed 0, majority). On Fashion-MNIST's
+# development suite, whose store holds 1,000 photographs a class, the pool loses to the fit (0.923 against 0.941,
+# -0.019 +- 0.006), so the default `SolverConfig.combination` stays "fitted".
 SELECTION = SelectionConfig(solver=SolverConfig(combination="pool"))
 
 
