@@ -54,6 +54,9 @@ class SolverConfig:
     # one picture, where a fit learns that picture. Chosen per world on its development suite
     # (`benchmarks/combination.py`); the open world's choice is `configs.open_world_hub.SELECTION`.
     combination: str = "fitted"
+    # In a pool, the general model's share of a class that experts also serve (None: one candidate's share, as each
+    # expert's). The open world's is set in `configs.open_world_hub.SELECTION`.
+    pool_general_share: float | None = None
     calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
     search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
     search_top: int = 2  # screened swaps calibrated in full per round
@@ -65,6 +68,8 @@ class SolverConfig:
             raise ValueError(f"heads_per_class must be at least 1, got {self.heads_per_class}")
         if self.combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}")
+        if self.pool_general_share is not None and not 0.0 <= self.pool_general_share <= 1.0:
+            raise ValueError(f"pool_general_share must lie in [0, 1] (or be None), got {self.pool_general_share}")
         if self.combination == "pool" and self.max_models is not None:
             raise ValueError(
                 "max_models needs combination='fitted': a pool uses every candidate of every class "

@@ -34,7 +34,9 @@ it beats it on validation accuracy, then loss.
 
 Pooling (`combination` "pool"): every real candidate of a class with weight 1 / (its
 class's candidates), t = 0, b = 0, so z_k(x) = mean_c s_c(x); nothing is fitted, and
-the validation half only reports it.
+the validation half only reports it. With `pool_general_share` g, in a class that both
+the general model and experts serve the general model weighs g and the experts share
+1 - g equally.
 """
 
 from __future__ import annotations
@@ -75,13 +77,15 @@ class Half(NamedTuple):
 
 
 class Problem(NamedTuple):
-    """One task's CHCO problem: both halves, real candidates [K, C], their models [K, C], model costs [M]."""
+    """One task's CHCO problem: both halves, real candidates [K, C], their models [K, C], model costs [M], and
+    which candidates are the hub's general model [K, C] (None: unknown; only the pool reads it)."""
 
     fit: Half
     val: Half
     cand_mask: jax.Array
     cand_model: jax.Array
     model_cost: jax.Array
+    cand_general: jax.Array | None = None
 
 
 class _Report(NamedTuple):
@@ -563,10 +567,17 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
     return jax.tree.map(lambda new, old: jnp.where(better, new, old), mixture, start)
 
 
-def _pool(problem: Problem) -> Result:
-    """Each class's candidates with equal weights, uncalibrated (see the module docstring)."""
+def _pool(problem: Problem, general_share: float | None) -> Result:
+    """Each class's candidates with equal weights, or the general model's share apart; uncalibrated (see the
+    module docstring)."""
     mask = problem.cand_mask.astype(jnp.float32)
     w = mask / jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
+    if general_share is not None and problem.cand_general is not None:
+        general = (problem.cand_general & problem.cand_mask).astype(jnp.float32)
+        experts = mask - general
+        count = experts.sum(-1, keepdims=True)
+        shared = general * general_share + experts * (1.0 - general_share) / jnp.maximum(count, 1.0)
+        w = jnp.where((count > 0) & (general.sum(-1, keepdims=True) > 0), shared, w)
     t, b = jnp.zeros(problem.model_cost.shape[0]), jnp.zeros(mask.shape[0])
     return Result(w, t, b, **_report(problem, _logits(w, t, b, problem, problem.val))._asdict(), continuous_w=w)
 
@@ -584,7 +595,7 @@ def solve(problem: Problem, key: jax.Array, config: SolverConfig = SolverConfig(
     """
     problem = _samples_last(problem)
     if config.combination == "pool":
-        return _pool(problem)
+        return _pool(problem, config.pool_general_share)
     K, C = problem.cand_mask.shape
     keys = jax.random.split(key, config.restarts)
     continuous = _relax(problem, keys[0], config)

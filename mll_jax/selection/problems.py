@@ -46,7 +46,8 @@ class Samples(NamedTuple):
 
 class Task(NamedTuple):
     """One task before scores: real candidates [K, C], their models [K, C] (numbered by `task_models`), each
-    model's relative cost [K * C], the node samples of each half, and the hash of its names."""
+    model's relative cost [K * C], the node samples of each half, the hash of its names, and which candidates are
+    the hub's general model [K, C]."""
 
     cand_mask: np.ndarray
     cand_model: np.ndarray
@@ -54,6 +55,7 @@ class Task(NamedTuple):
     fit: Samples
     val: Samples
     name_hash: np.ndarray = np.uint32(0)
+    cand_general: np.ndarray | None = None
 
 
 def task_models(cands: list[list[Candidate]]) -> list[str]:
@@ -155,10 +157,12 @@ def build_problem(
     models = task_models(cands)
     cand_mask = np.zeros((K, C), bool)
     cand_model = np.zeros((K, C), np.int32)
+    cand_general = np.zeros((K, C), bool)
     for k, cs in enumerate(cands):
         for c, cand in enumerate(cs):
             cand_mask[k, c] = True
             cand_model[k, c] = models.index(cand.model)
+            cand_general[k, c] = cand.model == hub.general_id
     costs = np.zeros(K * C, np.float32)  # a task uses at most K * C models
     costs[: len(models)] = [model_cost(hub, m, cost) for m in models]
     _, position = hub.sample_rows(per_class // 2, seed)
@@ -178,7 +182,7 @@ def build_problem(
                 weight=np.pad(np.ones(len(labels), np.float32), (0, pad)),
             )
         )
-    return Task(cand_mask, cand_model, costs, *halves)
+    return Task(cand_mask, cand_model, costs, *halves, cand_general=cand_general)
 
 
 def empty_problem(K: int, C: int, per_class: int = SelectionConfig.samples_per_class) -> Task:
@@ -187,7 +191,9 @@ def empty_problem(K: int, C: int, per_class: int = SelectionConfig.samples_per_c
     half = Samples(np.zeros((n, K, C), np.float32), np.zeros(n, np.int32), np.zeros(n, np.float32))
     mask = np.zeros((K, C), bool)
     mask[:, 0] = True
-    return Task(mask, np.zeros((K, C), np.int32), np.zeros(K * C, np.float32), half, half, np.uint32(0))
+    return Task(
+        mask, np.zeros((K, C), np.int32), np.zeros(K * C, np.float32), half, half, np.uint32(0), np.zeros((K, C), bool)
+    )
 
 
 def with_scores(task: Task) -> chco.Problem:
@@ -196,4 +202,4 @@ def with_scores(task: Task) -> chco.Problem:
     def half(part: Samples) -> chco.Half:
         return chco.Half(chco.candidate_scores(part.summed), part.labels, part.weight)
 
-    return chco.Problem(half(task.fit), half(task.val), task.cand_mask, task.cand_model, task.cost)
+    return chco.Problem(half(task.fit), half(task.val), task.cand_mask, task.cand_model, task.cost, task.cand_general)

@@ -150,3 +150,21 @@ def test_the_pool_weighs_every_real_candidate_of_a_class_equally_and_fits_nothin
 def test_bad_combination_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         SolverConfig(**settings)
+
+
+def test_the_pool_gives_the_general_model_its_share_where_experts_also_serve_a_class():
+    problem = constructed_problem()
+    K, C = problem.cand_mask.shape
+    general = np.zeros((K, C), bool)
+    general[:2, 0] = True  # classes 0 and 1: the general model is candidate 0; class 2 has none
+    problem = problem._replace(cand_general=general)
+    out = jax.device_get(
+        chco.solve(problem, jax.random.key(0), SolverConfig(combination="pool", pool_general_share=0.5))
+    )
+    mask = np.asarray(problem.cand_mask)
+    np.testing.assert_allclose(out.w[:2, 0], 0.5)
+    np.testing.assert_allclose(out.w[:2, 1:], 0.5 / (mask[:2, 1:].sum(1, keepdims=True)) * mask[:2, 1:])
+    np.testing.assert_allclose(out.w[2], mask[2] / mask[2].sum())  # no general candidate: an equal pool
+    np.testing.assert_allclose(out.w.sum(1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="pool_general_share must lie in"):
+        SolverConfig(combination="pool", pool_general_share=1.5)

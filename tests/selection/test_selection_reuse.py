@@ -329,3 +329,7 @@ def test_a_pooled_selection_uses_every_candidate_and_reuse_gives_its_mean_score(
     np.testing.assert_allclose(mll.reuse(hub, sel)(images), pooled, atol=2e-4)
     np.testing.assert_allclose(scores_from_probabilities(sel, probs), pooled, atol=2e-4)
     assert np.mean(pooled.argmax(1) == y) > 0.8  # chance is 0.33
+    shared = SelectionConfig(solver=SolverConfig(combination="pool", pool_general_share=0.5))
+    for cs in mll.select(hub, names, config=shared).choices:  # the general model serves every class here
+        assert [c.weight for c in cs if c.model == hub.general_id] == [pytest.approx(0.5)]
+        assert sum(c.weight for c in cs if c.model != hub.general_id) == pytest.approx(0.5)
