@@ -16,7 +16,9 @@ def _run_select(args) -> None:
     from mll_jax import selection
 
     hub = open_hub(args)
-    solver = SolverConfig(max_models=args.max_models, combination=args.combination)
+    solver = SolverConfig(
+        max_models=args.max_models, combination=args.combination, pool_general_share=args.pool_general_share
+    )
     if args.cost_weight is not None:
         solver = dataclasses.replace(solver, cost_weight=args.cost_weight)
     config = SelectionConfig(samples_per_class=args.samples_per_class, cost=args.cost, solver=solver)
@@ -62,6 +64,10 @@ def add_select(sub) -> None:
         "--combination", choices=COMBINATIONS, default=SolverConfig.combination,
         help="fitted: CHCO's search and mixture on the node samples; pool: every candidate of a class with equal "
         "weight, nothing fitted (the open world's choice: its store has one picture per emoji concept)",
+    )  # fmt: skip
+    select.add_argument(
+        "--pool-general-share", type=float,
+        help="in a pool, the general model's share of a class experts also serve (the open world's: 0.5)",
     )  # fmt: skip
     select.add_argument(
         "--cost", choices=COSTS, default=SelectionConfig.cost,

@@ -58,6 +58,14 @@ def test_sdag_build_and_show(capsys, tmp_path):
     assert code == 0 and "gym_shoe.n.01, sandal.n.01" in out
 
 
+def test_select_pools_from_the_command_line(capsys, hub_path):
+    argv = ["--hub", str(hub_path), "select", "sandals", "sneakers", "boots", "--combination", "pool", "--json"]
+    code, out, err = run(capsys, *argv, "--pool-general-share", "0.5")
+    assert code == 0, err
+    for choices in json.loads(out)["choices"]:
+        assert [c["weight"] for c in choices if c["model"] == "general"] == [0.5] and len(choices) > 1
+
+
 def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
     code, out, err = run(capsys, "--hub", str(hub_path), "sdag", "show", "shoe.n.01")
     assert code == 0, err
@@ -73,6 +81,8 @@ def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
         (["select", "sandal", "Sandal"], "duplicate class name"),
         (["select", "sandal", " "], "empty"),
         (["hub", "info", "no-such-model"], "no model 'no-such-model'"),
+        (["select", "sandal", "boot", "--combination", "pool", "--max-models", "1"], "max_models needs"),
+        (["select", "sandal", "boot", "--combination", "pool", "--pool-general-share", "2"], "must lie in [0, 1]"),
     ],
 )
 def test_bad_input_exits_nonzero_and_leaves_the_hub_alone(capsys, hub_copy, argv, message):
