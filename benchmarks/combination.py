@@ -23,15 +23,22 @@ from common import save
 
 import mll_jax as mll
 from mll_jax.configs import open_world_hub, suite
-from mll_jax.configs.selection import SelectionConfig
+from mll_jax.configs.selection import SelectionConfig, SolverConfig
 from mll_jax.experiments import evaluation, open_world
 
 RECIPE = ("f1_top1", "f1_top3", "declared")
-POOL = (0, 0.0)  # the pool's place among the (heads, l1) settings
 
 
 def setting_name(heads: int, l1: float) -> str:
-    return "pool" if (heads, l1) == POOL else "top1" if heads == 1 else f"h{heads}_l1={l1:g}"
+    return "top1" if heads == 1 else f"h{heads}_l1={l1:g}"
+
+
+def solvers(heads: list[int], l1s: list[float], pool: bool) -> dict[str, SolverConfig]:
+    """The settings compared, by name: top-1, each (heads, L1) mixture, and with `pool` the pool."""
+    base = SolverConfig()
+    settings = sorted({(1, 0.0)} | {(h, l1) for h, l1 in itertools.product(heads, l1s) if h > 1})
+    out = {setting_name(h, l1): dataclasses.replace(base, heads_per_class=h, mixture_l1=l1) for h, l1 in settings}
+    return out | ({"pool": dataclasses.replace(base, combination="pool")} if pool else {})
 
 
 def development_tasks(hub, world: str, dataset) -> list:
@@ -48,18 +55,11 @@ def run(hub, heads: list[int], l1s: list[float], seeds: tuple[int, ...], world: 
     recipe, _ = evaluation.evaluate_suite(hub, tasks, dataset, probs, seeds, RECIPE, evaluation.cached_scores)
     for m in RECIPE:
         by_method[m] = [r["by_seed"][m] for r in recipe]
-    settings = {(1, 0.0)} | {(h, l1) for h, l1 in itertools.product(heads, l1s) if h > 1}
-    settings = sorted(settings | ({POOL} if pool else set()))
-    for h, l1 in settings:
-        solver = SelectionConfig().solver
-        if (h, l1) == POOL:
-            solver = dataclasses.replace(solver, combination="pool")
-        else:
-            solver = dataclasses.replace(solver, heads_per_class=h, mixture_l1=l1)
+    for name, solver in solvers(heads, l1s, pool).items():
         results, _ = evaluation.evaluate_suite(
             hub, tasks, dataset, probs, seeds, ("mll",), evaluation.cached_scores, SelectionConfig(solver=solver)
         )
-        by_method[setting_name(h, l1)] = [r["by_seed"]["mll"] for r in results]
+        by_method[name] = [r["by_seed"]["mll"] for r in results]
     rows = {}
     for name in by_method:
         if name in RECIPE:

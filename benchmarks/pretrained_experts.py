@@ -109,13 +109,12 @@ def photographs(hub: Hub):
 def photograph_tasks(hubs: dict[str, Hub], photos, tasks, seeds, probs_by_hub: dict[str, dict]) -> dict:
     """Every method but the oracle on the photograph `tasks`, per hub (`probs_by_hub`: each hub's models'
     probabilities on `photos`), MLL selecting as the open world does; MLL's paired differences."""
-    methods = open_world.METHODS_WITHOUT_ORACLE
+    methods, selection_config = open_world.METHODS_WITHOUT_ORACLE, open_world_hub.SELECTION
     out = {"images": len(photos), "tasks": len(tasks), "seeds": list(seeds), "hubs": {}}
     per_task = {}
     for label, hub in hubs.items():
         probs = probs_by_hub[label]
-        config = open_world_hub.SELECTION
-        results, _ = evaluation.evaluate_suite(hub, tasks, photos, probs, seeds, methods, config=config)
+        results, _ = evaluation.evaluate_suite(hub, tasks, photos, probs, seeds, methods, config=selection_config)
         out["hubs"][label] = {"experts": len(hub.ids("expert")), **evaluation.summarise(results, methods)}
         per_task[label] = {m: np.array([r["accuracy"][m] for r in results]) for m in methods}
         out["hubs"][label]["tasks"] = [

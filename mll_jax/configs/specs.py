@@ -45,8 +45,8 @@ class LabelRule:
     fires: str = "majority"
     # "model": the region lies around every class the model declares, so a head confused on the store's pictures
     # is labelled with a sibling class's concept. "head": around each head's own declared class, so labelling
-    # verifies declared names and a head serves only concepts its name agrees with (the mislabel report still
-    # reads the model's region).
+    # verifies declared names and a head serves only concepts its name agrees with (the mislabel report judges by
+    # majority inside the model's region).
     region_of: str = "model"
 
     def __post_init__(self):
