@@ -16,12 +16,16 @@ def _run_select(args) -> None:
     from mll_jax import selection
 
     hub = open_hub(args)
-    solver = SolverConfig(
-        max_models=args.max_models, combination=args.combination, pool_general_share=args.pool_general_share
-    )
-    if args.cost_weight is not None:
-        solver = dataclasses.replace(solver, cost_weight=args.cost_weight)
-    config = SelectionConfig(samples_per_class=args.samples_per_class, cost=args.cost, solver=solver)
+    config = hub.selection_config  # the hub's own settings; each flag given replaces one
+    given = {
+        "max_models": args.max_models,
+        "combination": args.combination,
+        "pool_general_share": args.pool_general_share,
+        "cost_weight": args.cost_weight,
+    }
+    solver = dataclasses.replace(config.solver, **{k: v for k, v in given.items() if v is not None})
+    given = {"samples_per_class": args.samples_per_class, "cost": args.cost}
+    config = dataclasses.replace(config, solver=solver, **{k: v for k, v in given.items() if v is not None})
     sel = selection.select(hub, args.names, config=config, seed=args.seed)
     print(sel.dumps() if args.json else sel.explain() if args.explain else sel.table())
     if args.plot:
@@ -31,10 +35,22 @@ def _run_select(args) -> None:
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
 
 
+def _share(text: str) -> float | str:
+    """A number, or the word as given (`SolverConfig` refuses any but "measured", saying what it takes)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _run_warmup(args) -> None:
     from mll_jax import selection
 
-    count = selection.warmup(progress=True)
+    try:  # the programs the hub's own settings solve with (a hub not built yet: the default settings')
+        config = open_hub(args).selection_config
+    except FileNotFoundError:
+        config = SelectionConfig()
+    count = selection.warmup(config, progress=True)
     print(f"{count} selection program(s) ready under {selection.programs.store_dir()}")
 
 
@@ -42,7 +58,8 @@ def add_warmup(sub) -> None:
     command(
         sub,
         "warmup",
-        "prepare the selection programs (one per class bucket), so a new process's first query loads them",
+        "prepare the selection programs (one per class bucket) for the hub's settings, so a new process's first query "
+        "loads them",
         "mll-jax warmup",
         _run_warmup,
     )
@@ -61,23 +78,25 @@ def add_select(sub) -> None:
     select.add_argument("--explain", action="store_true", help="also show every candidate weighed and the calibration")
     select.add_argument("--max-models", type=int, help="use at most this many distinct models")
     select.add_argument(
-        "--combination", choices=COMBINATIONS, default=SolverConfig.combination,
+        "--combination", choices=COMBINATIONS,
         help="fitted: CHCO's search and mixture on the node samples; pool: every candidate of a class with equal "
-        "weight, nothing fitted (the open world's choice: its store has one picture per emoji concept)",
+        "weight, nothing fitted (the open world's choice: its store has one picture per emoji concept). Unset "
+        "flags keep the hub's own settings (Hub.selection_config)",
     )  # fmt: skip
     select.add_argument(
-        "--pool-general-share", type=float,
-        help="in a pool, the general model's share of a class experts also serve (the open world's: 0.5)",
+        "--pool-general-share", type=_share,
+        help="in a pool, the general model's share of a class experts also serve: a number in [0, 1], or 'measured' "
+        "per task on the node samples (the open world's)",
     )  # fmt: skip
     select.add_argument(
-        "--cost", choices=COSTS, default=SelectionConfig.cost,
+        "--cost", choices=COSTS,
         help="what a model costs: params (relative to the hub's largest) or flops (GFLOP an image, measured)",
     )  # fmt: skip
     select.add_argument(
         "--cost-weight", type=float, help=f"weight of the cost term (default {SolverConfig.cost_weight}; 0: free)"
     )
     select.add_argument(
-        "--samples-per-class", type=int, default=SelectionConfig.samples_per_class,
+        "--samples-per-class", type=int,
         help="node samples per class (more: a little more accurate, slower; see configs/selection.py)",
     )  # fmt: skip
     select.add_argument("--plot", help="draw the selection on the SDAG (PNG) to this path")

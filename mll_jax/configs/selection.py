@@ -54,9 +54,10 @@ class SolverConfig:
     # one picture, where a fit learns that picture. Chosen per world on its development suite
     # (`benchmarks/combination.py`); the open world's choice is `configs.open_world_hub.SELECTION`.
     combination: str = "fitted"
-    # In a pool, the general model's share of a class that experts also serve (None: one candidate's share, as each
-    # expert's). The open world's is set in `configs.open_world_hub.SELECTION`.
-    pool_general_share: float | None = None
+    # In a pool, the general model's share of a class that experts also serve: a number in [0, 1], "measured" (per
+    # task, from its and the experts' accuracy on the node samples, method.md §3.3), or None (one candidate's share,
+    # as each expert's). The open world's is set in `configs.open_world_hub.SELECTION`.
+    pool_general_share: float | str | None = None
     calibration_steps: int = 10  # damped Newton steps calibrating a selection from scratch
     search_rounds: int = 4  # most swaps one local search makes (it stops at a local optimum)
     search_top: int = 2  # screened swaps calibrated in full per round
@@ -68,8 +69,9 @@ class SolverConfig:
             raise ValueError(f"heads_per_class must be at least 1, got {self.heads_per_class}")
         if self.combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}")
-        if self.pool_general_share is not None and not 0.0 <= self.pool_general_share <= 1.0:
-            raise ValueError(f"pool_general_share must lie in [0, 1] (or be None), got {self.pool_general_share}")
+        share = self.pool_general_share
+        if share != "measured" and not (share is None or isinstance(share, int | float) and 0 <= share <= 1):
+            raise ValueError(f"pool_general_share must lie in [0, 1] (or be 'measured' or None), got {share!r}")
         if self.combination == "pool" and self.max_models is not None:
             raise ValueError(
                 "max_models needs combination='fitted': a pool uses every candidate of every class "
@@ -120,3 +122,16 @@ class SelectionConfig:
             )
         # JSON gives lists; the buckets are read in order.
         object.__setattr__(self, "class_buckets", tuple(sorted(self.class_buckets)))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SelectionConfig:
+        """The config `to_json` wrote; a field this version lacks is refused, by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        known |= {f"solver.{f.name}" for f in dataclasses.fields(SolverConfig)}
+        given = {k for k in data if k != "solver"} | {f"solver.{k}" for k in data.get("solver", {})}
+        if unknown := sorted(given - known):
+            raise ValueError(f"unknown selection setting(s) {unknown}: written by another version of mll_jax")
+        return cls(**{**data, "solver": SolverConfig(**data.get("solver", {}))})

@@ -63,11 +63,12 @@ def build_hub(
 ) -> Hub:
     """The open world's generated hub at `path` (made on the open world's store if new; completed if partial):
     its experts (`pretrained_share` of the heads over lite0's features), its general model, every label, under
-    the open world's labelling rule (a hub made under an earlier one is labelled again)."""
+    the open world's labelling rule (a hub made under an earlier one is labelled again), solving tasks by the
+    open world's selection settings unless a caller says otherwise."""
     try:
         Hub.open(path)
     except FileNotFoundError:
-        Hub.create(path, STORE_SPEC, label_rule=open_world_hub.LABEL_RULE)
+        Hub.create(path, STORE_SPEC, label_rule=open_world_hub.LABEL_RULE, selection=open_world_hub.SELECTION)
     config = open_world_hub.get_config(num_experts, seed, pretrained_share)
     hub = generate.build(path, config, progress=progress)
     if not general.built_from(hub, general_spec):
@@ -79,6 +80,8 @@ def build_hub(
         )
         hub.set_label_rule(open_world_hub.LABEL_RULE)
     labeling.label(hub, force=stale, progress=progress)
+    if hub.selection_config != open_world_hub.SELECTION:  # a hub made before it kept its settings
+        hub.set_selection_config(open_world_hub.SELECTION)
     return hub
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from mll_jax import paths
 from mll_jax.concepts import sdag as sdag_lib
+from mll_jax.configs.selection import SelectionConfig
 from mll_jax.configs.specs import LabelRule, StoreSpec
 from mll_jax.data import store as store_lib
 from mll_jax.hub import files, location, migration
@@ -95,10 +96,12 @@ class Hub:
         store_spec: StoreSpec = StoreSpec(),
         database: str | None = None,
         label_rule: LabelRule = LabelRule(),
+        selection: SelectionConfig = SelectionConfig(),
     ) -> Hub:
         """A new empty hub with its SDAG built from the sample store; its rows in a SQLite file in `path`, or
         with `database` (postgresql://...) on that server, which every host sharing `path` reaches. Its heads
-        are labelled by `label_rule` (`set_label_rule` changes it)."""
+        are labelled by `label_rule` (`set_label_rule` changes it); `selection` is how its tasks are solved
+        unless a caller says otherwise (`set_selection_config` changes it)."""
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"hub path {path} is a file; choose a directory")
@@ -110,6 +113,8 @@ class Hub:
         with files.locked(path):
             rule = label_rule.to_json() if label_rule != LabelRule() else None  # the default is not written
             db = location.create(path, store_spec.to_json(), database, rule)
+            if selection != SelectionConfig():  # the default is not written either
+                db.put_meta({"selection": json.dumps(selection.to_json())})
             migration.write_pointer(path)
         return cls(path, db, store)
 
@@ -206,6 +211,20 @@ class Hub:
         """What the hub's heads may be labelled with (`LabelRule`; hubs made before it existed: the default)."""
         stored = self._reads.get("label_rule", lambda: self._db.meta("label_rule"))
         return LabelRule(**json.loads(stored)) if stored else LabelRule()
+
+    @property
+    def selection_config(self) -> SelectionConfig:
+        """How this hub's tasks are solved when a caller gives no config (hubs not given one: the default)."""
+        stored = self._reads.get("selection", lambda: self._db.meta("selection"))
+        if not stored:
+            return SelectionConfig()
+        try:
+            return SelectionConfig.from_json(json.loads(stored))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"hub {self.path}: its stored selection settings are unreadable ({error}); set them again with "
+                "Hub.set_selection_config, or pass a config to select"
+            ) from error
 
     @property
     def store(self) -> store_lib.SampleStore:
@@ -484,6 +503,12 @@ class Hub:
         are labelled again (`labeling.label(hub, force=True)`): a study of rules runs on a copy."""
         with self._locked():
             self._db.put_meta({"label_rule": json.dumps(label_rule.to_json())})
+        self.refresh()
+
+    def set_selection_config(self, config: SelectionConfig) -> None:
+        """Solve this hub's tasks by `config` when a caller gives none (`mll.select`, `mll-jax select`)."""
+        with self._locked():
+            self._db.put_meta({"selection": json.dumps(config.to_json())})
         self.refresh()
 
     def rebuild_sdag(self) -> None:

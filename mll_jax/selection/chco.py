@@ -36,7 +36,9 @@ Pooling (`combination` "pool"): every real candidate of a class with weight 1 / 
 class's candidates), t = 0, b = 0, so z_k(x) = mean_c s_c(x); nothing is fitted, and
 the validation half only reports it. With `pool_general_share` g, in a class that both
 the general model and experts serve the general model weighs g and the experts share
-1 - g equally.
+1 - g equally. With g "measured", one g per task: the general model's accuracy alone on
+the node samples (both halves) over the sum of its and the experts' (each in the classes
+both serve), so a general model that knows little of the task's pictures weighs little.
 """
 
 from __future__ import annotations
@@ -567,19 +569,36 @@ def _mixture(problem: Problem, start: _Evaluated, config: SolverConfig) -> _Eval
     return jax.tree.map(lambda new, old: jnp.where(better, new, old), mixture, start)
 
 
-def _pool(problem: Problem, general_share: float | None) -> Result:
-    """Each class's candidates with equal weights, or the general model's share apart; uncalibrated (see the
-    module docstring)."""
+def _pool(problem: Problem, general_share: float | str | None) -> Result:
+    """Each class's candidates with equal weights, or the general model's share apart, fixed or measured on the
+    node samples; uncalibrated (see the module docstring)."""
     mask = problem.cand_mask.astype(jnp.float32)
     w = mask / jnp.maximum(mask.sum(-1, keepdims=True), 1.0)
+    t, b = jnp.zeros(problem.model_cost.shape[0]), jnp.zeros(mask.shape[0])
     if general_share is not None and problem.cand_general is not None:
         general = (problem.cand_general & problem.cand_mask).astype(jnp.float32)
         experts = mask - general
         count = experts.sum(-1, keepdims=True)
-        shared = general * general_share + experts * (1.0 - general_share) / jnp.maximum(count, 1.0)
-        w = jnp.where((count > 0) & (general.sum(-1, keepdims=True) > 0), shared, w)
-    t, b = jnp.zeros(problem.model_cost.shape[0]), jnp.zeros(mask.shape[0])
+        both = (count > 0) & (general.sum(-1, keepdims=True) > 0)
+
+        def shared(g):
+            return jnp.where(both, general * g + experts * (1.0 - g) / jnp.maximum(count, 1.0), w)
+
+        if general_share == "measured":
+            general_alone = _node_accuracy(shared(1.0), t, b, problem)
+            experts_alone = _node_accuracy(shared(0.0), t, b, problem)
+            total = general_alone + experts_alone
+            general_share = jnp.where(total > 0, general_alone / jnp.maximum(total, 1e-9), 0.5)
+        w = shared(general_share)
     return Result(w, t, b, **_report(problem, _logits(w, t, b, problem, problem.val))._asdict(), continuous_w=w)
+
+
+def _node_accuracy(w, t, b, problem: Problem) -> jax.Array:
+    """Accuracy of a weighted selection on both halves' node samples together."""
+    fit, val = problem.fit.weight.sum(), problem.val.weight.sum()
+    correct = _accuracy(_logits(w, t, b, problem, problem.fit), problem.fit) * fit
+    correct += _accuracy(_logits(w, t, b, problem, problem.val), problem.val) * val
+    return correct / jnp.maximum(fit + val, 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("config",))

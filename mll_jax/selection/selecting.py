@@ -66,29 +66,30 @@ def _chunk_sizes(chunk: int | None, devices: int) -> tuple[int, ...]:
 
 
 def select(
-    hub: Hub, names: list[str] | tuple[str, ...], config: SelectionConfig = SelectionConfig(), seed: int = 0
+    hub: Hub, names: list[str] | tuple[str, ...], config: SelectionConfig | None = None, seed: int = 0
 ) -> Selection:
-    """Choose heads for one task, given as its class names."""
+    """Choose heads for one task, given as its class names; `config` None: the hub's (`Hub.selection_config`)."""
     if not isinstance(names, str) and len(names) > 0 and not isinstance(names[0], str):
         raise task_lib.TaskError("select takes one task's class names; for a list of tasks use select_many")
-    return _solve(hub, [names], config, seed)[0]
+    return _solve(hub, [names], config or hub.selection_config, seed)[0]
 
 
 def select_many(
     hub: Hub,
     tasks: list[list[str]],
-    config: SelectionConfig = SelectionConfig(),
+    config: SelectionConfig | None = None,
     seed: int = 0,
     chunk: int | None = None,
     progress: bool = False,
 ) -> list[Selection]:
     """Choose heads for many tasks at once (one compiled program per shape bucket); Selections in task order.
+    `config` None: the hub's (`Hub.selection_config`).
 
     `chunk`: tasks per device per compiled call (default: 4 on CPU, 256 on accelerators; 1 for a task alone
     in its class bucket)."""
     if isinstance(tasks, str) or any(isinstance(t, str) for t in tasks):
         raise task_lib.TaskError("select_many takes a list of tasks, each a list of class names; for one use select")
-    return _solve(hub, [list(t) for t in tasks], config, seed, chunk, progress)
+    return _solve(hub, [list(t) for t in tasks], config or hub.selection_config, seed, chunk, progress)
 
 
 def _solve(

@@ -8,6 +8,7 @@ import pytest
 import mll_jax as mll
 from mll_jax import cli
 from mll_jax.concepts import sdag
+from mll_jax.configs.selection import SelectionConfig, SolverConfig
 
 
 def run(capsys, *argv):
@@ -64,6 +65,22 @@ def test_select_pools_from_the_command_line(capsys, hub_path):
     assert code == 0, err
     for choices in json.loads(out)["choices"]:
         assert [c["weight"] for c in choices if c["model"] == "general"] == [0.5] and len(choices) > 1
+    code, out, err = run(capsys, *argv, "--pool-general-share", "measured")
+    assert code == 0, err
+    shares = {c["weight"] for cs in json.loads(out)["choices"] for c in cs if c["model"] == "general"}
+    assert len(shares) == 1 and 0 < shares.pop() < 1  # one share for the task, measured on its node samples
+
+
+def test_select_follows_the_hubs_own_settings_and_a_flag_replaces_one(capsys, hub_copy):
+    hub_copy.set_selection_config(SelectionConfig(solver=SolverConfig(combination="pool")))
+    argv = ["--hub", str(hub_copy.path), "select", "sandals", "sneakers", "boots", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    choices = json.loads(out)["choices"]
+    assert all(c["weight"] == pytest.approx(1 / len(cs)) for cs in choices for c in cs) and len(choices[0]) > 1
+    code, out, err = run(capsys, *argv, "--combination", "fitted")
+    assert code == 0, err
+    assert any(json.loads(out)["biases"])  # CHCO's fit: calibrated, where a pool fits no bias
 
 
 def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
@@ -83,6 +100,7 @@ def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
         (["hub", "info", "no-such-model"], "no model 'no-such-model'"),
         (["select", "sandal", "boot", "--combination", "pool", "--max-models", "1"], "max_models needs"),
         (["select", "sandal", "boot", "--combination", "pool", "--pool-general-share", "2"], "must lie in [0, 1]"),
+        (["select", "sandal", "boot", "--pool-general-share", "half"], "or be 'measured'"),
     ],
 )
 def test_bad_input_exits_nonzero_and_leaves_the_hub_alone(capsys, hub_copy, argv, message):

@@ -65,15 +65,21 @@ def test_the_development_suite_is_answered_and_mll_beats_chance(small_world):
     assert {"animals", "digits", "clothing"} <= set(by_domain) and all(0 <= a <= 1 for a in by_domain.values())
     assert min(by_domain.values()) <= result["general_zero_shot"] <= max(by_domain.values())
     assert "MLL - declared" in open_world.table(result)
-    share = open_world_hub.SELECTION.solver.pool_general_share
+    assert open_world_hub.SELECTION.solver.pool_general_share == "measured"
     for task in result["tasks"]:  # MLL pools every candidate of a class (configs.open_world_hub.SELECTION)
         sel = task["selection"]
         assert [len(cs) for cs in sel["choices"]] == sel["num_candidates"]
-        for cs in filter(None, sel["choices"]):  # the general model takes its share where experts also serve
+        shares = set()
+        for cs in filter(None, sel["choices"]):  # the general model takes the task's share where experts also serve
             general = [c["weight"] for c in cs if c["model"] == hub.general_id]
             experts = [c["weight"] for c in cs if c["model"] != hub.general_id]
-            assert general == ([pytest.approx(share)] if experts else [1.0])
-            assert experts == [pytest.approx((1 - share) / max(len(experts), 1))] * len(experts)
+            if not (experts and general):  # one kind only: an equal pool
+                assert [c["weight"] for c in cs] == [pytest.approx(1 / len(cs))] * len(cs)
+                continue
+            share = general[0]
+            shares.add(round(share, 5))
+            assert experts == [pytest.approx((1 - share) / len(experts))] * len(experts)
+        assert len(shares) <= 1 and all(0 <= g <= 1 for g in shares)  # one measured share a task
 
 
 def test_a_sense_that_clashes_with_another_class_gives_way_to_the_names_next_sense(small_world):

@@ -166,5 +166,30 @@ def test_the_pool_gives_the_general_model_its_share_where_experts_also_serve_a_c
     np.testing.assert_allclose(out.w[:2, 1:], 0.5 / (mask[:2, 1:].sum(1, keepdims=True)) * mask[:2, 1:])
     np.testing.assert_allclose(out.w[2], mask[2] / mask[2].sum())  # no general candidate: an equal pool
     np.testing.assert_allclose(out.w.sum(1), 1.0, rtol=1e-6)
-    with pytest.raises(ValueError, match="pool_general_share must lie in"):
-        SolverConfig(combination="pool", pool_general_share=1.5)
+    for refused in (1.5, "fitted"):
+        with pytest.raises(ValueError, match="pool_general_share must lie in"):
+            SolverConfig(combination="pool", pool_general_share=refused)
+
+
+def test_a_measured_share_is_the_general_models_node_sample_accuracy_over_its_and_the_experts():
+    """The general model is a noise candidate in classes 0 and 1: alone there it is right on few node samples, so
+    its share falls below a half, to the ratio of the two accuracies on both halves."""
+    problem = constructed_problem()
+    K, C = problem.cand_mask.shape
+    general = np.zeros((K, C), bool)
+    general[:2, 0] = True
+    problem = problem._replace(cand_general=general)
+    out = jax.device_get(
+        chco.solve(problem, jax.random.key(0), SolverConfig(combination="pool", pool_general_share="measured"))
+    )
+    scores = np.concatenate([np.asarray(problem.fit.scores), np.asarray(problem.val.scores)])  # [N, K, C]
+    labels = np.concatenate([np.asarray(problem.fit.labels), np.asarray(problem.val.labels)])
+    third = scores[:, 2].mean(-1)  # class 2 has no general candidate: its equal pool in both
+    general_alone = np.stack([scores[:, 0, 0], scores[:, 1, 0], third], 1)
+    experts_alone = np.stack([scores[:, 0, 1:].mean(-1), scores[:, 1, 1:].mean(-1), third], 1)
+    accuracies = [np.mean(z.argmax(1) == labels) for z in (general_alone, experts_alone)]
+    share = accuracies[0] / sum(accuracies)
+    assert accuracies[0] < accuracies[1] and 0.1 < share < 0.5, accuracies
+    np.testing.assert_allclose(out.w[:2, 0], share, rtol=1e-5)
+    np.testing.assert_allclose(out.w[:2, 1:], (1 - share) / 3, rtol=1e-5)
+    np.testing.assert_allclose(out.w[2], 0.25)

@@ -112,6 +112,24 @@ print(programs.count(programs.solve_chunk), exported.traced())
     assert {name: after.get(name) for name in before} == before, "a stored program was traced and written again"
 
 
+def test_warmup_prepares_the_programs_of_the_hubs_own_settings(hub_copy, own_program_store):
+    """A hub that pools (as the open world's do): `mll-jax warmup` prepares its pool programs, so a new process's
+    10-class task traces nothing."""
+    for path in own_program_store.glob("solve_chunk-*.jaxprog"):
+        path.unlink()
+    hub_copy.set_selection_config(SelectionConfig(solver=mll.SolverConfig(combination="pool")))
+    command = [sys.executable, "-m", "mll_jax", "--hub", str(hub_copy.path), "warmup"]
+    subprocess.run(command, check=True, timeout=900, capture_output=True)
+    code = f"""
+import mll_jax as mll
+from mll_jax import exported
+hub = mll.Hub.open({str(hub_copy.path)!r})
+selection = mll.select(hub, {EVERY_CLASS!r})
+print(sum(map(len, selection.choices)) > 10, exported.traced())
+"""
+    assert run_fresh(code) == "True 0", "the pool's program was loaded from the store, none traced"
+
+
 def test_a_lone_query_uses_the_program_it_prefetched_and_never_imports_flax(hub, hub_path):
     """A new process's `select` starts loading its bucket's program while it matches names; the call takes that
     program (none left pending, one loaded) and answers as this process does; selection needs no Flax."""

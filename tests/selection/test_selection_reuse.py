@@ -333,3 +333,26 @@ def test_a_pooled_selection_uses_every_candidate_and_reuse_gives_its_mean_score(
     for cs in mll.select(hub, names, config=shared).choices:  # the general model serves every class here
         assert [c.weight for c in cs if c.model == hub.general_id] == [pytest.approx(0.5)]
         assert sum(c.weight for c in cs if c.model != hub.general_id) == pytest.approx(0.5)
+
+
+def test_a_hub_keeps_its_selection_settings_and_select_uses_them_unless_given_others(hub_copy):
+    """The open world's hubs solve by pooling: a user who opens one calls `select` without repeating that."""
+    names = ["sandal", "sneakers", "ankle boot"]
+    assert hub_copy.selection_config == SelectionConfig()  # a hub given none: the default
+    fitted = mll.select(hub_copy, names)
+    pooled = SelectionConfig(solver=SolverConfig(combination="pool", pool_general_share="measured"))
+    hub_copy.set_selection_config(pooled)
+    reopened = mll.Hub.open(hub_copy.path)  # stored with the hub, not in this object
+    assert reopened.selection_config == pooled
+    for hub in (hub_copy, reopened):
+        sel = mll.select(hub, names)
+        assert sel.num_candidates == [len(cs) for cs in sel.choices] and max(sel.num_candidates) > 1
+        assert mll.select_many(hub, [names])[0].choices == sel.choices
+        assert mll.select(hub, names, SelectionConfig()).choices == fitted.choices  # a caller's config wins
+
+
+def test_selection_settings_round_trip_through_json_and_unknown_ones_are_refused():
+    config = SelectionConfig(max_candidates=8, solver=SolverConfig(combination="pool", pool_general_share=0.25))
+    assert SelectionConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    with pytest.raises(ValueError, match=r"unknown selection setting\(s\) \['solver.blend'\]"):
+        SelectionConfig.from_json({"solver": {"blend": 1}})
