@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mll_jax.cli.common import command, open_hub, plain
+from mll_jax.cli.select import add_selection_flags, with_flags
 
 __all__ = ["add_convert", "add_hub"]
 
@@ -118,6 +119,16 @@ def _run_reach(args) -> None:
     print(f"hub {args.hub}: {after} holds the rows of {before} (digests equal); the hub now reaches them there")
 
 
+def _run_settings(args) -> None:
+    from mll_jax.configs.selection import SelectionConfig
+
+    hub = open_hub(args)
+    config = with_flags(SelectionConfig() if args.reset else hub.selection_config, args)
+    if config != hub.selection_config:  # validated above: a bad flag exits before anything is stored
+        hub.set_selection_config(config)
+    print(json.dumps(config.to_json(), indent=1))
+
+
 def _run_convert(args) -> None:
     from mll_jax import converters
 
@@ -171,6 +182,15 @@ def add_hub(sub) -> None:
         "--batch-size", type=int, default=64, help="store images per labelling batch (default: 64; 224x224 images)"
     )
     command(hub, "list", "list the models", "mll-jax hub list --json", _run_list, json_flag=True)
+    settings = command(
+        hub,
+        "settings",
+        "show the hub's selection settings (what `select` uses unless told otherwise); flags change them",
+        "mll-jax hub settings --combination pool --pool-general-share measured",
+        _run_settings,
+    )
+    settings.add_argument("--reset", action="store_true", help="back to the default settings (then the flags)")
+    add_selection_flags(settings)
     verify = command(
         hub,
         "verify",

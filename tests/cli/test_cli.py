@@ -83,6 +83,23 @@ def test_select_follows_the_hubs_own_settings_and_a_flag_replaces_one(capsys, hu
     assert any(json.loads(out)["biases"])  # CHCO's fit: calibrated, where a pool fits no bias
 
 
+def test_hub_settings_shows_and_changes_what_select_uses(capsys, hub_copy):
+    argv = ["--hub", str(hub_copy.path), "hub", "settings"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert SelectionConfig.from_json(json.loads(out)) == SelectionConfig()
+    code, out, err = run(capsys, *argv, "--combination", "pool", "--pool-general-share", "measured")
+    assert code == 0, err
+    pooled = SelectionConfig(solver=SolverConfig(combination="pool", pool_general_share="measured"))
+    assert SelectionConfig.from_json(json.loads(out)) == pooled == mll.Hub.open(hub_copy.path).selection_config
+    code, _, err = run(capsys, *argv, "--max-models", "1")  # refused under a pool: nothing stored changes
+    assert code == 2 and "max_models needs" in err
+    assert mll.Hub.open(hub_copy.path).selection_config == pooled
+    code, out, err = run(capsys, *argv, "--reset", "--samples-per-class", "400")
+    assert code == 0, err
+    assert mll.Hub.open(hub_copy.path).selection_config == SelectionConfig(samples_per_class=400)
+
+
 def test_sdag_show_reads_the_hubs_own_sdag(capsys, hub_path):
     code, out, err = run(capsys, "--hub", str(hub_path), "sdag", "show", "shoe.n.01")
     assert code == 0, err
