@@ -133,7 +133,8 @@ def _solve(
         out = jax.device_get(dispatched)
         for i, t in enumerate(part):
             result = jax.tree.map(lambda x, i=i: x[i], out)
-            results[t] = _with_names(resolved[t], _make_selection(hub, matched[t], cands[t], result), texts[t])
+            made = _make_selection(hub, matched[t], cands[t], result, config.solver.combination)
+            results[t] = _with_names(resolved[t], made, texts[t])
             if max_models is not None and len(results[t].expert_models) > max_models:
                 raise task_lib.TaskError(
                     f"task {tasks[t]}: no selection of at most {max_models} model(s) scores every class; "
@@ -244,8 +245,9 @@ def _with_names(classes: list[task_lib.TaskClass], matched: Selection | None, te
     )
 
 
-def _make_selection(hub: Hub, classes, cands, result: chco.Result) -> Selection:
-    """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `task_models(cands)`)."""
+def _make_selection(hub: Hub, classes, cands, result: chco.Result, combination: str = "fitted") -> Selection:
+    """A Selection from solver output (discrete `w`, `t`, `b`; `t` indexed like `task_models(cands)`), made by
+    `combination` (`SolverConfig.combination`)."""
     general, models = hub.general_id, task_models(cands)
     choices, considered = [], []
     for k, cs in enumerate(cands):
@@ -273,4 +275,5 @@ def _make_selection(hub: Hub, classes, cands, result: chco.Result) -> Selection:
         num_candidates=[len(cs) for cs in cands],
         excluded=dict(hub.excluded()),
         considered=considered,
+        combination=combination,
     )

@@ -41,6 +41,7 @@ class Selection:
     by_name: list[str] = dataclasses.field(default_factory=list)
     close: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     text_model: str | None = None
+    combination: str = "fitted"  # how the choices were weighed (`SolverConfig.combination`): "pool" fits nothing
 
     @property
     def models(self) -> list[str]:
@@ -99,7 +100,9 @@ class Selection:
     def explain(self) -> str:
         """The table, then every candidate CHCO weighed, its continuous weight, and the calibration."""
         accuracy = "-" if self.val_accuracy is None else f"{self.val_accuracy:.3f}"
-        rows = [self.table(), "", f"validation accuracy {accuracy}"]
+        pool = self.combination == "pool"
+        how = " (a pool: each class's candidates by shares, nothing fitted)" if pool else ""
+        rows = [self.table(), "", f"validation accuracy {accuracy}{how}"]
         for name, node, considered, b in zip(self.classes, self.nodes, self.considered, self.biases):
             if name in self.by_name:
                 rows.append(
@@ -107,8 +110,10 @@ class Selection:
                     f"(closest nodes: {', '.join(self.close.get(name, [])) or '-'})"
                 )
                 continue
-            rows.append(f"{name} -> {node}  (bias {b:+.2f}; {len(considered)} candidates)")
+            calibration = "" if pool else f"bias {b:+.2f}; "
+            rows.append(f"{name} -> {node}  ({calibration}{len(considered)} candidates)")
             for c in sorted(considered, key=lambda c: -c["weight"]):
                 rows.append(f"    {c['weight']:5.2f}  {c['model']:28s} heads {c['heads']}")
-        rows.append("log-temperatures: " + ", ".join(f"{m} {t:+.2f}" for m, t in self.temperatures.items()))
+        if not pool:
+            rows.append("log-temperatures: " + ", ".join(f"{m} {t:+.2f}" for m, t in self.temperatures.items()))
         return "\n".join(rows)

@@ -348,6 +348,9 @@ def test_a_hub_keeps_its_selection_settings_and_select_uses_them_unless_given_ot
         sel = mll.select(hub, names)
         assert sel.num_candidates == [len(cs) for cs in sel.choices] and max(sel.num_candidates) > 1
         assert sel.biases == [0.0] * 3 and any(fitted.biases)  # a pool fits no bias; CHCO's fit does
+        assert (sel.combination, fitted.combination) == ("pool", "fitted")
+        assert "a pool" in sel.explain() and "log-temperatures" not in sel.explain()
+        assert "log-temperatures" in fitted.explain() and mll.Selection.from_json(sel.dumps()) == sel
         assert mll.select_many(hub, [names])[0].choices == sel.choices
         assert mll.select(hub, names, SelectionConfig()).choices == fitted.choices  # a caller's config wins
 
