@@ -111,10 +111,9 @@ class Hub:
         store = store_lib.load(store_spec)
         sdag_lib.build(store).save(path)
         with files.locked(path):
-            rule = label_rule.to_json() if label_rule != LabelRule() else None  # the default is not written
-            db = location.create(path, store_spec.to_json(), database, rule)
-            if selection != SelectionConfig():  # the default is not written either
-                db.put_meta({"selection": json.dumps(selection.to_json())})
+            given = {"label_rule": (label_rule, LabelRule()), "selection": (selection, SelectionConfig())}
+            settings = {name: value.to_json() for name, (value, default) in given.items() if value != default}
+            db = location.create(path, store_spec.to_json(), database, settings)  # defaults are not written
             migration.write_pointer(path)
         return cls(path, db, store)
 

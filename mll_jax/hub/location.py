@@ -99,11 +99,12 @@ def _point(directory: Path, db: Database) -> None:
         (directory / POINTER).unlink(missing_ok=True)
 
 
-def create(directory: Path, store_spec: dict, url: str | None = None, label_rule: dict | None = None) -> Database:
-    """A new, empty hub database for `directory`: a SQLite file, or the PostgreSQL database at `url`."""
+def create(directory: Path, store_spec: dict, url: str | None = None, settings: dict | None = None) -> Database:
+    """A new, empty hub database for `directory`: a SQLite file, or the PostgreSQL database at `url`; `settings`
+    (name -> JSON-able, e.g. the labelling rule) written beside the store's spec."""
     db = _fresh(url, directory)
     meta = {"format_version": str(FORMAT_VERSION), "store": json.dumps(store_spec)}
-    db.put_meta(meta | ({"label_rule": json.dumps(label_rule)} if label_rule else {}))
+    db.put_meta(meta | {name: json.dumps(value) for name, value in (settings or {}).items()})
     _point(directory, db)
     return _at(directory)
 
