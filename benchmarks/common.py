@@ -14,6 +14,11 @@ from pathlib import Path
 import jax
 
 MIN_REPEATS = 5  # the command lines refuse fewer: medians of fewer say little
+# Idle time before each timed call: PyTorch's OpenMP workers spin for a while after a forward pass, on the cores
+# the next side needs. Without it, one demo CNN at batch 512 ran at 59k images/s right after PyTorch's loop and
+# 97k with PyTorch's workers made to sleep at once (OMP_WAIT_POLICY=PASSIVE), which in turn halved PyTorch's
+# own speed at batch 32. Set by hand: longer than the spin (a fraction of a second is ample).
+PAUSE_S = 0.05
 
 
 def balanced_orders(n: int) -> list[list[int]]:
@@ -28,7 +33,8 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> tuple[d
     """Each side's wall times over `repeats` rounds, every side run once a round so a change in the machine's load
     hits all alike, the rounds' orders cycling through `balanced_orders` so that every side runs right after
     every other equally often: a side run right after PyTorch's forward pass was measured up to 30 % slower
-    (EfficientNet-Lite at batch 256), so a fixed order favours whoever never follows it. Also each side's
+    (EfficientNet-Lite at batch 256), so a fixed order favours whoever never follows it; and each timed call
+    starts after `PAUSE_S` idle, so that no side runs beside another's spinning threads. Also each side's
     output of its warm-up call (which compiles). Use a multiple of the design's length (6 for 3 sides) as
     `repeats` for an exact balance."""
     outputs = {name: jax.block_until_ready(fn()) for name, fn in sides.items()}
@@ -36,6 +42,7 @@ def interleaved(sides: dict[str, Callable[[], object]], repeats: int) -> tuple[d
     items, orders = list(sides.items()), balanced_orders(len(sides))
     for round_ in range(repeats):
         for name, fn in (items[k] for k in orders[round_ % len(orders)]):
+            time.sleep(PAUSE_S)
             start = time.perf_counter()
             jax.block_until_ready(fn())
             times[name].append(time.perf_counter() - start)

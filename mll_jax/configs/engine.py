@@ -8,7 +8,7 @@ BATCH_SIZE = 512  # images per engine batch; set by hand (benchmarks/throughput.
 # The loop is kept unless another strategy is this much faster: a guard set by hand above the few percent
 # that repeated timings of one group differ by on a shared machine, not tuned on any split.
 STRATEGY_MARGIN = 1.05
-STRATEGY_REPEATS = 3  # timed calls per strategy (best of), after one warm-up call; set by hand
+STRATEGY_REPEATS = 7  # rounds of timed calls, one per strategy a round (median), after one warm-up each; set by hand
 # Inputs and outputs of dispatches the engine leaves queued on the device before the host reads the oldest
 # outputs: enough that a GPU never idles while the host reads (a 4,096-row chunk of 28x28 images is 3 MiB,
 # of 64x64 RGB 48 MiB), small next to any device's memory. Set by hand, not tuned on any split.

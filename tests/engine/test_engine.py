@@ -114,6 +114,18 @@ def test_the_measured_strategy_is_remembered_and_can_be_forced(hub, monkeypatch)
         engine.from_hub(hub, ["footwear-mlp", "bottoms-mlp"], batch_size=97)
 
 
+def test_strategies_are_timed_in_rounds_of_rotating_order():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in ("vmap", "map", "loop")}
+    times = tuning.timings(runs, rounds=4)
+    assert set(times) == set(runs) and all(t >= 0 for t in times.values())
+    # one warm-up call each, then every round runs each once, each round starting one later than the one before
+    assert calls[:3] == ["vmap", "map", "loop"]
+    rounds = [calls[3 + 3 * r : 6 + 3 * r] for r in range(4)]
+    assert [r[0] for r in rounds] == ["vmap", "map", "loop", "vmap"]
+    assert all(sorted(r) == sorted(runs) for r in rounds) and len(calls) == 3 + 3 * 4
+
+
 def test_bad_engine_options_are_explained(hub):
     member = engine.Member("m", hub.load_model("general"), hub.entry("general").input_spec)
     with pytest.raises(ValueError, match="dtype"):
