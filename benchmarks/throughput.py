@@ -21,7 +21,9 @@ one warm-up call each, and each side's figure is its median. The JSON keeps ever
 repeat's time. Each row names `batch`, `torch_batch`, `plain_rows_per_dispatch` and
 `engine_rows_per_dispatch` (null where a side is absent).
 
-- engine: `mll_jax.engine.Engine` (grouping, measured strategies, shared backbones);
+- engine: `mll_jax.engine.Engine` (grouping, measured strategies, rows a step and head widths, shared
+  backbones); a row names the rows its groups compute at a time (`engine_rows_per_step`: the batch, or fewer
+  where the engine measured that faster);
   per batch size, once with one batch per dispatch and, where its own setting
   (`chunk_rows`) puts more batches in a dispatch, once at that setting;
 - plain: one jitted call per expert and dispatch, a family head running its own
@@ -302,6 +304,7 @@ def measure(
         "torch_rows_per_dispatch": batch if with_torch else None,
         "torch_device": torch_device() if with_torch else None,
         "strategies": ",".join(sorted({g.layout.strategy for g in eng.groups})),
+        "engine_rows_per_step": ",".join(map(str, sorted(set(eng.step_sizes.values())))),
         "repeats": repeats,
         "times_s": times,
         "spread_s": {name: [min(t), max(t)] for name, t in times.items()},
@@ -580,6 +583,7 @@ COLUMNS = [
     ("plain_rows_per_dispatch", "{}"),
     ("engine_rows_per_dispatch", "{}"),
     ("strategies", "{}"),
+    ("engine_rows_per_step", "{}"),
     ("engine_img_per_s", "{:.0f}"),
     ("plain_img_per_s", "{:.0f}"),
     ("engine_vs_plain", "{:.2f}"),

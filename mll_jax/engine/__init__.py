@@ -2,7 +2,7 @@
 
 `forward` holds the pure functions, `group` a group of models on the mesh and its
 compiled programs, `runner` the `Engine` that streams batches through the groups,
-`tuning` the measured choice of strategy and head width, `sharding` the mesh.
+`tuning` the measured choice of strategy, head width and rows a step, `sharding` the mesh.
 """
 
 from __future__ import annotations

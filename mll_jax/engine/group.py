@@ -32,17 +32,17 @@ def _jit(fn, mesh: Mesh, in_shardings, out_shardings):
 
 
 @functools.cache
-def _group_program(layout: Layout, mesh: Mesh, chunks: int = 1):
+def _group_program(layout: Layout, mesh: Mesh, steps: int = 1):
     stacked, replicated = _stack_spec(mesh), NamedSharding(mesh, P())
     params = {"backbone": replicated, "kernel": stacked, "bias": stacked} if layout.strategy == "shared" else stacked
-    program = chunked(functools.partial(group_probabilities, layout), chunks)
+    program = chunked(functools.partial(group_probabilities, layout), steps)
     return _jit(program, mesh, (params, NamedSharding(mesh, P("data"))), NamedSharding(mesh, P("model", "data")))
 
 
 @functools.cache
-def _model_program(graphdef: nnx.GraphDef, treedef, spec: tuple, mesh: Mesh, chunks: int = 1):
+def _model_program(graphdef: nnx.GraphDef, treedef, spec: tuple, mesh: Mesh, steps: int = 1):
     data = NamedSharding(mesh, P("data"))
-    program = chunked(functools.partial(forward_leaves, graphdef, treedef, spec), chunks)
+    program = chunked(functools.partial(forward_leaves, graphdef, treedef, spec), steps)
     return _jit(program, mesh, (NamedSharding(mesh, P()), data), data)
 
 
@@ -57,8 +57,10 @@ class Group:
         dtype,
         backbone: nnx.Module | None = None,
         width: int | None = None,
+        steps: int = 1,
     ):
         self.members, self.mesh = members, mesh
+        self.steps = steps  # a batch is computed in this many equal steps, one after the other, in each program
         self.heads = tuple(m.model.head.out_features for m in members)
         # in a narrower dtype, batch norms keep float32 parameters (nets/precision.py); one signature, one layout
         keep = precision.full_precision_paths(backbone if strategy == "shared" else members[0].model)
@@ -96,7 +98,8 @@ class Group:
         self.calls = len(graphdefs) if strategy == "loop" else 1  # program calls a dispatch
 
     def run(self, images: jax.Array | np.ndarray, chunks: int = 1) -> list[jax.Array]:
-        """The group's outputs on `chunks` batches (dispatched, not waited for): per model, or one stack."""
+        """The group's outputs on `chunks` batches (dispatched, not waited for): per model, or one stack. Each
+        program computes them `steps` times a batch, a step at a time."""
         return [program(p, images) for program, p in self._programs(chunks)]
 
     def _programs(self, chunks: int) -> list[tuple]:
@@ -104,14 +107,14 @@ class Group:
         program in the shared cache hashes its graphdef, which costs more than dispatching a small batch."""
         if chunks not in self._resolved:
             memory_maps.check()  # a new program is about to be compiled
-            layout, mesh = self.layout, self.mesh
+            layout, mesh, steps = self.layout, self.mesh, chunks * self.steps
             if layout.strategy == "loop":
                 programs = [
-                    _model_program(g, t, layout.spec, mesh, chunks) for g, t in zip(layout.graphdefs, layout.treedefs)
+                    _model_program(g, t, layout.spec, mesh, steps) for g, t in zip(layout.graphdefs, layout.treedefs)
                 ]
                 self._resolved[chunks] = list(zip(programs, self.params))
             else:
-                self._resolved[chunks] = [(_group_program(layout, mesh, chunks), self.params)]
+                self._resolved[chunks] = [(_group_program(layout, mesh, steps), self.params)]
         return self._resolved[chunks]
 
     def split(self, outputs: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:

@@ -14,13 +14,18 @@ Stacks have power-of-two sizes: a signature's 11 models run as stacks of 8, 2 an
 columns). A hub that grows a model at a time, or selections that reuse 3 models
 of a kind and then 5, then compile and measure a few programs, not one per size.
 
+A batch is computed in steps of fewer rows where that is measured faster (one program
+still takes the whole batch, or chunk of batches, and loops over its steps): on
+XLA:CPU a demo CNN ran 1.5-1.7x as fast computing 128 rows a step as 512, its
+convolutions' intermediate arrays then fitting in the cores' caches.
+
 Heads are padded to the group's widest head, or further, to a multiple of
 `HEAD_ALIGN`, where that is measured faster; padded heads get a bias of -1e9, so
 their softmax probability is exactly 0 and the real heads' probabilities are
 unchanged. On XLA:CPU a CNN whose head layer is at least 8 wide compiles its conv,
 dense and head layers into one fused library call, faster than with 2-6 heads,
 while an MLP runs slower that way. So the head width, like the choice between
-vmap, map and loop, is measured (`tuning.py`).
+vmap, map and loop, and the rows a step, is measured (`tuning.py`).
 
 Parameters live on a ('data', 'model') mesh: stacks are split along the model axis,
 batches along the data axis, and every program is a `jax.jit` with in/out shardings.
@@ -40,7 +45,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from mll_jax import paths
-from mll_jax.configs.engine import BATCH_SIZE, IN_FLIGHT_BYTES
+from mll_jax.configs.engine import BATCH_SIZE, IN_FLIGHT_BYTES, STEP_ROWS
 from mll_jax.data.preprocess import spec_key
 from mll_jax.engine import sharding, tuning
 from mll_jax.engine.forward import Member, features, head_widths, signature
@@ -66,9 +71,10 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 class Engine:
     """Runs many models over image batches: grouped, stacked, sharded, streamed.
 
-    `strategy` forces one of `tuning.STRATEGIES` for every stackable group, and
+    `strategy` forces one of `tuning.STRATEGIES` for every stackable group,
     `pad_heads` True / False forces head layers padded to a multiple of `HEAD_ALIGN`
-    or not; by default both are measured once per backend and batch size.
+    or not, and `step_rows` the rows each group computes at a time (a divisor of the batch size); by
+    default all three are measured once per backend and batch size.
     On one device, up to `chunk_rows` rows (whole batches) go to the device and
     run as one dispatch; batches are still computed `batch_size` at a time.
     """
@@ -84,6 +90,7 @@ class Engine:
         strategy: str | None = None,
         chunk_rows: int = 4096,
         pad_heads: bool | None = None,
+        step_rows: int | None = None,
     ):
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(DTYPES)}")
@@ -98,6 +105,15 @@ class Engine:
             raise ValueError(f"members name backbones {missing} that were not given to the engine")
         self.mesh = mesh or sharding.mesh()
         self.batch_size = sharding.round_up(batch_size, self.mesh, "data")
+        if step_rows is not None and (step_rows < 1 or self.batch_size % step_rows):
+            raise ValueError(
+                f"step_rows must divide the batch size {self.batch_size}; got {step_rows} (or leave it None: measured)"
+            )
+        if step_rows not in (None, self.batch_size) and self.mesh.size > 1:
+            raise ValueError(
+                f"step_rows applies on one device only (a batch split over {self.mesh.size} devices is computed a "
+                "share a device already); leave it None"
+            )
         # Chunks only on one device: a row-sharded chunk would not split into per-device batches.
         self.chunks = max(1, chunk_rows // self.batch_size) if self.mesh.size == 1 else 1
         self._rows = NamedSharding(self.mesh, P("data"))  # batches: split over the data axis
@@ -106,7 +122,7 @@ class Engine:
         for m in members:
             by_signature[signature(m)].append(m)
         forced = strategy or tuning.forced()
-        self.pad_heads = pad_heads
+        self.pad_heads, self.step_rows = pad_heads, step_rows
         self.groups = []
         self._host_batches = False  # set below, once the groups are known
         for key, members_of_key in by_signature.items():
@@ -126,14 +142,15 @@ class Engine:
                         self._tuning_key(key, group, f"heads {width}"),
                         {s: self._runner(group, s, backbone, width) for s in tuning.STRATEGIES},
                     )
-                self.groups.append(self._group(group, chosen, backbone, width))
+                steps = self._steps(key, group, chosen, backbone, width) if measurable else 1
+                self.groups.append(self._group(group, chosen, backbone, width, steps))
         # One program call a dispatch on one device (a lone model, or one stack): the call copies a host batch
         # itself, for less than `jax.device_put` costs in Python (~80 us a batch on CPU); several calls share
         # one copy placed ahead.
         self._host_batches = self.mesh.size == 1 and sum(g.calls for g in self.groups) == 1
 
-    def _group(self, members: list[Member], strategy: str, backbone=None, width: int | None = None) -> Group:
-        return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone, width)
+    def _group(self, members: list[Member], strategy: str, backbone=None, width=None, steps: int = 1) -> Group:
+        return Group(members, strategy, self.mesh, DTYPES[self.dtype], backbone, width, steps)
 
     def _width(self, key: str, members: list[Member], strategy: str, backbone) -> int:
         """The group's head width: its widest head, or that rounded up where measured faster (one model stands
@@ -146,18 +163,30 @@ class Engine:
         key = self._tuning_key(key, sample, f"head width for {widths[0]}")
         return int(tuning.choose(key, runners, baseline=str(widths[0])))
 
+    def _steps(self, key: str, members: list[Member], strategy: str, backbone, width: int) -> int:
+        """Steps a batch is computed in: one, or more where measured faster (rows a step from `STEP_ROWS` that
+        divide the batch). Only on one device: a batch split over devices is each device's share already."""
+        if self.step_rows is not None:
+            return self.batch_size // self.step_rows
+        steps = [1] + [self.batch_size // r for r in STEP_ROWS if r < self.batch_size and self.batch_size % r == 0]
+        if len(steps) == 1 or self.mesh.size > 1:
+            return 1
+        runners = {str(n): self._runner(members, strategy, backbone, width, n) for n in steps}
+        what = f"{strategy}|heads {width}|steps of a batch"
+        return int(tuning.choose(self._tuning_key(key, members, what), runners, baseline="1"))
+
     def _tuning_key(self, signature_key: str, members: list[Member], what: str) -> str:
         device = jax.local_devices()[0]
         shape = "x".join(map(str, self.mesh.devices.shape))
         size = f"{len(members)} models|{what}|batch {self.batch_size}|{self.dtype}"
         return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
 
-    def _runner(self, members: list[Member], strategy: str, backbone, width: int):
+    def _runner(self, members: list[Member], strategy: str, backbone, width: int, steps: int = 1):
         """A factory of a function that runs `members` on one batch and waits (for `tuning.choose`)."""
 
         def make():
             images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
-            group = self._group(members, strategy, backbone, width)
+            group = self._group(members, strategy, backbone, width, steps)
             return lambda: jax.block_until_ready(group.run(images))
 
         return make
@@ -175,6 +204,11 @@ class Engine:
     def strategies(self) -> dict[str, str]:
         """Model id -> the strategy its group runs with."""
         return {m.id: g.layout.strategy for g in self.groups for m in g.members}
+
+    @property
+    def step_sizes(self) -> dict[str, int]:
+        """Model id -> the rows its group computes at a time."""
+        return {m.id: self.batch_size // g.steps for g in self.groups for m in g.members}
 
     def probabilities(
         self, images: np.ndarray | Iterable[np.ndarray], progress: str | None = None

@@ -382,6 +382,7 @@ _THROUGHPUT_COLUMNS = [
     "torch batch",
     "plain rows/dispatch",
     "engine rows/dispatch",
+    "engine rows/step",
     "engine img/s",
     "plain loop img/s",
     "engine / plain",
@@ -413,6 +414,7 @@ def _throughput_row(r: dict) -> list:
         _or_dash(r["torch_batch"]),
         r["plain_rows_per_dispatch"],
         r["engine_rows_per_dispatch"],
+        r.get("engine_rows_per_step") or r["batch"],  # rows before the engine measured steps: whole batches
         f"{r['engine_img_per_s']:.0f}",
         f"{r['plain_img_per_s']:.0f}",
         _ratio(r, "engine_vs_plain", "batch", "plain_rows_per_dispatch"),

@@ -11,6 +11,7 @@ import pytest
 
 import mll_jax as mll
 from mll_jax import engine, labeling, nets
+from mll_jax.configs.engine import STEP_ROWS
 from mll_jax.data.preprocess import preprocess
 from mll_jax.engine import tuning
 from mll_jax.labeling import rule
@@ -71,6 +72,31 @@ def test_groups_of_one_signature_with_different_head_counts(hub, images, plain, 
             assert widths == {8 if pad_heads else len(plain[ids[-1]][0])}, widths
 
 
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_a_batch_computed_in_steps_equals_the_plain_loop(hub, images, plain, strategy):
+    ids = ["footwear-cnn", "casual-cnn", "family-tops", "family-footwear", "general"]
+    runner = engine.from_hub(hub, ids, batch_size=128, step_rows=32, strategy=strategy)
+    assert set(runner.step_sizes.values()) == {32} and {g.steps for g in runner.groups} == {4}
+    got = runner.probabilities(images)  # 300 rows: two batches of 128 and a padded one, 4 steps each
+    for model_id in ids:
+        np.testing.assert_allclose(got[model_id], plain[model_id], atol=2e-6, err_msg=model_id)
+
+
+def test_the_rows_a_step_are_measured_and_remembered(hub):
+    runner = engine.from_hub(hub, ["footwear-cnn"], batch_size=256)
+    assert runner.step_sizes["footwear-cnn"] in (256, *STEP_ROWS)
+    mine = {k: r for k, r in tuning.measured().items() if k.endswith(tuning.code_version())}
+    steps = [r for k, r in mine.items() if "1 models|loop|" in k and "steps of a batch|batch 256|float32" in k]
+    # one step of 256 rows, or 2 of 128 or 4 of 64 (STEP_ROWS below the batch size)
+    assert steps and set(steps[0]["seconds"]) == {"1", "2", "4"}
+    assert runner.step_sizes["footwear-cnn"] == 256 // int(steps[0]["strategy"])
+
+
+def test_bad_step_rows_are_explained(hub):
+    with pytest.raises(ValueError, match="step_rows must divide the batch size 128"):
+        engine.from_hub(hub, ["footwear-cnn"], batch_size=128, step_rows=48)
+
+
 def test_streamed_batches_equal_one_array(hub, images):
     runner = engine.from_hub(hub, ["footwear-cnn", "family-tops", "general"], batch_size=64)
     whole = runner.probabilities(images)
@@ -124,6 +150,9 @@ def test_strategies_are_timed_in_rounds_of_rotating_order():
     rounds = [calls[3 + 3 * r : 6 + 3 * r] for r in range(4)]
     assert [r[0] for r in rounds] == ["vmap", "map", "loop", "vmap"]
     assert all(sorted(r) == sorted(runs) for r in rounds) and len(calls) == 3 + 3 * 4
+    calls.clear()
+    tuning.timings(runs, rounds=4, budget_s=0.0)  # past its budget after the first round: one round only
+    assert len(calls) == 3 + 3
 
 
 def test_bad_engine_options_are_explained(hub):
