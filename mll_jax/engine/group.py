@@ -3,6 +3,7 @@ over the same models share them)."""
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import jax
@@ -96,6 +97,12 @@ class Group:
         self.params = params
         self._resolved: dict[int, list[tuple]] = {}  # dispatch size -> (program, parameters) pairs
         self.calls = len(graphdefs) if strategy == "loop" else 1  # program calls a dispatch
+
+    def with_steps(self, steps: int) -> Group:
+        """This group computing a batch in `steps` steps, on the same parameters (no second copy on the mesh)."""
+        other = copy.copy(self)
+        other.steps, other._resolved = steps, {}
+        return other
 
     def run(self, images: jax.Array | np.ndarray, chunks: int = 1) -> list[jax.Array]:
         """The group's outputs on `chunks` batches (dispatched, not waited for): per model, or one stack. Each

@@ -34,6 +34,7 @@ batches along the data axis, and every program is a `jax.jit` with in/out shardi
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Iterable, Iterator
 
 import jax
@@ -171,7 +172,8 @@ class Engine:
         steps = [1] + [self.batch_size // r for r in STEP_ROWS if r < self.batch_size and self.batch_size % r == 0]
         if len(steps) == 1 or self.mesh.size > 1:
             return 1
-        runners = {str(n): self._runner(members, strategy, backbone, width, n) for n in steps}
+        one = functools.cache(lambda: self._group(members, strategy, backbone, width))  # one copy of the parameters
+        runners = {str(n): self._runner(members, make_group=lambda n=n: one().with_steps(n)) for n in steps}
         what = f"{strategy}|heads {width}|steps of a batch"
         return int(tuning.choose(self._tuning_key(key, members, what), runners, baseline="1"))
 
@@ -181,12 +183,13 @@ class Engine:
         size = f"{len(members)} models|{what}|batch {self.batch_size}|{self.dtype}"
         return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
 
-    def _runner(self, members: list[Member], strategy: str, backbone, width: int, steps: int = 1):
-        """A factory of a function that runs `members` on one batch and waits (for `tuning.choose`)."""
+    def _runner(self, members: list[Member], strategy=None, backbone=None, width=None, make_group=None):
+        """A factory of a function that runs `members` on one batch and waits (for `tuning.choose`): as a group of
+        `strategy`, `backbone` and `width`, or the group `make_group` returns."""
 
         def make():
             images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
-            group = self._group(members, strategy, backbone, width, steps)
+            group = make_group() if make_group else self._group(members, strategy, backbone, width)
             return lambda: jax.block_until_ready(group.run(images))
 
         return make

@@ -474,7 +474,8 @@ def throughput_section(throughput: dict) -> str:
             f"Images per second on {throughput['backend']} (random-initialised experts; dense matmul peak "
             f"{throughput['matmul_gflop_per_s']:.0f} GFLOP/s, measured in the same run). Both sides of a ratio "
             "run at the same batch size, rows per dispatch, threads and dtype, timed interleaved (medians of the "
-            "repeats)."
+            "repeats). The engine's rows/step is how its program walks each batch (the batch whole, or in steps "
+            "it measured faster); the plain loop computes each batch whole."
         )
         for table in dict.fromkeys(r.get("table", "hub") for r in like):
             chosen = [r for r in like if r.get("table", "hub") == table]
