@@ -46,7 +46,8 @@ def test_add_pretrained_declares_each_head_by_synset_exactly(hub_copy):
     assert all(v is None or v == k for k, v in nodes.items())
     assert f"{sum(v is not None for v in nodes.values())} of them declared an SDAG node" in result.stdout
     images = hub.store.images[:4]  # 28x28 grey, drawn at 224x224 RGB by the entry's input spec
-    probs = engine.from_hub(hub, ["efficientnet-lite0"]).probabilities(images)["efficientnet-lite0"]
+    # a batch of the 4 images: at the default 512 the engine would first time 512-row batches (5-15 s a call)
+    probs = engine.from_hub(hub, ["efficientnet-lite0"], batch_size=4).probabilities(images)["efficientnet-lite0"]
     assert probs.shape == (4, 1000) and np.allclose(np.asarray(probs).sum(1), 1, atol=1e-4)
 
     again = subprocess.run([*cmd, "efficientnet-lite7"], capture_output=True, text=True, env=os.environ)
