@@ -112,8 +112,8 @@ class Engine:
             )
         if step_rows not in (None, self.batch_size) and self.mesh.size > 1:
             raise ValueError(
-                f"step_rows applies on one device only (a batch split over {self.mesh.size} devices is computed a "
-                "share a device already); leave it None"
+                f"step_rows applies on one device only (a batch split over {self.mesh.size} devices is already "
+                "computed a share a device); leave it None"
             )
         # Chunks only on one device: a row-sharded chunk would not split into per-device batches.
         self.chunks = max(1, chunk_rows // self.batch_size) if self.mesh.size == 1 else 1
@@ -141,9 +141,15 @@ class Engine:
                 else:
                     chosen = forced or tuning.choose(
                         self._tuning_key(key, group, f"heads {width}"),
-                        {s: self._runner(group, s, backbone, width) for s in tuning.STRATEGIES},
+                        {
+                            s: self._runner(group, functools.partial(self._group, group, s, backbone, width))
+                            for s in tuning.STRATEGIES
+                        },
                     )
-                steps = self._steps(key, group, chosen, backbone, width) if measurable else 1
+                if self.step_rows is not None:
+                    steps = self.batch_size // self.step_rows
+                else:
+                    steps = self._steps(key, group, chosen, backbone, width) if measurable else 1
                 self.groups.append(self._group(group, chosen, backbone, width, steps))
         # One program call a dispatch on one device (a lone model, or one stack): the call copies a host batch
         # itself, for less than `jax.device_put` costs in Python (~80 us a batch on CPU); several calls share
@@ -160,20 +166,20 @@ class Engine:
         if len(widths) == 1 or self.pad_heads is not None:
             return widths[-1] if self.pad_heads else widths[0]
         sample = members if strategy == "shared" else members[:1]
-        runners = {str(w): self._runner(sample, strategy, backbone, w) for w in widths}
+        runners = {
+            str(w): self._runner(sample, functools.partial(self._group, sample, strategy, backbone, w)) for w in widths
+        }
         key = self._tuning_key(key, sample, f"head width for {widths[0]}")
         return int(tuning.choose(key, runners, baseline=str(widths[0])))
 
     def _steps(self, key: str, members: list[Member], strategy: str, backbone, width: int) -> int:
         """Steps a batch is computed in: one, or more where measured faster (rows a step from `STEP_ROWS` that
         divide the batch). Only on one device: a batch split over devices is each device's share already."""
-        if self.step_rows is not None:
-            return self.batch_size // self.step_rows
         steps = [1] + [self.batch_size // r for r in STEP_ROWS if r < self.batch_size and self.batch_size % r == 0]
         if len(steps) == 1 or self.mesh.size > 1:
             return 1
         one = functools.cache(lambda: self._group(members, strategy, backbone, width))  # one copy of the parameters
-        runners = {str(n): self._runner(members, make_group=lambda n=n: one().with_steps(n)) for n in steps}
+        runners = {str(n): self._runner(members, lambda n=n: one().with_steps(n)) for n in steps}
         what = f"{strategy}|heads {width}|steps of a batch"
         return int(tuning.choose(self._tuning_key(key, members, what), runners, baseline="1"))
 
@@ -183,13 +189,13 @@ class Engine:
         size = f"{len(members)} models|{what}|batch {self.batch_size}|{self.dtype}"
         return f"{device.platform}:{device.device_kind}|mesh {shape}|{signature_key}|{size}"
 
-    def _runner(self, members: list[Member], strategy=None, backbone=None, width=None, make_group=None):
-        """A factory of a function that runs `members` on one batch and waits (for `tuning.choose`): as a group of
-        `strategy`, `backbone` and `width`, or the group `make_group` returns."""
+    def _runner(self, members: list[Member], make_group):
+        """A factory of a function that runs the group `make_group` returns (over `members`) on one batch and
+        waits (for `tuning.choose`)."""
 
         def make():
             images = self.place(np.zeros((self.batch_size, *members[0].input_spec["shape"]), np.uint8))
-            group = make_group() if make_group else self._group(members, strategy, backbone, width)
+            group = make_group()
             return lambda: jax.block_until_ready(group.run(images))
 
         return make
